@@ -1,0 +1,133 @@
+/** The producer library: documents in, BullMQ jobs out. Each document is chunked with the
+ *  model's tokenizer and becomes one job, or several when it has more than
+ *  `maxChunksPerJob` chunks, so a job's size stays bounded. Job ids are deterministic (doc id,
+ *  part, content hash): `addBulk` is not atomic, and re-running a producer after a crash
+ *  re-adds only what is missing. Skipped records are counted by reason, never dropped
+ *  silently. */
+import type { JobsOptions, Queue } from "bullmq";
+import { jobId, sha256Hex } from "../shared/ids.js";
+import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
+import { chunkDocument } from "./chunker.js";
+import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
+
+export interface EnqueueOptions {
+  countTokens: (text: string) => number;
+  chunkTokens: number;
+  overlapTokens: number;
+  maxChunksPerJob: number;
+  attempts: number;
+  backoffMs: number;
+  removeOnComplete: number;
+  removeOnFail: number;
+  /** Jobs per addBulk call. */
+  bulkSize?: number;
+  /** BullMQ priority (1 = highest); unset = plain FIFO. */
+  priority?: number;
+  /** Chunk and count only; add nothing to the queue. */
+  dryRun?: boolean;
+  /** Stop at the first skipped record instead of counting it and going on. */
+  strict?: boolean;
+  onProgress?: (s: EnqueueSummary) => void;
+}
+
+export interface SkippedRecord {
+  file: string;
+  line?: number;
+  reason: string;
+}
+
+export interface EnqueueSummary {
+  documents: number;
+  jobs: number;
+  chunks: number;
+  tokens: number;
+  skipped: number;
+  skippedByReason: Record<string, number>;
+  /** The first skipped records, with file and line, for the person fixing the input. */
+  skippedSamples: SkippedRecord[];
+}
+
+export class StrictModeError extends Error {
+  constructor(readonly record: SkippedRecord) {
+    super(`${record.file}${record.line ? `:${record.line}` : ""}: ${record.reason} (stopping: strict mode)`);
+  }
+}
+
+type Input = AsyncIterable<ReadEvent | SourceDocument> | Iterable<ReadEvent | SourceDocument>;
+type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
+
+/** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON". */
+export function reasonKey(reason: string): string {
+  return reason.replace(/^(line|cue) \d+:\s*/i, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
+}
+
+export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: EnqueueOptions, now = Date.now()): BulkJob[] {
+  const docHash = sha256Hex(chunks.map((c) => c.text));
+  const parts = Math.ceil(chunks.length / opts.maxChunksPerJob);
+  const jobs: BulkJob[] = [];
+  for (let part = 0; part < parts; part++) {
+    const slice = chunks.slice(part * opts.maxChunksPerJob, (part + 1) * opts.maxChunksPerJob);
+    const data: EmbedJobData = {
+      v: JOB_SCHEMA_VERSION, docId: doc.id, part, parts, docHash, enqueuedAt: now,
+      metadata: { ...doc.metadata, source_file: doc.source.file, kind: doc.kind },
+      chunks: slice.map((c) => ({ index: c.index, text: c.text, metadata: c.metadata })),
+    };
+    const jobOpts: JobsOptions = {
+      jobId: jobId(doc.id, part, docHash),
+      attempts: opts.attempts,
+      backoff: { type: "exponential", delay: opts.backoffMs },
+      removeOnComplete: { count: opts.removeOnComplete },
+      removeOnFail: { count: opts.removeOnFail },
+    };
+    if (opts.priority !== undefined) jobOpts.priority = opts.priority;
+    jobs.push({ name: JOB_NAME, data, opts: jobOpts });
+  }
+  return jobs;
+}
+
+export async function enqueueDocuments(queue: Queue | undefined, input: Input, opts: EnqueueOptions): Promise<EnqueueSummary> {
+  if (!queue && !opts.dryRun) throw new Error("enqueueDocuments needs a queue unless dryRun is set");
+  const s: EnqueueSummary = { documents: 0, jobs: 0, chunks: 0, tokens: 0, skipped: 0, skippedByReason: {}, skippedSamples: [] };
+  const bulkSize = opts.bulkSize ?? 500;
+  let buffer: BulkJob[] = [];
+  const flush = async () => {
+    if (buffer.length === 0) return;
+    if (!opts.dryRun) await queue!.addBulk(buffer);
+    s.jobs += buffer.length;
+    buffer = [];
+    opts.onProgress?.(s);
+  };
+  const skip = (rec: SkippedRecord) => {
+    if (opts.strict) throw new StrictModeError(rec);
+    s.skipped++;
+    const key = reasonKey(rec.reason);
+    s.skippedByReason[key] = (s.skippedByReason[key] ?? 0) + 1;
+    if (s.skippedSamples.length < 100) s.skippedSamples.push(rec);
+  };
+  for await (const item of input as AsyncIterable<ReadEvent | SourceDocument>) {
+    const ev: ReadEvent = "kind" in item && (item.kind === "document" || item.kind === "skipped") ? (item as ReadEvent) : { kind: "document", doc: item as SourceDocument };
+    if (ev.kind === "skipped") {
+      skip({ file: ev.file, line: ev.line, reason: ev.reason });
+      continue;
+    }
+    const doc = ev.doc;
+    let chunks: Chunk[];
+    try {
+      chunks = chunkDocument(doc, { targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens });
+    } catch (err) {
+      skip({ file: doc.source.file, line: doc.source.line, reason: `document "${doc.id}": chunking failed: ${(err as Error).message}` });
+      continue;
+    }
+    if (chunks.length === 0) {
+      skip({ file: doc.source.file, line: doc.source.line, reason: `document "${doc.id}": empty text` });
+      continue;
+    }
+    s.documents++;
+    s.chunks += chunks.length;
+    for (const c of chunks) s.tokens += c.tokens;
+    buffer.push(...jobsForDocument(doc, chunks, opts));
+    if (buffer.length >= bulkSize) await flush();
+  }
+  await flush();
+  return s;
+}

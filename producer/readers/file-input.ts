@@ -1,0 +1,97 @@
+/**
+ * Getting text off disk, in the two shapes the readers need:
+ *  - `readWholeFile` for formats that must be parsed as a whole (JSON, SRT,
+ *    VTT, plain text), capped in size so a stray multi-GB file cannot take
+ *    the producer down;
+ *  - `readLines` for JSONL, streaming line by line with constant memory.
+ *
+ * `readLines` splits raw bytes on "\n" itself instead of using node:readline:
+ * readline decodes through a StringDecoder that silently turns invalid UTF-8
+ * into U+FFFD, and we need to know *which* line was invalid to flag it. It
+ * also caps line length, so a file with no newlines degrades into one
+ * `skipped` line rather than an out-of-memory crash.
+ */
+import { createReadStream } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { decodeUtf8, type DecodedText } from "./text-hygiene.js";
+import { FileTooLargeError, UnreadableFileError } from "./reader-errors.js";
+
+/** Default cap for whole-file formats. */
+export const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024;
+/** Default cap for one JSONL line. */
+export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** Reads and decodes a whole file; throws `UnreadableFileError` or `FileTooLargeError`. */
+export async function readWholeFile(file: string, maxBytes: number): Promise<DecodedText> {
+  let size: number;
+  try {
+    const info = await stat(file);
+    size = info.size;
+  } catch (err) {
+    throw new UnreadableFileError(file, err);
+  }
+  if (size > maxBytes) throw new FileTooLargeError(file, size, maxBytes);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new UnreadableFileError(file, err);
+  }
+  return decodeUtf8(bytes);
+}
+
+/** One line of a streamed file. `tooLongBytes` is set (and `text` empty) when the line exceeded the cap. */
+export interface LineRecord extends DecodedText {
+  line: number;
+  tooLongBytes?: number;
+}
+
+/**
+ * Streams a file's lines (1-based numbers, "\n"-terminated; a trailing "\r"
+ * is left for text cleaning). Throws `UnreadableFileError` if the file cannot
+ * be opened or a read fails part-way.
+ */
+export async function* readLines(file: string, maxLineBytes: number): AsyncGenerator<LineRecord> {
+  const stream = createReadStream(file, { highWaterMark: 64 * 1024 });
+  let parts: Buffer[] = [];
+  let lineBytes = 0;
+  let line = 1;
+  const finish = (): LineRecord => {
+    const record: LineRecord =
+      lineBytes > maxLineBytes
+        ? { line, text: "", invalidUtf8: false, tooLongBytes: lineBytes }
+        : { line, ...decodeUtf8(Buffer.concat(parts)) };
+    parts = [];
+    lineBytes = 0;
+    return record;
+  };
+  const iterator = stream[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        throw new UnreadableFileError(file, err);
+      }
+      if (next.done) break;
+      const chunk = next.value;
+      let pos = 0;
+      while (pos < chunk.length) {
+        const nl = chunk.indexOf(0x0a, pos);
+        const end = nl === -1 ? chunk.length : nl;
+        lineBytes += end - pos;
+        // Once over the cap, stop buffering but keep counting, so the report says how long the line was.
+        if (lineBytes <= maxLineBytes) parts.push(chunk.subarray(pos, end));
+        else parts = [];
+        if (nl === -1) break;
+        yield finish();
+        line += 1;
+        pos = nl + 1;
+      }
+    }
+    if (lineBytes > 0) yield finish();
+  } finally {
+    stream.destroy();
+  }
+}

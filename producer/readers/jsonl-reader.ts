@@ -1,0 +1,88 @@
+/**
+ * JSONL / NDJSON reader: one `{"id", "text", "metadata"?}` object per line,
+ * streamed so memory stays flat regardless of file size.
+ *
+ * Every line that does not become a document becomes a `skipped` event with
+ * its 1-based line number and a reason ("line 7: invalid JSON: …"); blank
+ * lines are ignored. Duplicate ids within one file are skipped too (the later
+ * one), because two records with one id would overwrite each other
+ * downstream. Trade-off: remembering seen ids costs memory proportional to
+ * the number of records (not their size), which is acceptable for batch files.
+ */
+import { documentEvent, skippedEvent, type JsonValue, type ReadEvent } from "../document.js";
+import { readLines } from "./file-input.js";
+import { formatBytes } from "./reader-errors.js";
+import { readerMetadata, type ReaderContext } from "./reader-context.js";
+import { cleanJsonValue, cleanText, describeJsonType, excerpt, isBlank, isJsonObject } from "./text-hygiene.js";
+
+interface ValidRecord {
+  id: string;
+  text: string;
+  metadata: Record<string, JsonValue>;
+}
+
+/** Validates one parsed line; returns the record or a reason (without the "line N:" prefix). */
+export function validateJsonlRecord(value: unknown): ValidRecord | { reason: string } {
+  if (!isJsonObject(value)) {
+    return { reason: `expected a JSON object with "id" and "text", got ${describeJsonType(value)}` };
+  }
+  const { id, text, metadata } = value;
+  if (id === undefined) return { reason: `missing "id"` };
+  if (typeof id !== "string" && typeof id !== "number") {
+    return { reason: `"id" must be a string or a number, got ${describeJsonType(id)}` };
+  }
+  const idText = cleanText(String(id)).trim();
+  if (idText === "") return { reason: `"id" is empty` };
+  if (text === undefined) return { reason: `missing "text"` };
+  if (typeof text !== "string") return { reason: `"text" must be a string, got ${describeJsonType(text)}` };
+  if (metadata !== undefined && !isJsonObject(metadata)) {
+    return { reason: `"metadata" must be an object, got ${describeJsonType(metadata)}` };
+  }
+  const cleanMeta = metadata === undefined ? {} : (cleanJsonValue(metadata) as Record<string, JsonValue>);
+  return { id: idText, text: cleanText(text), metadata: cleanMeta };
+}
+
+/** Streams documents from a JSONL file. */
+export async function* readJsonl(file: string, ctx: ReaderContext): AsyncGenerator<ReadEvent> {
+  const seen = new Map<string, number>();
+  for await (const rec of readLines(file, ctx.maxLineBytes)) {
+    const at = `line ${rec.line}:`;
+    if (rec.tooLongBytes !== undefined) {
+      const size = formatBytes(rec.tooLongBytes);
+      yield skippedEvent(file, `${at} line is ${size}, above the ${formatBytes(ctx.maxLineBytes)} line limit`, rec.line);
+      continue;
+    }
+    const raw = cleanText(rec.text);
+    if (isBlank(raw)) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (err) {
+      yield skippedEvent(file, `${at} invalid JSON: ${(err as Error).message}`, rec.line);
+      continue;
+    }
+    const valid = validateJsonlRecord(parsed);
+    if ("reason" in valid) {
+      yield skippedEvent(file, `${at} ${valid.reason}`, rec.line);
+      continue;
+    }
+    if (isBlank(valid.text)) {
+      yield skippedEvent(file, `${at} empty text (id "${excerpt(valid.id)}")`, rec.line);
+      continue;
+    }
+    const id = ctx.idPrefix + valid.id;
+    const firstLine = seen.get(id);
+    if (firstLine !== undefined) {
+      yield skippedEvent(file, `${at} duplicate id "${excerpt(id)}" (first seen on line ${firstLine})`, rec.line);
+      continue;
+    }
+    seen.set(id, rec.line);
+    yield documentEvent({
+      id,
+      kind: "text",
+      segments: [{ text: valid.text.trim() }],
+      metadata: { ...valid.metadata, ...readerMetadata("jsonl", rec.invalidUtf8) },
+      source: { file, line: rec.line },
+    });
+  }
+}

@@ -1,0 +1,143 @@
+/** The one configuration schema for every process (worker, producer, demo), read from the
+ *  environment once at start-up. Every variable carries its unit and default in `.describe()`
+ *  so the README table and `--help` output come from the same place. Parsing reports every
+ *  problem at once; cross-field rules name both keys and values. Performs no I/O. */
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+const int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+const flag = (def: boolean) => z.stringbool().default(def);
+
+export const OUTPUT_KINDS = ["dense", "sparse", "colbert"] as const;
+export type OutputKind = (typeof OUTPUT_KINDS)[number];
+
+const outputsSchema = z
+  .string()
+  .default("dense,sparse")
+  .transform((s, ctx) => {
+    const parts = s.split(",").map((p) => p.trim().toLowerCase()).filter(Boolean);
+    const bad = parts.filter((p) => !(OUTPUT_KINDS as readonly string[]).includes(p));
+    if (bad.length > 0 || parts.length === 0) {
+      ctx.addIssue({ code: "custom", message: `unknown output(s) "${bad.join(",")}"; use a comma list of ${OUTPUT_KINDS.join(", ")}` });
+      return z.NEVER;
+    }
+    return [...new Set(parts)] as OutputKind[];
+  });
+
+export const configShape = {
+  REDIS_URL: z.string().url().default("redis://127.0.0.1:6379").describe("Redis connection URL (redis:// or rediss:// for TLS; a password in the URL is never logged)"),
+  QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("embed").describe("BullMQ queue name"),
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("bull").describe("BullMQ key prefix (keys are <prefix>:<queue>:...)"),
+  QDRANT_URL: z.string().url().optional().describe("Qdrant REST URL; unset = write vectors to SINK_FILE (JSONL) instead, with a warning"),
+  QDRANT_API_KEY: z.string().min(1).optional().describe("Qdrant API key (never logged)"),
+  QDRANT_TIMEOUT_MS: int(30_000, 100).describe("Qdrant request timeout, milliseconds"),
+  COLLECTION: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("transcripts").describe("Qdrant collection name"),
+  SINK_FILE: z.string().default("out/vectors.jsonl").describe("JSONL file the vectors go to when QDRANT_URL is unset"),
+  STORE_TEXT: flag(true).describe("Store the chunk text in the point payload (true/false)"),
+  UPSERT_MAX_BYTES: int(8 * 1024 * 1024, 16 * 1024).describe("Largest Qdrant upsert request, bytes (estimated JSON size); Qdrant's default limit is 32 MiB"),
+  UPSERT_MAX_POINTS: int(256, 1).describe("Most points in one upsert request"),
+  UPSERT_LINGER_MS: int(10, 0).describe("How long points wait to be grouped with others before an upsert, milliseconds"),
+  SINK_RETRIES: int(5, 0, 50).describe("Retries of a failed upsert before its jobs fail (and BullMQ retries them)"),
+  SINK_RETRY_BASE_MS: int(200, 1).describe("First retry delay of a failed upsert, milliseconds (doubles each retry)"),
+  MODEL_DIR: z.string().default("models/bge-m3").describe("Folder with model.onnx (or onnx/model.onnx), tokenizer.json and config.json"),
+  MODEL_FILE: z.string().optional().describe("ONNX file inside MODEL_DIR; default: model.onnx, then onnx/model.onnx"),
+  MODEL_NAME: z.string().default("BAAI/bge-m3").describe("Model name written into each point's payload and metrics"),
+  EXECUTION_PROVIDER: z.enum(["cpu", "cuda"]).default("cpu").describe("ONNX Runtime execution provider: cpu or cuda (never falls back silently)"),
+  CUDA_DEVICE_ID: int(0, 0, 63).describe("CUDA device index when EXECUTION_PROVIDER=cuda"),
+  INTRA_OP_THREADS: int(0, 0, 256).describe("ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (all cores)"),
+  MAX_BATCH_TOKENS: int(16_384, 8).describe("Padded-token budget of one model batch (batch size x padded length), tokens"),
+  MAX_BATCH_SIZE: int(64, 1, 4096).describe("Most chunks in one model batch"),
+  MAX_SEQ_LENGTH: int(8192, 8, 1_000_000).describe("Longest sequence fed to the model, tokens including <s> and </s> (BGE-M3: 8192)"),
+  PAD_MULTIPLE: int(8, 1, 512).describe("Batches are padded to a multiple of this many tokens"),
+  BATCH_LINGER_MS: int(5, 0).describe("How long a partly filled batch may wait for more chunks, milliseconds"),
+  TRUNCATE: flag(true).describe("true: truncate chunks longer than MAX_SEQ_LENGTH (counted); false: fail their job with reason too_long"),
+  OUTPUTS: outputsSchema.describe("Vectors to produce: comma list of dense, sparse, colbert (colbert is ~2 MB per 512-token chunk)"),
+  WORKER_CONCURRENCY: int(16, 1, 10_000).describe("Jobs in flight per worker (BullMQ concurrency): the pool the batcher sorts"),
+  TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer worker threads"),
+  LOCK_DURATION_MS: int(60_000, 1000).describe("BullMQ job lock, milliseconds: a crashed worker's jobs are retried after this"),
+  STALLED_INTERVAL_MS: int(30_000, 1000).describe("How often BullMQ looks for stalled jobs, milliseconds"),
+  JOB_ATTEMPTS: int(5, 1, 100).describe("Attempts per job before it lands in the failed set"),
+  JOB_BACKOFF_MS: int(2000, 0).describe("First retry delay of a failed job, milliseconds (exponential)"),
+  REMOVE_ON_COMPLETE: int(1000, 0).describe("Completed jobs kept in Redis (count)"),
+  REMOVE_ON_FAIL: int(50_000, 0).describe("Failed jobs kept in Redis (count)"),
+  CHUNK_TOKENS: int(512, 8).describe("Target chunk size, tokens including <s> and </s>"),
+  CHUNK_OVERLAP_TOKENS: int(64, 0).describe("Overlap between consecutive chunks of a document, tokens"),
+  MAX_CHUNKS_PER_JOB: int(64, 1, 10_000).describe("Most chunks in one job; longer documents span several jobs"),
+  MAX_CHUNK_CHARS: int(200_000, 1).describe("Largest chunk text accepted by the worker, characters (checked before tokenizing)"),
+  HTTP_PORT: int(9464, 0, 65535).describe("Worker HTTP port for /metrics and /health (0 = disabled)"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("pino log level"),
+};
+
+export const configSchema = z.object(configShape).superRefine((c, ctx) => {
+  const longest = Math.ceil(c.MAX_SEQ_LENGTH / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
+  if (c.MAX_BATCH_TOKENS < longest) {
+    ctx.addIssue({
+      code: "custom", path: ["MAX_BATCH_TOKENS"],
+      message: `MAX_BATCH_TOKENS=${c.MAX_BATCH_TOKENS} cannot hold one chunk of MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH} padded to PAD_MULTIPLE=${c.PAD_MULTIPLE} (${longest} tokens); raise MAX_BATCH_TOKENS or lower MAX_SEQ_LENGTH`,
+    });
+  }
+  if (c.CHUNK_OVERLAP_TOKENS >= c.CHUNK_TOKENS - 2) {
+    ctx.addIssue({
+      code: "custom", path: ["CHUNK_OVERLAP_TOKENS"],
+      message: `CHUNK_OVERLAP_TOKENS=${c.CHUNK_OVERLAP_TOKENS} must be smaller than CHUNK_TOKENS=${c.CHUNK_TOKENS} minus 2`,
+    });
+  }
+  if (c.CHUNK_TOKENS > c.MAX_SEQ_LENGTH) {
+    ctx.addIssue({
+      code: "custom", path: ["CHUNK_TOKENS"],
+      message: `CHUNK_TOKENS=${c.CHUNK_TOKENS} exceeds MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH}: every chunk would be truncated`,
+    });
+  }
+  if (c.QDRANT_API_KEY && !c.QDRANT_URL) {
+    ctx.addIssue({ code: "custom", path: ["QDRANT_API_KEY"], message: "QDRANT_API_KEY is set but QDRANT_URL is not" });
+  }
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses the environment; throws one ConfigError listing every problem. Unknown variables are ignored. */
+export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(configShape)) {
+    const v = env[key];
+    if (v !== undefined && v !== "") input[key] = v;
+  }
+  const res = configSchema.safeParse(input);
+  if (res.success) return res.data;
+  const problems = res.error.issues.map((i) => {
+    const key = i.path.join(".") || "config";
+    const given = input[key] !== undefined && !/KEY|PASSWORD|URL/.test(key) ? ` (got "${input[key]}")` : "";
+    return `${key}: ${i.message}${given}`;
+  });
+  throw new ConfigError(problems);
+}
+
+/** For CLIs: parse or print every problem and exit 2. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return parseConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`Invalid configuration (${err.problems.length} problem${err.problems.length > 1 ? "s" : ""}):\n`);
+      for (const p of err.problems) process.stderr.write(`  - ${p}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+/** Rows for documentation: name, description, default. */
+export function describeConfig(): Array<{ name: string; description: string; default: string }> {
+  return Object.entries(configShape).map(([name, schema]) => {
+    const s = schema as z.ZodType;
+    let def = "";
+    try {
+      const parsed = (s as z.ZodType).safeParse(undefined);
+      def = parsed.success && parsed.data !== undefined ? String(parsed.data) : "(unset)";
+    } catch {
+      def = "(unset)";
+    }
+    return { name, description: s.description ?? "", default: def };
+  });
+}

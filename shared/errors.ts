@@ -1,0 +1,95 @@
+/** Typed failures. Every error the pipeline produces has a `kind` (the label used in metrics
+ *  and in a failed job's reason) and whether retrying can help. Retryability is decided here
+ *  and nowhere else: bad input fails its own job at once; transient faults retry with backoff. */
+
+export type ErrorKind =
+  | "validation" // the job or a chunk is malformed: retrying cannot help
+  | "too_long" // a chunk exceeds MAX_SEQ_LENGTH and TRUNCATE=false
+  | "inference" // the model failed on a batch (after splitting down to the chunk)
+  | "oom" // the execution provider ran out of memory, even for one chunk
+  | "sink" // Qdrant (or the JSONL file) refused or failed the write
+  | "timeout"
+  | "config"
+  | "model" // the model or its provider cannot be loaded
+  | "schema"; // the Qdrant collection exists with an incompatible schema
+
+export abstract class EmbedError extends Error {
+  abstract readonly kind: ErrorKind;
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class ConfigError extends EmbedError {
+  readonly kind = "config";
+  readonly retryable = false;
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+  }
+}
+
+export class ValidationError extends EmbedError {
+  readonly kind = "validation";
+  readonly retryable = false;
+}
+
+export class ChunkTooLongError extends EmbedError {
+  readonly kind = "too_long";
+  readonly retryable = false;
+  constructor(readonly chunkIndex: number, readonly tokens: number, readonly maxTokens: number) {
+    super(`chunk ${chunkIndex} has ${tokens} tokens, more than MAX_SEQ_LENGTH=${maxTokens}; split it smaller in the producer or set TRUNCATE=true`);
+  }
+}
+
+export class InferenceError extends EmbedError {
+  readonly kind = "inference";
+  readonly retryable = true;
+}
+
+export class OutOfMemoryError extends EmbedError {
+  readonly kind = "oom";
+  readonly retryable = true;
+}
+
+export class SinkError extends EmbedError {
+  readonly kind = "sink";
+  readonly retryable: boolean;
+  constructor(message: string, readonly status: number | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    // 4xx other than 408/429 means Qdrant rejected the request's content: retrying resends the same bytes.
+    this.retryable = status === undefined || status >= 500 || status === 408 || status === 429;
+  }
+}
+
+export class TimeoutError extends EmbedError {
+  readonly kind = "timeout";
+  readonly retryable = true;
+}
+
+export class ModelLoadError extends EmbedError {
+  readonly kind = "model";
+  readonly retryable = false;
+}
+
+export class ExecutionProviderError extends ModelLoadError {}
+
+export class CollectionSchemaError extends EmbedError {
+  readonly kind = "schema";
+  readonly retryable = false;
+}
+
+/** Maps any thrown value to a kind; unknown errors count as inference-side and retryable. */
+export function errorKind(err: unknown): ErrorKind {
+  return err instanceof EmbedError ? err.kind : "inference";
+}
+
+export function isRetryable(err: unknown): boolean {
+  return err instanceof EmbedError ? err.retryable : true;
+}
+
+/** ORT reports allocation failures only as message text. */
+export function looksLikeOutOfMemory(message: string): boolean {
+  return /out of memory|failed to allocate|bad_alloc|CUDA failure 2\b|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation/i.test(message);
+}

@@ -1,0 +1,51 @@
+/** The BullMQ job contract between producers and workers. A job carries one document's
+ *  chunks (or a bounded slice of them), so a bad chunk fails one document, not a batch.
+ *  The worker validates every job with this schema before any work is done; a job that
+ *  fails validation fails at once (no retries) with the schema's message as its reason. */
+import { z } from "zod";
+
+export const JOB_SCHEMA_VERSION = 1;
+export const JOB_NAME = "embed";
+
+const jsonValue: z.ZodType<unknown> = z.lazy(() =>
+  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
+);
+export const metadataSchema = z.record(z.string(), jsonValue);
+
+export const chunkSchema = z.object({
+  index: z.number().int().min(0),
+  text: z.string(),
+  metadata: metadataSchema.default({}),
+});
+
+export const embedJobSchema = z.object({
+  v: z.literal(JOB_SCHEMA_VERSION),
+  docId: z.string().min(1).max(1024),
+  /** This job's position among the jobs of one document (documents over MAX_CHUNKS_PER_JOB span several). */
+  part: z.number().int().min(0),
+  parts: z.number().int().min(1),
+  /** Hash of the whole document's chunk texts: names this version of the document. */
+  docHash: z.string().min(1).max(128),
+  /** Epoch milliseconds at enqueue, for end-to-end latency. */
+  enqueuedAt: z.number().int().min(0),
+  metadata: metadataSchema.default({}),
+  chunks: z.array(chunkSchema).min(1),
+}).refine((j) => j.part < j.parts, { message: "part must be smaller than parts", path: ["part"] });
+
+export type EmbedJobData = z.infer<typeof embedJobSchema>;
+export type JobChunk = z.infer<typeof chunkSchema>;
+
+/** What a completed job returns to BullMQ (stored in Redis): counts only, never vectors. */
+export interface EmbedJobResult {
+  chunks: number;
+  tokens: number;
+  truncated: number;
+  points: number;
+}
+
+/** Readable zod issues, e.g. `chunks.3.text: expected string`. */
+export function formatIssues(err: z.ZodError, limit = 5): string {
+  const parts = err.issues.slice(0, limit).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+  if (err.issues.length > limit) parts.push(`... and ${err.issues.length - limit} more`);
+  return parts.join("; ");
+}

@@ -1,0 +1,61 @@
+/** Every metric this project exports, defined in one place. Each worker builds its own
+ *  registry (tests run several workers in one process). Durations are in seconds with a
+ *  `_seconds` suffix, counters end in `_total`, one histogram per pipeline stage, failures
+ *  counted by reason. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ErrorKind } from "./errors.js";
+
+export type Stage = "queue_wait" | "tokenize" | "batch_wait" | "infer" | "sink_write";
+
+export interface Metrics {
+  registry: Registry;
+  chunks: Counter<"lane">;
+  tokens: Counter<"lane">;
+  paddedTokens: Counter<never>;
+  batches: Counter<never>;
+  batchSize: Histogram<never>;
+  batchTokens: Histogram<never>;
+  stage: Histogram<"stage">;
+  jobLatency: Histogram<never>;
+  jobs: Counter<"status">;
+  errors: Counter<"type">;
+  truncated: Counter<never>;
+  upserts: Counter<never>;
+  upsertPoints: Histogram<never>;
+  modelInfo: Gauge<"model" | "provider" | "outputs" | "device">;
+  inflightJobs: Gauge<never>;
+  pooledChunks: Gauge<never>;
+}
+
+const pow2 = (from: number, n: number) => Array.from({ length: n }, (_, i) => from * 2 ** i);
+
+export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string } = {}): Metrics {
+  const registry = new Registry();
+  const p = opts.prefix ?? "embed_";
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  const r = [registry];
+  const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
+  return {
+    registry,
+    chunks: new Counter({ name: `${p}chunks_total`, help: "Chunks embedded and written", labelNames: ["lane"], registers: r }),
+    tokens: new Counter({ name: `${p}tokens_total`, help: "Real (unpadded) tokens embedded", labelNames: ["lane"], registers: r }),
+    paddedTokens: new Counter({ name: `${p}padded_tokens_total`, help: "Tokens computed by the model including padding (real/padded = padding efficiency)", registers: r }),
+    batches: new Counter({ name: `${p}batches_total`, help: "Model batches run", registers: r }),
+    batchSize: new Histogram({ name: `${p}batch_size`, help: "Chunks per model batch", buckets: pow2(1, 13), registers: r }),
+    batchTokens: new Histogram({ name: `${p}batch_tokens`, help: "Padded tokens per model batch", buckets: pow2(64, 12), registers: r }),
+    stage: new Histogram({ name: `${p}stage_duration_seconds`, help: "Time spent per pipeline stage", labelNames: ["stage"], buckets: latencyBuckets, registers: r }),
+    jobLatency: new Histogram({ name: `${p}job_latency_seconds`, help: "Job latency from enqueue to completion", buckets: latencyBuckets, registers: r }),
+    jobs: new Counter({ name: `${p}jobs_total`, help: "Jobs finished by status", labelNames: ["status"], registers: r }),
+    errors: new Counter({ name: `${p}errors_total`, help: "Errors by type", labelNames: ["type"], registers: r }),
+    truncated: new Counter({ name: `${p}truncated_chunks_total`, help: "Chunks truncated to MAX_SEQ_LENGTH", registers: r }),
+    upserts: new Counter({ name: `${p}sink_requests_total`, help: "Upsert requests sent to the sink", registers: r }),
+    upsertPoints: new Histogram({ name: `${p}sink_request_points`, help: "Points per upsert request", buckets: pow2(1, 11), registers: r }),
+    modelInfo: new Gauge({ name: `${p}model_info`, help: "Loaded model (value is always 1)", labelNames: ["model", "provider", "outputs", "device"], registers: r }),
+    inflightJobs: new Gauge({ name: `${p}inflight_jobs`, help: "Jobs currently held by this worker", registers: r }),
+    pooledChunks: new Gauge({ name: `${p}pooled_chunks`, help: "Tokenized chunks waiting for a batch", registers: r }),
+  };
+}
+
+export function countError(m: Metrics | undefined, kind: ErrorKind): void {
+  m?.errors.inc({ type: kind });
+}

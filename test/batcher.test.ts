@@ -1,0 +1,91 @@
+/** Property tests of the batcher: no chunk lost or duplicated, budget and size limits never
+ *  exceeded, batches sorted by length, padding to the multiple, and the pool's waiting rules. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { BatchPool, padTo, planBatches } from "../worker/core/batcher.js";
+
+const limitsArb = fc.record({
+  maxBatchTokens: fc.integer({ min: 512, max: 32_768 }),
+  maxBatchSize: fc.integer({ min: 1, max: 128 }),
+  padMultiple: fc.constantFrom(1, 8, 16, 64),
+});
+
+test("planBatches: every item exactly once, limits respected, sorted, padded", () => {
+  fc.assert(
+    fc.property(limitsArb, fc.array(fc.integer({ min: 1, max: 512 }), { maxLength: 400 }), (limits, lengths) => {
+      const items = lengths.map((length, id) => ({ id, length }));
+      const batches = planBatches(items, limits);
+      const seen = batches.flatMap((b) => b.items.map((i) => i.id)).sort((a, b) => a - b);
+      assert.deepEqual(seen, items.map((i) => i.id));
+      let prevMin = Infinity;
+      for (const b of batches) {
+        assert.ok(b.items.length >= 1 && b.items.length <= limits.maxBatchSize);
+        const max = Math.max(...b.items.map((i) => i.length));
+        assert.equal(b.paddedLength, padTo(max, limits.padMultiple));
+        assert.equal(b.paddedLength % limits.padMultiple, 0);
+        assert.ok(b.paddedLength >= max);
+        assert.equal(b.paddedTokens, b.paddedLength * b.items.length);
+        if (b.items.length > 1) assert.ok(b.paddedTokens <= limits.maxBatchTokens, `batch of ${b.paddedTokens} tokens over ${limits.maxBatchTokens}`);
+        // sorted: lengths descend within and across batches
+        for (let i = 1; i < b.items.length; i++) assert.ok(b.items[i - 1].length >= b.items[i].length);
+        assert.ok(max <= prevMin);
+        prevMin = Math.min(...b.items.map((i) => i.length));
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("planBatches: a batch is only cut short when the next row would break a limit", () => {
+  fc.assert(
+    fc.property(limitsArb, fc.array(fc.integer({ min: 1, max: 512 }), { minLength: 1, maxLength: 300 }), (limits, lengths) => {
+      const batches = planBatches(lengths.map((length) => ({ length })), limits);
+      for (let i = 0; i < batches.length - 1; i++) {
+        const b = batches[i];
+        const grown = (b.items.length + 1) * b.paddedLength;
+        assert.ok(b.items.length === limits.maxBatchSize || grown > limits.maxBatchTokens, "batch closed early");
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test("sorting pays: mixed lengths need far fewer padded tokens than arrival-order batches", () => {
+  const rnd = fc.sample(fc.integer({ min: 4, max: 500 }), { numRuns: 2000, seed: 7 });
+  const items = rnd.map((length) => ({ length }));
+  const limits = { maxBatchTokens: 8192, maxBatchSize: 32, padMultiple: 8 };
+  const sorted = planBatches(items, limits).reduce((a, b) => a + b.paddedTokens, 0);
+  let fifo = 0;
+  for (let i = 0; i < items.length; i += 32) fifo += 32 * padTo(Math.max(...items.slice(i, i + 32).map((x) => x.length)), 8);
+  const real = rnd.reduce((a, b) => a + b, 0);
+  assert.ok(real / sorted > 0.9, `sorted efficiency ${real / sorted}`);
+  assert.ok(sorted < fifo * 0.7, `sorted ${sorted} vs fifo ${fifo}`);
+});
+
+test("BatchPool: waits for company while more is coming, not past the linger time", () => {
+  const pool = new BatchPool<{ length: number; pooledAt: number }>({ maxBatchTokens: 1024, maxBatchSize: 8, padMultiple: 8 });
+  pool.add([{ length: 10, pooledAt: 0 }, { length: 12, pooledAt: 1 }]);
+  const early = pool.take({ now: 2, moreComing: true, lingerMs: 5 });
+  assert.equal(early.batch, null);
+  assert.equal(early.waitMs, 3);
+  const late = pool.take({ now: 6, moreComing: true, lingerMs: 5 });
+  assert.equal(late.batch?.items.length, 2);
+  assert.equal(pool.size, 0);
+});
+
+test("BatchPool: runs at once when nothing else is coming, and full batches never wait", () => {
+  const pool = new BatchPool<{ length: number; pooledAt: number }>({ maxBatchTokens: 64, maxBatchSize: 4, padMultiple: 8 });
+  pool.add([{ length: 3, pooledAt: 0 }]);
+  assert.equal(pool.take({ now: 0, moreComing: false, lingerMs: 1000 }).batch?.items.length, 1);
+  pool.add(Array.from({ length: 4 }, () => ({ length: 8, pooledAt: 0 })));
+  assert.equal(pool.take({ now: 0, moreComing: true, lingerMs: 1000 }).batch?.items.length, 4);
+});
+
+test("BatchPool: remove() drops a failed job's chunks", () => {
+  const pool = new BatchPool<{ length: number; pooledAt: number; job: string }>({ maxBatchTokens: 1024, maxBatchSize: 8, padMultiple: 8 });
+  pool.add([{ length: 5, pooledAt: 0, job: "a" }, { length: 6, pooledAt: 0, job: "b" }, { length: 7, pooledAt: 0, job: "a" }]);
+  assert.equal(pool.remove((i) => i.job === "a"), 2);
+  const { batch } = pool.take({ now: 0, moreComing: false, lingerMs: 0 });
+  assert.deepEqual(batch?.items.map((i) => i.job), ["b"]);
+});

@@ -1,0 +1,108 @@
+/** The EmbeddingModel port over a dedicated worker thread that owns the ONNX Runtime
+ *  session (see onnx-thread.ts). Batches are sent as one flat Int32Array plus lengths and
+ *  the results come back as transferred typed arrays, so no vector is copied twice. If the
+ *  thread dies, every pending and future call fails and `onFatal` fires: a worker without
+ *  its model must exit and be restarted, not keep taking jobs. */
+import { Worker } from "node:worker_threads";
+import type { Config, OutputKind } from "../../shared/config.js";
+import { InferenceError, ModelLoadError, ExecutionProviderError, OutOfMemoryError } from "../../shared/errors.js";
+import type { ChunkEmbedding } from "../core/heads.js";
+import type { EmbeddingModel, ModelBatch, ModelInfo } from "../core/ports.js";
+import type { ModelFiles } from "./model-files.js";
+import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.js";
+
+type ModelConfig = Pick<Config, "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH">;
+
+export class OnnxModel implements EmbeddingModel {
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: (r: ChunkEmbedding[]) => void; reject: (e: Error) => void }>();
+  private broken: Error | undefined;
+  onFatal: ((err: Error) => void) | undefined;
+
+  private constructor(private readonly thread: Worker, readonly info: ModelInfo) {
+    thread.on("message", (m: ThreadReply) => this.onReply(m));
+    thread.on("error", (err) => this.die(new InferenceError(`model thread crashed: ${err.message}`, { cause: err })));
+    thread.on("exit", (code) => this.die(new InferenceError(`model thread exited with code ${code}`)));
+  }
+
+  static async load(cfg: ModelConfig, files: ModelFiles): Promise<OnnxModel> {
+    const data: OnnxThreadData = {
+      modelPath: files.modelPath, provider: cfg.EXECUTION_PROVIDER, deviceId: cfg.CUDA_DEVICE_ID,
+      intraOpThreads: cfg.INTRA_OP_THREADS, outputs: cfg.OUTPUTS, padId: files.padId, bosId: files.bosId,
+      eosId: files.eosId, specialIds: files.specialIds,
+    };
+    const thread = new Worker(new URL("./onnx-thread.js", import.meta.url), { workerData: data });
+    const ready = await new Promise<Extract<ThreadReply, { type: "ready" }>>((resolve, reject) => {
+      thread.once("message", (m: ThreadReply) => {
+        if (m.type === "ready") resolve(m);
+        else if (m.type === "fatal") {
+          reject(m.name === "ExecutionProviderError" ? new ExecutionProviderError(m.message) : new ModelLoadError(`cannot load model ${files.modelPath}: ${m.message}`));
+        } else reject(new ModelLoadError(`model thread sent ${m.type} before it was ready`));
+      });
+      thread.once("error", (err) => reject(new ModelLoadError(`model thread failed to start: ${err.message}`, { cause: err })));
+    }).catch(async (err) => {
+      await thread.terminate();
+      throw err;
+    });
+    const outputs = cfg.OUTPUTS.filter((o) => ready.available.includes(o));
+    const missing = cfg.OUTPUTS.filter((o) => !ready.available.includes(o));
+    if (missing.length > 0) {
+      await thread.terminate();
+      throw new ModelLoadError(
+        `OUTPUTS asks for ${missing.join(", ")} but ${files.modelPath} provides only ${ready.available.join(", ") || "nothing usable"} ` +
+          `(its ONNX outputs: ${ready.outputNames.join(", ")}); a BGE-M3 export with dense_vecs, sparse_vecs, colbert_vecs gives all three, a plain encoder with last_hidden_state gives dense only`,
+      );
+    }
+    const info: ModelInfo = {
+      name: cfg.MODEL_NAME, provider: cfg.EXECUTION_PROVIDER,
+      device: cfg.EXECUTION_PROVIDER === "cuda" ? `cuda:${cfg.CUDA_DEVICE_ID}` : "cpu",
+      available: ready.available as OutputKind[], outputs, denseDim: ready.denseDim, colbertDim: ready.colbertDim,
+      onnxOutputs: ready.outputNames,
+      maxSeqLength: files.maxPositions !== undefined ? Math.min(cfg.MAX_SEQ_LENGTH, files.maxPositions) : cfg.MAX_SEQ_LENGTH,
+    };
+    return new OnnxModel(thread, info);
+  }
+
+  embed(batch: ModelBatch): Promise<ChunkEmbedding[]> {
+    if (this.broken) return Promise.reject(this.broken);
+    let total = 0;
+    for (const s of batch.sequences) total += s.length;
+    const flat = new Int32Array(total);
+    const lengths = new Int32Array(batch.sequences.length);
+    let o = 0;
+    batch.sequences.forEach((s, i) => {
+      flat.set(s, o);
+      lengths[i] = s.length;
+      o += s.length;
+    });
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const req: ThreadRequest = { type: "embed", id, flat, lengths, paddedLength: batch.paddedLength };
+      this.thread.postMessage(req, [flat.buffer, lengths.buffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.broken ??= new InferenceError("model closed");
+    this.thread.removeAllListeners("exit");
+    await this.thread.terminate();
+  }
+
+  private onReply(m: ThreadReply): void {
+    if (m.type !== "result" && m.type !== "error") return;
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.type === "result") p.resolve(m.results);
+    else p.reject(m.oom ? new OutOfMemoryError(`out of memory: ${m.message}`) : new InferenceError(`inference failed: ${m.message}`));
+  }
+
+  private die(err: Error): void {
+    if (this.broken) return;
+    this.broken = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.onFatal?.(err);
+  }
+}

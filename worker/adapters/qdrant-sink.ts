@@ -1,0 +1,136 @@
+/** The VectorSink port over Qdrant's REST API (the official client). On start it creates
+ *  the collection (named dense vector with cosine distance, named sparse vector, ColBERT
+ *  multivector with max_sim when enabled, stored as float16 with HNSW off since it is only
+ *  used to rerank) and a keyword index on `doc_id`; if the collection exists with a schema
+ *  these vectors cannot be written to, it refuses to start and says what differs. Upserts
+ *  use `wait=true`: a resolved upsert means Qdrant has applied the points. */
+import { QdrantClient } from "@qdrant/js-client-rest";
+import type { Logger } from "pino";
+import type { Config } from "../../shared/config.js";
+import { CollectionSchemaError, SinkError } from "../../shared/errors.js";
+import type { ModelInfo, VectorPoint, VectorSink } from "../core/ports.js";
+
+export const VECTOR_NAMES = { dense: "dense", sparse: "sparse", colbert: "colbert" } as const;
+
+type SinkConfig = Pick<Config, "QDRANT_URL" | "QDRANT_API_KEY" | "COLLECTION" | "QDRANT_TIMEOUT_MS">;
+
+export function errorStatus(err: unknown): number | undefined {
+  const e = err as { status?: unknown; message?: string };
+  if (typeof e?.status === "number") return e.status;
+  const m = /Unexpected Response: (\d{3})/.exec(e?.message ?? "");
+  return m ? Number(m[1]) : undefined;
+}
+
+export function toSinkError(err: unknown, what: string): SinkError {
+  const status = errorStatus(err);
+  const data = (err as { data?: { status?: { error?: string } } })?.data;
+  const detail = data?.status?.error ?? (err as Error)?.message ?? String(err);
+  return new SinkError(`${what} failed${status ? ` (HTTP ${status})` : ""}: ${detail.split("\n").slice(0, 3).join(" ")}`, status, { cause: err });
+}
+
+export function toQdrantPoint(p: VectorPoint) {
+  const vector: Record<string, unknown> = {};
+  if (p.dense) vector[VECTOR_NAMES.dense] = Array.from(p.dense);
+  if (p.sparse && p.sparse.indices.length > 0) {
+    vector[VECTOR_NAMES.sparse] = { indices: Array.from(p.sparse.indices), values: Array.from(p.sparse.values) };
+  }
+  if (p.colbert && p.colbertDim && p.colbert.length > 0) {
+    const rows: number[][] = [];
+    for (let r = 0; r < p.colbert.length / p.colbertDim; r++) rows.push(Array.from(p.colbert.subarray(r * p.colbertDim, (r + 1) * p.colbertDim)));
+    vector[VECTOR_NAMES.colbert] = rows;
+  }
+  return { id: p.id, vector, payload: p.payload };
+}
+
+export function expectedSchema(info: ModelInfo) {
+  const vectors: Record<string, Record<string, unknown>> = {
+    [VECTOR_NAMES.dense]: { size: info.denseDim, distance: "Cosine" },
+  };
+  if (info.outputs.includes("colbert") && info.colbertDim) {
+    vectors[VECTOR_NAMES.colbert] = {
+      size: info.colbertDim, distance: "Cosine", multivector_config: { comparator: "max_sim" },
+      hnsw_config: { m: 0 }, datatype: "float16",
+    };
+  }
+  const sparse_vectors = info.outputs.includes("sparse") ? { [VECTOR_NAMES.sparse]: {} } : undefined;
+  return { vectors, sparse_vectors };
+}
+
+/** Differences that make the existing collection unusable for these vectors (empty = compatible). */
+export function schemaProblems(params: { vectors?: unknown; sparse_vectors?: unknown }, info: ModelInfo): string[] {
+  const problems: string[] = [];
+  const vectors = (params.vectors ?? {}) as Record<string, { size?: number; distance?: string; multivector_config?: unknown }>;
+  if (typeof (vectors as { size?: unknown }).size === "number") {
+    return ["it has a single unnamed vector; this worker writes named vectors (dense, sparse, colbert)"];
+  }
+  const want = expectedSchema(info);
+  for (const [name, spec] of Object.entries(want.vectors)) {
+    const have = vectors[name];
+    if (!have) problems.push(`it has no vector named "${name}"`);
+    else {
+      if (have.size !== spec.size) problems.push(`vector "${name}" has size ${have.size}, the model produces ${String(spec.size)}`);
+      if (have.distance !== spec.distance) problems.push(`vector "${name}" uses distance ${have.distance}, expected ${String(spec.distance)}`);
+      if (name === VECTOR_NAMES.colbert && !have.multivector_config) problems.push(`vector "colbert" is not a multivector`);
+    }
+  }
+  const sparse = (params.sparse_vectors ?? {}) as Record<string, unknown>;
+  if (want.sparse_vectors && !sparse[VECTOR_NAMES.sparse]) problems.push(`it has no sparse vector named "sparse"`);
+  return problems;
+}
+
+export class QdrantSink implements VectorSink {
+  private readonly client: QdrantClient;
+
+  constructor(private readonly cfg: SinkConfig, private readonly log?: Logger) {
+    this.client = new QdrantClient({ url: cfg.QDRANT_URL!, apiKey: cfg.QDRANT_API_KEY, timeout: cfg.QDRANT_TIMEOUT_MS, checkCompatibility: false });
+  }
+
+  describe(): string {
+    return `Qdrant collection "${this.cfg.COLLECTION}"`;
+  }
+
+  async init(info: ModelInfo): Promise<void> {
+    const name = this.cfg.COLLECTION;
+    let exists: boolean;
+    try {
+      exists = (await this.client.collectionExists(name)).exists;
+    } catch (err) {
+      throw toSinkError(err, `checking Qdrant collection "${name}" at ${this.cfg.QDRANT_URL}`);
+    }
+    if (!exists) {
+      const schema = expectedSchema(info);
+      try {
+        await this.client.createCollection(name, schema as never);
+        this.log?.info({ collection: name, schema }, "created Qdrant collection");
+      } catch (err) {
+        // Another worker may have created it first; the check below decides.
+        this.log?.debug({ err: (err as Error).message }, "create collection failed; re-reading it");
+      }
+    }
+    const info2 = await this.client.getCollection(name).catch((err) => {
+      throw toSinkError(err, `reading Qdrant collection "${name}"`);
+    });
+    const problems = schemaProblems(info2.config.params as never, info);
+    if (problems.length > 0) {
+      throw new CollectionSchemaError(
+        `Qdrant collection "${name}" cannot hold this model's vectors: ${problems.join("; ")}. ` +
+          "Use another COLLECTION or recreate this one (re-ingesting is idempotent).",
+      );
+    }
+    if (!info2.payload_schema?.doc_id) {
+      await this.client.createPayloadIndex(name, { field_name: "doc_id", field_schema: "keyword", wait: true }).catch((err) => {
+        throw toSinkError(err, `creating the doc_id payload index on "${name}"`);
+      });
+    }
+  }
+
+  async upsert(points: VectorPoint[]): Promise<void> {
+    try {
+      await this.client.upsert(this.cfg.COLLECTION, { wait: true, points: points.map(toQdrantPoint) as never });
+    } catch (err) {
+      throw toSinkError(err, `upsert of ${points.length} points to "${this.cfg.COLLECTION}"`);
+    }
+  }
+
+  async close(): Promise<void> {}
+}

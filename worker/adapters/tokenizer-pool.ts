@@ -1,0 +1,36 @@
+/** The ChunkTokenizer port over a pool of worker threads, so tokenizing a large job never
+ *  stalls BullMQ lock renewal, health probes or Qdrant I/O on the main thread. */
+import { Piscina } from "piscina";
+import type { ChunkTokenizer, TokenizedChunk } from "../core/ports.js";
+import type { EncodedBatch, TokenizerThreadData } from "./tokenizer-thread.js";
+
+export class TokenizerPool implements ChunkTokenizer {
+  private readonly pool: Piscina;
+
+  constructor(opts: TokenizerThreadData & { threads: number }) {
+    const { threads, ...workerData } = opts;
+    this.pool = new Piscina({
+      filename: new URL("./tokenizer-thread.js", import.meta.url).href,
+      workerData,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: Infinity,
+    });
+  }
+
+  async encode(texts: string[]): Promise<TokenizedChunk[]> {
+    const r = (await this.pool.run(texts)) as EncodedBatch;
+    const out: TokenizedChunk[] = [];
+    let o = 0;
+    for (let i = 0; i < r.lengths.length; i++) {
+      const len = r.lengths[i];
+      out.push({ ids: r.flat.subarray(o, o + len), fullLength: r.fullLengths[i], truncated: r.fullLengths[i] > len });
+      o += len;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}

@@ -1,0 +1,117 @@
+/** Turns tokenized chunks from all in-flight jobs into model-sized batches. Trades latency
+ *  for throughput: chunks of similar length are grouped so little compute goes to padding,
+ *  and a partly filled batch waits at most `lingerMs` for company. A batch never exceeds
+ *  `maxBatchSize` chunks nor `maxBatchTokens` padded tokens (chunks x padded length); a
+ *  single chunk longer than the budget alone is the only exception, and config validation
+ *  rules it out. Performs no I/O; time is passed in. */
+import assert from "node:assert/strict";
+
+export interface BatchLimits {
+  maxBatchTokens: number;
+  maxBatchSize: number;
+  padMultiple: number;
+}
+
+export interface Sized {
+  /** Sequence length in tokens, including special tokens. */
+  length: number;
+}
+
+export interface Batch<T extends Sized> {
+  items: T[];
+  /** Every sequence is padded to this length: the longest, rounded up to padMultiple. */
+  paddedLength: number;
+  realTokens: number;
+  paddedTokens: number;
+}
+
+export function padTo(length: number, multiple: number): number {
+  return Math.ceil(length / multiple) * multiple;
+}
+
+function makeBatch<T extends Sized>(items: T[], paddedLength: number): Batch<T> {
+  let real = 0;
+  for (const it of items) real += it.length;
+  return { items, paddedLength, realTokens: real, paddedTokens: paddedLength * items.length };
+}
+
+/** Sorts by length (longest first) and cuts greedily: a batch's padded length is set by its
+ *  first (longest) item, so each added item costs exactly one padded row. */
+export function planBatches<T extends Sized>(items: readonly T[], limits: BatchLimits): Batch<T>[] {
+  const sorted = [...items].sort((a, b) => b.length - a.length);
+  const out: Batch<T>[] = [];
+  let i = 0;
+  while (i < sorted.length) {
+    const padded = padTo(sorted[i].length, limits.padMultiple);
+    const fit = Math.max(1, Math.min(limits.maxBatchSize, Math.floor(limits.maxBatchTokens / padded)));
+    const items = sorted.slice(i, i + fit);
+    out.push(makeBatch(items, padded));
+    i += items.length;
+  }
+  return out;
+}
+
+export interface Pooled extends Sized {
+  /** When the chunk entered the pool (ms, caller's clock). */
+  pooledAt: number;
+}
+
+export interface TakeOptions {
+  now: number;
+  /** More chunks are on their way (jobs still tokenizing): worth waiting for a fuller batch. */
+  moreComing: boolean;
+  lingerMs: number;
+  /** A batch at least this full (share of the token budget) goes without waiting. */
+  fullRatio?: number;
+}
+
+/** Holds the pool and decides which batch runs next. */
+export class BatchPool<T extends Pooled> {
+  private pool: T[] = [];
+
+  constructor(private readonly limits: BatchLimits) {
+    assert.ok(limits.maxBatchTokens > 0 && limits.maxBatchSize > 0 && limits.padMultiple > 0, "batch limits must be positive");
+  }
+
+  get size(): number {
+    return this.pool.length;
+  }
+
+  add(items: readonly T[]): void {
+    for (const it of items) this.pool.push(it);
+  }
+
+  /** Drops pooled items matching `pred` (their job failed); returns how many. */
+  remove(pred: (item: T) => boolean): number {
+    const before = this.pool.length;
+    this.pool = this.pool.filter((it) => !pred(it));
+    return before - this.pool.length;
+  }
+
+  /** The next batch to run, or null with how long to wait before asking again. */
+  take(opts: TakeOptions): { batch: Batch<T> | null; waitMs: number } {
+    if (this.pool.length === 0) return { batch: null, waitMs: Infinity };
+    const plans = planBatches(this.pool, this.limits);
+    const oldest = this.oldest();
+    const full = (b: Batch<T>) =>
+      b.items.length >= this.limits.maxBatchSize ||
+      b.paddedTokens >= (opts.fullRatio ?? 0.9) * this.limits.maxBatchTokens ||
+      // the next row would not fit anyway
+      b.paddedTokens + b.paddedLength > this.limits.maxBatchTokens;
+    const withOldest = plans.find((b) => b.items.includes(oldest))!;
+    const age = opts.now - oldest.pooledAt;
+    let chosen: Batch<T> | undefined;
+    if (full(withOldest) || !opts.moreComing || age >= opts.lingerMs) chosen = withOldest;
+    else chosen = plans.find(full);
+    if (!chosen) return { batch: null, waitMs: Math.max(0, opts.lingerMs - age) };
+    const taken = new Set<T>(chosen.items);
+    this.pool = this.pool.filter((it) => !taken.has(it));
+    return { batch: chosen, waitMs: 0 };
+  }
+
+  private oldest(): T {
+    let o = this.pool[0];
+    for (const it of this.pool) if (it.pooledAt < o.pooledAt) o = it;
+    return o;
+  }
+}

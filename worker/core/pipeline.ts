@@ -1,0 +1,251 @@
+/** Job bookkeeping between the queue and the ports: a submitted job's chunks are validated,
+ *  tokenized, pooled with every other in-flight job's chunks, embedded in length-sorted
+ *  batches, and written through the upsert grouper; the job's promise settles when its last
+ *  point is stored, or when any of its chunks fails. One bad chunk fails only its job: a
+ *  failing batch is split in halves and retried until the failing chunk runs alone. Knows
+ *  nothing of Redis, ONNX or Qdrant. */
+import assert from "node:assert/strict";
+import type { Logger } from "pino";
+import type { Config } from "../../shared/config.js";
+import { ChunkTooLongError, EmbedError, errorKind, InferenceError, ValidationError } from "../../shared/errors.js";
+import { pointId } from "../../shared/ids.js";
+import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
+import type { Metrics } from "../../shared/metrics.js";
+import { BatchPool, type Batch, type Pooled } from "./batcher.js";
+import type { ChunkEmbedding } from "./heads.js";
+import type { ChunkTokenizer, EmbeddingModel, VectorPoint, VectorSink } from "./ports.js";
+import { UpsertGrouper } from "./upsert-grouper.js";
+
+export interface PipelineJob {
+  id: string;
+  docId: string;
+  docHash: string;
+  enqueuedAt: number;
+  metadata: Record<string, unknown>;
+  chunks: JobChunk[];
+}
+
+type PipelineConfig = Pick<Config,
+  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_LINGER_MS" | "TRUNCATE" | "MAX_SEQ_LENGTH" |
+  "MAX_CHUNK_CHARS" | "STORE_TEXT" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS" | "SINK_RETRIES" |
+  "SINK_RETRY_BASE_MS" | "MODEL_NAME">;
+
+interface JobState {
+  job: PipelineJob;
+  remaining: number;
+  tokens: number;
+  truncated: number;
+  failed: boolean;
+  resolve: (r: EmbedJobResult) => void;
+  reject: (e: Error) => void;
+  settled?: Promise<void>;
+}
+
+interface Item extends Pooled {
+  state: JobState;
+  chunk: JobChunk;
+  ids: Int32Array;
+  truncated: boolean;
+}
+
+/** Batches run at once: one on the model, one ready behind it, so the model thread never waits for the main thread. */
+const MODEL_DEPTH = 2;
+
+export class EmbeddingPipeline {
+  private readonly pool: BatchPool<Item>;
+  private readonly grouper: UpsertGrouper;
+  private tokenizing = 0;
+  private modelInFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private batchSeq = 0;
+  private readonly jobs = new Set<JobState>();
+
+  constructor(
+    private readonly cfg: PipelineConfig,
+    private readonly ports: { tokenizer: ChunkTokenizer; model: EmbeddingModel; sink: VectorSink },
+    private readonly metrics?: Metrics,
+    private readonly log?: Logger,
+  ) {
+    this.pool = new BatchPool<Item>({ maxBatchTokens: cfg.MAX_BATCH_TOKENS, maxBatchSize: cfg.MAX_BATCH_SIZE, padMultiple: cfg.PAD_MULTIPLE });
+    this.grouper = new UpsertGrouper(ports.sink, {
+      maxBytes: cfg.UPSERT_MAX_BYTES, maxPoints: cfg.UPSERT_MAX_POINTS, lingerMs: cfg.UPSERT_LINGER_MS,
+      retries: cfg.SINK_RETRIES, retryBaseMs: cfg.SINK_RETRY_BASE_MS,
+      onRequest: (n, s, ok) => {
+        metrics?.upserts.inc();
+        metrics?.upsertPoints.observe(n);
+        if (ok) metrics?.stage.observe({ stage: "sink_write" }, s);
+      },
+      onRetry: (err, attempt) => {
+        metrics?.errors.inc({ type: "sink" });
+        log?.warn({ err: err.message, attempt }, "upsert failed; retrying");
+      },
+    });
+  }
+
+  get inFlightJobs(): number {
+    return this.jobs.size;
+  }
+
+  /** Embeds and stores every chunk of `job`; rejects with an EmbedError saying why not. */
+  async submit(job: PipelineJob): Promise<EmbedJobResult> {
+    this.validate(job);
+    let resolve!: (r: EmbedJobResult) => void;
+    let reject!: (e: Error) => void;
+    const done = new Promise<EmbedJobResult>((res, rej) => ((resolve = res), (reject = rej)));
+    const state: JobState = { job, remaining: job.chunks.length, tokens: 0, truncated: 0, failed: false, resolve, reject };
+    state.settled = done.then(() => undefined, () => undefined);
+    this.jobs.add(state);
+    this.metrics?.inflightJobs.set(this.jobs.size);
+    void this.tokenize(state);
+    return done;
+  }
+
+  /** Waits until no job is in flight and nothing is left to write. */
+  async drain(): Promise<void> {
+    while (this.jobs.size > 0) await Promise.all([...this.jobs].map((s) => s.settled));
+    await this.grouper.idle();
+  }
+
+  private validate(job: PipelineJob): void {
+    const seen = new Set<number>();
+    for (const c of job.chunks) {
+      if (seen.has(c.index)) throw new ValidationError(`chunk index ${c.index} appears twice in document "${job.docId}"`);
+      seen.add(c.index);
+      if (c.text.trim().length === 0) throw new ValidationError(`chunk ${c.index} of document "${job.docId}" has empty text`);
+      if (c.text.length > this.cfg.MAX_CHUNK_CHARS) {
+        throw new ValidationError(`chunk ${c.index} of document "${job.docId}" has ${c.text.length} characters, more than MAX_CHUNK_CHARS=${this.cfg.MAX_CHUNK_CHARS}`);
+      }
+    }
+  }
+
+  private async tokenize(state: JobState): Promise<void> {
+    this.tokenizing++;
+    const started = performance.now();
+    try {
+      const encoded = await this.ports.tokenizer.encode(state.job.chunks.map((c) => c.text));
+      this.metrics?.stage.observe({ stage: "tokenize" }, (performance.now() - started) / 1000);
+      const now = Date.now();
+      const items: Item[] = [];
+      for (let i = 0; i < encoded.length; i++) {
+        const t = encoded[i];
+        const chunk = state.job.chunks[i];
+        if (t.truncated && !this.cfg.TRUNCATE) throw new ChunkTooLongError(chunk.index, t.fullLength, this.cfg.MAX_SEQ_LENGTH);
+        if (t.truncated) state.truncated++;
+        state.tokens += t.ids.length;
+        items.push({ state, chunk, ids: t.ids, truncated: t.truncated, length: t.ids.length, pooledAt: now });
+      }
+      if (!state.failed) this.pool.add(items);
+    } catch (err) {
+      this.fail(state, err instanceof EmbedError ? err : new ValidationError(`tokenizing failed: ${(err as Error).message}`, { cause: err }));
+    } finally {
+      this.tokenizing--;
+      this.pump();
+    }
+  }
+
+  private pump(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    while (this.modelInFlight < MODEL_DEPTH) {
+      const { batch, waitMs } = this.pool.take({ now: Date.now(), moreComing: this.tokenizing > 0, lingerMs: this.cfg.BATCH_LINGER_MS });
+      if (!batch) {
+        if (Number.isFinite(waitMs)) this.timer = setTimeout(() => this.pump(), Math.max(1, waitMs));
+        break;
+      }
+      this.modelInFlight++;
+      void this.runBatch(batch, ++this.batchSeq).finally(() => {
+        this.modelInFlight--;
+        this.pump();
+      });
+    }
+    this.metrics?.pooledChunks.set(this.pool.size);
+  }
+
+  /** Runs a batch; on failure splits it until the failing chunk is alone, then fails only its job. */
+  private async runBatch(batch: Batch<Item>, batchId: number): Promise<void> {
+    const live = batch.items.filter((it) => !it.state.failed);
+    if (live.length === 0) return;
+    const now = Date.now();
+    for (const it of live) this.metrics?.stage.observe({ stage: "batch_wait" }, (now - it.pooledAt) / 1000);
+    const padded = batch.paddedLength;
+    const started = performance.now();
+    let out: ChunkEmbedding[];
+    try {
+      out = await this.ports.model.embed({ sequences: live.map((it) => it.ids), paddedLength: padded });
+      assert.equal(out.length, live.length, "model returned a different number of results than inputs; this is a bug");
+    } catch (err) {
+      this.metrics?.errors.inc({ type: errorKind(err) });
+      if (live.length === 1) {
+        const e = err instanceof EmbedError ? err : new InferenceError(`inference failed: ${(err as Error).message}`, { cause: err });
+        this.log?.warn({ batchId, jobId: live[0].state.job.id, kind: e.kind, err: e.message }, "chunk failed alone; failing its job");
+        this.fail(live[0].state, e);
+        return;
+      }
+      this.log?.warn({ batchId, size: live.length, err: (err as Error).message }, "batch failed; splitting and retrying");
+      const half = Math.ceil(live.length / 2);
+      for (const part of [live.slice(0, half), live.slice(half)]) {
+        const maxLen = Math.max(...part.map((it) => it.length));
+        const padLen = Math.ceil(maxLen / this.cfg.PAD_MULTIPLE) * this.cfg.PAD_MULTIPLE;
+        await this.runBatch({ items: part, paddedLength: padLen, realTokens: 0, paddedTokens: padLen * part.length }, batchId);
+      }
+      return;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    this.recordBatch(live, padded, seconds);
+    this.log?.debug({ batchId, size: live.length, paddedLength: padded, ms: Math.round(seconds * 1000) }, "batch embedded");
+    this.grouper.add(live.map((it, i) => ({ point: this.toPoint(it, out[i]), done: (e?: Error) => this.chunkWritten(it, e) })));
+  }
+
+  private recordBatch(items: Item[], padded: number, seconds: number): void {
+    const m = this.metrics;
+    if (!m) return;
+    m.batches.inc();
+    m.batchSize.observe(items.length);
+    m.batchTokens.observe(items.length * padded);
+    m.paddedTokens.inc(items.length * padded);
+    m.stage.observe({ stage: "infer" }, seconds);
+  }
+
+  private toPoint(it: Item, emb: ChunkEmbedding): VectorPoint {
+    const { job } = it.state;
+    const payload: Record<string, unknown> = {
+      doc_id: job.docId,
+      chunk_index: it.chunk.index,
+      token_count: it.length,
+      truncated: it.truncated,
+      model: this.cfg.MODEL_NAME,
+      doc_hash: job.docHash,
+      metadata: { ...job.metadata, ...it.chunk.metadata },
+    };
+    if (this.cfg.STORE_TEXT) payload.text = it.chunk.text;
+    return { id: pointId(job.docId, it.chunk.index), dense: emb.dense, sparse: emb.sparse, colbert: emb.colbert, colbertDim: emb.colbertDim, payload };
+  }
+
+  private chunkWritten(it: Item, err?: Error): void {
+    const s = it.state;
+    if (s.failed) return;
+    if (err) {
+      this.fail(s, err);
+      return;
+    }
+    this.metrics?.chunks.inc({ lane: "queue" });
+    this.metrics?.tokens.inc({ lane: "queue" }, it.length);
+    if (it.truncated) this.metrics?.truncated.inc();
+    if (--s.remaining === 0) {
+      this.jobs.delete(s);
+      this.metrics?.inflightJobs.set(this.jobs.size);
+      s.resolve({ chunks: s.job.chunks.length, tokens: s.tokens, truncated: s.truncated, points: s.job.chunks.length });
+    }
+  }
+
+  private fail(s: JobState, err: Error): void {
+    if (s.failed) return;
+    s.failed = true;
+    this.pool.remove((it) => it.state === s);
+    this.jobs.delete(s);
+    this.metrics?.inflightJobs.set(this.jobs.size);
+    s.reject(err);
+  }
+}

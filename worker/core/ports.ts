@@ -1,0 +1,70 @@
+/** The short interfaces the pure core talks through. Adapters implement them over
+ *  worker threads (tokenizer, ONNX Runtime), Qdrant or a JSONL file; tests implement them
+ *  with fakes. */
+import type { OutputKind } from "../../shared/config.js";
+import type { ChunkEmbedding, SparseVector } from "./heads.js";
+
+export interface TokenizedChunk {
+  /** Token ids including <s> and </s>, already truncated to the model's max length. */
+  ids: Int32Array;
+  /** Length before truncation (including specials). */
+  fullLength: number;
+  truncated: boolean;
+}
+
+export interface ChunkTokenizer {
+  encode(texts: string[]): Promise<TokenizedChunk[]>;
+  close(): Promise<void>;
+}
+
+export interface ModelBatch {
+  /** One id sequence per chunk; the model pads them to `paddedLength` with its pad id. */
+  sequences: Int32Array[];
+  paddedLength: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  provider: "cpu" | "cuda";
+  device: string;
+  /** Outputs the model file can produce. */
+  available: OutputKind[];
+  /** Outputs this worker produces (configured ∩ available). */
+  outputs: OutputKind[];
+  denseDim: number;
+  colbertDim?: number;
+  /** Raw ONNX output names, for the start-up log. */
+  onnxOutputs: string[];
+  maxSeqLength: number;
+}
+
+export interface EmbeddingModel {
+  readonly info: ModelInfo;
+  embed(batch: ModelBatch): Promise<ChunkEmbedding[]>;
+  close(): Promise<void>;
+}
+
+export interface VectorPoint {
+  id: string;
+  dense?: Float32Array;
+  sparse?: SparseVector;
+  colbert?: Float32Array;
+  colbertDim?: number;
+  payload: Record<string, unknown>;
+}
+
+export interface VectorSink {
+  /** Creates or checks the destination for this model's vectors; throws on an incompatible schema. */
+  init(info: ModelInfo): Promise<void>;
+  /** Resolves only once the points are durably stored (Qdrant `wait=true`, file written). */
+  upsert(points: VectorPoint[]): Promise<void>;
+  describe(): string;
+  close(): Promise<void>;
+}
+
+/** Rough JSON size of a point, for sizing upsert requests by bytes. */
+export function estimatePointBytes(p: VectorPoint): number {
+  const floats = (p.dense?.length ?? 0) + (p.sparse ? p.sparse.values.length * 2 : 0) + (p.colbert?.length ?? 0);
+  const text = typeof p.payload.text === "string" ? p.payload.text.length * 1.2 : 0;
+  return 200 + floats * 12 + text + JSON.stringify({ ...p.payload, text: undefined }).length;
+}

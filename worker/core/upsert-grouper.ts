@@ -1,0 +1,116 @@
+/** Groups points from many batches (and so many jobs) into upsert requests sized by bytes.
+ *  Trades a little latency (`lingerMs`) for fewer, larger requests. Each point carries a
+ *  callback, called only after the request holding it succeeded (or finally failed), so a
+ *  job completes only when every one of its points is stored. Retries transient sink
+ *  failures with exponential backoff; at most `maxInFlight` requests run at once. */
+import pRetry, { AbortError } from "p-retry";
+import { isRetryable, SinkError } from "../../shared/errors.js";
+import { estimatePointBytes, type VectorPoint, type VectorSink } from "./ports.js";
+
+export interface GroupedPoint {
+  point: VectorPoint;
+  done: (err?: Error) => void;
+}
+
+export interface GrouperOptions {
+  maxBytes: number;
+  maxPoints: number;
+  lingerMs: number;
+  retries: number;
+  retryBaseMs: number;
+  maxInFlight?: number;
+  onRequest?: (points: number, seconds: number, ok: boolean) => void;
+  onRetry?: (err: Error, attempt: number) => void;
+}
+
+export class UpsertGrouper {
+  private pending: GroupedPoint[] = [];
+  private pendingBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  private ready: GroupedPoint[][] = [];
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly sink: VectorSink, private readonly opts: GrouperOptions) {}
+
+  add(entries: GroupedPoint[]): void {
+    for (const e of entries) {
+      const bytes = estimatePointBytes(e.point);
+      if (this.pending.length > 0 && (this.pendingBytes + bytes > this.opts.maxBytes || this.pending.length >= this.opts.maxPoints)) {
+        this.cut();
+      }
+      this.pending.push(e);
+      this.pendingBytes += bytes;
+    }
+    if (this.pending.length > 0 && !this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.cut();
+      }, this.opts.lingerMs);
+    }
+    this.pump();
+  }
+
+  /** Resolves when nothing is pending or in flight. */
+  async idle(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.cut();
+    }
+    if (this.pending.length === 0 && this.ready.length === 0 && this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private cut(): void {
+    if (this.pending.length === 0) return;
+    this.ready.push(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < (this.opts.maxInFlight ?? 2) && this.ready.length > 0) {
+      const group = this.ready.shift()!;
+      this.inFlight++;
+      void this.write(group).finally(() => {
+        this.inFlight--;
+        this.pump();
+        if (this.pending.length === 0 && this.ready.length === 0 && this.inFlight === 0) {
+          for (const w of this.idleWaiters.splice(0)) w();
+        }
+      });
+    }
+  }
+
+  private async write(group: GroupedPoint[]): Promise<void> {
+    const points = group.map((g) => g.point);
+    const started = performance.now();
+    try {
+      await pRetry(
+        async () => {
+          try {
+            await this.sink.upsert(points);
+          } catch (err) {
+            if (!isRetryable(err)) throw new AbortError(err as Error);
+            throw err;
+          }
+        },
+        {
+          retries: this.opts.retries,
+          minTimeout: this.opts.retryBaseMs,
+          factor: 2,
+          randomize: true,
+          onFailedAttempt: (e) => this.opts.onRetry?.(e, e.attemptNumber),
+        },
+      );
+      this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, true);
+      for (const g of group) g.done();
+    } catch (err) {
+      this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, false);
+      const e = err instanceof SinkError ? err : new SinkError(`upsert failed: ${(err as Error).message}`, undefined, { cause: err });
+      for (const g of group) g.done(e);
+    }
+  }
+}
