@@ -11,7 +11,8 @@
  * Each atom records the separator that goes before it when it follows
  * another atom in the same chunk: "\n" at a segment boundary (so segment
  * boundaries survive in chunk text), " " between sentences or words of one
- * segment, "" between pieces of one split word (so the word is rebuilt).
+ * segment, "" between pieces of one split word (so the word is rebuilt)
+ * and between sentences the source did not separate with whitespace.
  *
  * Trade-off: word and character pieces are counted on their own, which for
  * Metaspace tokenizers (XLM-R) matches the count in context for words but
@@ -44,10 +45,21 @@ const graphemeSegmenter = new Intl.Segmenter(undefined, { granularity: "grapheme
 
 /** Trimmed, non-empty sentences of a text, each keeping its original inner text. */
 export function splitSentences(text: string): string[] {
-  const out: string[] = [];
+  return sentencesWithSpacing(text).map((s) => s.text);
+}
+
+/**
+ * Sentences plus whether whitespace separated each one from the previous in
+ * the original. The segmenter sometimes breaks where the source has no space
+ * (e.g. "…!eh¡"); joining those with "" keeps the original text intact.
+ */
+function sentencesWithSpacing(text: string): { text: string; spaced: boolean }[] {
+  const out: { text: string; spaced: boolean }[] = [];
+  let spaced = true;
   for (const { segment } of sentenceSegmenter.segment(text)) {
     const s = segment.trim();
-    if (s !== "") out.push(s);
+    if (s !== "") out.push({ text: s, spaced: spaced || /^\s/.test(segment) });
+    spaced = s === "" || /\s$/.test(segment);
   }
   return out;
 }
@@ -95,12 +107,14 @@ export function splitUnit(unit: string, budget: number, count: (t: string) => nu
 export function buildAtoms(doc: SourceDocument, budget: number, count: (t: string) => number): Atom[] {
   const atoms: Atom[] = [];
   doc.segments.forEach((segment, index) => {
-    const units = doc.kind === "transcript" ? [segment.text.trim()] : splitSentences(segment.text);
+    const units =
+      doc.kind === "transcript" ? [{ text: segment.text.trim(), spaced: true }] : sentencesWithSpacing(segment.text);
     let first = true;
     for (const unit of units) {
-      if (unit === "") continue;
-      const tokens = count(unit);
-      const pieces = tokens <= budget ? [{ text: unit, tokens, glued: false }] : splitUnit(unit, budget, count);
+      if (unit.text === "") continue;
+      const tokens = count(unit.text);
+      const pieces = tokens <= budget ? [{ text: unit.text, tokens, glued: false }] : splitUnit(unit.text, budget, count);
+      if (!unit.spaced && pieces.length > 0) pieces[0] = { ...pieces[0], glued: true };
       for (const piece of pieces) {
         atoms.push({ text: piece.text, tokens: piece.tokens, segment: index, separator: first ? "\n" : piece.glued ? "" : " " });
         first = false;

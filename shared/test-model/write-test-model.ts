@@ -81,7 +81,9 @@ async function planTokenizer(opts: WriteTestModelOptions): Promise<TokenizerPlan
 }
 
 function resolveOptions(opts: WriteTestModelOptions, tokenizerVocab: number): Required<TestModelOptions> {
-  const { tokenizerVocabSize: _tv, tokenizerSource: _ts, ...modelOpts } = opts;
+  const { tokenizerVocabSize: _tv, tokenizerSource: _ts, ...given } = opts;
+  // An explicit `undefined` must not override a default when spread below.
+  const modelOpts = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TestModelOptions>;
   const vocabSize = modelOpts.vocabSize ?? tokenizerVocab;
   if (vocabSize < tokenizerVocab) {
     throw new Error(`vocabSize ${vocabSize} is smaller than the tokenizer's ${tokenizerVocab} ids; Gather would go out of range`);

@@ -1,0 +1,56 @@
+/** Shared test scaffolding: the generated test model (built once per machine into the OS
+ *  temp folder), a fresh BullMQ queue name per test, a Qdrant target (the in-process strict
+ *  test server, or a real Qdrant when QDRANT_URL is set), and the reference-material folder
+ *  when it exists beside the repository. */
+import { existsSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomUUID } from "node:crypto";
+import { parseConfig, type Config } from "../../shared/config.js";
+import { ensureTestModel, type TestModelFiles, type WriteTestModelOptions } from "../../shared/test-model/write-test-model.js";
+import { startQdrantTestServer, type QdrantTestServer } from "./qdrant/qdrant-test-server.js";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+
+/** `../shared` beside the repository, if this checkout has it. */
+export const referenceRoot = path.resolve(repoRoot, "..", "shared");
+export const hasReference = existsSync(path.join(referenceRoot, "reference"));
+export const SKIP_NO_REFERENCE = "skipped: ../shared (reference tokenizer and transcripts) is not present beside this checkout";
+
+export async function testModel(opts: WriteTestModelOptions = {}, name = "default"): Promise<TestModelFiles> {
+  return ensureTestModel(path.join(os.tmpdir(), "bge-m3-queue-worker-test-models", name), opts);
+}
+
+export function uniqueQueue(prefix = "t"): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+export function testConfig(env: Record<string, string | undefined>): Config {
+  return parseConfig({ LOG_LEVEL: "silent", BATCH_LINGER_MS: "2", UPSERT_LINGER_MS: "2", ...env });
+}
+
+export interface QdrantTarget {
+  url: string;
+  apiKey?: string;
+  /** The in-process server (introspection, fault injection); undefined against a real Qdrant. */
+  server?: QdrantTestServer;
+  close(): Promise<void>;
+}
+
+export async function qdrantTarget(): Promise<QdrantTarget> {
+  if (process.env.QDRANT_URL) {
+    return { url: process.env.QDRANT_URL, apiKey: process.env.QDRANT_API_KEY, close: async () => {} };
+  }
+  const server = await startQdrantTestServer();
+  return { url: server.url, server, close: () => server.close() };
+}
+
+export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs = 20_000, what = "condition"): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
