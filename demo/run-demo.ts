@@ -27,6 +27,7 @@ async function main(): Promise<number> {
   env.QUEUE_NAME ??= "embed-demo";
   env.SINK_FILE ??= path.join(root, "out", "demo-vectors.jsonl");
   env.LOG_LEVEL ??= "warn";
+  env.HTTP_PORT ??= "0";
   if (!env.MODEL_DIR) {
     const dir = path.join(root, ".cache", "demo-model");
     const t0 = performance.now();

@@ -94,7 +94,8 @@ const docShapeArb = fc.record({
   transcript: fc.boolean(),
   segments: fc.array(fc.record({ sentences: fc.array(sentenceArb, { minLength: 1, maxLength: 5 }), speaker: fc.constantFrom("A", "B", "C", "D") }), { minLength: 1, maxLength: 8 }),
   target: fc.integer({ min: 8, max: 60 }),
-  overlapFraction: fc.double({ min: 0, max: 0.99, noNaN: true }),
+  // An integer reduced modulo the budget: fc.double clusters near 0 and would rarely exercise overlap.
+  overlapSeed: fc.integer({ min: 0, max: 10_000 }),
 });
 
 test("property: budget never exceeded, no text lost, order kept, overlap bounded, deterministic", () => {
@@ -108,7 +109,7 @@ test("property: budget never exceeded, no text lost, order kept, overlap bounded
         text: s.sentences.map((len) => uniqueSentence((n += len) - len, len)).join(" "),
       }));
       const doc = shape.transcript ? transcriptDoc(segments) : textDoc(segments.map((s) => s.text));
-      const overlapTokens = Math.floor(shape.overlapFraction * (shape.target - 2));
+      const overlapTokens = shape.overlapSeed % (shape.target - 2);
       const opts = { targetTokens: shape.target, overlapTokens, countTokens: wordCounter };
       const chunks = chunkDocument(doc, opts);
       for (const c of chunks) {

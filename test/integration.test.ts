@@ -50,7 +50,7 @@ async function setup(env: Record<string, string> = {}) {
   const client = new QdrantClient({ url: target.url, apiKey: target.apiKey, checkCompatibility: false });
   const log = createLogger({ level: "silent" });
   let worker: RunningWorker | undefined;
-  const start = async () => (worker = await startWorker(cfg, { log, metrics: createMetrics({ defaultMetrics: false }) }));
+  const start = async (httpPort?: number) => (worker = await startWorker(cfg, { log, metrics: createMetrics({ defaultMetrics: false }), httpPort }));
   cleanups.push(async () => {
     await worker?.close();
     await queue.obliterate({ force: true });
@@ -176,4 +176,26 @@ test("a job is not completed before its upsert returns", async (t) => {
   release();
   await waitFor(async () => (await s.queue.getJobCounts("completed")).completed === 1, 10_000, "completion after release");
   assert.equal((await s.client.count(s.collection, { exact: true })).count, 1);
+});
+
+test("truncated chunks are embedded at the max length, flagged and counted; /metrics and /health report it", async () => {
+  const s = await setup({ MAX_SEQ_LENGTH: "64", CHUNK_TOKENS: "64", CHUNK_OVERLAP_TOKENS: "8", MAX_BATCH_TOKENS: "1024" });
+  const w = await s.start(0);
+  const ready = await fetch(`http://127.0.0.1:${w.httpPort}/health/ready`);
+  assert.equal(ready.status, 200);
+  const base = { v: JOB_SCHEMA_VERSION, part: 0, parts: 1, docHash: "x", enqueuedAt: Date.now(), metadata: {} };
+  const long = Array.from({ length: 200 }, (_, i) => `word${i}`).join(" ");
+  await s.queue.add(JOB_NAME, { ...base, docId: "long", chunks: [{ index: 0, text: long, metadata: {} }, { index: 1, text: "short one", metadata: {} }] });
+  await waitFor(async () => (await s.queue.getJobCounts("completed")).completed === 1, 20_000, "completion");
+  const points = await allPoints(s.client, s.collection);
+  const p0 = points.get(pointId("long", 0))!;
+  assert.equal(p0.payload.truncated, true);
+  assert.equal(p0.payload.token_count, 64);
+  assert.equal(points.get(pointId("long", 1))!.payload.truncated, false);
+  const metrics = await (await fetch(`http://127.0.0.1:${w.httpPort}/metrics`)).text();
+  assert.match(metrics, /^embed_truncated_chunks_total 1$/m);
+  assert.match(metrics, /^embed_chunks_total\{lane="queue"\} 2$/m);
+  const health = await (await fetch(`http://127.0.0.1:${w.httpPort}/health`)).json() as Record<string, unknown>;
+  assert.equal(health.status, "ready");
+  assert.equal(JSON.stringify(health).includes("word1"), false, "chunk text leaked into /health");
 });

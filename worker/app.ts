@@ -17,6 +17,7 @@ import { OnnxModel } from "./adapters/onnx-model.js";
 import { QdrantSink } from "./adapters/qdrant-sink.js";
 import { createQueueConsumer } from "./adapters/queue-consumer.js";
 import { TokenizerPool } from "./adapters/tokenizer-pool.js";
+import { startHttpServer } from "./adapters/http-server.js";
 
 export interface RunningWorker {
   worker: Worker;
@@ -25,6 +26,8 @@ export interface RunningWorker {
   sink: VectorSink;
   metrics: Metrics;
   connection: Redis;
+  /** The HTTP port actually bound (0 = no HTTP server). */
+  httpPort: number;
   /** Stops taking jobs, lets in-flight jobs finish, then releases every resource. */
   close(): Promise<void>;
 }
@@ -38,7 +41,7 @@ export function createSink(cfg: Config, log: Logger): VectorSink {
 
 export async function startWorker(
   cfg: Config,
-  opts: { log: Logger; metrics?: Metrics; sink?: VectorSink; onFatal?: (err: Error) => void },
+  opts: { log: Logger; metrics?: Metrics; sink?: VectorSink; onFatal?: (err: Error) => void; httpPort?: number },
 ): Promise<RunningWorker> {
   const { log } = opts;
   const metrics = opts.metrics ?? createMetrics();
@@ -66,14 +69,23 @@ export async function startWorker(
   const connection = redisConnection(cfg.REDIS_URL);
   connection.on("error", (err) => log.warn({ err: err.message }, "Redis connection error"));
   const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
-  log.info({ queue: cfg.QUEUE_NAME, redis: redactUrl(cfg.REDIS_URL), sink: sink.describe(), concurrency: cfg.WORKER_CONCURRENCY }, "worker started");
+  let closingStarted = false;
+  const http = cfg.HTTP_PORT > 0 || opts.httpPort !== undefined
+    ? await startHttpServer(opts.httpPort ?? cfg.HTTP_PORT, metrics.registry, {
+        ready: () => !closingStarted && worker.isRunning(),
+        details: () => ({ model: info.name, provider: info.provider, device: info.device, outputs: info.outputs, queue: cfg.QUEUE_NAME, inFlightJobs: pipeline.inFlightJobs }),
+      })
+    : undefined;
+  log.info({ queue: cfg.QUEUE_NAME, redis: redactUrl(cfg.REDIS_URL), sink: sink.describe(), concurrency: cfg.WORKER_CONCURRENCY, httpPort: http?.port }, "worker started");
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      closingStarted = true;
       await worker.close();
       await pipeline.drain();
       await Promise.allSettled([tokenizer.close(), model.close(), sink.close()]);
       await connection.quit().catch(() => connection.disconnect());
+      await http?.close();
     })());
-  return { worker, pipeline, model, sink, metrics, connection, close };
+  return { worker, pipeline, model, sink, metrics, connection, httpPort: http?.port ?? 0, close };
 }

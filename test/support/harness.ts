@@ -27,7 +27,7 @@ export function uniqueQueue(prefix = "t"): string {
 }
 
 export function testConfig(env: Record<string, string | undefined>): Config {
-  return parseConfig({ LOG_LEVEL: "silent", BATCH_LINGER_MS: "2", UPSERT_LINGER_MS: "2", ...env });
+  return parseConfig({ LOG_LEVEL: "silent", HTTP_PORT: "0", BATCH_LINGER_MS: "2", UPSERT_LINGER_MS: "2", ...env });
 }
 
 export interface QdrantTarget {
