@@ -109,7 +109,7 @@ test("EXECUTION_PROVIDER=cuda without the CUDA provider fails loudly, naming wha
   }
   const files = await testModel();
   await assert.rejects(OnnxModel.load(testConfig({ EXECUTION_PROVIDER: "cuda" }), locateModelFiles(files.dir)), (err: Error) =>
-    err instanceof ExecutionProviderError && /libonnxruntime_providers_cuda\.so/.test(err.message) && /onnxruntime-node-install=cuda12/.test(err.message));
+    err instanceof ExecutionProviderError && /libonnxruntime_providers_cuda\.so/.test(err.message) && /ONNXRUNTIME_NODE_INSTALL=cuda12/.test(err.message));
 });
 
 test("a missing model folder or file is a clear start-up error", () => {

@@ -10,10 +10,9 @@ import { ExecutionProviderError } from "../../shared/errors.js";
 export const CUDA_PROVIDER_LIBS = ["libonnxruntime_providers_cuda.so", "libonnxruntime_providers_shared.so"];
 
 export const CUDA_INSTALL_HINT =
-  "install the CUDA provider into onnxruntime-node at build time: " +
-  "`npm rebuild onnxruntime-node --foreground-scripts --onnxruntime-node-install=cuda12` " +
-  "(or ONNXRUNTIME_NODE_INSTALL=cuda12 before `npm ci`), on a machine with the CUDA 12 runtime and cuDNN 9 libraries " +
-  "(the project's Dockerfile.cuda does this)";
+  "install the CUDA provider into onnxruntime-node at build time with " +
+  "`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` " +
+  "and run on a machine with the CUDA 12 runtime and cuDNN 9 libraries (Dockerfile.cuda does both)";
 
 /** Folder holding onnxruntime-node's native binaries for this platform. */
 export function ortBinaryDir(): string {
