@@ -34,7 +34,7 @@ async function main(): Promise<number> {
     await ensureTestModel(dir);
     env.MODEL_DIR = dir;
     env.MODEL_NAME ??= "tiny-bge-m3-test";
-    console.log(`model: generated tiny BGE-M3-shaped test model in ${dir} (${Math.round(performance.now() - t0)} ms; random weights, for demos and tests only)`);
+    console.log(`model: tiny BGE-M3-shaped test model in ${dir}, generated or reused in ${Math.round(performance.now() - t0)} ms (random weights: for demos and tests only)`);
   }
   const cfg = parseConfig(env);
   const log = createLogger({ level: cfg.LOG_LEVEL, name: "demo" });
