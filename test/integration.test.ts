@@ -199,3 +199,41 @@ test("truncated chunks are embedded at the max length, flagged and counted; /met
   assert.equal(health.status, "ready");
   assert.equal(JSON.stringify(health).includes("word1"), false, "chunk text leaked into /health");
 });
+
+test("ColBERT on: the collection gets a max_sim multivector and each point one row per token after CLS", async () => {
+  const s = await setup({ OUTPUTS: "dense,sparse,colbert" });
+  const w = await s.start();
+  const info = await s.client.getCollection(s.collection);
+  const vectors = info.config.params.vectors as Record<string, { size: number; multivector_config?: { comparator: string } }>;
+  assert.equal(vectors.colbert.multivector_config?.comparator, "max_sim");
+  assert.equal(vectors.colbert.size, w.model.info.colbertDim);
+  await enqueueDocuments(s.queue, [{ id: "cb", kind: "text", segments: [{ text: "Late interaction keeps one vector per token." }], metadata: {}, source: { file: "inline" } }], s.opts);
+  await waitFor(async () => (await s.queue.getJobCounts("completed")).completed === 1, 20_000, "completion");
+  const p = (await allPoints(s.client, s.collection)).get(pointId("cb", 0))!;
+  const rows = p.vector.colbert as number[][];
+  assert.equal(rows.length, (p.payload.token_count as number) - 1);
+  for (const r of rows) assert.ok(Math.abs(Math.hypot(...r) - 1) < 1e-2);
+});
+
+test("an existing collection with an incompatible schema stops the worker at start-up, saying why", async () => {
+  const s = await setup();
+  await s.client.createCollection(s.collection, { vectors: { dense: { size: 1024, distance: "Cosine" } } });
+  await assert.rejects(s.start(), (err: Error) =>
+    err.name === "CollectionSchemaError" && /vector "dense" has size 1024, the model produces \d+/.test(err.message) && /no sparse vector named "sparse"/.test(err.message));
+});
+
+test("Qdrant answering 503 for a while: upserts retry with backoff and the job completes", async (t) => {
+  if (!target.server) {
+    t.skip("needs the in-process Qdrant test server to inject 503s; QDRANT_URL is set");
+    return;
+  }
+  const s = await setup({ SINK_RETRIES: "5", SINK_RETRY_BASE_MS: "20" });
+  const w = await s.start();
+  target.server.setFault({ kind: "status", status: 503, count: 2 });
+  await enqueueDocuments(s.queue, [{ id: "retry", kind: "text", segments: [{ text: "Written after two refusals." }], metadata: {}, source: { file: "inline" } }], s.opts);
+  await waitFor(async () => (await s.queue.getJobCounts("completed")).completed === 1, 20_000, "completion");
+  target.server.setFault(null);
+  assert.equal((await s.client.count(s.collection, { exact: true })).count, 1);
+  const sinkErrors = (await w.metrics.errors.get()).values.find((v) => v.labels.type === "sink")?.value;
+  assert.equal(sinkErrors, 2);
+});
