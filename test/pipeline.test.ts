@@ -106,3 +106,8 @@ test("chunks from many jobs share batches (pooled across in-flight jobs)", async
   await Promise.all(Array.from({ length: 6 }, (_, i) => p.submit(job(`j${i}`, ["a b c", "d e"]))));
   assert.ok(Math.max(...model.batches) > 2, `largest batch ${Math.max(...model.batches)}: jobs were not pooled`);
 });
+
+test("a job over MAX_CHUNKS_PER_JOB is refused before any work, naming the limit", async () => {
+  const p = new EmbeddingPipeline({ ...cfg, MAX_CHUNKS_PER_JOB: 3 }, { tokenizer, model: new FakeModel(), sink: new GatedSink() });
+  await assert.rejects(p.submit(job("huge", ["a", "b", "c", "d"])), /has 4 chunks, more than MAX_CHUNKS_PER_JOB=3/);
+});

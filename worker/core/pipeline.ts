@@ -27,7 +27,7 @@ export interface PipelineJob {
 
 type PipelineConfig = Pick<Config,
   "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_LINGER_MS" | "TRUNCATE" | "MAX_SEQ_LENGTH" |
-  "MAX_CHUNK_CHARS" | "STORE_TEXT" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS" | "SINK_RETRIES" |
+  "MAX_CHUNK_CHARS" | "MAX_CHUNKS_PER_JOB" | "STORE_TEXT" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS" | "SINK_RETRIES" |
   "SINK_RETRY_BASE_MS" | "MODEL_NAME">;
 
 interface JobState {
@@ -107,6 +107,9 @@ export class EmbeddingPipeline {
   }
 
   private validate(job: PipelineJob): void {
+    if (job.chunks.length > this.cfg.MAX_CHUNKS_PER_JOB) {
+      throw new ValidationError(`job for document "${job.docId}" has ${job.chunks.length} chunks, more than MAX_CHUNKS_PER_JOB=${this.cfg.MAX_CHUNKS_PER_JOB}; enqueue long documents as several jobs (the producer does)`);
+    }
     const seen = new Set<number>();
     for (const c of job.chunks) {
       if (seen.has(c.index)) throw new ValidationError(`chunk index ${c.index} appears twice in document "${job.docId}"`);
