@@ -37,18 +37,38 @@ test("planBatches: every item exactly once, limits respected, sorted, padded", (
   );
 });
 
-test("planBatches: a batch is only cut short when the next row would break a limit", () => {
+/** Reference: sort, then fill each batch as full as the limits allow. */
+function greedy(lengths: number[], limits: { maxBatchTokens: number; maxBatchSize: number; padMultiple: number }) {
+  const sorted = [...lengths].sort((a, b) => b - a);
+  const batches: number[][] = [];
+  for (let i = 0; i < sorted.length; ) {
+    const pad = padTo(sorted[i], limits.padMultiple);
+    const fit = Math.max(1, Math.min(limits.maxBatchSize, Math.floor(limits.maxBatchTokens / pad)));
+    batches.push(sorted.slice(i, i + fit));
+    i += fit;
+  }
+  return batches.map((b) => ({ rows: b.length, pad: padTo(b[0], limits.padMultiple) }));
+}
+
+test("planBatches: never costs more than greedy filling (padded tokens + per-batch overhead)", () => {
   fc.assert(
-    fc.property(limitsArb, fc.array(fc.integer({ min: 1, max: 512 }), { minLength: 1, maxLength: 300 }), (limits, lengths) => {
-      const batches = planBatches(lengths.map((length) => ({ length })), limits);
-      for (let i = 0; i < batches.length - 1; i++) {
-        const b = batches[i];
-        const grown = (b.items.length + 1) * b.paddedLength;
-        assert.ok(b.items.length === limits.maxBatchSize || grown > limits.maxBatchTokens, "batch closed early");
-      }
+    fc.property(limitsArb, fc.integer({ min: 0, max: 2048 }), fc.array(fc.integer({ min: 1, max: 512 }), { minLength: 1, maxLength: 300 }), (limits, overhead, lengths) => {
+      const plan = planBatches(lengths.map((length) => ({ length })), { ...limits, batchOverheadTokens: overhead });
+      const planCost = plan.reduce((a, b) => a + b.paddedTokens + overhead, 0);
+      const greedyCost = greedy(lengths, limits).reduce((a, b) => a + b.rows * b.pad + overhead, 0);
+      assert.ok(planCost <= greedyCost, `plan ${planCost} > greedy ${greedyCost}`);
     }),
-    { numRuns: 200 },
+    { numRuns: 300 },
   );
+});
+
+test("planBatches: one long chunk is not padded together with many short ones", () => {
+  const items = [{ length: 380 }, ...Array.from({ length: 20 }, () => ({ length: 12 }))];
+  const plan = planBatches(items, { maxBatchTokens: 8192, maxBatchSize: 64, padMultiple: 8, batchOverheadTokens: 128 });
+  assert.equal(plan.length, 2);
+  assert.deepEqual(plan.map((b) => b.items.length), [1, 20]);
+  const greedyPadded = greedy(items.map((i) => i.length), { maxBatchTokens: 8192, maxBatchSize: 64, padMultiple: 8 }).reduce((a, b) => a + b.rows * b.pad, 0);
+  assert.ok(plan.reduce((a, b) => a + b.paddedTokens, 0) * 10 < greedyPadded);
 });
 
 test("sorting pays: mixed lengths need far fewer padded tokens than arrival-order batches", () => {

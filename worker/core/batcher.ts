@@ -10,6 +10,8 @@ export interface BatchLimits {
   maxBatchTokens: number;
   maxBatchSize: number;
   padMultiple: number;
+  /** Fixed cost of one model call, in tokens: larger values favour fewer, fuller batches. */
+  batchOverheadTokens?: number;
 }
 
 export interface Sized {
@@ -35,20 +37,35 @@ function makeBatch<T extends Sized>(items: T[], paddedLength: number): Batch<T> 
   return { items, paddedLength, realTokens: real, paddedTokens: paddedLength * items.length };
 }
 
-/** Sorts by length (longest first) and cuts greedily: a batch's padded length is set by its
- *  first (longest) item, so each added item costs exactly one padded row. */
+/** Sorts by length (longest first) and cuts the sorted list into batches that minimise the
+ *  total cost: padded tokens computed plus `batchOverheadTokens` per batch (the fixed cost of
+ *  one model call, in token-equivalents). Greedy filling would put one long chunk with dozens
+ *  of short ones and pad them all to its length; the exact partition (dynamic programming over
+ *  contiguous runs, O(items x maxBatchSize)) splits them whenever that is cheaper. */
 export function planBatches<T extends Sized>(items: readonly T[], limits: BatchLimits): Batch<T>[] {
   const sorted = [...items].sort((a, b) => b.length - a.length);
-  const out: Batch<T>[] = [];
-  let i = 0;
-  while (i < sorted.length) {
-    const padded = padTo(sorted[i].length, limits.padMultiple);
-    const fit = Math.max(1, Math.min(limits.maxBatchSize, Math.floor(limits.maxBatchTokens / padded)));
-    const items = sorted.slice(i, i + fit);
-    out.push(makeBatch(items, padded));
-    i += items.length;
+  const n = sorted.length;
+  const overhead = limits.batchOverheadTokens ?? 0;
+  const padded = sorted.map((it) => padTo(it.length, limits.padMultiple));
+  // best[j] = cheapest cost of batching sorted[0..j); from[j] = where its last batch starts.
+  const best = new Float64Array(n + 1).fill(Infinity);
+  const from = new Int32Array(n + 1);
+  best[0] = 0;
+  for (let i = 0; i < n; i++) {
+    if (best[i] === Infinity) continue;
+    const len = padded[i]; // the longest of any batch starting at i
+    const rows = Math.max(1, Math.min(limits.maxBatchSize, Math.floor(limits.maxBatchTokens / len), n - i));
+    for (let k = 1; k <= rows; k++) {
+      const cost = best[i] + k * len + overhead;
+      if (cost < best[i + k]) {
+        best[i + k] = cost;
+        from[i + k] = i;
+      }
+    }
   }
-  return out;
+  const out: Batch<T>[] = [];
+  for (let j = n; j > 0; j = from[j]) out.push(makeBatch(sorted.slice(from[j], j), padded[from[j]]));
+  return out.reverse();
 }
 
 export interface Pooled extends Sized {
@@ -63,6 +80,9 @@ export interface TakeOptions {
   lingerMs: number;
   /** A batch at least this full (share of the token budget) goes without waiting. */
   fullRatio?: number;
+  /** Take only a full batch (the model is busy: a partial batch now would just sit in line,
+   *  while waiting lets the pool grow and sort better). */
+  onlyFull?: boolean;
 }
 
 /** Holds the pool and decides which batch runs next. */
@@ -101,9 +121,9 @@ export class BatchPool<T extends Pooled> {
     const withOldest = plans.find((b) => b.items.includes(oldest))!;
     const age = opts.now - oldest.pooledAt;
     let chosen: Batch<T> | undefined;
-    if (full(withOldest) || !opts.moreComing || age >= opts.lingerMs) chosen = withOldest;
+    if (full(withOldest) || (!opts.onlyFull && (!opts.moreComing || age >= opts.lingerMs))) chosen = withOldest;
     else chosen = plans.find(full);
-    if (!chosen) return { batch: null, waitMs: Math.max(0, opts.lingerMs - age) };
+    if (!chosen) return { batch: null, waitMs: opts.onlyFull ? Infinity : Math.max(0, opts.lingerMs - age) };
     const taken = new Set<T>(chosen.items);
     this.pool = this.pool.filter((it) => !taken.has(it));
     return { batch: chosen, waitMs: 0 };

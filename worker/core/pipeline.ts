@@ -26,7 +26,7 @@ export interface PipelineJob {
 }
 
 type PipelineConfig = Pick<Config,
-  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_LINGER_MS" | "TRUNCATE" | "MAX_SEQ_LENGTH" |
+  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_OVERHEAD_TOKENS" | "BATCH_LINGER_MS" | "TRUNCATE" | "MAX_SEQ_LENGTH" |
   "MAX_CHUNK_CHARS" | "MAX_CHUNKS_PER_JOB" | "STORE_TEXT" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS" | "SINK_RETRIES" |
   "SINK_RETRY_BASE_MS" | "MODEL_NAME">;
 
@@ -48,7 +48,9 @@ interface Item extends Pooled {
   truncated: boolean;
 }
 
-/** Batches run at once: one on the model, one ready behind it, so the model thread never waits for the main thread. */
+/** Batches handed to the model thread at once: one running and, only when it is full, one
+ *  waiting behind it, so the model never idles on a round trip while partial batches wait
+ *  in the pool to be sorted with later arrivals. */
 const MODEL_DEPTH = 2;
 
 export class EmbeddingPipeline {
@@ -66,7 +68,9 @@ export class EmbeddingPipeline {
     private readonly metrics?: Metrics,
     private readonly log?: Logger,
   ) {
-    this.pool = new BatchPool<Item>({ maxBatchTokens: cfg.MAX_BATCH_TOKENS, maxBatchSize: cfg.MAX_BATCH_SIZE, padMultiple: cfg.PAD_MULTIPLE });
+    this.pool = new BatchPool<Item>({
+      maxBatchTokens: cfg.MAX_BATCH_TOKENS, maxBatchSize: cfg.MAX_BATCH_SIZE, padMultiple: cfg.PAD_MULTIPLE, batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
+    });
     this.grouper = new UpsertGrouper(ports.sink, {
       maxBytes: cfg.UPSERT_MAX_BYTES, maxPoints: cfg.UPSERT_MAX_POINTS, lingerMs: cfg.UPSERT_LINGER_MS,
       retries: cfg.SINK_RETRIES, retryBaseMs: cfg.SINK_RETRY_BASE_MS,
@@ -152,7 +156,9 @@ export class EmbeddingPipeline {
       this.timer = undefined;
     }
     while (this.modelInFlight < MODEL_DEPTH) {
-      const { batch, waitMs } = this.pool.take({ now: Date.now(), moreComing: this.tokenizing > 0, lingerMs: this.cfg.BATCH_LINGER_MS });
+      const { batch, waitMs } = this.pool.take({
+        now: Date.now(), moreComing: this.tokenizing > 0, lingerMs: this.cfg.BATCH_LINGER_MS, onlyFull: this.modelInFlight > 0,
+      });
       if (!batch) {
         if (Number.isFinite(waitMs)) this.timer = setTimeout(() => this.pump(), Math.max(1, waitMs));
         break;
@@ -197,7 +203,7 @@ export class EmbeddingPipeline {
     }
     const seconds = (performance.now() - started) / 1000;
     this.recordBatch(live, padded, seconds);
-    this.log?.debug({ batchId, size: live.length, paddedLength: padded, ms: Math.round(seconds * 1000) }, "batch embedded");
+    this.log?.debug({ batchId, size: live.length, paddedLength: padded, realTokens: live.reduce((a, it) => a + it.length, 0), pool: this.pool.size, ms: Math.round(seconds * 1000) }, "batch embedded");
     this.grouper.add(live.map((it, i) => ({ point: this.toPoint(it, out[i]), done: (e?: Error) => this.chunkWritten(it, e) })));
   }
 
