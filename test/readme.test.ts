@@ -20,3 +20,8 @@ test("every npm script the README names exists", () => {
   for (const s of new Set(named)) assert.ok(pkg.scripts[s], `README mentions "npm run ${s}" but package.json has no such script`);
   assert.ok(pkg.scripts.test);
 });
+
+test("the README's configuration table is the one the schema prints", async () => {
+  const { configTable } = await import("../shared/config-table.js");
+  assert.ok(readme.includes(configTable()), "README table differs from `npm run config-table`; paste its output into the README");
+});
