@@ -33,7 +33,11 @@ after(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-const env = (extra: Record<string, string>) => ({ ...process.env, MODEL_DIR: modelDir, LOG_LEVEL: "warn", HTTP_PORT: "0", ...extra });
+// These processes write to a JSONL file: a QDRANT_URL meant for the integration suite must not reach them.
+const env = (extra: Record<string, string>) => {
+  const { QDRANT_URL: _url, QDRANT_API_KEY: _key, ...rest } = process.env;
+  return { ...rest, MODEL_DIR: modelDir, LOG_LEVEL: "warn", HTTP_PORT: "0", ...extra };
+};
 const run = (script: string, args: string[], extra: Record<string, string> = {}) =>
   spawnSync(process.execPath, [script, ...args], { env: env(extra), encoding: "utf8", timeout: 60_000 });
 
