@@ -8,8 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import fc from "fast-check";
 import { Tokenizer } from "@huggingface/tokenizers";
@@ -17,18 +16,10 @@ import { chunkDocument, ChunkerOptionsError, TokenCountError } from "../producer
 import { splitSentences } from "../producer/chunk-atoms.js";
 import type { Chunk, Segment, SourceDocument } from "../producer/document.js";
 import { readDocuments } from "../producer/readers/index.js";
+import { referenceRoot, repoRoot } from "./support/harness.js";
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("package.json not found above the test file");
-    dir = parent;
-  }
-  return dir;
-}
-const ROOT = repoRoot();
-const SHARED = resolve(ROOT, "..", "shared");
+const ROOT = repoRoot;
+const SHARED = referenceRoot;
 const TOKENIZER_DIR = join(SHARED, "reference", "tokenizers", "xlm-roberta-250k");
 const TRANSCRIPTS = join(SHARED, "data", "transcripts");
 

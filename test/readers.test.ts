@@ -10,26 +10,15 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { ReadEvent, SourceDocument } from "../producer/document.js";
 import { readDocuments, type ReadOptions } from "../producer/readers/index.js";
 import { cleanText, decodeUtf8 } from "../producer/readers/text-hygiene.js";
+import { referenceRoot, repoRoot } from "./support/harness.js";
 
-/** Repo root: the nearest ancestor of this (compiled) file holding package.json. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("package.json not found above the test file");
-    dir = parent;
-  }
-  return dir;
-}
-
-const ROOT = repoRoot();
+const ROOT = repoRoot;
 const SAMPLES = join(ROOT, "samples");
-const TRANSCRIPTS = resolve(ROOT, "..", "shared", "data", "transcripts");
+const TRANSCRIPTS = join(referenceRoot, "data", "transcripts");
 let tmp = "";
 
 before(async () => {
