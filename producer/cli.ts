@@ -98,5 +98,10 @@ export function buildCli(cfg: () => Config): Command {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await buildCli(() => loadConfigOrExit()).parseAsync(process.argv);
+  try {
+    await buildCli(() => loadConfigOrExit()).parseAsync(process.argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
 }

@@ -106,3 +106,10 @@ test("the worker embeds what the producer enqueued and exits 0 on SIGTERM", asyn
   assert.match(out, /"msg":"stopped"/);
   assert.ok(!/"text":"/.test(out.replace(/"msg":"[^"]*"/g, "")), "chunk text appeared in the worker's log");
 });
+
+test("ingest without a model folder exits 1 with one line saying what to set", () => {
+  const r = run(producer, ["ingest", path.join(repoRoot, "samples")], { MODEL_DIR: path.join(tmp, "no-model-here") });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /cannot read tokenizer .*no-model-here.*set MODEL_DIR/);
+  assert.ok(!/\n\s+at /.test(r.stderr), "printed a stack trace");
+});
