@@ -53,6 +53,9 @@ export class StrictModeError extends Error {
   }
 }
 
+/** The job schema's limit; checked here so such a document is reported, not enqueued to fail. */
+const MAX_DOC_ID_CHARS = 1024;
+
 type Input = AsyncIterable<ReadEvent | SourceDocument> | Iterable<ReadEvent | SourceDocument>;
 type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
 
@@ -111,6 +114,10 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
       continue;
     }
     const doc = ev.doc;
+    if (doc.id.length === 0 || doc.id.length > MAX_DOC_ID_CHARS) {
+      skip({ file: doc.source.file, line: doc.source.line, reason: `document id is empty or longer than ${MAX_DOC_ID_CHARS} characters` });
+      continue;
+    }
     let chunks: Chunk[];
     try {
       chunks = chunkDocument(doc, { targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens });

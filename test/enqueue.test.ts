@@ -77,10 +77,12 @@ test("skipped records are counted by reason and never stop the run; strict mode 
     { kind: "document", doc: doc("ok", 2) },
     { kind: "document", doc: { ...doc("blank", 1), segments: [{ text: "   " }] } },
     { kind: "skipped", file: "in.jsonl", line: 9, reason: "line 9: invalid JSON: Unexpected end" },
+    { kind: "document", doc: doc("x".repeat(1025), 2) },
   ];
   const s = await enqueueDocuments(q, events, opts);
   assert.equal(s.documents, 1);
-  assert.equal(s.skipped, 3);
+  assert.equal(s.skipped, 4);
+  assert.equal(s.skippedByReason["document id is empty or longer than 1024 characters"], 1);
   assert.equal(s.skippedByReason["invalid JSON"], 2);
   assert.equal(s.skippedSamples[0].line, 3);
   await assert.rejects(enqueueDocuments(q, events, { ...opts, strict: true }), StrictModeError);
