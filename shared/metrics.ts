@@ -3,7 +3,6 @@
  *  `_seconds` suffix, counters end in `_total`, one histogram per pipeline stage, failures
  *  counted by reason. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ErrorKind } from "./errors.js";
 
 export type Stage = "queue_wait" | "tokenize" | "batch_wait" | "infer" | "sink_write";
 
@@ -46,7 +45,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
     stage: new Histogram({ name: `${p}stage_duration_seconds`, help: "Time spent per pipeline stage", labelNames: ["stage"], buckets: latencyBuckets, registers: r }),
     jobLatency: new Histogram({ name: `${p}job_latency_seconds`, help: "Job latency from enqueue to completion", buckets: latencyBuckets, registers: r }),
     jobs: new Counter({ name: `${p}jobs_total`, help: "Jobs finished by status", labelNames: ["status"], registers: r }),
-    errors: new Counter({ name: `${p}errors_total`, help: "Errors by type", labelNames: ["type"], registers: r }),
+    errors: new Counter({ name: `${p}errors_total`, help: "Errors by type, counted where they happen: each invalid job or chunk, failed model call, failed upsert attempt", labelNames: ["type"], registers: r }),
     truncated: new Counter({ name: `${p}truncated_chunks_total`, help: "Chunks truncated to MAX_SEQ_LENGTH", registers: r }),
     upserts: new Counter({ name: `${p}sink_requests_total`, help: "Upsert requests sent to the sink", registers: r }),
     upsertPoints: new Histogram({ name: `${p}sink_request_points`, help: "Points per upsert request", buckets: pow2(1, 11), registers: r }),
@@ -54,8 +53,4 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
     inflightJobs: new Gauge({ name: `${p}inflight_jobs`, help: "Jobs currently held by this worker", registers: r }),
     pooledChunks: new Gauge({ name: `${p}pooled_chunks`, help: "Tokenized chunks waiting for a batch", registers: r }),
   };
-}
-
-export function countError(m: Metrics | undefined, kind: ErrorKind): void {
-  m?.errors.inc({ type: kind });
 }

@@ -42,8 +42,8 @@ export function createQueueConsumer(
       jl.debug({ docId: d.docId, ...result }, "job completed");
       return result;
     } catch (err) {
+      // Counted in errors_total where it happened (pipeline, model, sink), not again here.
       const kind = errorKind(err);
-      metrics.errors.inc({ type: kind });
       const msg = `${kind}: ${(err as Error).message}`;
       jl.warn({ docId: d.docId, kind, err: (err as Error).message, attempt: job.attemptsMade + 1 }, "job failed");
       if (!isRetryable(err)) throw new UnrecoverableError(msg);

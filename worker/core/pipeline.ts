@@ -79,9 +79,9 @@ export class EmbeddingPipeline {
         metrics?.upsertPoints.observe(n);
         if (ok) metrics?.stage.observe({ stage: "sink_write" }, s);
       },
-      onRetry: (err, attempt) => {
+      onError: (err, attempt) => {
         metrics?.errors.inc({ type: "sink" });
-        log?.warn({ err: err.message, attempt }, "upsert failed; retrying");
+        log?.warn({ err: err.message, attempt }, "upsert failed");
       },
     });
   }
@@ -92,7 +92,12 @@ export class EmbeddingPipeline {
 
   /** Embeds and stores every chunk of `job`; rejects with an EmbedError saying why not. */
   async submit(job: PipelineJob): Promise<EmbedJobResult> {
-    this.validate(job);
+    try {
+      this.validate(job);
+    } catch (err) {
+      this.metrics?.errors.inc({ type: errorKind(err) });
+      throw err;
+    }
     let resolve!: (r: EmbedJobResult) => void;
     let reject!: (e: Error) => void;
     const done = new Promise<EmbedJobResult>((res, rej) => ((resolve = res), (reject = rej)));
@@ -143,7 +148,9 @@ export class EmbeddingPipeline {
       }
       if (!state.failed) this.pool.add(items);
     } catch (err) {
-      this.fail(state, err instanceof EmbedError ? err : new ValidationError(`tokenizing failed: ${(err as Error).message}`, { cause: err }));
+      const e = err instanceof EmbedError ? err : new ValidationError(`tokenizing failed: ${(err as Error).message}`, { cause: err });
+      this.metrics?.errors.inc({ type: e.kind });
+      this.fail(state, e);
     } finally {
       this.tokenizing--;
       this.pump();

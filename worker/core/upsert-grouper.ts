@@ -20,7 +20,8 @@ export interface GrouperOptions {
   retryBaseMs: number;
   maxInFlight?: number;
   onRequest?: (points: number, seconds: number, ok: boolean) => void;
-  onRetry?: (err: Error, attempt: number) => void;
+  /** Every failed upsert attempt, retried or not. */
+  onError?: (err: Error, attempt: number) => void;
 }
 
 export class UpsertGrouper {
@@ -87,23 +88,20 @@ export class UpsertGrouper {
   private async write(group: GroupedPoint[]): Promise<void> {
     const points = group.map((g) => g.point);
     const started = performance.now();
+    let attempt = 0;
     try {
       await pRetry(
         async () => {
+          attempt++;
           try {
             await this.sink.upsert(points);
           } catch (err) {
+            this.opts.onError?.(err as Error, attempt);
             if (!isRetryable(err)) throw new AbortError(err as Error);
             throw err;
           }
         },
-        {
-          retries: this.opts.retries,
-          minTimeout: this.opts.retryBaseMs,
-          factor: 2,
-          randomize: true,
-          onFailedAttempt: (e) => this.opts.onRetry?.(e, e.attemptNumber),
-        },
+        { retries: this.opts.retries, minTimeout: this.opts.retryBaseMs, factor: 2, randomize: true },
       );
       this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, true);
       for (const g of group) g.done();
