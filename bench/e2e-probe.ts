@@ -15,7 +15,7 @@ import { Queue } from "bullmq";
 import { parseConfig } from "../shared/config.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../shared/job.js";
 import { createLogger } from "../shared/logger.js";
-import { createMetrics } from "../shared/metrics.js";
+import { createMetrics, metricTotal } from "../shared/metrics.js";
 import { redisConnection } from "../shared/redis.js";
 import { ensureTestModel } from "../shared/test-model/write-test-model.js";
 import { planBatches } from "../worker/core/batcher.js";
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
   const e2eS = (performance.now() - t0) / 1000;
-  const sum = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values.reduce((a, v) => a + v.value, 0);
+  const sum = (name: string) => metricTotal(metrics, name);
   const tokens = await sum("embed_tokens_total");
   const padded = await sum("embed_padded_tokens_total");
   await worker.close();

@@ -10,10 +10,10 @@ import { Queue } from "bullmq";
 import { parseConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { createLogger } from "../shared/logger.js";
-import { createMetrics } from "../shared/metrics.js";
+import { createMetrics, metricTotal } from "../shared/metrics.js";
 import { redisConnection } from "../shared/redis.js";
 import { ensureTestModel } from "../shared/test-model/write-test-model.js";
-import { enqueueDocuments } from "../producer/enqueue.js";
+import { enqueueDocuments, enqueueOptionsFrom } from "../producer/enqueue.js";
 import { expandInputs } from "../producer/input-files.js";
 import { queueStats } from "../producer/queue-stats.js";
 import { readDocuments } from "../producer/readers/index.js";
@@ -51,11 +51,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const summary = await enqueueDocuments(queue, (async function* () {
     for await (const f of expandInputs([samples])) yield* readDocuments(f);
-  })(), {
-    countTokens: loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json")),
-    chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, maxChunksPerJob: cfg.MAX_CHUNKS_PER_JOB,
-    attempts: cfg.JOB_ATTEMPTS, backoffMs: cfg.JOB_BACKOFF_MS, removeOnComplete: cfg.REMOVE_ON_COMPLETE, removeOnFail: cfg.REMOVE_ON_FAIL,
-  });
+  })(), enqueueOptionsFrom(cfg, loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"))));
   console.log(`enqueued: ${summary.documents} documents from ${samples} as ${summary.jobs} jobs (${summary.chunks} chunks, ${summary.tokens} tokens)` +
     (summary.skipped ? `; skipped ${summary.skipped}: ${JSON.stringify(summary.skippedByReason)}` : ""));
 
@@ -66,7 +62,7 @@ async function main(): Promise<number> {
   }
   const seconds = (performance.now() - started) / 1000;
   await worker.close();
-  const value = async (name: string) => (await metrics.registry.getSingleMetric(name)?.get())?.values.reduce((a, v) => a + v.value, 0) ?? 0;
+  const value = (name: string) => metricTotal(metrics, name);
   const chunks = await value("embed_chunks_total");
   const tokens = await value("embed_tokens_total");
   const padded = await value("embed_padded_tokens_total");

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { Queue } from "bullmq";
 import { loadConfigOrExit, type Config } from "../shared/config.js";
 import { redisConnection } from "../shared/redis.js";
-import { enqueueDocuments, StrictModeError, type EnqueueSummary } from "./enqueue.js";
+import { enqueueDocuments, enqueueOptionsFrom, StrictModeError, type EnqueueSummary } from "./enqueue.js";
 import { expandInputs } from "./input-files.js";
 import { queueStats } from "./queue-stats.js";
 import { readDocuments, type InputFormat } from "./readers/index.js";
@@ -45,9 +45,8 @@ async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputF
   const started = performance.now();
   try {
     const s = await enqueueDocuments(queue, readAll(paths, o.format, o.idPrefix), {
-      countTokens, chunkTokens: o.chunkTokens, overlapTokens: o.overlap, maxChunksPerJob: cfg.MAX_CHUNKS_PER_JOB,
-      attempts: cfg.JOB_ATTEMPTS, backoffMs: cfg.JOB_BACKOFF_MS, removeOnComplete: cfg.REMOVE_ON_COMPLETE,
-      removeOnFail: cfg.REMOVE_ON_FAIL, priority: o.priority, dryRun: o.dryRun, strict: o.strict,
+      ...enqueueOptionsFrom(cfg, countTokens),
+      chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, dryRun: o.dryRun, strict: o.strict,
     });
     printSummary(s, performance.now() - started, Boolean(o.json), Boolean(o.dryRun));
     if (s.documents === 0 && s.skipped > 0) process.exitCode = 1;

@@ -5,6 +5,7 @@
  *  re-adds only what is missing. Skipped records are counted by reason, never dropped
  *  silently. */
 import type { JobsOptions, Queue } from "bullmq";
+import type { Config } from "../shared/config.js";
 import { jobId, sha256Hex } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
 import { chunkDocument } from "./chunker.js";
@@ -28,6 +29,14 @@ export interface EnqueueOptions {
   /** Stop at the first skipped record instead of counting it and going on. */
   strict?: boolean;
   onProgress?: (s: EnqueueSummary) => void;
+}
+
+/** The enqueue options the configuration implies; callers override per run (CLI flags). */
+export function enqueueOptionsFrom(cfg: Config, countTokens: (text: string) => number): EnqueueOptions {
+  return {
+    countTokens, chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, maxChunksPerJob: cfg.MAX_CHUNKS_PER_JOB,
+    attempts: cfg.JOB_ATTEMPTS, backoffMs: cfg.JOB_BACKOFF_MS, removeOnComplete: cfg.REMOVE_ON_COMPLETE, removeOnFail: cfg.REMOVE_ON_FAIL,
+  };
 }
 
 export interface SkippedRecord {

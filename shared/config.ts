@@ -132,13 +132,8 @@ export function loadConfigOrExit(env: Record<string, string | undefined> = proce
 export function describeConfig(): Array<{ name: string; description: string; default: string }> {
   return Object.entries(configShape).map(([name, schema]) => {
     const s = schema as z.ZodType;
-    let def = "";
-    try {
-      const parsed = (s as z.ZodType).safeParse(undefined);
-      def = parsed.success && parsed.data !== undefined ? String(parsed.data) : "(unset)";
-    } catch {
-      def = "(unset)";
-    }
+    const parsed = s.safeParse(undefined);
+    const def = parsed.success && parsed.data !== undefined ? String(parsed.data) : "(unset)";
     return { name, description: s.description ?? "", default: def };
   });
 }

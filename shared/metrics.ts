@@ -54,3 +54,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
     pooledChunks: new Gauge({ name: `${p}pooled_chunks`, help: "Tokenized chunks waiting for a batch", registers: r }),
   };
 }
+
+/** Sum of a metric over all its label values (0 if it does not exist). */
+export async function metricTotal(m: Metrics, name: string): Promise<number> {
+  const metric = m.registry.getSingleMetric(name);
+  if (!metric) return 0;
+  return (await metric.get()).values.reduce((a, v) => a + v.value, 0);
+}

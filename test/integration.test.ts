@@ -14,7 +14,7 @@ import { createMetrics } from "../shared/metrics.js";
 import { redisConnection } from "../shared/redis.js";
 import { chunkDocument } from "../producer/chunker.js";
 import type { ReadEvent, SourceDocument } from "../producer/document.js";
-import { enqueueDocuments, type EnqueueOptions } from "../producer/enqueue.js";
+import { enqueueDocuments, enqueueOptionsFrom } from "../producer/enqueue.js";
 import { expandInputs } from "../producer/input-files.js";
 import { readDocuments } from "../producer/readers/index.js";
 import { loadTokenCounter } from "../producer/token-counter.js";
@@ -57,10 +57,7 @@ async function setup(env: Record<string, string> = {}) {
     await queue.close();
     await client.deleteCollection(collection).catch(() => undefined);
   });
-  const opts: EnqueueOptions = {
-    countTokens, chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, maxChunksPerJob: cfg.MAX_CHUNKS_PER_JOB,
-    attempts: cfg.JOB_ATTEMPTS, backoffMs: cfg.JOB_BACKOFF_MS, removeOnComplete: cfg.REMOVE_ON_COMPLETE, removeOnFail: cfg.REMOVE_ON_FAIL,
-  };
+  const opts = enqueueOptionsFrom(cfg, countTokens);
   return { cfg, queue, client, collection, start, opts, worker: () => worker! };
 }
 

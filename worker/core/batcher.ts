@@ -37,6 +37,13 @@ function makeBatch<T extends Sized>(items: T[], paddedLength: number): Batch<T> 
   return { items, paddedLength, realTokens: real, paddedTokens: paddedLength * items.length };
 }
 
+/** A batch of exactly these items, padded to the longest of them. */
+export function batchOf<T extends Sized>(items: T[], padMultiple: number): Batch<T> {
+  let longest = 0;
+  for (const it of items) longest = Math.max(longest, it.length);
+  return makeBatch(items, padTo(longest, padMultiple));
+}
+
 /** Sorts by length (longest first) and cuts the sorted list into batches that minimise the
  *  total cost: padded tokens computed plus `batchOverheadTokens` per batch (the fixed cost of
  *  one model call, in token-equivalents). Greedy filling would put one long chunk with dozens

@@ -71,10 +71,9 @@ export function colbertRow(data: Float32Array, row: number, seqMinus1: number, d
   return out;
 }
 
-/** ColBERT from a last_hidden_state-only model is not available: BGE-M3's ColBERT head is a
- *  trained linear layer the plain encoder does not include. */
+/** Row `row` of sparse_vecs as one weight per token. Exports give [batch, seq, 1]
+ *  (lastDim 1); a [batch, seq] tensor reads the same way. */
 export function sparseWeightsFromTensor(data: Float32Array, row: number, seq: number, lastDim: number): Float32Array {
-  // sparse_vecs is [batch, seq, 1]; tolerate [batch, seq] exports too (lastDim = 1 either way).
   const start = row * seq * lastDim;
   const w = new Float32Array(seq);
   for (let t = 0; t < seq; t++) w[t] = data[start + t * lastDim];

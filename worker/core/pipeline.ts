@@ -11,7 +11,7 @@ import { ChunkTooLongError, EmbedError, errorKind, InferenceError, ValidationErr
 import { pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
 import type { Metrics } from "../../shared/metrics.js";
-import { BatchPool, type Batch, type Pooled } from "./batcher.js";
+import { BatchPool, batchOf, type Batch, type Pooled } from "./batcher.js";
 import type { ChunkEmbedding } from "./heads.js";
 import type { ChunkTokenizer, EmbeddingModel, VectorPoint, VectorSink } from "./ports.js";
 import { UpsertGrouper } from "./upsert-grouper.js";
@@ -201,11 +201,7 @@ export class EmbeddingPipeline {
       }
       this.log?.warn({ batchId, size: live.length, err: (err as Error).message }, "batch failed; splitting and retrying");
       const half = Math.ceil(live.length / 2);
-      for (const part of [live.slice(0, half), live.slice(half)]) {
-        const maxLen = Math.max(...part.map((it) => it.length));
-        const padLen = Math.ceil(maxLen / this.cfg.PAD_MULTIPLE) * this.cfg.PAD_MULTIPLE;
-        await this.runBatch({ items: part, paddedLength: padLen, realTokens: 0, paddedTokens: padLen * part.length }, batchId);
-      }
+      for (const part of [live.slice(0, half), live.slice(half)]) await this.runBatch(batchOf(part, this.cfg.PAD_MULTIPLE), batchId);
       return;
     }
     const seconds = (performance.now() - started) / 1000;
