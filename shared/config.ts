@@ -51,6 +51,7 @@ export const configShape = {
   MAX_SEQ_LENGTH: int(8192, 8, 1_000_000).describe("Longest sequence fed to the model, tokens including <s> and </s> (BGE-M3: 8192)"),
   PAD_MULTIPLE: int(8, 1, 512).describe("Batches are padded to a multiple of this many tokens"),
   BATCH_OVERHEAD_TOKENS: int(128, 0).describe("Fixed cost of one model call in token-equivalents, used to decide when splitting a batch to save padding pays; raise it on GPUs where a call costs more"),
+  BATCH_STRATEGY: z.enum(["sorted", "fifo"]).default("sorted").describe("sorted: length-sorted, token-budgeted batches (use this); fifo: fixed-size batches of MAX_BATCH_SIZE in arrival order with no token budget (for benchmarks)"),
   BATCH_LINGER_MS: int(5, 0).describe("How long a partly filled batch may wait for more chunks, milliseconds"),
   TRUNCATE: flag(true).describe("true: truncate chunks longer than MAX_SEQ_LENGTH (counted); false: fail their job with reason too_long"),
   OUTPUTS: outputsSchema.describe("Vectors to produce: comma list of dense, sparse, colbert (colbert is ~2 MB per 512-token chunk)"),

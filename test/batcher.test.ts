@@ -109,3 +109,18 @@ test("BatchPool: remove() drops a failed job's chunks", () => {
   const { batch } = pool.take({ now: 0, moreComing: false, lingerMs: 0 });
   assert.deepEqual(batch?.items.map((i) => i.job), ["b"]);
 });
+
+test("BatchPool fifo: fixed-size batches in arrival order, no token budget, waits only for a full batch or the linger", () => {
+  const pool = new BatchPool({ maxBatchTokens: 64, maxBatchSize: 3, padMultiple: 8, strategy: "fifo" });
+  const lens = [5, 300, 7, 9, 2];
+  pool.add(lens.map((length, i) => ({ length, pooledAt: i })));
+  const first = pool.take({ now: 10, moreComing: true, lingerMs: 100 });
+  assert.deepEqual(first.batch?.items.map((i) => i.length), [5, 300, 7]); // arrival order, over the token budget
+  assert.equal(first.batch?.paddedLength, 304);
+  const partial = pool.take({ now: 10, moreComing: true, lingerMs: 100 });
+  assert.equal(partial.batch, null);
+  assert.equal(partial.waitMs, 100 - 7);
+  assert.equal(pool.take({ now: 10, moreComing: true, lingerMs: 100, onlyFull: true }).batch, null);
+  assert.deepEqual(pool.take({ now: 10, moreComing: false, lingerMs: 100 }).batch?.items.map((i) => i.length), [9, 2]);
+  assert.equal(pool.size, 0);
+});

@@ -12,6 +12,10 @@ export interface BatchLimits {
   padMultiple: number;
   /** Fixed cost of one model call, in tokens: larger values favour fewer, fuller batches. */
   batchOverheadTokens?: number;
+  /** "sorted" (default): length-sorted, token-budgeted, cost-optimal batches. "fifo": fixed-size
+   *  batches of `maxBatchSize` chunks in arrival order with no token budget, the way a naive
+   *  batcher works; kept for benchmarks (the ablation) and comparison. */
+  strategy?: "sorted" | "fifo";
 }
 
 export interface Sized {
@@ -118,6 +122,7 @@ export class BatchPool<T extends Pooled> {
   /** The next batch to run, or null with how long to wait before asking again. */
   take(opts: TakeOptions): { batch: Batch<T> | null; waitMs: number } {
     if (this.pool.length === 0) return { batch: null, waitMs: Infinity };
+    if (this.limits.strategy === "fifo") return this.takeFifo(opts);
     const plans = planBatches(this.pool, this.limits);
     const oldest = this.oldest();
     const full = (b: Batch<T>) =>
@@ -134,6 +139,17 @@ export class BatchPool<T extends Pooled> {
     const taken = new Set<T>(chosen.items);
     this.pool = this.pool.filter((it) => !taken.has(it));
     return { batch: chosen, waitMs: 0 };
+  }
+
+  /** Arrival order, `maxBatchSize` at a time, padded to the longest: no sorting, no budget. */
+  private takeFifo(opts: TakeOptions): { batch: Batch<T> | null; waitMs: number } {
+    const full = this.pool.length >= this.limits.maxBatchSize;
+    const age = opts.now - this.pool[0].pooledAt;
+    if (!full && (opts.onlyFull || (opts.moreComing && age < opts.lingerMs))) {
+      return { batch: null, waitMs: opts.onlyFull ? Infinity : Math.max(0, opts.lingerMs - age) };
+    }
+    const items = this.pool.splice(0, this.limits.maxBatchSize);
+    return { batch: batchOf(items, this.limits.padMultiple), waitMs: 0 };
   }
 
   private oldest(): T {

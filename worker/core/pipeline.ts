@@ -26,7 +26,7 @@ export interface PipelineJob {
 }
 
 type PipelineConfig = Pick<Config,
-  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_OVERHEAD_TOKENS" | "BATCH_LINGER_MS" | "TRUNCATE" | "MAX_SEQ_LENGTH" |
+  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_OVERHEAD_TOKENS" | "BATCH_LINGER_MS" | "BATCH_STRATEGY" | "TRUNCATE" | "MAX_SEQ_LENGTH" |
   "MAX_CHUNK_CHARS" | "MAX_CHUNKS_PER_JOB" | "STORE_TEXT" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS" | "SINK_RETRIES" |
   "SINK_RETRY_BASE_MS" | "MODEL_NAME">;
 
@@ -70,6 +70,7 @@ export class EmbeddingPipeline {
   ) {
     this.pool = new BatchPool<Item>({
       maxBatchTokens: cfg.MAX_BATCH_TOKENS, maxBatchSize: cfg.MAX_BATCH_SIZE, padMultiple: cfg.PAD_MULTIPLE, batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
+      strategy: cfg.BATCH_STRATEGY,
     });
     this.grouper = new UpsertGrouper(ports.sink, {
       maxBytes: cfg.UPSERT_MAX_BYTES, maxPoints: cfg.UPSERT_MAX_POINTS, lingerMs: cfg.UPSERT_LINGER_MS,
