@@ -24,6 +24,16 @@ export interface Metrics {
   modelInfo: Gauge<"model" | "provider" | "outputs" | "device">;
   inflightJobs: Gauge<never>;
   pooledChunks: Gauge<never>;
+  /** Jobs in the queue by state, read from Redis at scrape time (all workers see the same). */
+  queueJobs: Gauge<"queue" | "state">;
+  /** Age of the oldest job waiting to be picked up (waiting or prioritized), read at scrape time. */
+  queueLag: Gauge<"queue">;
+  /** Scrapes whose Redis read failed or ran past its time bound (the queue gauges keep their last values). */
+  queueScrapeErrors: Counter<"reason">;
+  gpuMemoryUsed: Gauge<"device">;
+  gpuMemoryTotal: Gauge<"device">;
+  /** 1 while the worker reports ready, 0 while starting or draining. */
+  ready: Gauge<never>;
 }
 
 const pow2 = (from: number, n: number) => Array.from({ length: n }, (_, i) => from * 2 ** i);
@@ -52,6 +62,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
     modelInfo: new Gauge({ name: `${p}model_info`, help: "Loaded model (value is always 1)", labelNames: ["model", "provider", "outputs", "device"], registers: r }),
     inflightJobs: new Gauge({ name: `${p}inflight_jobs`, help: "Jobs currently held by this worker", registers: r }),
     pooledChunks: new Gauge({ name: `${p}pooled_chunks`, help: "Tokenized chunks waiting for a batch", registers: r }),
+    queueJobs: new Gauge({ name: `${p}queue_jobs`, help: "Jobs in the queue by state (waiting, prioritized, active, delayed, failed), read from Redis at scrape time", labelNames: ["queue", "state"], registers: r }),
+    queueLag: new Gauge({ name: `${p}queue_lag_seconds`, help: "Age of the oldest job waiting to be picked up (waiting or prioritized), read from Redis at scrape time; 0 when none waits", labelNames: ["queue"], registers: r }),
+    queueScrapeErrors: new Counter({ name: `${p}queue_scrape_errors_total`, help: "Scrapes whose queue read from Redis failed or timed out (queue gauges keep their last values)", labelNames: ["reason"], registers: r }),
+    gpuMemoryUsed: new Gauge({ name: `${p}gpu_memory_used_bytes`, help: "GPU memory in use on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
+    gpuMemoryTotal: new Gauge({ name: `${p}gpu_memory_total_bytes`, help: "GPU memory on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
+    ready: new Gauge({ name: `${p}ready`, help: "1 while the worker is ready to take jobs, 0 while starting or draining", registers: r }),
   };
 }
 
