@@ -67,6 +67,10 @@ export const configShape = {
   CHUNK_OVERLAP_TOKENS: int(64, 0).describe("Overlap between consecutive chunks of a document, tokens"),
   MAX_CHUNKS_PER_JOB: int(64, 1, 10_000).describe("Most chunks in one job; longer documents span several jobs"),
   MAX_CHUNK_CHARS: int(200_000, 1).describe("Largest chunk text accepted by the worker, characters (checked before tokenizing)"),
+  DRAIN_TIMEOUT_MS: int(60_000, 0).describe("On SIGTERM: how long in-flight jobs may run to completion before they are handed back to the queue for another worker, milliseconds (keep below the pod's terminationGracePeriodSeconds)"),
+  WARMUP: flag(true).describe("Run one batch at the full token budget (longest sequences) before reporting ready, so a budget the device cannot hold fails at start-up, not on the first job"),
+  HEALTH_CHECK_TIMEOUT_MS: int(1000, 50).describe("Readiness checks of Redis and the sink time out after this long, milliseconds"),
+  METRICS_REDIS_TIMEOUT_MS: int(500, 10).describe("A /metrics scrape waits at most this long for the queue gauges from Redis, milliseconds; past it they keep their last values"),
   HTTP_PORT: int(9464, 0, 65535).describe("Worker HTTP port for /metrics and /health (0 = disabled)"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("pino log level"),
 };

@@ -9,6 +9,7 @@ export type ErrorKind =
   | "oom" // the execution provider ran out of memory, even for one chunk
   | "sink" // Qdrant (or the JSONL file) refused or failed the write
   | "timeout"
+  | "shutdown" // the worker stopped before the job finished: handed back to the queue, not a failure
   | "config"
   | "model" // the model or its provider cannot be loaded
   | "schema"; // the Qdrant collection exists with an incompatible schema
@@ -65,6 +66,12 @@ export class SinkError extends EmbedError {
 
 export class TimeoutError extends EmbedError {
   readonly kind = "timeout";
+  readonly retryable = true;
+}
+
+/** A job still running when the drain deadline passed; the consumer returns it to the queue. */
+export class ShutdownError extends EmbedError {
+  readonly kind = "shutdown";
   readonly retryable = true;
 }
 

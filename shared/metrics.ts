@@ -42,6 +42,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   const registry = new Registry();
   const p = opts.prefix ?? "embed_";
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  const m = build(registry, p);
+  // Known label values start at 0, so rates and "no errors" are visible before the first event.
+  for (const type of ["validation", "too_long", "inference", "oom", "sink", "timeout", "shutdown"]) m.errors.inc({ type }, 0);
+  for (const status of ["completed", "failed", "retried"]) m.jobs.inc({ status }, 0);
+  return m;
+}
+
+function build(registry: Registry, p: string): Metrics {
   const r = [registry];
   const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
   return {

@@ -1,23 +1,29 @@
-/** Wires the worker: model files → ONNX model thread → tokenizer threads → sink → pipeline →
- *  BullMQ consumer. Used by `main.ts`, the demo and the integration tests, so all three run
- *  exactly the same assembly. Start-up fails fast (bad model, missing CUDA provider,
- *  incompatible collection) before any job is taken. */
+/** Wires the worker: HTTP probes → model files → ONNX model thread (warmed up at the full
+ *  token budget) → tokenizer threads → sink → pipeline → BullMQ consumer. Used by `main.ts`,
+ *  the demo and the tests, so all of them run exactly the same assembly. Start-up fails fast
+ *  (bad model, missing CUDA provider, incompatible collection) before any job is taken; the
+ *  HTTP port comes up first so liveness answers while the model loads. */
 import type { Redis } from "ioredis";
-import { redisConnection } from "../shared/redis.js";
 import type { Worker } from "bullmq";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
+import { ShutdownError } from "../shared/errors.js";
 import { redactUrl } from "../shared/logger.js";
 import { createMetrics, type Metrics } from "../shared/metrics.js";
+import { redisConnection } from "../shared/redis.js";
+import { padTo } from "./core/batcher.js";
 import { EmbeddingPipeline } from "./core/pipeline.js";
 import type { EmbeddingModel, VectorSink } from "./core/ports.js";
+import { readGpuMemory } from "./adapters/gpu-memory.js";
+import { HealthState } from "./adapters/health.js";
+import { startHttpServer, type HttpServer } from "./adapters/http-server.js";
 import { JsonlSink } from "./adapters/jsonl-sink.js";
-import { locateModelFiles } from "./adapters/model-files.js";
+import { locateModelFiles, type ModelFiles } from "./adapters/model-files.js";
 import { OnnxModel } from "./adapters/onnx-model.js";
 import { QdrantSink } from "./adapters/qdrant-sink.js";
 import { createQueueConsumer } from "./adapters/queue-consumer.js";
+import { QueueMetrics } from "./adapters/queue-metrics.js";
 import { TokenizerPool } from "./adapters/tokenizer-pool.js";
-import { startHttpServer } from "./adapters/http-server.js";
 
 export interface RunningWorker {
   worker: Worker;
@@ -25,11 +31,25 @@ export interface RunningWorker {
   model: EmbeddingModel;
   sink: VectorSink;
   metrics: Metrics;
+  health: HealthState;
   connection: Redis;
   /** The HTTP port actually bound (0 = no HTTP server). */
   httpPort: number;
-  /** Stops taking jobs, lets in-flight jobs finish, then releases every resource. */
-  close(): Promise<void>;
+  /** Stops taking jobs and lets in-flight jobs finish; jobs still running after DRAIN_TIMEOUT_MS
+   *  go back to the queue for another worker. Then releases every resource. Returns how many
+   *  jobs were handed back. */
+  close(): Promise<{ handedBack: number }>;
+}
+
+export interface StartOptions {
+  log: Logger;
+  metrics?: Metrics;
+  sink?: VectorSink;
+  onFatal?: (err: Error) => void;
+  /** Overrides HTTP_PORT (0 = any free port). */
+  httpPort?: number;
+  /** Wraps the loaded model, e.g. to inject faults in tests. */
+  wrapModel?: (model: EmbeddingModel) => EmbeddingModel;
 }
 
 export function createSink(cfg: Config, log: Logger): VectorSink {
@@ -38,54 +58,113 @@ export function createSink(cfg: Config, log: Logger): VectorSink {
   return new JsonlSink(cfg.SINK_FILE);
 }
 
+/** One batch of the longest sequences the budget allows, so an allocation the device cannot
+ *  hold fails here rather than on the first long job. Returns the shape run. */
+export async function warmUp(model: EmbeddingModel, files: Pick<ModelFiles, "bosId" | "eosId">, cfg: Pick<Config, "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE">) {
+  const length = Math.max(3, Math.min(model.info.maxSeqLength, cfg.MAX_BATCH_TOKENS));
+  const paddedLength = padTo(length, cfg.PAD_MULTIPLE);
+  const rows = Math.max(1, Math.min(cfg.MAX_BATCH_SIZE, Math.floor(cfg.MAX_BATCH_TOKENS / paddedLength)));
+  const seq = new Int32Array(length).fill(5);
+  seq[0] = files.bosId;
+  seq[length - 1] = files.eosId;
+  const started = performance.now();
+  await model.embed({ sequences: Array.from({ length: rows }, () => seq), paddedLength });
+  return { rows, paddedLength, ms: Math.round(performance.now() - started) };
+}
 
-export async function startWorker(
-  cfg: Config,
-  opts: { log: Logger; metrics?: Metrics; sink?: VectorSink; onFatal?: (err: Error) => void; httpPort?: number },
-): Promise<RunningWorker> {
+export async function startWorker(cfg: Config, opts: StartOptions): Promise<RunningWorker> {
   const { log } = opts;
   const metrics = opts.metrics ?? createMetrics();
-  const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
-  const model = await OnnxModel.load(cfg, files);
-  model.onFatal = (err) => {
-    log.fatal({ err: err.message }, "model thread died");
-    opts.onFatal?.(err);
-  };
-  const info = model.info;
-  if (info.maxSeqLength < cfg.MAX_SEQ_LENGTH) {
-    log.warn({ MAX_SEQ_LENGTH: cfg.MAX_SEQ_LENGTH, modelLimit: info.maxSeqLength }, "the model's position table is shorter than MAX_SEQ_LENGTH; truncating to the model's limit");
-  }
-  log.info({ model: info.name, provider: info.provider, device: info.device, onnxOutputs: info.onnxOutputs, available: info.available, outputs: info.outputs, denseDim: info.denseDim, colbertDim: info.colbertDim, maxSeqLength: info.maxSeqLength }, "model loaded");
-  metrics.modelInfo.set({ model: info.name, provider: info.provider, outputs: info.outputs.join(","), device: info.device }, 1);
-  const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: info.maxSeqLength, eosId: files.eosId, threads: cfg.TOKENIZER_THREADS });
-  const sink = opts.sink ?? createSink(cfg, log);
-  try {
-    await sink.init(info);
-  } catch (err) {
-    await Promise.allSettled([tokenizer.close(), model.close()]);
-    throw err;
-  }
-  const pipeline = new EmbeddingPipeline({ ...cfg, MAX_SEQ_LENGTH: info.maxSeqLength }, { tokenizer, model, sink }, metrics, log);
   const connection = redisConnection(cfg.REDIS_URL);
   connection.on("error", (err) => log.warn({ err: err.message }, "Redis connection error"));
-  const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
-  let closingStarted = false;
-  const http = cfg.HTTP_PORT > 0 || opts.httpPort !== undefined
-    ? await startHttpServer(opts.httpPort ?? cfg.HTTP_PORT, metrics.registry, {
-        ready: () => !closingStarted && worker.isRunning(),
-        details: () => ({ model: info.name, provider: info.provider, device: info.device, outputs: info.outputs, queue: cfg.QUEUE_NAME, inFlightJobs: pipeline.inFlightJobs }),
-      })
-    : undefined;
-  log.info({ queue: cfg.QUEUE_NAME, redis: redactUrl(cfg.REDIS_URL), sink: sink.describe(), concurrency: cfg.WORKER_CONCURRENCY, httpPort: http?.port }, "worker started");
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      closingStarted = true;
-      await worker.close();
-      await pipeline.drain();
-      await Promise.allSettled([tokenizer.close(), model.close(), sink.close()]);
-      await connection.quit().catch(() => connection.disconnect());
-      await http?.close();
-    })());
-  return { worker, pipeline, model, sink, metrics, connection, httpPort: http?.port ?? 0, close };
+  let sink: VectorSink | undefined;
+  const health = new HealthState(
+    [
+      { name: "redis", check: async () => void (await connection.ping()) },
+      { name: "sink", check: async () => sink?.ping?.() },
+    ],
+    { timeoutMs: cfg.HEALTH_CHECK_TIMEOUT_MS },
+  );
+  let details: Record<string, unknown> = { queue: cfg.QUEUE_NAME };
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const wantHttp = opts.httpPort !== undefined || cfg.HTTP_PORT > 0;
+  let http: HttpServer | undefined;
+  try {
+    if (wantHttp) {
+      http = await startHttpServer(opts.httpPort ?? cfg.HTTP_PORT, metrics.registry, {
+        state: health,
+        details: async () => (details.provider === "cuda" ? { ...details, gpuMemory: (await readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS)) ?? null } : details),
+      });
+      cleanups.push(() => http!.close());
+    }
+    cleanups.push(() => connection.quit().catch(() => connection.disconnect()));
+    const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
+    const loaded = await OnnxModel.load(cfg, files);
+    cleanups.push(() => loaded.close());
+    loaded.onFatal = (err) => {
+      log.fatal({ err: err.message }, "model thread died");
+      opts.onFatal?.(err);
+    };
+    const model = opts.wrapModel ? opts.wrapModel(loaded) : loaded;
+    const info = loaded.info;
+    if (info.maxSeqLength < cfg.MAX_SEQ_LENGTH) {
+      log.warn({ MAX_SEQ_LENGTH: cfg.MAX_SEQ_LENGTH, modelLimit: info.maxSeqLength }, "the model's position table is shorter than MAX_SEQ_LENGTH; truncating to the model's limit");
+    }
+    log.info({ model: info.name, provider: info.provider, device: info.device, onnxOutputs: info.onnxOutputs, available: info.available, outputs: info.outputs, denseDim: info.denseDim, colbertDim: info.colbertDim, maxSeqLength: info.maxSeqLength }, "model loaded");
+    metrics.modelInfo.set({ model: info.name, provider: info.provider, outputs: info.outputs.join(","), device: info.device }, 1);
+    details = { ...details, model: info.name, provider: info.provider, device: info.device, outputs: info.outputs, maxSeqLength: info.maxSeqLength };
+    if (info.provider === "cuda") attachGpuMemory(metrics, cfg.CUDA_DEVICE_ID, info.device, cfg.METRICS_REDIS_TIMEOUT_MS);
+    if (cfg.WARMUP) {
+      const w = await warmUp(loaded, files, cfg);
+      log.info(w, "warm-up batch at the full token budget done");
+    }
+    const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: info.maxSeqLength, eosId: files.eosId, threads: cfg.TOKENIZER_THREADS });
+    cleanups.push(() => tokenizer.close());
+    const s = opts.sink ?? createSink(cfg, log);
+    sink = s;
+    await s.init(info);
+    cleanups.push(() => s.close());
+    const pipeline = new EmbeddingPipeline({ ...cfg, MAX_SEQ_LENGTH: info.maxSeqLength }, { tokenizer, model, sink: s }, metrics, log);
+    const queueMetrics = new QueueMetrics({ redisUrl: cfg.REDIS_URL, queueName: cfg.QUEUE_NAME, prefix: cfg.QUEUE_PREFIX, timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS, metrics, log });
+    cleanups.push(() => queueMetrics.close());
+    const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
+    health.phase = "running";
+    metrics.ready.set(1);
+    log.info({ queue: cfg.QUEUE_NAME, redis: redactUrl(cfg.REDIS_URL), sink: s.describe(), concurrency: cfg.WORKER_CONCURRENCY, httpPort: http?.port }, "worker started");
+
+    let closing: Promise<{ handedBack: number }> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        health.phase = "draining";
+        metrics.ready.set(0);
+        let handedBack = 0;
+        const deadline = setTimeout(() => {
+          handedBack = pipeline.abortAll(new ShutdownError(`the worker is shutting down and DRAIN_TIMEOUT_MS=${cfg.DRAIN_TIMEOUT_MS} passed`));
+          log.warn({ jobs: handedBack }, "drain deadline passed: handing in-flight jobs back to the queue");
+        }, cfg.DRAIN_TIMEOUT_MS);
+        try {
+          await worker.close();
+        } finally {
+          clearTimeout(deadline);
+        }
+        await pipeline.drain();
+        health.phase = "stopped";
+        for (const c of cleanups.reverse()) await c().catch((err: Error) => log.warn({ err: err.message }, "cleanup failed"));
+        return { handedBack };
+      })());
+    return { worker, pipeline, model, sink: s, metrics, health, connection, httpPort: http?.port ?? 0, close };
+  } catch (err) {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    throw err;
+  }
+}
+
+function attachGpuMemory(metrics: Metrics, deviceId: number, device: string, timeoutMs: number): void {
+  const collect = async () => {
+    const mem = await readGpuMemory(deviceId, timeoutMs);
+    if (!mem) return;
+    metrics.gpuMemoryUsed.set({ device }, mem.usedBytes);
+    metrics.gpuMemoryTotal.set({ device }, mem.totalBytes);
+  };
+  (metrics.gpuMemoryUsed as unknown as { collect?: () => Promise<void> }).collect = collect;
 }

@@ -1,42 +1,73 @@
-/** The worker's HTTP port: Prometheus metrics and health probes. Liveness answers while the
- *  process runs; readiness only once the model is loaded and the worker takes jobs, and not
- *  while it drains on shutdown. Exposes no secrets and no chunk text. */
+/** The worker's HTTP port: Prometheus metrics and health probes.
+ *  - `/health/live`: 200 while the process serves HTTP (the event loop is not stuck).
+ *  - `/health/startup`: 200 once the model is loaded and warmed up and the worker takes jobs.
+ *  - `/health/ready`: 200 while running and Redis and the sink answer; 503 while starting,
+ *    draining, or when a dependency does not answer.
+ *  - `/health`: the same as JSON, with model, provider, device, outputs, uptime, GPU memory.
+ *  - `/metrics`: Prometheus text format.
+ *  Exposes no secrets and no chunk text: URLs are shown redacted and only counts are reported. */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import type { HealthState } from "./health.js";
 
 export interface HealthSource {
-  ready(): boolean;
-  details(): Record<string, unknown>;
+  state: HealthState;
+  /** Static and cheap facts for `/health` (must contain no secrets). */
+  details(): Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
-export async function startHttpServer(port: number, registry: Registry, health: HealthSource): Promise<{ port: number; close(): Promise<void> }> {
+export interface HttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startHttpServer(port: number, registry: Registry, health: HealthSource): Promise<HttpServer> {
   const started = Date.now();
   const server = http.createServer((req, res) => {
     const url = (req.url ?? "/").split("?")[0];
     const send = (status: number, body: string, type = "text/plain; charset=utf-8") => {
-      res.writeHead(status, { "content-type": type });
+      res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
       res.end(body);
     };
-    if (req.method !== "GET") return send(405, "method not allowed\n");
-    if (url === "/metrics") {
-      registry.metrics().then((text) => send(200, text, registry.contentType), (err: Error) => send(500, `metrics failed: ${err.message}\n`));
-      return;
+    const fail = (err: Error) => send(500, `${err.message}\n`);
+    if (req.method !== "GET" && req.method !== "HEAD") return send(405, "method not allowed\n");
+    switch (url) {
+      case "/metrics":
+        registry.metrics().then((text) => send(200, text, registry.contentType), fail);
+        return;
+      case "/health/live":
+        return send(200, "ok\n");
+      case "/health/startup":
+        return health.state.started ? send(200, "started\n") : send(503, `${health.state.phase}\n`);
+      case "/health/ready":
+        health.state.report().then((r) => {
+          if (r.ready) return send(200, "ready\n");
+          const failed = Object.entries(r.checks).filter(([, c]) => !c.ok).map(([n, c]) => `${n}: ${c.error}`);
+          send(503, `not ready: ${[r.phase, ...failed].join("; ")}\n`);
+        }, fail);
+        return;
+      case "/health":
+        Promise.all([health.state.report(), health.details()]).then(([r, details]) => {
+          const body = { status: r.ready ? "ready" : r.phase === "running" ? "degraded" : r.phase, phase: r.phase, checks: r.checks, uptimeSeconds: Math.round((Date.now() - started) / 1000), ...details };
+          send(r.ready ? 200 : 503, JSON.stringify(body), "application/json");
+        }, fail);
+        return;
+      default:
+        send(404, "not found\n");
     }
-    if (url === "/health/live") return send(200, "ok\n");
-    if (url === "/health/ready" || url === "/health/startup") return health.ready() ? send(200, "ready\n") : send(503, "not ready\n");
-    if (url === "/health") {
-      const body = { status: health.ready() ? "ready" : "not_ready", uptimeSeconds: Math.round((Date.now() - started) / 1000), ...health.details() };
-      return send(health.ready() ? 200 : 503, JSON.stringify(body), "application/json");
-    }
-    send(404, "not found\n");
   });
+  server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, resolve);
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -132,5 +132,13 @@ export class QdrantSink implements VectorSink {
     }
   }
 
+  async ping(): Promise<void> {
+    try {
+      await this.client.collectionExists(this.cfg.COLLECTION);
+    } catch (err) {
+      throw toSinkError(err, `reaching Qdrant at ${this.cfg.QDRANT_URL}`);
+    }
+  }
+
   async close(): Promise<void> {}
 }

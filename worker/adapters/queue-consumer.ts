@@ -2,12 +2,13 @@
  *  batcher sorts across. Each job is validated, handed to the pipeline, and completed only
  *  when the pipeline says every chunk is stored. Failures become BullMQ failures with a
  *  reason that starts with the error kind (`validation: …`, `sink: …`), so failed jobs can
- *  be filtered by cause; errors retrying cannot fix are thrown as UnrecoverableError. */
-import { UnrecoverableError, Worker, type Job } from "bullmq";
+ *  be filtered by cause; errors retrying cannot fix are thrown as UnrecoverableError. A job
+ *  still running when the drain deadline passes is moved back to the wait list. */
+import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { errorKind, isRetryable } from "../../shared/errors.js";
+import { errorKind, isRetryable, ShutdownError } from "../../shared/errors.js";
 import { embedJobSchema, formatIssues, JOB_NAME, type EmbedJobResult } from "../../shared/job.js";
 import type { Metrics } from "../../shared/metrics.js";
 import type { EmbeddingPipeline } from "../core/pipeline.js";
@@ -20,7 +21,7 @@ export function createQueueConsumer(
   deps: { connection: Redis; log: Logger; metrics: Metrics; autorun?: boolean },
 ): Worker {
   const { log, metrics } = deps;
-  const processor = async (job: Job): Promise<EmbedJobResult> => {
+  const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {
     const jl = log.child({ jobId: job.id });
     metrics.stage.observe({ stage: "queue_wait" }, Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp) / 1000);
     if (job.name !== JOB_NAME) {
@@ -42,6 +43,12 @@ export function createQueueConsumer(
       jl.debug({ docId: d.docId, ...result }, "job completed");
       return result;
     } catch (err) {
+      if (err instanceof ShutdownError) {
+        // Not a failure: back to the queue at once (attempts unchanged) rather than after the lock expires.
+        await job.moveToWait(token);
+        jl.info({ docId: d.docId }, "job handed back to the queue: drain deadline passed");
+        throw new WaitingError();
+      }
       // Counted in errors_total where it happened (pipeline, model, sink), not again here.
       const kind = errorKind(err);
       const msg = `${kind}: ${(err as Error).message}`;

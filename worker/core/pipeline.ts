@@ -110,6 +110,15 @@ export class EmbeddingPipeline {
     return done;
   }
 
+  /** Fails every job still in flight with `err` (the drain deadline passed). Their chunks
+   *  leave the pool; points already on their way to the sink may still be written, which is
+   *  harmless since point ids are deterministic. */
+  abortAll(err: Error): number {
+    const states = [...this.jobs];
+    for (const s of states) this.fail(s, err);
+    return states.length;
+  }
+
   /** Waits until no job is in flight and nothing is left to write. */
   async drain(): Promise<void> {
     while (this.jobs.size > 0) await Promise.all([...this.jobs].map((s) => s.settled));

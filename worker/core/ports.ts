@@ -59,6 +59,8 @@ export interface VectorSink {
   /** Resolves only once the points are durably stored (Qdrant `wait=true`, file written). */
   upsert(points: VectorPoint[]): Promise<void>;
   describe(): string;
+  /** Resolves when the destination answers (readiness); absent = always reachable. */
+  ping?(): Promise<void>;
   close(): Promise<void>;
 }
 
