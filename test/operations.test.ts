@@ -18,7 +18,7 @@ import { startWorker, warmUp, type RunningWorker } from "../worker/app.js";
 import { parseNvidiaSmi, readGpuMemory } from "../worker/adapters/gpu-memory.js";
 import { QdrantSink } from "../worker/adapters/qdrant-sink.js";
 import { QueueMetrics } from "../worker/adapters/queue-metrics.js";
-import { qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "./support/harness.js";
+import { freePort, qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "./support/harness.js";
 
 const connection = redisConnection("redis://127.0.0.1:6379");
 let target: QdrantTarget;
@@ -35,14 +35,6 @@ after(async () => {
   await target.close();
   await connection.quit();
 });
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const get = async (port: number, p: string) => {
   const res = await fetch(`http://127.0.0.1:${port}${p}`);

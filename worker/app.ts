@@ -142,12 +142,21 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
           handedBack = pipeline.abortAll(new ShutdownError(`the worker is shutting down and DRAIN_TIMEOUT_MS=${cfg.DRAIN_TIMEOUT_MS} passed`));
           log.warn({ jobs: handedBack }, "drain deadline passed: handing in-flight jobs back to the queue");
         }, cfg.DRAIN_TIMEOUT_MS);
+        const started = Date.now();
         try {
           await worker.close();
         } finally {
           clearTimeout(deadline);
         }
-        await pipeline.drain();
+        // Upserts of handed-back jobs may still hang on a dead sink: wait for them only briefly.
+        const left = Math.max(0, cfg.DRAIN_TIMEOUT_MS - (Date.now() - started)) + 2000;
+        let timer: NodeJS.Timeout | undefined;
+        const gaveUp = await Promise.race([
+          pipeline.drain().then(() => false),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), left))),
+        ]);
+        clearTimeout(timer);
+        if (gaveUp) log.warn("writes still pending at shutdown were abandoned; their jobs are back in the queue");
         health.phase = "stopped";
         for (const c of cleanups.reverse()) await c().catch((err: Error) => log.warn({ err: err.message }, "cleanup failed"));
         return { handedBack };

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
+import net from "node:net";
 import { parseConfig, type Config } from "../../shared/config.js";
 import { ensureTestModel, type TestModelFiles, type WriteTestModelOptions } from "../../shared/test-model/write-test-model.js";
 import { startQdrantTestServer, type QdrantTestServer } from "./qdrant/qdrant-test-server.js";
@@ -53,4 +54,13 @@ export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs 
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A TCP port free right now on 127.0.0.1 (for child processes that must be told their port). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
 }
