@@ -10,6 +10,7 @@ import { redisConnection } from "../shared/redis.js";
 import { enqueueDocuments, enqueueOptionsFrom, StrictModeError, type EnqueueSummary } from "./enqueue.js";
 import { expandInputs } from "./input-files.js";
 import { queueStats } from "./queue-stats.js";
+import { formatRequeueSummary, requeueFailed } from "./requeue-failed.js";
 import { readDocuments, type InputFormat } from "./readers/index.js";
 import { loadTokenCounter } from "./token-counter.js";
 import type { ReadEvent } from "./document.js";
@@ -88,6 +89,35 @@ export function buildCli(cfg: () => Config): Command {
       const queue = new Queue(c.QUEUE_NAME, { connection, prefix: c.QUEUE_PREFIX });
       try {
         process.stdout.write(JSON.stringify({ queue: c.QUEUE_NAME, ...(await queueStats(queue)) }, null, 2) + "\n");
+      } finally {
+        await queue.close();
+        await connection.quit();
+      }
+    });
+  program
+    .command("requeue-failed")
+    .description("list failed jobs (id, document, attempts, reason, time) and move the matching ones back to waiting")
+    .option("--reason <kinds>", "only reasons of these kinds, comma list (the part before the colon: sink, validation, inference, ...)")
+    .option("--match <regex>", "only failed reasons matching this regular expression")
+    .option("--limit <n>", "requeue at most n jobs, oldest failure first", positiveInt)
+    .option("--dry-run", "list what would be requeued; move nothing")
+    .option("--keep-attempts", "keep the attempt count: one more try instead of JOB_ATTEMPTS with backoff")
+    .option("--json", "print the result as JSON")
+    .action(async (o: { reason?: string; match?: string; limit?: number; dryRun?: boolean; keepAttempts?: boolean; json?: boolean }) => {
+      let match: RegExp | undefined;
+      try {
+        match = o.match === undefined ? undefined : new RegExp(o.match);
+      } catch (err) {
+        throw new InvalidArgumentError(`--match: ${(err as Error).message}`);
+      }
+      const c = cfg();
+      const connection = redisConnection(c.REDIS_URL);
+      const queue = new Queue(c.QUEUE_NAME, { connection, prefix: c.QUEUE_PREFIX });
+      try {
+        const reasons = o.reason?.split(",").map((r) => r.trim()).filter(Boolean);
+        const s = await requeueFailed(queue, { reasons, match, limit: o.limit, dryRun: o.dryRun, keepAttempts: o.keepAttempts });
+        process.stdout.write(o.json ? JSON.stringify({ queue: c.QUEUE_NAME, ...s }, null, 2) + "\n" : formatRequeueSummary(s));
+        if (s.jobs.some((j) => j.error)) process.exitCode = 1;
       } finally {
         await queue.close();
         await connection.quit();

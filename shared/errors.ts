@@ -57,10 +57,15 @@ export class OutOfMemoryError extends EmbedError {
 export class SinkError extends EmbedError {
   readonly kind = "sink";
   readonly retryable: boolean;
+  /** The answer may concern this request's points (4xx other than 408/429, or 500), so a
+   *  request without some of them may succeed. Connection errors, timeouts, 408, 429 and
+   *  502-504 concern the server or the network: a smaller request fails the same way. */
+  readonly contentSuspect: boolean;
   constructor(message: string, readonly status: number | undefined, options?: { cause?: unknown }) {
     super(message, options);
     // 4xx other than 408/429 means Qdrant rejected the request's content: retrying resends the same bytes.
     this.retryable = status === undefined || status >= 500 || status === 408 || status === 429;
+    this.contentSuspect = status !== undefined && (status === 500 || (status >= 400 && status < 500 && status !== 408 && status !== 429));
   }
 }
 

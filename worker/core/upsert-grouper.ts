@@ -2,7 +2,10 @@
  *  Trades a little latency (`lingerMs`) for fewer, larger requests. Each point carries a
  *  callback, called only after the request holding it succeeded (or finally failed), so a
  *  job completes only when every one of its points is stored. Retries transient sink
- *  failures with exponential backoff; at most `maxInFlight` requests run at once. */
+ *  failures with exponential backoff; at most `maxInFlight` requests run at once. A request
+ *  whose final answer may concern its content (HTTP 4xx, 500) is split in halves, each sent
+ *  once, until the failing points are alone, so one bad point fails only its own job;
+ *  outages (refused connections, timeouts, 503) fail the whole group without splitting. */
 import pRetry, { AbortError } from "p-retry";
 import { isRetryable, SinkError } from "../../shared/errors.js";
 import { estimatePointBytes, type VectorPoint, type VectorSink } from "./ports.js";
@@ -85,7 +88,7 @@ export class UpsertGrouper {
     }
   }
 
-  private async write(group: GroupedPoint[]): Promise<void> {
+  private async write(group: GroupedPoint[], retries = this.opts.retries): Promise<void> {
     const points = group.map((g) => g.point);
     const started = performance.now();
     let attempt = 0;
@@ -101,13 +104,20 @@ export class UpsertGrouper {
             throw err;
           }
         },
-        { retries: this.opts.retries, minTimeout: this.opts.retryBaseMs, factor: 2, randomize: true },
+        { retries, minTimeout: this.opts.retryBaseMs, factor: 2, randomize: true },
       );
       this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, true);
       for (const g of group) g.done();
     } catch (err) {
       this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, false);
       const e = err instanceof SinkError ? err : new SinkError(`upsert failed: ${(err as Error).message}`, undefined, { cause: err });
+      if (group.length > 1 && e.contentSuspect) {
+        // The group already had its retries: each half gets one attempt, then splits again.
+        const half = Math.ceil(group.length / 2);
+        await this.write(group.slice(0, half), 0);
+        await this.write(group.slice(half), 0);
+        return;
+      }
       for (const g of group) g.done(e);
     }
   }

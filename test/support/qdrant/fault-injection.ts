@@ -3,9 +3,14 @@
  *
  * - `refuse`: every open socket is destroyed and new connections are closed
  *   on accept, so clients see connection resets rather than HTTP answers.
+ * - `down`: the listening socket is closed and open sockets destroyed, so
+ *   connects fail with ECONNREFUSED, as when Qdrant is not running; clearing
+ *   the fault listens again on the same port.
  * - `status`: the next `count` requests (or all, until cleared) get that HTTP
  *   status with a Qdrant-style error envelope, before auth and routing.
  * - `delay`: every request waits `ms` before being handled.
+ * - `reject-points`: upserts holding any of `ids` get that HTTP status (after
+ *   the body is read), other requests are served: a point Qdrant never takes.
  * - `holdUpserts()`: upsert requests wait before being applied until the
  *   returned release function is called.
  *
@@ -19,7 +24,9 @@ export type Fault =
   | null
   | { kind: "refuse" }
   | { kind: "status"; status: number; count?: number }
-  | { kind: "delay"; ms: number };
+  | { kind: "delay"; ms: number }
+  | { kind: "down" }
+  | { kind: "reject-points"; status: number; ids: Array<number | string> };
 
 export class FaultInjector {
   private fault: Fault = null;
@@ -29,7 +36,7 @@ export class FaultInjector {
   private readonly releasers = new Set<() => void>();
 
   set(f: Fault): void {
-    if (f && f.kind === "status" && (!Number.isInteger(f.status) || f.status < 100 || f.status > 599)) {
+    if (f && (f.kind === "status" || f.kind === "reject-points") && (!Number.isInteger(f.status) || f.status < 100 || f.status > 599)) {
       throw new Error(`setFault: invalid HTTP status ${f.status}`);
     }
     if (f && f.kind === "status" && f.count !== undefined && (!Number.isInteger(f.count) || f.count < 1)) {
@@ -37,7 +44,20 @@ export class FaultInjector {
     }
     this.fault = f;
     this.statusRemaining = f && f.kind === "status" && f.count !== undefined ? f.count : null;
-    if (f?.kind === "refuse") this.destroyAllSockets();
+    if (f?.kind === "refuse" || f?.kind === "down") this.destroyAllSockets();
+  }
+
+  get down(): boolean {
+    return this.fault?.kind === "down";
+  }
+
+  /** Status to answer an upsert with when its body holds a rejected point id; null when none. */
+  upsertStatus(body: unknown): number | null {
+    if (this.fault?.kind !== "reject-points") return null;
+    const b = body as { points?: Array<{ id?: unknown }>; batch?: { ids?: unknown[] } };
+    const ids = [...(Array.isArray(b?.points) ? b.points.map((p) => p?.id) : []), ...(Array.isArray(b?.batch?.ids) ? b.batch.ids : [])];
+    const rejected = new Set<unknown>(this.fault.ids);
+    return ids.some((id) => rejected.has(id)) ? this.fault.status : null;
   }
 
   get refusing(): boolean {

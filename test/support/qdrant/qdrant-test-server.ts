@@ -146,6 +146,8 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
       return;
     }
     const body = await readRouteBody(req, match.route);
+    const rejected = match.route.isUpsert ? deps.faults.upsertStatus(body) : null;
+    if (rejected !== null) throw new QdrantHttpError(rejected, `Injected fault: HTTP ${rejected} for a rejected point id`);
     if (match.route.isUpsert) await deps.faults.waitForHolds();
     const out = match.route.handle({ store: deps.store, params: match.params, query: url.searchParams, body, version: deps.version });
     sendOutput(res, out, started);
@@ -196,7 +198,12 @@ export async function startQdrantTestServer(opts: QdrantTestServerOptions = {}):
       deps.faults.reset();
       requests.length = 0;
     },
-    setFault: (f) => deps.faults.set(f),
+    setFault: (f) => {
+      deps.faults.set(f);
+      // `down`: stop listening (connects are refused); any other state listens again on the same port.
+      if (deps.faults.down && server.listening) server.close();
+      else if (!deps.faults.down && !server.listening && !closed) server.listen(port, "127.0.0.1");
+    },
     holdUpserts: () => deps.faults.hold(),
     close: () => {
       closed ??= new Promise<void>((resolve) => {

@@ -1,0 +1,115 @@
+/** `requeue-failed`: lists the queue's failed jobs and moves the chosen ones back to waiting
+ *  once their cause is fixed. A failed reason starts with the error kind (`sink: …`,
+ *  `validation: …`), so `reason` selects by kind and `match` by a regular expression over the
+ *  whole reason. Re-enqueueing uses BullMQ's `job.retry("failed")`, which keeps the job id,
+ *  data and options; by default it also resets the attempt counters so the job gets its full
+ *  JOB_ATTEMPTS again with backoff (BullMQ's own default keeps them, which leaves a job that
+ *  used up its attempts exactly one more try). */
+import type { Job, Queue } from "bullmq";
+
+export interface RequeueOptions {
+  /** Error kinds to select (the part of the reason before the first colon); empty = any. */
+  reasons?: string[];
+  /** Regular expression the failed reason must match. */
+  match?: RegExp;
+  /** Most jobs to requeue (or list); undefined = all that match. */
+  limit?: number;
+  /** List only; move nothing. */
+  dryRun?: boolean;
+  /** Keep attemptsMade (one more try, no backoff) instead of resetting it. */
+  keepAttempts?: boolean;
+  /** Failed jobs read from Redis per call. */
+  pageSize?: number;
+}
+
+export interface FailedJobRow {
+  id: string;
+  docId: string | null;
+  attempts: number;
+  reasonKind: string;
+  failedReason: string;
+  finishedOn: string | null;
+}
+
+export interface RequeueSummary {
+  /** Failed jobs looked at. */
+  scanned: number;
+  /** Jobs that passed the filters (at most `limit`). */
+  matched: number;
+  requeued: number;
+  dryRun: boolean;
+  jobs: Array<FailedJobRow & { requeued: boolean; error?: string }>;
+}
+
+/** `sink: upsert failed` -> `sink`; a reason without a kind prefix -> `unknown`. */
+export function reasonKind(reason: string | undefined): string {
+  const m = /^([a-z_]+):/.exec(reason ?? "");
+  return m ? m[1] : "unknown";
+}
+
+export function describeFailedJob(job: Job): FailedJobRow {
+  const data = job.data as { docId?: unknown } | undefined;
+  return {
+    id: job.id ?? "",
+    docId: typeof data?.docId === "string" ? data.docId : null,
+    attempts: job.attemptsMade,
+    reasonKind: reasonKind(job.failedReason),
+    failedReason: job.failedReason ?? "",
+    finishedOn: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
+  };
+}
+
+function selected(row: FailedJobRow, o: RequeueOptions): boolean {
+  if (o.reasons && o.reasons.length > 0 && !o.reasons.includes(row.reasonKind)) return false;
+  return !o.match || o.match.test(row.failedReason);
+}
+
+/** Matching failed jobs, oldest failure first; collected before any is moved, so moving
+ *  jobs out of the failed set cannot shift the pages being read. */
+export async function findFailed(queue: Queue, o: RequeueOptions): Promise<{ scanned: number; jobs: Job[] }> {
+  const pageSize = o.pageSize ?? 500;
+  const total = await queue.getFailedCount();
+  const out: Job[] = [];
+  let scanned = 0;
+  for (let start = 0; start < total && (o.limit === undefined || out.length < o.limit); start += pageSize) {
+    const page = await queue.getJobs("failed", start, start + pageSize - 1, true);
+    if (page.length === 0) break;
+    for (const job of page) {
+      if (!job) continue;
+      scanned++;
+      if (selected(describeFailedJob(job), o)) out.push(job);
+      if (o.limit !== undefined && out.length >= o.limit) break;
+    }
+  }
+  return { scanned, jobs: out };
+}
+
+export async function requeueFailed(queue: Queue, o: RequeueOptions): Promise<RequeueSummary> {
+  const { scanned, jobs } = await findFailed(queue, o);
+  const summary: RequeueSummary = { scanned, matched: jobs.length, requeued: 0, dryRun: Boolean(o.dryRun), jobs: [] };
+  for (const job of jobs) {
+    const row = describeFailedJob(job);
+    if (o.dryRun) {
+      summary.jobs.push({ ...row, requeued: false });
+      continue;
+    }
+    try {
+      await job.retry("failed", { resetAttemptsMade: !o.keepAttempts, resetAttemptsStarted: !o.keepAttempts });
+      summary.requeued++;
+      summary.jobs.push({ ...row, requeued: true });
+    } catch (err) {
+      // Typically: another process requeued or removed it since it was listed.
+      summary.jobs.push({ ...row, requeued: false, error: (err as Error).message });
+    }
+  }
+  return summary;
+}
+
+export function formatRequeueSummary(s: RequeueSummary): string {
+  const lines = s.jobs.map((j) =>
+    `${j.id}  doc=${j.docId ?? "-"}  attempts=${j.attempts}  failed=${j.finishedOn ?? "-"}  ${j.failedReason.split("\n")[0].slice(0, 200)}` +
+    (j.requeued ? "  -> requeued" : j.error ? `  -> not requeued: ${j.error}` : ""));
+  const verb = s.dryRun ? "would requeue" : "requeued";
+  lines.push(`${verb} ${s.dryRun ? s.matched : s.requeued} of ${s.matched} matching failed jobs (${s.scanned} scanned)`);
+  return lines.join("\n") + "\n";
+}
