@@ -20,7 +20,7 @@ export function readText(rel: string): string {
 /** One YAML document; throws with the file name on a syntax error. */
 export function readYaml(rel: string): Doc {
   try {
-    return parseYaml(readText(rel)) as Doc;
+    return parseYaml(readText(rel), { merge: true }) as Doc;
   } catch (err) {
     throw new Error(`${rel}: ${(err as Error).message}`, { cause: err });
   }
@@ -28,7 +28,7 @@ export function readYaml(rel: string): Doc {
 
 /** Every document of a multi-document YAML text; throws on the first syntax error. */
 export function parseYamlDocs(text: string, what: string): Doc[] {
-  const docs = parseAllDocuments(text);
+  const docs = parseAllDocuments(text, { merge: true });
   const out: Doc[] = [];
   for (const d of docs) {
     if (d.errors.length > 0) throw new Error(`${what}: ${d.errors.map((e) => e.message).join("; ")}`);
