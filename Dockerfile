@@ -1,5 +1,5 @@
-# CPU worker image. Build: docker build -t bge-m3-worker .
-# Node 22 LTS; the code also runs on Node 20.18+.
+# CPU worker image. Build: docker build -t bge-m3-worker:0.1.0 .
+# Node 22 LTS, pinned; the code also runs on Node 20.18+.
 FROM node:22.12.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
@@ -19,6 +19,11 @@ COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
 COPY samples samples
-USER node
+# Numeric uid (the same in Dockerfile.cuda and k8s/) so Kubernetes' runAsNonRoot can verify it.
+RUN groupadd --system --gid 10001 worker && useradd --system --uid 10001 --gid 10001 --no-create-home worker
+USER 10001:10001
 EXPOSE 9464
+# Liveness only: readiness (/health/ready) is for orchestrators. Fails when HTTP_PORT=0.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HTTP_PORT || 9464) + '/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "dist/worker/main.js"]
