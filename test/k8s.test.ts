@@ -26,7 +26,6 @@ const DEPLOYMENT_ONLY_KEYS = new Set([
   "REDIS_ADDRESS", // host:port for KEDA's redis triggers; REDIS_URL is built from it
   "REDIS_PASSWORD", // from the Secret; part of REDIS_URL
   "CUDA_CACHE_PATH", // CUDA's kernel cache (read-only root filesystem)
-  "DRAIN_TIMEOUT_MS", // the worker's drain deadline after SIGTERM, milliseconds
 ]);
 
 const secretExample = readYaml("k8s/secret.example.yaml");
