@@ -73,7 +73,7 @@ async function main(): Promise<void> {
 
   const metrics = createMetrics({ defaultMetrics: false });
   const worker = await startWorker(cfg, { log: createLogger({ level: "warn" }), metrics });
-  const connection = redisConnection(cfg.REDIS_URL);
+  const connection = redisConnection(cfg.REDIS_URL, cfg);
   const queue = new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX });
   t0 = performance.now();
   const jobs = [];

@@ -40,7 +40,7 @@ async function main(): Promise<number> {
   const log = createLogger({ level: cfg.LOG_LEVEL, name: "demo" });
   if (!cfg.QDRANT_URL) await rm(cfg.SINK_FILE, { force: true });
 
-  const connection = redisConnection(cfg.REDIS_URL);
+  const connection = redisConnection(cfg.REDIS_URL, cfg);
   const queue = new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX });
   // A demo queue starts empty: kept completed jobs would make BullMQ skip the re-added ids.
   await queue.obliterate({ force: true });

@@ -41,7 +41,7 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
 
 async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputFormat; idPrefix?: string; chunkTokens: number; overlap: number; priority?: number; dryRun?: boolean; strict?: boolean; json?: boolean }) {
   const countTokens = loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"));
-  const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL);
+  const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL, cfg);
   const queue = connection ? new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX }) : undefined;
   const started = performance.now();
   try {
@@ -85,7 +85,7 @@ export function buildCli(cfg: () => Config): Command {
     .description("print the queue's job counts as JSON")
     .action(async () => {
       const c = cfg();
-      const connection = redisConnection(c.REDIS_URL);
+      const connection = redisConnection(c.REDIS_URL, c);
       const queue = new Queue(c.QUEUE_NAME, { connection, prefix: c.QUEUE_PREFIX });
       try {
         process.stdout.write(JSON.stringify({ queue: c.QUEUE_NAME, ...(await queueStats(queue)) }, null, 2) + "\n");
@@ -111,7 +111,7 @@ export function buildCli(cfg: () => Config): Command {
         throw new InvalidArgumentError(`--match: ${(err as Error).message}`);
       }
       const c = cfg();
-      const connection = redisConnection(c.REDIS_URL);
+      const connection = redisConnection(c.REDIS_URL, c);
       const queue = new Queue(c.QUEUE_NAME, { connection, prefix: c.QUEUE_PREFIX });
       try {
         const reasons = o.reason?.split(",").map((r) => r.trim()).filter(Boolean);

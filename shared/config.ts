@@ -27,6 +27,7 @@ const outputsSchema = z
 
 export const configShape = {
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379").describe("Redis connection URL (redis:// or rediss:// for TLS; a password in the URL is never logged)"),
+  REDIS_TLS_CA_FILE: z.string().min(1).optional().describe("PEM file of the CA that signed Redis's TLS certificate (rediss:// URLs); unset = the system CAs"),
   QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("embed").describe("BullMQ queue name"),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("bull").describe("BullMQ key prefix (keys are <prefix>:<queue>:...)"),
   QDRANT_URL: z.string().url().optional().describe("Qdrant REST URL; unset = write vectors to SINK_FILE (JSONL) instead, with a warning"),
@@ -69,6 +70,7 @@ export const configShape = {
   MAX_CHUNK_CHARS: int(200_000, 1).describe("Largest chunk text accepted by the worker, characters (checked before tokenizing)"),
   DRAIN_TIMEOUT_MS: int(60_000, 0).describe("On SIGTERM: how long in-flight jobs may run to completion before they are handed back to the queue for another worker, milliseconds (keep below the pod's terminationGracePeriodSeconds)"),
   WARMUP: flag(true).describe("Run one batch at the full token budget (longest sequences) before reporting ready, so a budget the device cannot hold fails at start-up, not on the first job"),
+  REDIS_START_TIMEOUT_MS: int(30_000, 100).describe("At start-up the worker waits this long for Redis to answer, then exits with the reason (wrong password, unreachable), milliseconds"),
   HEALTH_CHECK_TIMEOUT_MS: int(1000, 50).describe("Readiness checks of Redis and the sink time out after this long, milliseconds"),
   METRICS_REDIS_TIMEOUT_MS: int(500, 10).describe("A /metrics scrape waits at most this long for the queue gauges from Redis, milliseconds; past it they keep their last values"),
   HTTP_PORT: int(9464, 0, 65535).describe("Worker HTTP port for /metrics and /health (0 = disabled)"),

@@ -7,10 +7,10 @@ import type { Redis } from "ioredis";
 import type { Worker } from "bullmq";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
-import { ShutdownError } from "../shared/errors.js";
+import { ConfigError, ShutdownError } from "../shared/errors.js";
 import { redactUrl } from "../shared/logger.js";
 import { createMetrics, type Metrics } from "../shared/metrics.js";
-import { redisConnection } from "../shared/redis.js";
+import { closeRedis, redisConnection } from "../shared/redis.js";
 import { padTo } from "./core/batcher.js";
 import { EmbeddingPipeline } from "./core/pipeline.js";
 import type { EmbeddingModel, VectorSink } from "./core/ports.js";
@@ -75,7 +75,7 @@ export async function warmUp(model: EmbeddingModel, files: Pick<ModelFiles, "bos
 export async function startWorker(cfg: Config, opts: StartOptions): Promise<RunningWorker> {
   const { log } = opts;
   const metrics = opts.metrics ?? createMetrics();
-  const connection = redisConnection(cfg.REDIS_URL);
+  const connection = redisConnection(cfg.REDIS_URL, cfg);
   connection.on("error", (err) => log.warn({ err: err.message }, "Redis connection error"));
   let sink: VectorSink | undefined;
   const health = new HealthState(
@@ -97,7 +97,8 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
       });
       cleanups.push(() => http!.close());
     }
-    cleanups.push(() => connection.quit().catch(() => connection.disconnect()));
+    cleanups.push(() => closeRedis(connection));
+    await checkRedis(connection, cfg.REDIS_URL, cfg.REDIS_START_TIMEOUT_MS);
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
     const loaded = await OnnxModel.load(cfg, files);
     cleanups.push(() => loaded.close());
@@ -125,7 +126,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     await s.init(info);
     cleanups.push(() => s.close());
     const pipeline = new EmbeddingPipeline({ ...cfg, MAX_SEQ_LENGTH: info.maxSeqLength }, { tokenizer, model, sink: s }, metrics, log);
-    const queueMetrics = new QueueMetrics({ redisUrl: cfg.REDIS_URL, queueName: cfg.QUEUE_NAME, prefix: cfg.QUEUE_PREFIX, timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS, metrics, log });
+    const queueMetrics = new QueueMetrics({ redisUrl: cfg.REDIS_URL, tls: cfg, queueName: cfg.QUEUE_NAME, prefix: cfg.QUEUE_PREFIX, timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS, metrics, log });
     cleanups.push(() => queueMetrics.close());
     const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
     health.phase = "running";
@@ -165,6 +166,25 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
   } catch (err) {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     throw err;
+  }
+}
+
+/** Fails start-up with a clear reason when Redis rejects the credentials or does not answer. */
+async function checkRedis(connection: Redis, url: string, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let lastError = "";
+  const onError = (err: Error) => (lastError = err.message);
+  connection.on("error", onError);
+  try {
+    await Promise.race([
+      connection.ping(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ""}`)), timeoutMs))),
+    ]);
+  } catch (err) {
+    throw new ConfigError([`REDIS_URL: cannot use Redis at ${redactUrl(url)}: ${(err as Error).message}`]);
+  } finally {
+    clearTimeout(timer);
+    connection.off("error", onError);
   }
 }
 

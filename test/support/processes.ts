@@ -2,9 +2,11 @@
  *  tests: JSON log lines are collected, the HTTP port is read from the "worker started" line,
  *  and peak RSS is sampled from /proc while the process lives. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { freePort, repoRoot } from "./harness.js";
+import { peakRssBytes } from "./reliability.js";
+
+const readPeakRss = (pid: number) => peakRssBytes(pid) ?? 0;
 
 export interface ChildWorker {
   proc: ChildProcess;
@@ -16,16 +18,6 @@ export interface ChildWorker {
   /** Highest VmHWM seen, bytes (Linux; 0 elsewhere). */
   peakRss(): number;
   stderr(): string;
-}
-
-/** Peak resident set size of a live process, from /proc (bytes), or 0 when unavailable. */
-export function readPeakRss(pid: number): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** Starts `node dist/worker/main.js` with `env` (plus PATH, LOG_LEVEL=info and a free HTTP_PORT unless given). */

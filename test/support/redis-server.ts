@@ -23,22 +23,40 @@ export function redisServerAvailable(): boolean {
   return spawnSync("redis-server", ["--version"], { encoding: "utf8" }).status === 0;
 }
 
-function ping(port: number): boolean {
-  const r = spawnSync("redis-cli", ["-p", String(port), "ping"], { encoding: "utf8", timeout: 2000 });
+export interface TestRedisOptions {
+  /** `requirepass`: clients must authenticate. */
+  password?: string;
+  /** Serve TLS only (no plain port), with this server certificate. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+}
+
+function cliArgs(port: number, o: TestRedisOptions): string[] {
+  const args = ["-p", String(port)];
+  if (o.tls) args.push("--tls", "--cacert", o.tls.caFile);
+  if (o.password) args.push("--no-auth-warning", "-a", o.password);
+  return args;
+}
+
+function ping(port: number, o: TestRedisOptions): boolean {
+  const r = spawnSync("redis-cli", [...cliArgs(port, o), "ping"], { encoding: "utf8", timeout: 2000 });
   return r.status === 0 && r.stdout.trim() === "PONG";
 }
 
-export async function startTestRedis(): Promise<TestRedis> {
+export async function startTestRedis(o: TestRedisOptions = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), "test-redis-"));
   let child: Child | undefined;
+  const extra = [
+    ...(o.password ? ["--requirepass", o.password] : []),
+    ...(o.tls ? ["--tls-cert-file", o.tls.certFile, "--tls-key-file", o.tls.keyFile, "--tls-ca-cert-file", o.tls.caFile, "--tls-auth-clients", "no"] : []),
+  ];
   const start = async () => {
     child = startChild("redis-server", [
-      "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-      "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--logfile", "",
+      ...(o.tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)]), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+      "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--logfile", "", ...extra,
     ]);
     const end = Date.now() + 15_000;
-    while (!ping(port)) {
+    while (!ping(port, o)) {
       if (child.proc.exitCode !== null) throw new Error(`redis-server exited with ${child.proc.exitCode}: ${child.output()}`);
       if (Date.now() > end) throw new Error(`redis-server did not answer on port ${port}: ${child.output()}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -46,12 +64,12 @@ export async function startTestRedis(): Promise<TestRedis> {
   };
   const shutdown = async () => {
     if (!child || child.proc.exitCode !== null) return;
-    spawnSync("redis-cli", ["-p", String(port), "shutdown"], { timeout: 5000 });
+    spawnSync("redis-cli", [...cliArgs(port, o), "shutdown"], { timeout: 5000 });
     await child.stop("SIGTERM", 10_000);
   };
   await start();
   return {
-    port, dir, url: `redis://127.0.0.1:${port}`, shutdown, start,
+    port, dir, url: `${o.tls ? "rediss" : "redis"}://${o.password ? `:${encodeURIComponent(o.password)}@` : ""}${o.tls ? "localhost" : "127.0.0.1"}:${port}`, shutdown, start,
     close: async () => {
       await child?.stop("SIGKILL").catch(() => undefined);
       await rm(dir, { recursive: true, force: true });

@@ -3,11 +3,12 @@
  *  child processes that are always reaped. */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import type { Job } from "bullmq";
 import { pointId } from "../../shared/ids.js";
 import { chunkDocument } from "../../producer/chunker.js";
 import type { SourceDocument } from "../../producer/document.js";
+
+export { freePort } from "./harness.js";
 
 const WORDS = ("river bridge market morning council library station garden report meeting budget school " +
   "harbour weather summer winter notice street museum concert planning traffic ferry county").split(" ");
@@ -49,14 +50,6 @@ export function expectedPointIds(docs: Iterable<SourceDocument>, o: { chunkToken
 export function jobPointIds(job: Pick<Job, "data">): string[] {
   const d = job.data as { docId: string; chunks: Array<{ index: number }> };
   return d.chunks.map((c) => pointId(d.docId, c.index));
-}
-
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => srv.once("error", reject).listen(0, "127.0.0.1", resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -7,6 +7,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Metrics } from "../../shared/metrics.js";
+import { redisTlsOptions, type RedisTlsSettings } from "../../shared/redis.js";
 
 export const QUEUE_STATES = ["waiting", "prioritized", "active", "delayed", "failed"] as const;
 
@@ -22,10 +23,10 @@ export class QueueMetrics {
   private inflight: Promise<QueueSnapshot> | undefined;
 
   constructor(
-    private readonly opts: { redisUrl: string; queueName: string; prefix: string; timeoutMs: number; metrics: Metrics; log?: Logger },
+    private readonly opts: { redisUrl: string; tls?: RedisTlsSettings; queueName: string; prefix: string; timeoutMs: number; metrics: Metrics; log?: Logger },
   ) {
     this.connection = new Redis(opts.redisUrl, {
-      maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: opts.timeoutMs, connectTimeout: Math.max(opts.timeoutMs, 1000), lazyConnect: true,
+      maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: opts.timeoutMs, connectTimeout: Math.max(opts.timeoutMs, 1000), lazyConnect: true, ...redisTlsOptions(opts.redisUrl, opts.tls),
     });
     this.connection.on("error", () => undefined); // reported per scrape
     this.queue = new Queue(opts.queueName, { connection: this.connection, prefix: opts.prefix });
