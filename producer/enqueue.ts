@@ -10,6 +10,7 @@ import { jobId, sha256Hex } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
 import { chunkDocument } from "./chunker.js";
 import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
+import { toJsonMetadata } from "./metadata.js";
 
 export interface EnqueueOptions {
   countTokens: (text: string) => number;
@@ -68,9 +69,10 @@ const MAX_DOC_ID_CHARS = 1024;
 type Input = AsyncIterable<ReadEvent | SourceDocument> | Iterable<ReadEvent | SourceDocument>;
 type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
 
-/** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON". */
+/** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON";
+ *  'document "x": empty text' -> "empty text". */
 export function reasonKey(reason: string): string {
-  return reason.replace(/^(line|cue) \d+:\s*/i, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
+  return reason.replace(/^(line|cue) \d+:\s*/i, "").replace(/^document "(?:[^"\\]|\\.)*":\s*/, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
 }
 
 export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: EnqueueOptions, now = Date.now()): BulkJob[] {
@@ -125,6 +127,12 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
     const doc = ev.doc;
     if (doc.id.length === 0 || doc.id.length > MAX_DOC_ID_CHARS) {
       skip({ file: doc.source.file, line: doc.source.line, reason: `document id is empty or longer than ${MAX_DOC_ID_CHARS} characters` });
+      continue;
+    }
+    try {
+      doc.metadata = toJsonMetadata(doc.metadata ?? {}) as SourceDocument["metadata"];
+    } catch (err) {
+      skip({ file: doc.source.file, line: doc.source.line, reason: `document "${doc.id}": unsupported metadata: ${(err as Error).message}` });
       continue;
     }
     let chunks: Chunk[];

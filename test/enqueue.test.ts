@@ -92,3 +92,33 @@ test("dry run chunks and counts without touching a queue", async () => {
   const s = await enqueueDocuments(undefined, [doc("x", 30)], { ...opts, dryRun: true });
   assert.ok(s.chunks > 1 && s.tokens > 0 && s.jobs > 0);
 });
+
+test("metadata of unknown types: converted by rule (Date, bigint, Map, Set, NaN) or the document is skipped naming the path", async () => {
+  const q = newQueue();
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = cyclic;
+  class Custom {}
+  const withMeta = (id: string, metadata: Record<string, unknown>) => ({ ...doc(id, 2), metadata } as unknown as SourceDocument);
+  const s = await enqueueDocuments(q, [
+    withMeta("converted", { when: new Date("2024-05-01T10:00:00Z"), big: 12345678901234567890n, tags: new Set(["a", "b"]), m: new Map([["k", 1]]), nan: NaN, gone: undefined, nested: { list: [1, undefined, "x"] } }),
+    withMeta("fn", { callback: () => 1 }),
+    withMeta("sym", { nested: { s: Symbol("x") } }),
+    withMeta("cycle", cyclic),
+    withMeta("class", { obj: new Custom() }),
+    withMeta("fine", { lang: "en" }),
+  ], opts);
+  assert.equal(s.documents, 2);
+  assert.equal(s.skipped, 4);
+  const reasons = s.skippedSamples.map((r) => r.reason);
+  assert.ok(reasons.some((r) => /"fn": unsupported metadata: metadata\.callback is a function/.test(r)), reasons.join("\n"));
+  assert.ok(reasons.some((r) => /"sym".*metadata\.nested\.s is a symbol/.test(r)));
+  assert.ok(reasons.some((r) => /"cycle".*metadata\.self refers back to itself/.test(r)));
+  assert.ok(reasons.some((r) => /"class".*metadata\.obj is a Custom object/.test(r)));
+  assert.deepEqual(s.skippedByReason, { "unsupported metadata": 4 });
+  const job = (await q.getJobs(["waiting"])).find((j) => j.data.docId === "converted")!;
+  assert.ok(embedJobSchema.safeParse(job.data).success, "converted metadata must pass the worker's schema");
+  assert.deepEqual({ ...job.data.metadata, source_file: undefined, kind: undefined }, {
+    when: "2024-05-01T10:00:00.000Z", big: "12345678901234567890", tags: ["a", "b"], m: { k: 1 }, nan: null, nested: { list: [1, null, "x"] },
+    source_file: undefined, kind: undefined,
+  });
+});
