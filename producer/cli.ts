@@ -1,13 +1,19 @@
 /** Producer command line: `ingest` reads files and folders (JSONL, text, SRT, WebVTT,
  *  transcript JSON), chunks them with the model's tokenizer and enqueues one job per
- *  document; `stats` prints the queue's counts as JSON. Configuration comes from the same
- *  environment variables as the worker; flags override the chunking ones. */
+ *  document; `backfill` does the same for whole archives (streamed, backpressure, resumable,
+ *  below live traffic in priority; see backfill.ts); `stats` prints the queue's counts as
+ *  JSON. Configuration comes from the same environment variables as the worker; flags
+ *  override the chunking ones. */
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { Queue } from "bullmq";
 import { loadConfigOrExit, type Config } from "../shared/config.js";
 import { redisConnection } from "../shared/redis.js";
+import { BACKFILL_DEFAULTS, BackfillError, runBackfill, type BackfillSummary } from "./backfill.js";
+import { CheckpointError } from "./backfill/checkpoint.js";
+import { formatSeconds } from "./backfill/progress.js";
 import { enqueueDocuments, enqueueOptionsFrom, StrictModeError, type EnqueueSummary } from "./enqueue.js";
+import { formatBytes } from "./readers/reader-errors.js";
 import { expandInputs } from "./input-files.js";
 import { queueStats } from "./queue-stats.js";
 import { formatRequeueSummary, requeueFailed } from "./requeue-failed.js";
@@ -18,6 +24,22 @@ import type { ReadEvent } from "./document.js";
 const positiveInt = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number");
+  return n;
+};
+const atLeastOne = (v: string) => {
+  const n = positiveInt(v);
+  if (n < 1) throw new InvalidArgumentError("expected 1 or more");
+  return n;
+};
+const positiveNumber = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
+  return n;
+};
+/** BullMQ's priority range. */
+const priority = (v: string) => {
+  const n = atLeastOne(v);
+  if (n > 2_097_151) throw new InvalidArgumentError("BullMQ priorities go from 1 to 2097151");
   return n;
 };
 
@@ -39,7 +61,7 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
   }
 }
 
-async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputFormat; idPrefix?: string; chunkTokens: number; overlap: number; priority?: number; dryRun?: boolean; strict?: boolean; json?: boolean }) {
+async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputFormat; idPrefix?: string; chunkTokens: number; overlap: number; priority?: number; dryRun?: boolean; strict?: boolean; json?: boolean; skipUnchanged?: boolean }) {
   const countTokens = loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"));
   const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL, cfg);
   const queue = connection ? new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX }) : undefined;
@@ -47,7 +69,7 @@ async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputF
   try {
     const s = await enqueueDocuments(queue, readAll(paths, o.format, o.idPrefix), {
       ...enqueueOptionsFrom(cfg, countTokens),
-      chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, dryRun: o.dryRun, strict: o.strict,
+      chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, dryRun: o.dryRun, strict: o.strict, skipUnchanged: o.skipUnchanged,
     });
     printSummary(s, performance.now() - started, Boolean(o.json), Boolean(o.dryRun));
     if (s.documents === 0 && s.skipped > 0) process.exitCode = 1;
@@ -75,11 +97,13 @@ export function buildCli(cfg: () => Config): Command {
     .option("--priority <n>", "BullMQ priority, 1 = highest (default: none, FIFO)", positiveInt)
     .option("--dry-run", "read, chunk and count tokens without enqueueing")
     .option("--strict", "stop at the first bad record instead of skipping it")
+    .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
     .option("--json", "print the summary as JSON")
     .action(async (paths: string[], o) => {
       const c = cfg();
       await ingest(c, paths, { ...o, chunkTokens: o.chunkTokens ?? c.CHUNK_TOKENS, overlap: o.overlap ?? c.CHUNK_OVERLAP_TOKENS });
     });
+  addBackfillCommand(program, cfg);
   program
     .command("stats")
     .description("print the queue's job counts as JSON")
@@ -124,6 +148,99 @@ export function buildCli(cfg: () => Config): Command {
       }
     });
   return program;
+}
+
+function printBackfillSummary(s: BackfillSummary): void {
+  const out: string[] = [];
+  const r = s.run;
+  if (s.alreadyComplete) out.push(`backfill ${s.runId} was already complete (${s.checkpoint}); nothing to do (--restart to run it again)`);
+  else {
+    const verb = s.dryRun ? "would enqueue" : "enqueued";
+    out.push(`backfill ${s.runId}: ${verb} ${r.documents} documents as ${r.jobs} jobs: ${r.chunks} chunks, ${r.tokens} tokens from ${r.files} files (${formatBytes(r.bytes)}) in ${s.elapsedSeconds} s${s.interrupted ? " (interrupted)" : ""}`);
+  }
+  if (s.resumed || s.alreadyComplete) out.push(`  whole run so far: ${s.total.documents} documents, ${s.total.jobs} jobs, ${s.total.chunks} chunks, ${s.total.tokens} tokens, ${s.total.files} files`);
+  if (s.checkpoint) out.push(`  checkpoint: ${s.checkpoint} (${s.complete ? "complete" : "resumable"})`);
+  if (s.alreadyComplete) {
+    process.stdout.write(out.join("\n") + "\n");
+    return;
+  }
+  if (s.backlog) out.push(`  backlog: peak ${s.backlog.peakJobs} jobs / ${s.backlog.peakChunks} chunks (high-water ${s.backlog.highJobs} / ${s.backlog.highChunks}), paused ${s.backlog.pauses} times for ${s.backlog.pausedSeconds} s; priority ${s.priority}`);
+  if (s.worker) out.push(`  workers (this invocation's jobs${s.worker.drained ? ", all finished" : ", seen so far"}): ${s.worker.completedJobs} completed, ${s.worker.failedJobs} failed, ${s.worker.duplicateJobs} already in Redis (not added again), ${s.worker.unchangedChunks} chunks unchanged (not re-embedded)`);
+  if (s.estimate) {
+    const e = s.estimate;
+    out.push(`  estimate: Redis peak ${formatBytes(e.peakRedisBytes)} for ${e.peakJobsInRedis} jobs (${formatBytes(e.unboundedRedisBytes)} without backpressure); mean job ${formatBytes(e.meanJobDataBytes)}, ${e.meanChunksPerJob} chunks`);
+    out.push(`  embedding time: ${e.embedSeconds === null ? "unknown: pass --tokens-per-second with a throughput measured on your workers" : formatSeconds(e.embedSeconds)}`);
+    for (const a of e.assumptions) out.push(`    assumes ${a}`);
+  }
+  if (s.total.skipped > 0) {
+    out.push(`  skipped ${s.total.skipped} records:`);
+    for (const [reason, n] of Object.entries(s.skippedByReason)) out.push(`    ${n} x ${reason}`);
+    for (const x of s.skippedSamples.slice(0, 10)) out.push(`    e.g. ${x.file}${x.line ? `:${x.line}` : ""}: ${x.reason}`);
+  }
+  out.push(`  peak memory: ${formatBytes(s.maxRssBytes)}`);
+  process.stdout.write(out.join("\n") + "\n");
+}
+
+function addBackfillCommand(program: Command, cfg: () => Config): void {
+  const d = BACKFILL_DEFAULTS;
+  program
+    .command("backfill")
+    .description("embed a whole archive through the queue: streamed, with backpressure on the backlog, resumable, below live traffic in priority")
+    .argument("<inputs...>", "files, folders or globs (quote globs: 'archive/**/*.jsonl')")
+    .option("--run-id <id>", "names the checkpoint (default: derived from the inputs and QUEUE_NAME)")
+    .option("--checkpoint <where>", "redis (a key beside the queue) or a file path", "redis")
+    .option("--restart", "ignore this run id's checkpoint and start from the beginning")
+    .option("--format <format>", "auto | jsonl | text | srt | vtt | transcript-json", "auto")
+    .option("--id-prefix <prefix>", "prefix for document ids")
+    .option("--chunk-tokens <n>", "target chunk size in tokens (default CHUNK_TOKENS)", positiveInt)
+    .option("--overlap <n>", "overlap between chunks in tokens (default CHUNK_OVERLAP_TOKENS)", positiveInt)
+    .option("--priority <n>", "BullMQ priority of the backfill's jobs; jobs without a priority (live ingest) and lower numbers go first", priority, d.priority)
+    .option("--high-water-jobs <n>", "pause while the backlog holds this many jobs or more", atLeastOne, d.highWaterJobs)
+    .option("--low-water-jobs <n>", "resume once the backlog is down to this many jobs", positiveInt, d.lowWaterJobs)
+    .option("--high-water-chunks <n>", "pause while the backlog holds this many chunks or more", atLeastOne, d.highWaterChunks)
+    .option("--low-water-chunks <n>", "resume once the backlog is down to this many chunks", positiveInt, d.lowWaterChunks)
+    .option("--bulk <n>", "jobs per addBulk", atLeastOne, d.bulkSize)
+    .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--dry-run", "read, chunk and count tokens without Redis; print totals and a sizing estimate")
+    .option("--tokens-per-second <n>", "dry run: your workers' measured throughput, for an embedding-time estimate", positiveNumber)
+    .option("--wait", "after enqueueing, wait until the workers have finished this run's jobs")
+    .option("--progress-interval <seconds>", "seconds between progress lines when stderr is not a terminal", positiveNumber, d.progressIntervalMs / 1000)
+    .option("--no-progress", "neither a progress bar nor progress lines")
+    .option("--json", "print the summary as JSON")
+    .action(async (inputs: string[], o) => {
+      const c = cfg();
+      const countTokens = loadTokenCounter(path.join(c.MODEL_DIR, "tokenizer.json"));
+      const ac = new AbortController();
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (ac.signal.aborted) process.exit(130);
+        process.stderr.write(`${sig}: stopping; the checkpoint keeps what was enqueued (send again to exit at once)\n`);
+        ac.abort();
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      try {
+        const s = await runBackfill(c, {
+          inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
+          chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk,
+          marks: { highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks },
+          skipUnchanged: o.skipUnchanged, dryRun: o.dryRun, wait: o.wait, tokensPerSecond: o.tokensPerSecond,
+          progress: o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log", progressIntervalMs: o.progressInterval * 1000,
+          signal: ac.signal, countTokens,
+        });
+        if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+        else printBackfillSummary(s);
+        if (s.interrupted) process.exitCode = 130;
+        else if ((s.worker?.failedJobs ?? 0) > 0 || (s.run.documents === 0 && s.run.skipped > 0)) process.exitCode = 1;
+      } catch (err) {
+        if (err instanceof CheckpointError || err instanceof BackfillError) {
+          process.stderr.write(`${err.message}\n`);
+          process.exitCode = 1;
+        } else throw err;
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -51,8 +51,14 @@ export interface Chunk {
  * file is reported: readers never throw for bad input and never drop silently.
  */
 export type ReadEvent =
-  | { kind: "document"; doc: SourceDocument }
-  | { kind: "skipped"; file: string; line?: number; reason: string };
+  | { kind: "document"; doc: SourceDocument; offset?: number }
+  | { kind: "skipped"; file: string; line?: number; reason: string; offset?: number };
+
+/** Sets `offset`: the byte just past the event's record, where a resumed read starts (line-oriented formats). */
+export function atOffset<E extends ReadEvent>(ev: E, offset: number): E {
+  ev.offset = offset;
+  return ev;
+}
 
 /** Builds a `skipped` event; omits `line` when unknown so events stay JSON-clean. */
 export function skippedEvent(file: string, reason: string, line?: number): ReadEvent {

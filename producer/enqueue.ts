@@ -3,10 +3,12 @@
  *  `maxChunksPerJob` chunks, so a job's size stays bounded. Job ids are deterministic (doc id,
  *  part, content hash): `addBulk` is not atomic, and re-running a producer after a crash
  *  re-adds only what is missing. Skipped records are counted by reason, never dropped
- *  silently. */
+ *  silently. Every chunk carries the document's chunk count, so the worker removes points an
+ *  older, longer version left behind; `enqueuedAt` is the version and never repeats within a
+ *  process. */
 import type { JobsOptions, Queue } from "bullmq";
 import type { Config } from "../shared/config.js";
-import { jobId, sha256Hex } from "../shared/ids.js";
+import { chunkHash, jobId, sha256Hex } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
 import { chunkDocument } from "./chunker.js";
 import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
@@ -29,6 +31,8 @@ export interface EnqueueOptions {
   dryRun?: boolean;
   /** Stop at the first skipped record instead of counting it and going on. */
   strict?: boolean;
+  /** Send each chunk's content hash so the worker skips chunks whose stored point has it. */
+  skipUnchanged?: boolean;
   onProgress?: (s: EnqueueSummary) => void;
 }
 
@@ -67,7 +71,7 @@ export class StrictModeError extends Error {
 const MAX_DOC_ID_CHARS = 1024;
 
 type Input = AsyncIterable<ReadEvent | SourceDocument> | Iterable<ReadEvent | SourceDocument>;
-type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
+export type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
 
 /** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON";
  *  'document "x": empty text' -> "empty text". */
@@ -75,16 +79,49 @@ export function reasonKey(reason: string): string {
   return reason.replace(/^(line|cue) \d+:\s*/i, "").replace(/^document "(?:[^"\\]|\\.)*":\s*/, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
 }
 
-export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: EnqueueOptions, now = Date.now()): BulkJob[] {
+/** A document's chunks, or why it cannot be enqueued. */
+export function chunksForQueue(doc: SourceDocument, opts: Pick<EnqueueOptions, "chunkTokens" | "overlapTokens" | "countTokens">): Chunk[] | SkippedRecord {
+  const at = { file: doc.source.file, line: doc.source.line };
+  if (doc.id.length === 0 || doc.id.length > MAX_DOC_ID_CHARS) {
+    return { ...at, reason: `document id is empty or longer than ${MAX_DOC_ID_CHARS} characters` };
+  }
+  try {
+    doc.metadata = toJsonMetadata(doc.metadata ?? {}) as SourceDocument["metadata"];
+  } catch (err) {
+    return { ...at, reason: `document "${doc.id}": unsupported metadata: ${(err as Error).message}` };
+  }
+  let chunks: Chunk[];
+  try {
+    chunks = chunkDocument(doc, { targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens });
+  } catch (err) {
+    return { ...at, reason: `document "${doc.id}": chunking failed: ${(err as Error).message}` };
+  }
+  if (chunks.length === 0) return { ...at, reason: `document "${doc.id}": empty text` };
+  return chunks;
+}
+
+let lastVersion = 0;
+
+/** Epoch milliseconds, strictly increasing within this process: two versions of one document
+ *  enqueued in the same millisecond still order. */
+export function nextVersion(): number {
+  lastVersion = Math.max(Date.now(), lastVersion + 1);
+  return lastVersion;
+}
+
+export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: EnqueueOptions, now = nextVersion()): BulkJob[] {
   const docHash = sha256Hex(chunks.map((c) => c.text));
   const parts = Math.ceil(chunks.length / opts.maxChunksPerJob);
+  const metadata = { ...doc.metadata, source_file: doc.source.file, kind: doc.kind };
   const jobs: BulkJob[] = [];
   for (let part = 0; part < parts; part++) {
     const slice = chunks.slice(part * opts.maxChunksPerJob, (part + 1) * opts.maxChunksPerJob);
     const data: EmbedJobData = {
-      v: JOB_SCHEMA_VERSION, docId: doc.id, part, parts, docHash, enqueuedAt: now,
-      metadata: { ...doc.metadata, source_file: doc.source.file, kind: doc.kind },
-      chunks: slice.map((c) => ({ index: c.index, text: c.text, metadata: c.metadata })),
+      v: JOB_SCHEMA_VERSION, docId: doc.id, part, parts, docHash, enqueuedAt: now, metadata,
+      chunks: slice.map((c) => ({
+        index: c.index, text: c.text, metadata: c.metadata, docChunks: chunks.length,
+        ...(opts.skipUnchanged ? { hash: chunkHash(c.text, { ...metadata, ...c.metadata }) } : {}),
+      })),
     };
     const jobOpts: JobsOptions = {
       jobId: jobId(doc.id, part, docHash),
@@ -125,25 +162,9 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
       continue;
     }
     const doc = ev.doc;
-    if (doc.id.length === 0 || doc.id.length > MAX_DOC_ID_CHARS) {
-      skip({ file: doc.source.file, line: doc.source.line, reason: `document id is empty or longer than ${MAX_DOC_ID_CHARS} characters` });
-      continue;
-    }
-    try {
-      doc.metadata = toJsonMetadata(doc.metadata ?? {}) as SourceDocument["metadata"];
-    } catch (err) {
-      skip({ file: doc.source.file, line: doc.source.line, reason: `document "${doc.id}": unsupported metadata: ${(err as Error).message}` });
-      continue;
-    }
-    let chunks: Chunk[];
-    try {
-      chunks = chunkDocument(doc, { targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens });
-    } catch (err) {
-      skip({ file: doc.source.file, line: doc.source.line, reason: `document "${doc.id}": chunking failed: ${(err as Error).message}` });
-      continue;
-    }
-    if (chunks.length === 0) {
-      skip({ file: doc.source.file, line: doc.source.line, reason: `document "${doc.id}": empty text` });
+    const chunks = chunksForQueue(doc, opts);
+    if (!Array.isArray(chunks)) {
+      skip(chunks);
       continue;
     }
     s.documents++;

@@ -27,3 +27,19 @@ export function jobId(docId: string, part: number, docHash: string): string {
   const h = sha256Hex([docId, String(part), docHash]).slice(0, 20);
   return `doc-${readable}-p${part}-${h}`;
 }
+
+/** JSON with object keys sorted, so equal values hash equally whatever their key order. */
+export function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+/** What a point's vectors and payload are made from: the chunk text and its merged metadata
+ *  (document metadata overlaid by the chunk's, as stored in the payload). Stored as `chunk_hash`. */
+export function chunkHash(text: string, metadata: Record<string, unknown>): string {
+  return sha256Hex([text, stableJson(metadata)]);
+}

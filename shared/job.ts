@@ -16,6 +16,13 @@ export const chunkSchema = z.object({
   index: z.number().int().min(0),
   text: z.string(),
   metadata: metadataSchema.default({}),
+  /** Content hash (`chunkHash` in shared/ids.ts). When present, the worker skips the chunk if the
+   *  stored point already has this `chunk_hash` and the same model. */
+  hash: z.string().min(1).max(128).optional(),
+  /** Chunks in this version of the document. Per chunk because it is per point (payload
+   *  `doc_chunks`); when present, the worker removes this document's points at
+   *  `chunk_index >= docChunks` left by older versions once the job's own points are stored. */
+  docChunks: z.number().int().min(1).optional(),
 });
 
 export const embedJobSchema = z.object({
@@ -26,11 +33,15 @@ export const embedJobSchema = z.object({
   parts: z.number().int().min(1),
   /** Hash of the whole document's chunk texts: names this version of the document. */
   docHash: z.string().min(1).max(128),
-  /** Epoch milliseconds at enqueue, for end-to-end latency. */
+  /** Epoch milliseconds at enqueue, for end-to-end latency. Also this document version's number
+   *  (payload `doc_version`): stale-point removal only deletes points of lower versions. */
   enqueuedAt: z.number().int().min(0),
   metadata: metadataSchema.default({}),
   chunks: z.array(chunkSchema).min(1),
-}).refine((j) => j.part < j.parts, { message: "part must be smaller than parts", path: ["part"] });
+}).refine((j) => j.part < j.parts, { message: "part must be smaller than parts", path: ["part"] })
+  .refine((j) => j.chunks.every((c) => c.docChunks === j.chunks[0].docChunks && (c.docChunks === undefined || c.index < c.docChunks)), {
+    message: "docChunks must be the same on every chunk of a job and larger than every chunk index", path: ["chunks"],
+  });
 
 export type EmbedJobData = z.infer<typeof embedJobSchema>;
 export type JobChunk = z.infer<typeof chunkSchema>;
@@ -41,6 +52,8 @@ export interface EmbedJobResult {
   tokens: number;
   truncated: number;
   points: number;
+  /** Chunks not re-embedded because the stored point had the same content hash and model. */
+  unchanged?: number;
 }
 
 /** Readable zod issues, e.g. `chunks.3.text: expected string`. */

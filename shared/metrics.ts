@@ -19,6 +19,7 @@ export interface Metrics {
   jobs: Counter<"status">;
   errors: Counter<"type">;
   truncated: Counter<never>;
+  unchanged: Counter<never>;
   upserts: Counter<never>;
   upsertPoints: Histogram<never>;
   modelInfo: Gauge<"model" | "provider" | "outputs" | "device">;
@@ -65,6 +66,7 @@ function build(registry: Registry, p: string): Metrics {
     jobs: new Counter({ name: `${p}jobs_total`, help: "Jobs finished by status", labelNames: ["status"], registers: r }),
     errors: new Counter({ name: `${p}errors_total`, help: "Errors by type, counted where they happen: each invalid job or chunk, failed model call, failed upsert attempt", labelNames: ["type"], registers: r }),
     truncated: new Counter({ name: `${p}truncated_chunks_total`, help: "Chunks truncated to MAX_SEQ_LENGTH", registers: r }),
+    unchanged: new Counter({ name: `${p}unchanged_chunks_total`, help: "Chunks not re-embedded because the stored point has the same content hash and model (skip-unchanged jobs)", registers: r }),
     upserts: new Counter({ name: `${p}sink_requests_total`, help: "Upsert requests sent to the sink", registers: r }),
     upsertPoints: new Histogram({ name: `${p}sink_request_points`, help: "Points per upsert request", buckets: pow2(1, 11), registers: r }),
     modelInfo: new Gauge({ name: `${p}model_info`, help: "Loaded model (value is always 1)", labelNames: ["model", "provider", "outputs", "device"], registers: r }),

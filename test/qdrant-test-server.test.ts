@@ -295,6 +295,26 @@ describe("filters, scroll, count, delete, query", () => {
   });
 });
 
+describe("keyword payload index", () => {
+  test("filters on an indexed keyword give the same results, also after points move between values", async () => {
+    const name = await createCollection();
+    await client.upsert(name, { wait: true, points: [1, 2, 3, 4].map((i) => point(i, { doc: i <= 2 ? "a" : "b", chunk: i })) });
+    await client.createPayloadIndex(name, { field_name: "doc", field_schema: "keyword", wait: true });
+    await client.upsert(name, { wait: true, points: [point(2, { doc: "b", chunk: 9, v: 3 }), point(5, { doc: "b", chunk: 5, v: 7 })] });
+    const byDoc = (doc: string) => ({ must: [{ key: "doc", match: { value: doc } }] });
+    assert.equal((await client.count(name, { filter: byDoc("a"), exact: true })).count, 1);
+    assert.deepEqual((await client.scroll(name, { filter: byDoc("b"), with_payload: false })).points.map((p) => p.id), [2, 3, 4, 5]);
+    // The worker's stale-point filter: doc, chunk index at or past a bound, version below a bound or absent.
+    await client.delete(name, {
+      wait: true,
+      filter: { must: [{ key: "doc", match: { value: "b" } }, { key: "chunk", range: { gte: 4 } }, { should: [{ key: "v", range: { lt: 5 } }, { is_empty: { key: "v" } }] }] },
+    });
+    assert.deepEqual((await client.scroll(name, { with_payload: false })).points.map((p) => p.id), [1, 3, 5]);
+    assert.equal((await client.count(name, { filter: byDoc("b"), exact: true })).count, 2);
+    await client.deleteCollection(name);
+  });
+});
+
 describe("in-process only", () => {
   test("api key: missing or wrong key is 401, right key works", { skip: IN_PROCESS_ONLY }, async () => {
     const secured = await startQdrantTestServer({ apiKey: "s3cret" });

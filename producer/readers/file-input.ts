@@ -44,23 +44,27 @@ export async function readWholeFile(file: string, maxBytes: number): Promise<Dec
 export interface LineRecord extends DecodedText {
   line: number;
   tooLongBytes?: number;
+  /** Byte offset just past this line and its "\n": where the next line starts. */
+  end: number;
 }
 
 /**
  * Streams a file's lines (1-based numbers, "\n"-terminated; a trailing "\r"
- * is left for text cleaning). Throws `UnreadableFileError` if the file cannot
- * be opened or a read fails part-way.
+ * is left for text cleaning), from `start` (a line start; default the top).
+ * Throws `UnreadableFileError` if the file cannot be opened or a read fails part-way.
  */
-export async function* readLines(file: string, maxLineBytes: number): AsyncGenerator<LineRecord> {
-  const stream = createReadStream(file, { highWaterMark: 64 * 1024 });
+export async function* readLines(file: string, maxLineBytes: number, start = { offset: 0, line: 0 }): AsyncGenerator<LineRecord> {
+  const stream = createReadStream(file, { highWaterMark: 64 * 1024, start: start.offset });
   let parts: Buffer[] = [];
   let lineBytes = 0;
-  let line = 1;
+  let line = start.line + 1;
+  let base = start.offset; // file offset of the current buffer's first byte
+  let lineEnd = start.offset;
   const finish = (): LineRecord => {
     const record: LineRecord =
       lineBytes > maxLineBytes
-        ? { line, text: "", invalidUtf8: false, tooLongBytes: lineBytes }
-        : { line, ...decodeUtf8(Buffer.concat(parts)) };
+        ? { line, text: "", invalidUtf8: false, tooLongBytes: lineBytes, end: lineEnd }
+        : { line, ...decodeUtf8(Buffer.concat(parts)), end: lineEnd };
     parts = [];
     lineBytes = 0;
     return record;
@@ -85,11 +89,14 @@ export async function* readLines(file: string, maxLineBytes: number): AsyncGener
         if (lineBytes <= maxLineBytes) parts.push(chunk.subarray(pos, end));
         else parts = [];
         if (nl === -1) break;
+        lineEnd = base + nl + 1;
         yield finish();
         line += 1;
         pos = nl + 1;
       }
+      base += chunk.length;
     }
+    lineEnd = base;
     if (lineBytes > 0) yield finish();
   } finally {
     stream.destroy();

@@ -31,6 +31,10 @@ export interface ReadOptions {
   maxFileBytes?: number;
   /** Size cap for one JSONL line (default 16 MiB). */
   maxLineBytes?: number;
+  /** JSONL: start at this byte offset (a line start) after `line` lines; events carry `offset`. Other formats ignore it. */
+  start?: { offset: number; line: number };
+  /** JSONL: report records that repeat an id within the file (default true; memory per record). */
+  detectDuplicateIds?: boolean;
 }
 
 const BY_EXTENSION: Record<string, InputFormat> = {
@@ -51,6 +55,9 @@ const READERS: Record<InputFormat, (file: string, ctx: ReaderContext) => AsyncGe
   "transcript-json": readTranscriptJson,
 };
 
+/** Formats read line by line, whose events carry a byte offset to resume from. */
+export const LINE_FORMATS: ReadonlySet<InputFormat> = new Set(["jsonl"]);
+
 /** The format `readDocuments` would use for a file name in "auto" mode, or undefined. */
 export function formatForFile(file: string): InputFormat | undefined {
   return BY_EXTENSION[extname(file).toLowerCase()];
@@ -67,6 +74,8 @@ export async function* readDocuments(file: string, opts: ReadOptions = {}): Asyn
     idPrefix: opts.idPrefix ?? "",
     maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
     maxLineBytes: opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+    start: opts.start,
+    detectDuplicateIds: opts.detectDuplicateIds,
   };
   try {
     yield* READERS[format](file, ctx);

@@ -7,10 +7,13 @@
  * lines are ignored. Duplicate ids within one file are skipped too (the later
  * one), because two records with one id would overwrite each other
  * downstream. Trade-off: remembering seen ids costs memory proportional to
- * the number of records (not their size), which is acceptable for batch files.
+ * the number of records (not their size), which is acceptable for batch files;
+ * backfills turn it off (`detectDuplicateIds: false`) to keep memory flat.
+ * Every event carries the byte offset just past its line, where a resumed read
+ * (`ctx.start`) can pick up.
  */
-import { documentEvent, skippedEvent, type JsonValue, type ReadEvent } from "../document.js";
-import { readLines } from "./file-input.js";
+import { atOffset, documentEvent, skippedEvent, type JsonValue, type ReadEvent } from "../document.js";
+import { readLines, type LineRecord } from "./file-input.js";
 import { formatBytes } from "./reader-errors.js";
 import { readerMetadata, type ReaderContext } from "./reader-context.js";
 import { cleanJsonValue, cleanText, describeJsonType, excerpt, isBlank, isJsonObject } from "./text-hygiene.js";
@@ -44,45 +47,42 @@ export function validateJsonlRecord(value: unknown): ValidRecord | { reason: str
 
 /** Streams documents from a JSONL file. */
 export async function* readJsonl(file: string, ctx: ReaderContext): AsyncGenerator<ReadEvent> {
-  const seen = new Map<string, number>();
-  for await (const rec of readLines(file, ctx.maxLineBytes)) {
-    const at = `line ${rec.line}:`;
-    if (rec.tooLongBytes !== undefined) {
-      const size = formatBytes(rec.tooLongBytes);
-      yield skippedEvent(file, `${at} line is ${size}, above the ${formatBytes(ctx.maxLineBytes)} line limit`, rec.line);
-      continue;
-    }
-    const raw = cleanText(rec.text);
-    if (isBlank(raw)) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw);
-    } catch (err) {
-      yield skippedEvent(file, `${at} invalid JSON: ${(err as Error).message}`, rec.line);
-      continue;
-    }
-    const valid = validateJsonlRecord(parsed);
-    if ("reason" in valid) {
-      yield skippedEvent(file, `${at} ${valid.reason}`, rec.line);
-      continue;
-    }
-    if (isBlank(valid.text)) {
-      yield skippedEvent(file, `${at} empty text (id "${excerpt(valid.id)}")`, rec.line);
-      continue;
-    }
-    const id = ctx.idPrefix + valid.id;
-    const firstLine = seen.get(id);
-    if (firstLine !== undefined) {
-      yield skippedEvent(file, `${at} duplicate id "${excerpt(id)}" (first seen on line ${firstLine})`, rec.line);
-      continue;
-    }
-    seen.set(id, rec.line);
-    yield documentEvent({
-      id,
-      kind: "text",
-      segments: [{ text: valid.text.trim() }],
-      metadata: { ...valid.metadata, ...readerMetadata("jsonl", rec.invalidUtf8) },
-      source: { file, line: rec.line },
-    });
+  const seen = ctx.detectDuplicateIds === false ? undefined : new Map<string, number>();
+  for await (const rec of readLines(file, ctx.maxLineBytes, ctx.start)) {
+    const ev = lineEvent(file, rec, ctx, seen);
+    if (ev) yield atOffset(ev, rec.end);
   }
+}
+
+/** The event for one line, or null for a blank line. */
+function lineEvent(file: string, rec: LineRecord, ctx: ReaderContext, seen: Map<string, number> | undefined): ReadEvent | null {
+  const at = `line ${rec.line}:`;
+  if (rec.tooLongBytes !== undefined) {
+    const size = formatBytes(rec.tooLongBytes);
+    return skippedEvent(file, `${at} line is ${size}, above the ${formatBytes(ctx.maxLineBytes)} line limit`, rec.line);
+  }
+  const raw = cleanText(rec.text);
+  if (isBlank(raw)) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    return skippedEvent(file, `${at} invalid JSON: ${(err as Error).message}`, rec.line);
+  }
+  const valid = validateJsonlRecord(parsed);
+  if ("reason" in valid) return skippedEvent(file, `${at} ${valid.reason}`, rec.line);
+  if (isBlank(valid.text)) return skippedEvent(file, `${at} empty text (id "${excerpt(valid.id)}")`, rec.line);
+  const id = ctx.idPrefix + valid.id;
+  const firstLine = seen?.get(id);
+  if (firstLine !== undefined) {
+    return skippedEvent(file, `${at} duplicate id "${excerpt(id)}" (first seen on line ${firstLine})`, rec.line);
+  }
+  seen?.set(id, rec.line);
+  return documentEvent({
+    id,
+    kind: "text",
+    segments: [{ text: valid.text.trim() }],
+    metadata: { ...valid.metadata, ...readerMetadata("jsonl", rec.invalidUtf8) },
+    source: { file, line: rec.line },
+  });
 }

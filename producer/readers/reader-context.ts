@@ -13,6 +13,10 @@ export interface ReaderContext {
   maxFileBytes: number;
   /** Size cap for one JSONL line. */
   maxLineBytes: number;
+  /** Where line-oriented formats start reading: a byte offset at a line start and the lines before it. */
+  start?: { offset: number; line: number };
+  /** Report later records that repeat an id within one JSONL file (default true). Costs memory per record. */
+  detectDuplicateIds?: boolean;
 }
 
 /** The id a whole-file document gets when the file carries none: prefix + basename without extension. */

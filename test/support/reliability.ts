@@ -2,13 +2,13 @@
  *  exact point ids it must end up as, the point ids one job writes, free TCP ports, and
  *  child processes that are always reaped. */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { readFileSync } from "node:fs";
 import type { Job } from "bullmq";
 import { pointId } from "../../shared/ids.js";
 import { chunkDocument } from "../../producer/chunker.js";
 import type { SourceDocument } from "../../producer/document.js";
 
 export { freePort } from "./harness.js";
+import { peakRssBytes as peakOf } from "../../shared/process-memory.js";
 
 const WORDS = ("river bridge market morning council library station garden report meeting budget school " +
   "harbour weather summer winter notice street museum concert planning traffic ferry county").split(" ");
@@ -55,14 +55,7 @@ export function jobPointIds(job: Pick<Job, "data">): string[] {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Peak resident set size of a live process, bytes (Linux VmHWM); undefined once it is gone. */
-export function peakRssBytes(pid: number): number | undefined {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export const peakRssBytes = (pid: number): number | undefined => peakOf(pid);
 
 export interface Child {
   proc: ChildProcess;

@@ -3,12 +3,14 @@
  *  multivector with max_sim when enabled, stored as float16 with HNSW off since it is only
  *  used to rerank) and a keyword index on `doc_id`; if the collection exists with a schema
  *  these vectors cannot be written to, it refuses to start and says what differs. Upserts
- *  use `wait=true`: a resolved upsert means Qdrant has applied the points. */
+ *  use `wait=true`: a resolved upsert means Qdrant has applied the points. Stale points of a
+ *  re-ingested document are deleted by filter (doc_id, chunk_index, doc_version) with
+ *  `wait=true`; skip-unchanged reads stored `chunk_hash` and `model` by point id. */
 import { QdrantClient } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
 import { CollectionSchemaError, SinkError } from "../../shared/errors.js";
-import type { ModelInfo, VectorPoint, VectorSink } from "../core/ports.js";
+import type { ModelInfo, StaleSelector, StoredChunk, VectorPoint, VectorSink } from "../core/ports.js";
 
 export const VECTOR_NAMES = { dense: "dense", sparse: "sparse", colbert: "colbert" } as const;
 
@@ -78,6 +80,18 @@ export function schemaProblems(params: { vectors?: unknown; sparse_vectors?: unk
   return problems;
 }
 
+/** Points of `docId` at or beyond `fromChunk` whose `doc_version` is lower than `belowVersion`
+ *  or missing (written before versions were stored). */
+export function staleFilter(sel: StaleSelector) {
+  return {
+    must: [
+      { key: "doc_id", match: { value: sel.docId } },
+      { key: "chunk_index", range: { gte: sel.fromChunk } },
+      { should: [{ key: "doc_version", range: { lt: sel.belowVersion } }, { is_empty: { key: "doc_version" } }] },
+    ],
+  };
+}
+
 export class QdrantSink implements VectorSink {
   private readonly client: QdrantClient;
 
@@ -138,6 +152,32 @@ export class QdrantSink implements VectorSink {
     } catch (err) {
       throw toSinkError(err, `reaching Qdrant at ${this.cfg.QDRANT_URL}`);
     }
+  }
+
+  async deleteStale(sel: StaleSelector): Promise<void> {
+    try {
+      await this.client.delete(this.cfg.COLLECTION, { wait: true, filter: staleFilter(sel) });
+    } catch (err) {
+      throw toSinkError(err, `deleting stale points of document "${sel.docId}" from "${this.cfg.COLLECTION}"`);
+    }
+  }
+
+  async readStored(ids: string[]): Promise<Map<string, StoredChunk>> {
+    let records;
+    try {
+      records = await this.client.retrieve(this.cfg.COLLECTION, { ids, with_payload: ["chunk_hash", "model"], with_vector: false });
+    } catch (err) {
+      throw toSinkError(err, `reading ${ids.length} points from "${this.cfg.COLLECTION}"`);
+    }
+    const out = new Map<string, StoredChunk>();
+    for (const r of records) {
+      const p = (r.payload ?? {}) as { chunk_hash?: unknown; model?: unknown };
+      out.set(String(r.id), {
+        chunkHash: typeof p.chunk_hash === "string" ? p.chunk_hash : undefined,
+        model: typeof p.model === "string" ? p.model : undefined,
+      });
+    }
+    return out;
   }
 
   async close(): Promise<void> {}

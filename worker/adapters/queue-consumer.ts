@@ -40,6 +40,7 @@ export function createQueueConsumer(
         id: job.id ?? "", docId: d.docId, docHash: d.docHash, enqueuedAt: d.enqueuedAt, metadata: d.metadata, chunks: d.chunks,
       });
       metrics.jobLatency.observe(Math.max(0, Date.now() - d.enqueuedAt) / 1000);
+      if (result.unchanged) metrics.unchanged.inc(result.unchanged);
       jl.debug({ docId: d.docId, ...result }, "job completed");
       return result;
     } catch (err) {

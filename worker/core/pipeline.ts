@@ -2,13 +2,18 @@
  *  tokenized, pooled with every other in-flight job's chunks, embedded in length-sorted
  *  batches, and written through the upsert grouper; the job's promise settles when its last
  *  point is stored, or when any of its chunks fails. One bad chunk fails only its job: a
- *  failing batch is split in halves and retried until the failing chunk runs alone. Knows
- *  nothing of Redis, ONNX or Qdrant. */
+ *  failing batch is split in halves and retried until the failing chunk runs alone.
+ *  Chunks that carry a content hash are first looked up in the sink and skipped when the stored
+ *  point has the same hash and model. Chunks that carry `docChunks` make the job holding the
+ *  document's last chunk, once its own points are stored, remove the document's points beyond
+ *  `docChunks` that older versions (lower `enqueuedAt`) wrote; a failed removal fails the job
+ *  so it is retried. Knows nothing of Redis, ONNX or Qdrant. */
 import assert from "node:assert/strict";
+import pRetry, { AbortError } from "p-retry";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { ChunkTooLongError, EmbedError, errorKind, InferenceError, ValidationError } from "../../shared/errors.js";
-import { pointId } from "../../shared/ids.js";
+import { ChunkTooLongError, EmbedError, errorKind, InferenceError, isRetryable, SinkError, ValidationError } from "../../shared/errors.js";
+import { chunkHash, pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
 import type { Metrics } from "../../shared/metrics.js";
 import { BatchPool, batchOf, type Batch, type Pooled } from "./batcher.js";
@@ -32,6 +37,9 @@ type PipelineConfig = Pick<Config,
 
 interface JobState {
   job: PipelineJob;
+  /** The chunks to embed: the job's, minus those skipped as unchanged. */
+  todo: JobChunk[];
+  unchanged: number;
   remaining: number;
   tokens: number;
   truncated: number;
@@ -102,11 +110,11 @@ export class EmbeddingPipeline {
     let resolve!: (r: EmbedJobResult) => void;
     let reject!: (e: Error) => void;
     const done = new Promise<EmbedJobResult>((res, rej) => ((resolve = res), (reject = rej)));
-    const state: JobState = { job, remaining: job.chunks.length, tokens: 0, truncated: 0, failed: false, resolve, reject };
+    const state: JobState = { job, todo: job.chunks, unchanged: 0, remaining: job.chunks.length, tokens: 0, truncated: 0, failed: false, resolve, reject };
     state.settled = done.then(() => undefined, () => undefined);
     this.jobs.add(state);
     this.metrics?.inflightJobs.set(this.jobs.size);
-    void this.tokenize(state);
+    void this.start(state);
     return done;
   }
 
@@ -140,17 +148,67 @@ export class EmbeddingPipeline {
     }
   }
 
+  private async start(state: JobState): Promise<void> {
+    if (this.ports.sink.readStored && state.job.chunks.some((c) => c.hash !== undefined)) {
+      try {
+        await this.skipUnchanged(state);
+      } catch (err) {
+        this.fail(state, err as Error);
+        return;
+      }
+      if (state.failed) return;
+      if (state.todo.length === 0) return this.complete(state);
+    }
+    await this.tokenize(state);
+  }
+
+  /** Reads the stored hashes once per job, before tokenizing, so skipped chunks cost no tokenizer or model time. */
+  private async skipUnchanged(state: JobState): Promise<void> {
+    const { job } = state;
+    const hashed = job.chunks.filter((c) => c.hash !== undefined);
+    const ids = hashed.map((c) => pointId(job.docId, c.index));
+    const stored = await this.withSinkRetries(`reading stored hashes of "${job.docId}"`, () => this.ports.sink.readStored!(ids));
+    const same = new Set<number>();
+    hashed.forEach((c, i) => {
+      const s = stored.get(ids[i]);
+      if (s && s.chunkHash === c.hash && s.model === this.cfg.MODEL_NAME) same.add(c.index);
+    });
+    state.todo = job.chunks.filter((c) => !same.has(c.index));
+    state.unchanged = same.size;
+    state.remaining = state.todo.length;
+  }
+
+  /** Runs a sink call with the upsert retry policy; every failed attempt counts as a sink error. */
+  private async withSinkRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
+    let attempt = 0;
+    try {
+      return await pRetry(async () => {
+        attempt++;
+        try {
+          return await call();
+        } catch (err) {
+          this.metrics?.errors.inc({ type: "sink" });
+          this.log?.warn({ err: (err as Error).message, attempt }, `${what} failed`);
+          if (!isRetryable(err)) throw new AbortError(err as Error);
+          throw err;
+        }
+      }, { retries: this.cfg.SINK_RETRIES, minTimeout: this.cfg.SINK_RETRY_BASE_MS, factor: 2, randomize: true });
+    } catch (err) {
+      throw err instanceof SinkError ? err : new SinkError(`${what} failed: ${(err as Error).message}`, undefined, { cause: err });
+    }
+  }
+
   private async tokenize(state: JobState): Promise<void> {
     this.tokenizing++;
     const started = performance.now();
     try {
-      const encoded = await this.ports.tokenizer.encode(state.job.chunks.map((c) => c.text));
+      const encoded = await this.ports.tokenizer.encode(state.todo.map((c) => c.text));
       this.metrics?.stage.observe({ stage: "tokenize" }, (performance.now() - started) / 1000);
       const now = Date.now();
       const items: Item[] = [];
       for (let i = 0; i < encoded.length; i++) {
         const t = encoded[i];
-        const chunk = state.job.chunks[i];
+        const chunk = state.todo[i];
         if (t.truncated && !this.cfg.TRUNCATE) throw new ChunkTooLongError(chunk.index, t.fullLength, this.cfg.MAX_SEQ_LENGTH);
         if (t.truncated) state.truncated++;
         state.tokens += t.ids.length;
@@ -232,6 +290,7 @@ export class EmbeddingPipeline {
 
   private toPoint(it: Item, emb: ChunkEmbedding): VectorPoint {
     const { job } = it.state;
+    const metadata = { ...job.metadata, ...it.chunk.metadata };
     const payload: Record<string, unknown> = {
       doc_id: job.docId,
       chunk_index: it.chunk.index,
@@ -239,8 +298,11 @@ export class EmbeddingPipeline {
       truncated: it.truncated,
       model: this.cfg.MODEL_NAME,
       doc_hash: job.docHash,
-      metadata: { ...job.metadata, ...it.chunk.metadata },
+      doc_version: job.enqueuedAt,
+      chunk_hash: it.chunk.hash ?? chunkHash(it.chunk.text, metadata),
+      metadata,
     };
+    if (it.chunk.docChunks !== undefined) payload.doc_chunks = it.chunk.docChunks;
     if (this.cfg.STORE_TEXT) payload.text = it.chunk.text;
     return { id: pointId(job.docId, it.chunk.index), dense: emb.dense, sparse: emb.sparse, colbert: emb.colbert, colbertDim: emb.colbertDim, payload };
   }
@@ -255,11 +317,32 @@ export class EmbeddingPipeline {
     this.metrics?.chunks.inc({ lane: "queue" });
     this.metrics?.tokens.inc({ lane: "queue" }, it.length);
     if (it.truncated) this.metrics?.truncated.inc();
-    if (--s.remaining === 0) {
-      this.jobs.delete(s);
-      this.metrics?.inflightJobs.set(this.jobs.size);
-      s.resolve({ chunks: s.job.chunks.length, tokens: s.tokens, truncated: s.truncated, points: s.job.chunks.length });
+    if (--s.remaining === 0) void this.complete(s);
+  }
+
+  /** Every point of the job is stored: remove what older versions left beyond this one, then resolve.
+   *  Runs after the job's own writes so a reader never sees the document with fewer chunks than
+   *  either version has. The version guard (`belowVersion`) keeps a late job of an older version
+   *  (a retry, a delayed job) from deleting a newer version's points; its upserts are not guarded:
+   *  per point the last write wins. */
+  private async complete(s: JobState): Promise<void> {
+    const { job } = s;
+    const docChunks = job.chunks[0].docChunks;
+    const { sink } = this.ports;
+    // One part per document is enough (the removal never touches indexes below docChunks): the one holding the last chunk.
+    if (docChunks !== undefined && sink.deleteStale && job.chunks.some((c) => c.index === docChunks - 1)) {
+      try {
+        await this.withSinkRetries(`removing stale points of "${job.docId}"`, () =>
+          sink.deleteStale!({ docId: job.docId, fromChunk: docChunks, belowVersion: job.enqueuedAt }));
+      } catch (err) {
+        this.fail(s, err as Error);
+        return;
+      }
     }
+    if (s.failed) return;
+    this.jobs.delete(s);
+    this.metrics?.inflightJobs.set(this.jobs.size);
+    s.resolve({ chunks: job.chunks.length, tokens: s.tokens, truncated: s.truncated, points: s.todo.length, unchanged: s.unchanged });
   }
 
   private fail(s: JobState, err: Error): void {

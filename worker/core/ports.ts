@@ -53,6 +53,21 @@ export interface VectorPoint {
   payload: Record<string, unknown>;
 }
 
+/** Points one document's older versions left beyond its current length. */
+export interface StaleSelector {
+  docId: string;
+  /** Points at `chunk_index >= fromChunk` ... */
+  fromChunk: number;
+  /** ... written by a lower `doc_version`, or by none, are stale. */
+  belowVersion: number;
+}
+
+/** What skip-unchanged needs to know about a stored point. */
+export interface StoredChunk {
+  chunkHash?: string;
+  model?: string;
+}
+
 export interface VectorSink {
   /** Creates or checks the destination for this model's vectors; throws on an incompatible schema. */
   init(info: ModelInfo): Promise<void>;
@@ -62,6 +77,10 @@ export interface VectorSink {
   /** Resolves when the destination answers (readiness); absent = always reachable. */
   ping?(): Promise<void>;
   close(): Promise<void>;
+  /** Deletes the points `sel` selects; resolves once applied. Absent = stale points stay. */
+  deleteStale?(sel: StaleSelector): Promise<void>;
+  /** Hash and model of the stored points among `ids` (absent ids are not stored). Absent = nothing is skipped. */
+  readStored?(ids: string[]): Promise<Map<string, StoredChunk>>;
 }
 
 /** Rough JSON size of a point, for sizing upsert requests by bytes. */

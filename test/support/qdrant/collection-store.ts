@@ -11,6 +11,7 @@
  */
 import { collectionInfo, parseCreateCollection } from "./collection-schema.js";
 import { parseFilter } from "./filters.js";
+import { KeywordIndex } from "./keyword-index.js";
 import { isPlainObject, type CollectionState, type PointId, type StoredPoint } from "./model.js";
 import { describeJson, parsePointIdList } from "./point-ids.js";
 import { checkAndNormalize, parseUpsertBody } from "./point-validation.js";
@@ -27,6 +28,13 @@ function validateCollectionName(name: string): void {
   if (name.length < 1 || name.length > 255) {
     throw validationError([{ path: "name", message: "must be from 1 to 255 characters" }]);
   }
+}
+
+/** The points a (validated) filter can match: narrowed by the keyword index when it can, else all. */
+export function filterCandidates(state: CollectionState, filter: unknown): Iterable<StoredPoint> {
+  const ids = state.keywordIndex.candidates(filter);
+  if (ids === null) return state.points.values();
+  return [...ids].map((id) => state.points.get(id)!).filter((p) => p !== undefined);
 }
 
 export class CollectionStore {
@@ -68,7 +76,7 @@ export class CollectionStore {
     if (this.collections.has(name)) throw alreadyExists(`Collection \`${name}\` already exists!`);
     this.collections.set(name, {
       name, schema, points: new Map(), versions: new Map(), writeCounts: new Map(),
-      payloadIndexes: new Map(), nextOperationId: 0,
+      payloadIndexes: new Map(), keywordIndex: new KeywordIndex(), nextOperationId: 0,
     });
     return true;
   }
@@ -89,6 +97,9 @@ export class CollectionStore {
     const points = checkAndNormalize(parsed, state.schema);
     const version = state.nextOperationId;
     for (const p of points) {
+      const old = state.points.get(p.id);
+      if (old) state.keywordIndex.remove(old);
+      state.keywordIndex.add(p);
       state.points.set(p.id, p);
       state.versions.set(p.id, version);
       state.writeCounts.set(p.id, (state.writeCounts.get(p.id) ?? 0) + 1);
@@ -107,7 +118,7 @@ export class CollectionStore {
     if (body.filter !== undefined) {
       const predicate = parseFilter(body.filter);
       const state = this.get(name);
-      ids = [...state.points.values()].filter(predicate).map((p) => p.id);
+      ids = [...filterCandidates(state, body.filter)].filter(predicate).map((p) => p.id);
       return this.removeIds(state, ids, wait);
     }
     throw noVariant("PointsSelector");
@@ -115,6 +126,8 @@ export class CollectionStore {
 
   private removeIds(state: CollectionState, ids: PointId[], wait: boolean): UpdateResult {
     for (const id of ids) {
+      const old = state.points.get(id);
+      if (old) state.keywordIndex.remove(old);
       state.points.delete(id);
       state.versions.delete(id);
     }
@@ -137,6 +150,7 @@ export class CollectionStore {
     } else throw noVariant("PayloadFieldSchema", "field_schema");
     const state = this.get(name);
     state.payloadIndexes.set(field, { dataType, params });
+    if (dataType === "keyword") state.keywordIndex.addField(field, state.points.values());
     return this.finishUpdate(state, wait);
   }
 

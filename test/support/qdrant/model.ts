@@ -7,6 +7,8 @@
  * last float32 digit; tests should compare vectors with a tolerance.
  */
 
+import type { KeywordIndex } from "./keyword-index.js";
+
 /** Unsigned integer id or a UUID in canonical lowercase hyphenated form. */
 export type PointId = number | string;
 
@@ -64,6 +66,8 @@ export interface CollectionState {
   versions: Map<PointId, number>;
   writeCounts: Map<PointId, number>;
   payloadIndexes: Map<string, PayloadIndex>;
+  /** Ids by value of keyword-indexed fields (see keyword-index.ts). */
+  keywordIndex: KeywordIndex;
   nextOperationId: number;
 }
 

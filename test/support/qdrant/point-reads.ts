@@ -10,7 +10,7 @@ import { parseFilter } from "./filters.js";
 import { isPlainObject, type CollectionState, type PointId, type StoredPoint, type VectorValue } from "./model.js";
 import { comparePointIds, describeJson, parsePointId, parsePointIdList } from "./point-ids.js";
 import { formatError, noVariant, notSupported, validationError } from "./qdrant-errors.js";
-import type { CollectionStore } from "./collection-store.js";
+import { filterCandidates, type CollectionStore } from "./collection-store.js";
 
 export type PayloadSelector = (payload: Record<string, unknown>) => Record<string, unknown> | null;
 export type VectorSelector = (point: StoredPoint, state: CollectionState) => unknown;
@@ -126,7 +126,7 @@ export function scrollPoints(store: CollectionStore, name: string, body: unknown
   const payload = parseWithPayload(req.with_payload, true);
   const vector = parseWithVector(req.with_vector);
   const state = store.get(name);
-  const matching = [...state.points.values()]
+  const matching = [...filterCandidates(state, req.filter)]
     .filter((p) => offset === null || comparePointIds(p.id, offset) >= 0)
     .filter(predicate)
     .sort((a, b) => comparePointIds(a.id, b.id));
@@ -142,7 +142,7 @@ export function countPoints(store: CollectionStore, name: string, body: unknown)
   }
   const predicate = parseFilter(req.filter);
   const state = store.get(name);
-  return { count: [...state.points.values()].filter(predicate).length };
+  return { count: [...filterCandidates(state, req.filter)].filter(predicate).length };
 }
 
 export { parseLimit, requireObject };

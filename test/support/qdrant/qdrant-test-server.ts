@@ -42,6 +42,8 @@ export interface QdrantTestServer {
   url: string;
   close(): Promise<void>;
   points(collection: string): Map<PointId, StoredPoint>;
+  /** Ids only: cheap where `points()` would deep-copy a large collection. */
+  pointIds(collection: string): Set<PointId>;
   writeCounts(collection: string): Map<PointId, number>;
   requests: RequestLogEntry[];
   reset(): void;
@@ -192,6 +194,7 @@ export async function startQdrantTestServer(opts: QdrantTestServerOptions = {}):
     url: `http://127.0.0.1:${port}`,
     requests,
     points: (c) => deps.store.snapshotPoints(c),
+    pointIds: (c) => new Set(deps.store.peek(c).points.keys()),
     writeCounts: (c) => deps.store.snapshotWriteCounts(c),
     reset: () => {
       deps.store.reset();
