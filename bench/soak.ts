@@ -26,6 +26,7 @@ interface SoakOptions {
   chunks: number;
   killAt: number;
   chunkTokens: number;
+  maxSeqLength: number;
   sentencesPerDoc: number;
   lockMs: number;
   stalledMs: number;
@@ -100,7 +101,7 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
   const { QDRANT_API_KEY: _k, ...base } = process.env;
   const env: NodeJS.ProcessEnv = {
     ...base, REDIS_URL: redisUrl, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection, MODEL_DIR: model.dir,
-    HTTP_PORT: "0", LOG_LEVEL: "info", CHUNK_TOKENS: String(o.chunkTokens), CHUNK_OVERLAP_TOKENS: "0",
+    HTTP_PORT: "0", LOG_LEVEL: "info", CHUNK_TOKENS: String(o.chunkTokens), CHUNK_OVERLAP_TOKENS: "0", MAX_SEQ_LENGTH: String(o.maxSeqLength),
     LOCK_DURATION_MS: String(o.lockMs), STALLED_INTERVAL_MS: String(o.stalledMs), REMOVE_ON_COMPLETE: "1000000",
   };
   const connection = redisConnection(redisUrl);
@@ -190,6 +191,7 @@ async function main(): Promise<void> {
     .option("--kill-at <fraction>", "SIGKILL the first worker once this share of the points is stored", fraction, 0.4)
     .option("--chunk-tokens <n>", "CHUNK_TOKENS for the corpus: short chunks", int(8), 32)
     .option("--sentences-per-doc <n>", "sentences per document (about one chunk per sentence at the default chunk size)", int(1), 8)
+    .option("--max-seq-length <n>", "MAX_SEQ_LENGTH of the workers: their warm-up batch at the full token budget uses sequences this long, which sets their memory floor", int(8), 512)
     .option("--lock-ms <n>", "LOCK_DURATION_MS: a killed worker's jobs return after this", int(1000), 5000)
     .option("--stalled-ms <n>", "STALLED_INTERVAL_MS", int(1000), 2000)
     .option("--timeout-s <n>", "give up after this many seconds", int(10), 3600)
