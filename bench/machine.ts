@@ -17,7 +17,7 @@ export interface MachineInfo {
 
 export interface GitInfo {
   commit: string;
-  /** Uncommitted changes to tracked files, or untracked files outside ignored paths. */
+  /** Uncommitted changes to tracked files (untracked files do not count). */
   dirty: boolean;
 }
 
@@ -37,7 +37,7 @@ export function machineInfo(): MachineInfo {
 export function gitInfo(): GitInfo {
   const git = (...args: string[]) => execFileSync("git", args, { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   try {
-    return { commit: git("rev-parse", "--short=12", "HEAD"), dirty: git("status", "--porcelain").length > 0 };
+    return { commit: git("rev-parse", "--short=12", "HEAD"), dirty: git("status", "--porcelain", "--untracked-files=no").length > 0 };
   } catch {
     return { commit: "unknown", dirty: true };
   }
