@@ -51,3 +51,28 @@ export function cpuWindow(machine: number, measured: number, harness: number, wa
   const others = Math.max(0, machine - measured - harness);
   return { machine, measured, harness, others, othersShare: others / (wallSeconds * cores) };
 }
+
+export interface QuietWait {
+  /** Seconds spent waiting before the timed part started. */
+  waitedSeconds: number;
+  /** Share of the machine other processes took in the last sampled second before starting. */
+  othersShareBefore: number;
+  quiet: boolean;
+}
+
+/** Waits, up to `maxSeconds`, for a one-second window in which processes other than `pids`
+ *  (this one included) use less than `threshold` of the machine's CPU, then returns. It only
+ *  improves the odds of a quiet measurement: what happens during it is recorded separately. */
+export async function waitForQuiet(pids: number[], opts: { threshold: number; maxSeconds: number; cores: number }): Promise<QuietWait> {
+  const started = performance.now();
+  const ours = () => pids.reduce((a, p) => a + (p === process.pid ? ownCpuSeconds() : processCpuSeconds(p) || 0), 0);
+  let share = NaN;
+  for (;;) {
+    const m0 = machineBusySeconds();
+    const o0 = ours();
+    await new Promise((r) => setTimeout(r, 1000));
+    share = Math.max(0, machineBusySeconds() - m0 - (ours() - o0)) / opts.cores;
+    const waited = (performance.now() - started) / 1000;
+    if (!(share >= opts.threshold) || waited >= opts.maxSeconds) return { waitedSeconds: waited, othersShareBefore: share, quiet: !(share >= opts.threshold) };
+  }
+}

@@ -20,6 +20,7 @@ import { ensureBenchModel } from "./bench-model.js";
 import { readCorpus, resolveCorpus, turnChunks, windowChunks, type ChunkSet } from "./corpus.js";
 import { gitInfo, machineInfo } from "./machine.js";
 import { killAllChildren } from "./child-process.js";
+import { waitForQuiet } from "./cpu.js";
 import { measureTokenizers } from "./measure-children.js";
 import type { E2eContext } from "./measure-e2e.js";
 import { measureGranularity } from "./measure-granularity.js";
@@ -88,7 +89,12 @@ export async function runBenchmark(o: BenchOptions, args: string[], log: (s: str
   const server = await startQdrantTestServer();
   const connection = redisConnection(cfg.REDIS_URL);
   const profileDir = path.join(repoRoot, ".cache", "bench-profile");
-  const ctx: E2eContext = { connection, server, env, redisPid: await redisPid(connection) };
+  const redis = await redisPid(connection);
+  const gate = (pid: number) =>
+    o.quietWait > 0
+      ? waitForQuiet([process.pid, pid, ...(redis ? [redis] : [])], { threshold: o.quietThreshold, maxSeconds: o.quietWait, cores: os.cpus().length })
+      : Promise.resolve({ waitedSeconds: 0, othersShareBefore: NaN, quiet: false });
+  const ctx: E2eContext = { connection, server, env, redisPid: redis, gate };
   const granularities: GranularityResult[] = [];
   let latency: BenchResults["latency"];
   let profile: ThreadProfile[] | undefined;
@@ -113,7 +119,7 @@ export async function runBenchmark(o: BenchOptions, args: string[], log: (s: str
     const texts = sets.flatMap((s) => s.texts);
     tokenizers = {
       method: `${texts.length} chunk texts of this run, one thread each, after a ${Math.min(200, texts.length)}-text warm-up: @huggingface/tokenizers encode() in a loop; native tokenizers encodeBatch() in slices of 256 with TOKENIZERS_PARALLELISM=false; ids compared text by text`,
-      ...(await measureTokenizers(model.files.tokenizerPath, texts)),
+      ...(await measureTokenizers(model.files.tokenizerPath, texts, gate)),
     };
     log(`tokenizers: JS ${Math.round(tokenizers.js.tokensPerSecond)} tokens/s per thread, native ${Math.round(tokenizers.native.tokensPerSecond)} tokens/s per thread, identical ids ${(tokenizers.identicalIdsRate * 100).toFixed(2)}%`);
   }

@@ -1,6 +1,10 @@
 /** Parent side of the measurements that need no queue: model alone, the transformers.js
  *  peer and tokenizer throughput, each in a fresh child process. */
 import { BenchChild, type Message } from "./child-process.js";
+import type { QuietWait } from "./cpu.js";
+
+/** Called with the measured process's pid right before its timed part (see waitForQuiet). */
+export type Gate = (pid: number) => Promise<QuietWait>;
 import type { TokenizerResult } from "./results.js";
 
 export interface ModelAloneResult {
@@ -13,29 +17,33 @@ export interface ModelAloneResult {
   machineCpuSeconds: number;
   peakRssBytes: number;
   dense: number[][];
+  quietWait: QuietWait;
 }
 
-export async function measureModelAlone(env: Record<string, string>, ids: number[][], keep: number): Promise<ModelAloneResult> {
+export async function measureModelAlone(env: Record<string, string>, ids: number[][], keep: number, gate: Gate): Promise<ModelAloneResult> {
   const child = BenchChild.start("./model-child.js", env);
   await child.next("ready", 10 * 60_000);
+  const quietWait = await gate(child.pid);
   const r = await child.request<Message & ModelAloneResult>({ type: "run", ids, keep }, "result");
   await child.stop();
-  return r;
+  return { ...r, quietWait };
 }
 
 export type PeerResult = ModelAloneResult;
 
-export async function measurePeer(peerModelDir: string, texts: string[], batchSize: number, keep: number): Promise<PeerResult> {
+export async function measurePeer(peerModelDir: string, texts: string[], batchSize: number, keep: number, gate: Gate): Promise<PeerResult> {
   const child = BenchChild.start("./peer-child.js", { PEER_MODEL_DIR: peerModelDir });
   await child.next("ready", 10 * 60_000);
+  const quietWait = await gate(child.pid);
   const r = await child.request<Message & PeerResult>({ type: "run", texts, batchSize, keep }, "result");
   await child.stop();
-  return r;
+  return { ...r, quietWait };
 }
 
-export async function measureTokenizers(tokenizerPath: string, texts: string[]): Promise<Omit<TokenizerResult, "method">> {
+export async function measureTokenizers(tokenizerPath: string, texts: string[], gate: Gate): Promise<Omit<TokenizerResult, "method">> {
   const child = BenchChild.start("./tokenizer-child.js", { TOKENIZERS_PARALLELISM: "false", RAYON_NUM_THREADS: "1" });
   await child.next("ready");
+  const quietWait = await gate(child.pid);
   const r = await child.request<Message & { texts: number; jsTokens: number; jsSeconds: number; nativeTokens: number; nativeSeconds: number; identical: number }>(
     { type: "run", tokenizerPath, texts }, "result");
   await child.stop();
@@ -44,6 +52,7 @@ export async function measureTokenizers(tokenizerPath: string, texts: string[]):
     js: { tokens: r.jsTokens, seconds: r.jsSeconds, tokensPerSecond: r.jsTokens / r.jsSeconds },
     native: { tokens: r.nativeTokens, seconds: r.nativeSeconds, tokensPerSecond: r.nativeTokens / r.nativeSeconds },
     identicalIdsRate: r.identical / r.texts,
+    quietWait,
   };
 }
 

@@ -14,7 +14,8 @@ import type { Redis } from "ioredis";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
 import type { QdrantTestServer } from "../test/support/qdrant/qdrant-test-server.js";
 import { BenchChild } from "./child-process.js";
-import { cpuWindow, ownCpuSeconds, processCpuSeconds, type CpuWindow } from "./cpu.js";
+import { cpuWindow, ownCpuSeconds, processCpuSeconds, type CpuWindow, type QuietWait } from "./cpu.js";
+import type { Gate } from "./measure-children.js";
 import type { BenchJob, ChunkSet } from "./corpus.js";
 import { percentile, unionLength } from "./stats.js";
 import type { WorkerStats } from "./worker-child.js";
@@ -28,6 +29,7 @@ export interface E2eContext {
   execArgv?: string[];
   /** The Redis server's pid when it runs on this machine, for CPU accounting. */
   redisPid?: number;
+  gate: Gate;
 }
 
 export interface E2eResult {
@@ -43,6 +45,7 @@ export interface E2eResult {
   peakRssBytes: number;
   /** CPU used between the first add and the end (worker = measured; this process and Redis = harness). */
   cpu: CpuWindow;
+  quietWait: QuietWait;
   /** Where the wall time went, from the model-port log and the worker's metrics. */
   analysis: {
     modelBusySeconds: number;
@@ -120,6 +123,7 @@ function stamped(job: BenchJob, now: number): BenchJob {
 /** Throughput of one worker configuration on one chunk set. */
 export async function measureE2e(ctx: E2eContext, set: ChunkSet, extraEnv: Record<string, string> = {}): Promise<E2eResult> {
   const { child, queue, collection, warmupPoints } = await startWorkerChild(ctx, extraEnv, set.texts);
+  const quietWait = await ctx.gate(child.pid);
   await child.request({ type: "mark" }, "marked");
   const harness0 = ownCpuSeconds() + (ctx.redisPid ? processCpuSeconds(ctx.redisPid) : 0);
   const t0 = Date.now();
@@ -144,6 +148,7 @@ export async function measureE2e(ctx: E2eContext, set: ChunkSet, extraEnv: Recor
     pointsWritten: points,
     peakRssBytes,
     cpu: cpuWindow(stats.machineCpuSeconds, stats.cpuSeconds, harness, stats.windowSeconds, os.cpus().length),
+    quietWait,
     analysis: {
       modelBusySeconds: unionLength(b) / 1000,
       headSeconds: b.length ? (Math.min(...b.map((x) => x.start)) - t0) / 1000 : NaN,
@@ -166,6 +171,7 @@ export interface LatencyResult {
   chunksPerJob: number;
   meanTokensPerJob: number;
   failedJobs: number;
+  quietWait: QuietWait;
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
@@ -178,6 +184,7 @@ export async function measureLatency(
   ctx: E2eContext, texts: string[], lengths: number[], opts: { tokensPerSecond: number; seconds: number; chunksPerJob: number },
 ): Promise<LatencyResult> {
   const { child, queue, collection, warmupPoints } = await startWorkerChild(ctx, {}, texts);
+  const quietWait = await ctx.gate(child.pid);
   const t0 = Date.now();
   let offset = 0; // seconds after t0 at which the next job is due
   let i = 0;
@@ -212,6 +219,7 @@ export async function measureLatency(
     chunksPerJob: opts.chunksPerJob,
     meanTokensPerJob: tokens / i,
     failedJobs: failed,
+    quietWait,
     p50Ms: percentile(latencies, 50),
     p95Ms: percentile(latencies, 95),
     p99Ms: percentile(latencies, 99),

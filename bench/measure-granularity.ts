@@ -9,7 +9,7 @@ import type { Config } from "../shared/config.js";
 import { planBatches } from "../worker/core/batcher.js";
 import type { BenchModel } from "./bench-model.js";
 import type { ChunkSet } from "./corpus.js";
-import { cpuWindow, type CpuWindow } from "./cpu.js";
+import { cpuWindow, type CpuWindow, type QuietWait } from "./cpu.js";
 import { maxCosineGap, measureModelAlone, measurePeer, type ModelAloneResult } from "./measure-children.js";
 import { measureE2e, measureLatency, type E2eContext, type E2eResult } from "./measure-e2e.js";
 import type { BenchOptions, Measurement } from "./options.js";
@@ -57,19 +57,20 @@ interface Measured {
   batches: number;
   peakRssBytes?: number;
   cpu?: CpuWindow;
+  quietWait?: QuietWait;
 }
 
 function throughputRun(kind: MeasurementKind, round: number, x: Measured): ThroughputRun {
   return {
     kind, round, seconds: x.seconds, chunks: x.chunks, tokens: x.tokens, paddedTokens: x.paddedTokens, batches: x.batches,
     tokensPerSecond: x.tokens / x.seconds, chunksPerSecond: x.chunks / x.seconds, paddingEfficiency: x.tokens / x.paddedTokens,
-    peakRssBytes: x.peakRssBytes, cpu: x.cpu,
+    peakRssBytes: x.peakRssBytes, cpu: x.cpu, quietWait: x.quietWait,
   };
 }
 
 function fromE2e(kind: MeasurementKind, round: number, r: E2eResult): ThroughputRun {
-  const { seconds, chunks, tokens, paddedTokens, batches, peakRssBytes, cpu, ...rest } = r;
-  return { ...throughputRun(kind, round, { seconds, chunks, tokens, paddedTokens, batches, peakRssBytes, cpu }), e2e: rest };
+  const { seconds, chunks, tokens, paddedTokens, batches, peakRssBytes, cpu, quietWait, ...rest } = r;
+  return { ...throughputRun(kind, round, { seconds, chunks, tokens, paddedTokens, batches, peakRssBytes, cpu, quietWait }), e2e: rest };
 }
 
 /** A child-only measurement's CPU window: the parent only waits, so harness CPU is ~0. */
@@ -93,8 +94,10 @@ function line(g: string, run: ThroughputRun, model?: ThroughputRun): string {
   const vs = model && run.kind !== "model" ? `, ${(run.tokensPerSecond / model.tokensPerSecond).toFixed(2)} x model alone (same round)` : "";
   const pts = run.e2e ? `; points ${run.e2e.pointsWritten}/${run.e2e.expectedPoints}, failed jobs ${run.e2e.failedJobs}` : "";
   const others = run.cpu && Number.isFinite(run.cpu.othersShare) ? `; other processes took ${Math.round(run.cpu.othersShare * 100)}% of the CPU` : "";
+  const q = run.quietWait;
+  const waited = q && q.waitedSeconds > 1.5 ? ` (after waiting ${q.waitedSeconds.toFixed(0)} s for a quieter machine${q.quiet ? "" : ", in vain"})` : "";
   return `${g.padEnd(7)} ${`${run.kind} #${run.round}`.padEnd(12)} ${run.chunks} chunks, ${run.tokens} tokens, ${run.batches} batches in ${run.seconds.toFixed(2)} s = ` +
-    `${Math.round(run.tokensPerSecond)} tokens/s, ${run.chunksPerSecond.toFixed(1)} chunks/s, padding efficiency ${run.paddingEfficiency.toFixed(3)}${vs}${pts}${others}`;
+    `${Math.round(run.tokensPerSecond)} tokens/s, ${run.chunksPerSecond.toFixed(1)} chunks/s, padding efficiency ${run.paddingEfficiency.toFixed(3)}${vs}${pts}${others}${waited}`;
 }
 
 export async function measureGranularity(
@@ -120,7 +123,7 @@ export async function measureGranularity(
     };
     const steps: Array<[Measurement, () => Promise<void>]> = [
       ["model", async () => {
-        const r = await measureModelAlone(env, ids, KEEP_VECTORS);
+        const r = await measureModelAlone(env, ids, KEEP_VECTORS, ctx.gate);
         dense = r.dense;
         push(throughputRun("model", round, { ...r, chunks: ids.length, tokens: r.realTokens, cpu: childCpu(r) }));
       }],
@@ -136,7 +139,7 @@ export async function measureGranularity(
       ["fifo", async () => push(fromE2e("fifo", round, await measureE2e(ctx, set, { BATCH_STRATEGY: "fifo", MAX_BATCH_SIZE: String(o.fifoBatchSize) })))],
       ["peer", async () => {
         if (!model.peer) return;
-        const r = await measurePeer(model.peer.dir, set.texts, o.peerBatchSize, KEEP_VECTORS);
+        const r = await measurePeer(model.peer.dir, set.texts, o.peerBatchSize, KEEP_VECTORS, ctx.gate);
         const run = throughputRun("peer", round, { ...r, chunks: set.texts.length, tokens: r.realTokens, cpu: childCpu(r) });
         if (dense.length) run.peerDenseMaxCosineGap = maxCosineGap(r.dense, dense);
         if (r.realTokens !== g.lengths.total) notes.push(`${set.granularity}: transformers.js counted ${r.realTokens} tokens, the worker's tokenizer ${g.lengths.total}.`);

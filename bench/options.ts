@@ -38,6 +38,8 @@ export interface BenchOptions {
   repeat: number;
   repeatOnly: Measurement[];
   cpuProf: boolean;
+  quietThreshold: number;
+  quietWait: number;
   out: string;
   write: boolean;
 }
@@ -65,7 +67,7 @@ const list = <T extends string>(allowed: readonly T[]) => (v: string): T[] => {
 };
 
 const QUICK = { turnChunks: 120, windowChunks: 8, windowsPerDoc: 4, latencySeconds: 5, repeat: 1, only: MEASUREMENTS.filter((m) => m !== "pad1") };
-const FULL = { turnChunks: 1000, windowChunks: 64, windowsPerDoc: 8, latencySeconds: 30, repeat: 3, only: [...MEASUREMENTS] };
+const FULL = { turnChunks: 600, windowChunks: 48, windowsPerDoc: 8, latencySeconds: 30, repeat: 5, only: [...MEASUREMENTS] };
 
 export function parseBenchArgs(argv: string[]): BenchOptions {
   const program = new Command()
@@ -98,6 +100,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     .option("--latency-job-chunks <n>", "chunks per job in the latency run", positiveInt, 16)
     .option("--repeat <n>", `rounds: the --repeat-only measurements run once per round, in reversed order every other round; ratios are medians of per-round ratios (default ${FULL.repeat})`, positiveInt)
     .option("--repeat-only <list>", "measurements repeated every round (the rest run in round 1)", list(["model", "e2e", "fifo", "peer", "pad1"] as const), ["model", "e2e"])
+    .option("--quiet-threshold <ratio>", "before each timed part, wait for a second in which other processes use less than this share of the CPU", ratio, 0.2)
+    .option("--quiet-wait <s>", "longest wait for such a second, seconds (0: do not wait)", nonNegativeInt, 10)
     .option("--cpu-prof", "profile the end-to-end worker process (turns) with --cpu-prof and summarise it in the results")
     .option("--out <dir>", "where results files go", "bench/results")
     .option("--no-write", "print only; write no results files")
@@ -138,6 +142,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     repeat: o.repeat ?? sizes.repeat,
     repeatOnly: o.repeatOnly,
     cpuProf: Boolean(o.cpuProf),
+    quietThreshold: o.quietThreshold,
+    quietWait: o.quietWait,
     out: o.out,
     write: o.write !== false,
   };

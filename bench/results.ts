@@ -8,7 +8,7 @@ import type { ModelDescription } from "./bench-model.js";
 import type { Granularity } from "./corpus.js";
 import type { GitInfo, MachineInfo } from "./machine.js";
 import type { E2eResult, LatencyResult } from "./measure-e2e.js";
-import type { CpuWindow } from "./cpu.js";
+import type { CpuWindow, QuietWait } from "./cpu.js";
 import type { ThreadProfile } from "./profile-summary.js";
 import type { LengthSummary } from "./stats.js";
 
@@ -33,7 +33,9 @@ export interface ThroughputRun {
   peakRssBytes?: number;
   /** CPU during the timed part: the measured process, the harness, and other processes on the machine. */
   cpu?: CpuWindow;
-  e2e?: Omit<E2eResult, "seconds" | "chunks" | "tokens" | "paddedTokens" | "batches" | "peakRssBytes" | "cpu">;
+  /** How long the run waited for a quiet moment before starting, and how quiet it was. */
+  quietWait?: QuietWait;
+  e2e?: Omit<E2eResult, "seconds" | "chunks" | "tokens" | "paddedTokens" | "batches" | "peakRssBytes" | "cpu" | "quietWait">;
   /** Peer only: largest |1 - cosine| between its CLS vectors and the worker model's dense vectors. */
   peerDenseMaxCosineGap?: number;
 }
@@ -64,6 +66,7 @@ export interface TokenizerResult {
   js: { tokens: number; seconds: number; tokensPerSecond: number };
   native: { tokens: number; seconds: number; tokensPerSecond: number };
   identicalIdsRate: number;
+  quietWait?: QuietWait;
 }
 
 export interface TargetResult {
