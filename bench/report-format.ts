@@ -3,7 +3,7 @@
  *  longer per-run summary written next to each results file. Pure: same file, same text. */
 import { GPU_ESTIMATES, DATASHEET_SOURCE, TRT_SOURCE, tokenizerThreadsFor } from "./gpu-figures.js";
 import type { BenchResults, GranularityResult, MeasurementKind, ThroughputRun } from "./results.js";
-import { granularity, medianRun, speedRatio } from "./targets.js";
+import { granularity, medianRun, partnerRun, speedRatio } from "./targets.js";
 
 const LABELS: Record<MeasurementKind, string> = {
   model: "model alone (ceiling)",
@@ -57,7 +57,12 @@ function throughputTable(r: BenchResults): string[] {
     }
   }
   const rounds = Math.max(0, ...r.granularities.flatMap((g) => g.runs.map((x) => x.round)));
-  if (rounds > 1) rows.push("", `Each measurement ran ${rounds} times, interleaved; the table shows the run with the median tokens/s, and ratios are medians of the ratios within each round.`);
+  if (rounds > 1) {
+    const kinds = new Set(r.granularities.flatMap((g) => g.runs.filter((x) => x.round > 1).map((x) => x.kind)));
+    const repeated = ORDER.filter((k) => kinds.has(k)).map((k) => label(k, r));
+    rows.push("", `${repeated.join(" and ")} ran ${rounds} times, interleaved, the rest once; the table shows the run with the median tokens/s. ` +
+      "Ratios between two repeated measurements are medians of the ratios within each round; any other ratio is taken against the median run.");
+  }
   return rows;
 }
 
@@ -114,11 +119,11 @@ function adjustedRows(g: GranularityResult): string[] {
   const pairs: Array<[MeasurementKind, MeasurementKind]> = [["e2e", "model"], ["e2e-pad1", "model"], ["e2e", "fifo"], ["e2e", "peer"]];
   for (const [a, b] of pairs) {
     for (const x of g.runs.filter((r) => r.kind === a)) {
-      const y = g.runs.find((r) => r.kind === b && r.round === x.round);
+      const y = partnerRun(g, x, b);
       if (!y || !x.cpu || !y.cpu) continue;
       const raw = x.tokensPerSecond / y.tokensPerSecond;
       const adjusted = (raw * (1 - y.cpu.othersShare)) / (1 - x.cpu.othersShare);
-      rows.push(`| ${g.granularity} | ${LABELS[a]} ÷ ${LABELS[b]} | ${x.round} | ${fix(raw, 2)} | ${pct(x.cpu.othersShare)} | ${pct(y.cpu.othersShare)} | ${fix(adjusted, 2)} |`);
+      rows.push(`| ${g.granularity} | ${LABELS[a]} #${x.round} ÷ ${LABELS[b]} #${y.round} | ${fix(raw, 2)} | ${pct(x.cpu.othersShare)} | ${pct(y.cpu.othersShare)} | ${fix(adjusted, 2)} |`);
     }
   }
   return rows;
@@ -170,7 +175,7 @@ export function renderSummary(r: BenchResults, file: string): string {
     out.push("## Ratios with the load from other processes factored out (estimate)", "",
       "This machine runs other work at the same time. Each run records the share of the machine's CPU that other processes took while it ran (from /proc/stat, less the benchmark's own processes and Redis). " +
         "The adjusted ratio assumes each side's tokens/s is proportional to the CPU left to it: raw ratio x (1 - others during B) / (1 - others during A). It is an estimate to read the raw ratio by; targets are judged on raw ratios only.",
-      "", "| corpus | A ÷ B | round | raw ratio | others during A | others during B | adjusted ratio (estimate) |", "|---|---|---:|---:|---:|---:|---:|", ...adjusted, "");
+      "", "| corpus | A ÷ B | raw ratio | others during A | others during B | adjusted ratio (estimate) |", "|---|---|---:|---:|---:|---:|", ...adjusted, "");
   }
   const planner = r.granularities.filter((g) => g.planner.length);
   if (planner.length) {

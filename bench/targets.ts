@@ -9,14 +9,22 @@ export function medianRun(g: GranularityResult | undefined, kind: MeasurementKin
   return runs.length ? runs[(runs.length - 1) >> 1] : undefined;
 }
 
-/** tokens/s of `a` over tokens/s of `b`, each pair from the same round (measured minutes
- *  apart, so under similar load from the rest of the machine), median over rounds; undefined
- *  if either did not run. */
+/** The run of kind `b` to compare `x` with: the one from the same round when both kinds ran in
+ *  several rounds (measured back to back, so under similar load from the rest of the machine),
+ *  else b's median run (one run of b may have met a burst of outside load). */
+export function partnerRun(g: GranularityResult, x: ThroughputRun, b: MeasurementKind): ThroughputRun | undefined {
+  const count = (k: MeasurementKind) => g.runs.filter((r) => r.kind === k).length;
+  if (count(x.kind) > 1 && count(b) > 1) return g.runs.find((r) => r.kind === b && r.round === x.round);
+  return medianRun(g, b);
+}
+
+/** tokens/s of `a` over tokens/s of `b`: the median over a's runs of the ratio to each one's
+ *  partner run (see partnerRun); undefined if either did not run. */
 export function speedRatio(g: GranularityResult | undefined, a: MeasurementKind, b: MeasurementKind): number | undefined {
+  if (!g) return undefined;
   const ratios: number[] = [];
-  for (const x of g?.runs ?? []) {
-    if (x.kind !== a) continue;
-    const y = g!.runs.find((r) => r.kind === b && r.round === x.round);
+  for (const x of g.runs.filter((r) => r.kind === a)) {
+    const y = partnerRun(g, x, b);
     if (y) ratios.push(x.tokensPerSecond / y.tokensPerSecond);
   }
   return ratios.length ? median(ratios) : undefined;

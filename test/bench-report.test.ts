@@ -32,7 +32,7 @@ test("ratios pair runs of the same round and take the median; targets say met or
     granularity: "turns", runs: [run("model", 1, 100), run("e2e", 1, 95, 0.96), run("model", 2, 200), run("e2e", 2, 120), run("model", 3, 100), run("e2e", 3, 80), run("fifo", 1, 50), run("peer", 1, 60)],
   } as unknown as GranularityResult;
   assert.equal(speedRatio(turns, "e2e", "model"), 0.8); // rounds: 0.95, 0.6, 0.8
-  assert.equal(speedRatio(turns, "e2e", "fifo"), 1.9);
+  assert.equal(speedRatio(turns, "e2e", "fifo"), 1.9); // fifo ran once: against e2e's median run (95)
   assert.equal(speedRatio(turns, "e2e", "peer"), 95 / 60);
   const targets = evaluateTargets({ granularities: [turns], tokenizers: undefined });
   const byId = Object.fromEntries(targets.map((t) => [t.id, t]));
