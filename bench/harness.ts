@@ -17,6 +17,7 @@ import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
 import { startQdrantTestServer } from "../test/support/qdrant/qdrant-test-server.js";
 import { ensureBenchModel } from "./bench-model.js";
+import type { SourceDocument } from "../producer/document.js";
 import { readCorpus, resolveCorpus, turnChunks, windowChunks, type ChunkSet } from "./corpus.js";
 import { gitInfo, machineInfo } from "./machine.js";
 import { killAllChildren } from "./child-process.js";
@@ -56,6 +57,27 @@ function publicConfig(cfg: Config): Record<string, unknown> {
 async function redisPid(connection: Redis): Promise<number | undefined> {
   const m = /process_id:(\d+)/.exec(await connection.info("server"));
   return m && existsSync(`/proc/${m[1]}`) ? Number(m[1]) : undefined;
+}
+
+/** Text for the tokenizer measurement: one pass must last long enough to time (a pass over the
+ *  chunks alone can take a tenth of a second), and repeating texts would flatter tokenizers that
+ *  cache words, so further distinct segments of the corpus are added. */
+const TOKENIZER_CHARS = 1_200_000;
+
+function tokenizerTexts(sets: ChunkSet[], docs: SourceDocument[]): string[] {
+  const out = [...new Set(sets.flatMap((s) => s.texts))];
+  const seen = new Set(out);
+  let chars = out.reduce((a, t) => a + t.length, 0);
+  for (const d of docs) {
+    for (const seg of d.segments) {
+      if (chars >= TOKENIZER_CHARS) return out;
+      if (seen.has(seg.text)) continue;
+      seen.add(seg.text);
+      out.push(seg.text);
+      chars += seg.text.length;
+    }
+  }
+  return out;
 }
 
 export async function runBenchmark(o: BenchOptions, args: string[], log: (s: string) => void = console.log): Promise<BenchResults> {
@@ -116,9 +138,10 @@ export async function runBenchmark(o: BenchOptions, args: string[], log: (s: str
 
   let tokenizers: BenchResults["tokenizers"];
   if (want("tokenizers")) {
-    const texts = sets.flatMap((s) => s.texts);
+    const texts = tokenizerTexts(sets, docs);
     tokenizers = {
-      method: `${texts.length} chunk texts of this run, one thread each, after a ${Math.min(200, texts.length)}-text warm-up: @huggingface/tokenizers encode() in a loop; native tokenizers encodeBatch() in slices of 256 with TOKENIZERS_PARALLELISM=false; ids compared text by text`,
+      method: `one pass over ${texts.length} distinct texts (this run's chunks, then further segments of the corpus, up to ${TOKENIZER_CHARS / 1e6}M characters), one thread each, ` +
+        `after a ${Math.min(200, texts.length)}-text warm-up: @huggingface/tokenizers encode() in a loop; native tokenizers encodeBatch() in slices of 256 with TOKENIZERS_PARALLELISM=false; ids compared text by text`,
       ...(await measureTokenizers(model.files.tokenizerPath, texts, gate)),
     };
     log(`tokenizers: JS ${Math.round(tokenizers.js.tokensPerSecond)} tokens/s per thread, native ${Math.round(tokenizers.native.tokensPerSecond)} tokens/s per thread, identical ids ${(tokenizers.identicalIdsRate * 100).toFixed(2)}%`);
