@@ -266,6 +266,16 @@ describe("test model generator", () => {
     assert.deepEqual(leftovers, []);
   });
 
+  test("onnxSubfolder writes onnx/model.onnx (the transformers.js layout) from the same weights", async () => {
+    const flat = await ensureTestModel(path.join(tmp, "flat-lhs"), { layers: 1, outputs: "last_hidden_state" });
+    const nested = await ensureTestModel(path.join(tmp, "nested-lhs"), { layers: 1, outputs: "last_hidden_state", onnxSubfolder: true });
+    assert.equal(nested.modelPath, path.join(nested.dir, "onnx", "model.onnx"));
+    await assert.rejects(fs.access(path.join(nested.dir, "model.onnx")));
+    assert.ok((await fs.readFile(flat.modelPath)).equals(await fs.readFile(nested.modelPath)), "the layout must not change the model bytes");
+    const again = await ensureTestModel(path.join(tmp, "nested-lhs"), { layers: 1, outputs: "last_hidden_state", onnxSubfolder: true });
+    assert.deepEqual(again, nested);
+  });
+
   test("model vocabulary can exceed the tokenizer's but not undercut it", async () => {
     const wide = await writeTestModel(path.join(tmp, "wide"), { vocabSize: 5000, layers: 1 });
     assert.equal(wide.vocabSize, 5000);

@@ -121,6 +121,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     }
     const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: info.maxSeqLength, eosId: files.eosId, threads: cfg.TOKENIZER_THREADS });
     cleanups.push(() => tokenizer.close());
+    await tokenizer.ready();
     const s = opts.sink ?? createSink(cfg, log);
     sink = s;
     await s.init(info);

@@ -41,6 +41,8 @@ export type WriteTestModelOptions = Partial<TestModelOptions> & {
   tokenizerVocabSize?: number;
   /** Existing tokenizer.json (or .json.gz) to copy instead of generating one. */
   tokenizerSource?: string;
+  /** Write the ONNX file as onnx/model.onnx (the layout transformers.js loads) instead of model.onnx. */
+  onnxSubfolder?: boolean;
 };
 
 export interface TestModelFiles {
@@ -81,7 +83,7 @@ async function planTokenizer(opts: WriteTestModelOptions): Promise<TokenizerPlan
 }
 
 function resolveOptions(opts: WriteTestModelOptions, tokenizerVocab: number): Required<TestModelOptions> {
-  const { tokenizerVocabSize: _tv, tokenizerSource: _ts, ...given } = opts;
+  const { tokenizerVocabSize: _tv, tokenizerSource: _ts, onnxSubfolder: _os, ...given } = opts;
   // An explicit `undefined` must not override a default when spread below.
   const modelOpts = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TestModelOptions>;
   const vocabSize = modelOpts.vocabSize ?? tokenizerVocab;
@@ -91,8 +93,9 @@ function resolveOptions(opts: WriteTestModelOptions, tokenizerVocab: number): Re
   return resolveModelOptions({ ...TEST_MODEL_DEFAULTS, ...modelOpts, vocabSize });
 }
 
-function optionsHash(options: Required<TestModelOptions>, tokenizer: TokenizerPlan, tokenizerVocabSize?: number): string {
-  const key = { generator: GENERATOR_VERSION, options, tokenizer: tokenizer.origin, tokenizerVocabSize };
+function optionsHash(options: Required<TestModelOptions>, tokenizer: TokenizerPlan, tokenizerVocabSize?: number, onnxSubfolder?: boolean): string {
+  // `onnxSubfolder` joins the key only when set, so existing cached directories keep their hash.
+  const key = { generator: GENERATOR_VERSION, options, tokenizer: tokenizer.origin, tokenizerVocabSize, ...(onnxSubfolder ? { onnxSubfolder } : {}) };
   return createHash("sha256").update(JSON.stringify(key)).digest("hex");
 }
 
@@ -138,11 +141,11 @@ async function writeAtomic(file: string, data: string | Uint8Array): Promise<voi
   }
 }
 
-function filesIn(dir: string, vocabSize: number): TestModelFiles {
+function filesIn(dir: string, vocabSize: number, onnxSubfolder = false): TestModelFiles {
   const abs = path.resolve(dir);
   return {
     dir: abs,
-    modelPath: path.join(abs, "model.onnx"),
+    modelPath: onnxSubfolder ? path.join(abs, "onnx", "model.onnx") : path.join(abs, "model.onnx"),
     tokenizerPath: path.join(abs, "tokenizer.json"),
     tokenizerConfigPath: path.join(abs, "tokenizer_config.json"),
     configPath: path.join(abs, "config.json"),
@@ -150,9 +153,9 @@ function filesIn(dir: string, vocabSize: number): TestModelFiles {
   };
 }
 
-async function writeResolved(dir: string, o: Required<TestModelOptions>, tokenizer: TokenizerPlan, hash: string): Promise<TestModelFiles> {
-  const files = filesIn(dir, o.vocabSize);
-  await fs.mkdir(files.dir, { recursive: true });
+async function writeResolved(dir: string, o: Required<TestModelOptions>, tokenizer: TokenizerPlan, hash: string, onnxSubfolder = false): Promise<TestModelFiles> {
+  const files = filesIn(dir, o.vocabSize, onnxSubfolder);
+  await fs.mkdir(path.dirname(files.modelPath), { recursive: true });
   await writeAtomic(files.modelPath, generateModelBytes(o));
   await writeAtomic(files.tokenizerPath, tokenizer.text);
   await writeAtomic(files.tokenizerConfigPath, JSON.stringify(TOKENIZER_CONFIG, null, 2) + "\n");
@@ -165,7 +168,7 @@ async function writeResolved(dir: string, o: Required<TestModelOptions>, tokeniz
 export async function writeTestModel(dir: string, opts: WriteTestModelOptions = {}): Promise<TestModelFiles> {
   const tokenizer = await planTokenizer(opts);
   const o = resolveOptions(opts, tokenizer.vocabSize);
-  return writeResolved(dir, o, tokenizer, optionsHash(o, tokenizer, opts.tokenizerVocabSize));
+  return writeResolved(dir, o, tokenizer, optionsHash(o, tokenizer, opts.tokenizerVocabSize, opts.onnxSubfolder), opts.onnxSubfolder);
 }
 
 async function upToDate(files: TestModelFiles, hash: string): Promise<boolean> {
@@ -186,12 +189,12 @@ const inflight = new Map<string, Promise<TestModelFiles>>();
 export async function ensureTestModel(dir: string, opts: WriteTestModelOptions = {}): Promise<TestModelFiles> {
   const tokenizer = await planTokenizer(opts);
   const o = resolveOptions(opts, tokenizer.vocabSize);
-  const hash = optionsHash(o, tokenizer, opts.tokenizerVocabSize);
-  const files = filesIn(dir, o.vocabSize);
+  const hash = optionsHash(o, tokenizer, opts.tokenizerVocabSize, opts.onnxSubfolder);
+  const files = filesIn(dir, o.vocabSize, opts.onnxSubfolder);
   const key = `${files.dir}\0${hash}`;
   const pending = inflight.get(key);
   if (pending) return pending;
-  const job = (async () => ((await upToDate(files, hash)) ? files : writeResolved(dir, o, tokenizer, hash)))();
+  const job = (async () => ((await upToDate(files, hash)) ? files : writeResolved(dir, o, tokenizer, hash, opts.onnxSubfolder)))();
   inflight.set(key, job);
   try {
     return await job;

@@ -6,9 +6,11 @@ import type { EncodedBatch, TokenizerThreadData } from "./tokenizer-thread.js";
 
 export class TokenizerPool implements ChunkTokenizer {
   private readonly pool: Piscina;
+  private readonly threads: number;
 
   constructor(opts: TokenizerThreadData & { threads: number }) {
     const { threads, ...workerData } = opts;
+    this.threads = threads;
     this.pool = new Piscina({
       filename: new URL("./tokenizer-thread.js", import.meta.url).href,
       workerData,
@@ -28,6 +30,12 @@ export class TokenizerPool implements ChunkTokenizer {
       o += len;
     }
     return out;
+  }
+
+  /** Resolves once every thread has loaded the tokenizer (a 250k vocabulary takes about a
+   *  second), so the first jobs do not wait for it and readiness is not reported early. */
+  async ready(): Promise<void> {
+    await Promise.all(Array.from({ length: this.threads }, () => this.pool.run(["warm-up"])));
   }
 
   async close(): Promise<void> {
