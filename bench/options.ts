@@ -3,12 +3,13 @@
  *  OUTPUTS); options win over the environment. `--quick` only changes the defaults of the size
  *  options, so explicit sizes still apply. */
 import { Command, InvalidArgumentError } from "commander";
+import type { ModelSpec } from "./bench-model.js";
 import type { Granularity } from "./corpus.js";
 
 export const MEASUREMENTS = ["model", "e2e", "fifo", "peer", "pad1", "latency", "tokenizers"] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
-export interface BenchOptions {
+export interface BenchOptions extends ModelSpec {
   quick: boolean;
   corpus?: string;
   turnChunks: number;
@@ -16,12 +17,6 @@ export interface BenchOptions {
   windowsPerDoc: number;
   granularity: Granularity[];
   only: Measurement[];
-  layers: number;
-  hidden: number;
-  heads: number;
-  intermediate: number;
-  tokenizer: string;
-  generatedVocab: number;
   maxBatchTokens: number;
   maxBatchSize: number;
   padMultiple: number;
