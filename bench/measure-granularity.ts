@@ -134,7 +134,9 @@ export async function measureGranularity(
         if (profiling) profile = summarizeProfiles(profileDir);
       }],
       ["pad1", async () => {
-        if (set.granularity === "turns") push(fromE2e("e2e-pad1", round, await measureE2e(ctx, set, { PAD_MULTIPLE: "1", BATCH_OVERHEAD_TOKENS: String(o.variantOverhead) })));
+        // Skipped when the worker's own settings already are the variant's (CPU defaults).
+        const same = cfg.PAD_MULTIPLE === 1 && cfg.BATCH_OVERHEAD_TOKENS === o.variantOverhead;
+        if (set.granularity === "turns" && !same) push(fromE2e("e2e-pad1", round, await measureE2e(ctx, set, { PAD_MULTIPLE: "1", BATCH_OVERHEAD_TOKENS: String(o.variantOverhead) })));
       }],
       ["fifo", async () => push(fromE2e("fifo", round, await measureE2e(ctx, set, { BATCH_STRATEGY: "fifo", MAX_BATCH_SIZE: String(o.fifoBatchSize) })))],
       ["peer", async () => {

@@ -3,6 +3,7 @@
  *  OUTPUTS); options win over the environment. `--quick` only changes the defaults of the size
  *  options, so explicit sizes still apply. */
 import { Command, InvalidArgumentError } from "commander";
+import { PROVIDER_DEFAULTS } from "../shared/config.js";
 import type { ModelSpec } from "./bench-model.js";
 import type { Granularity } from "./corpus.js";
 
@@ -83,7 +84,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     .option("--generated-vocab <n>", "vocabulary bound of a generated tokenizer", positiveInt, 8000)
     .option("--max-batch-tokens <n>", "MAX_BATCH_TOKENS for the model alone and the worker", positiveInt, 8192)
     .option("--max-batch-size <n>", "MAX_BATCH_SIZE for the model alone and the worker", positiveInt, 64)
-    .option("--pad-multiple <n>", "PAD_MULTIPLE (the pad1 variant uses 1)", positiveInt, 8)
+    .option("--pad-multiple <n>", "PAD_MULTIPLE (default: the worker's default for EXECUTION_PROVIDER; the pad1 variant uses 1)", positiveInt)
     .option("--variant-overhead <n>", "BATCH_OVERHEAD_TOKENS of the pad1 variant (PAD_MULTIPLE=1)", nonNegativeInt, 32)
     .option("--fifo-batch-size <n>", "MAX_BATCH_SIZE of the FIFO ablation", positiveInt, 32)
     .option("--peer-batch-size <n>", "texts per transformers.js call", positiveInt, 32)
@@ -124,7 +125,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     generatedVocab: o.generatedVocab,
     maxBatchTokens: o.maxBatchTokens,
     maxBatchSize: o.maxBatchSize,
-    padMultiple: o.padMultiple,
+    padMultiple: o.padMultiple ?? PROVIDER_DEFAULTS.PAD_MULTIPLE[process.env.EXECUTION_PROVIDER === "cuda" ? "cuda" : "cpu"],
     variantOverhead: o.variantOverhead,
     fifoBatchSize: o.fifoBatchSize,
     peerBatchSize: o.peerBatchSize,
