@@ -19,6 +19,8 @@ after(() => rmSync(out, { recursive: true, force: true }));
 const TINY = [
   "--corpus", path.join(repoRoot, "bench", "sample"), "--tokenizer", "generated", "--layers", "2", "--hidden", "32",
   "--turn-chunks", "40", "--window-chunks", "8", "--latency-seconds", "2", "--latency-job-chunks", "4", "--repeat", "1", "--quiet-wait", "0", "--out", out,
+  // Not the CPU default (1), so the PAD_MULTIPLE=1 variant runs too.
+  "--pad-multiple", "8",
 ];
 
 test("bench (tiny mode) writes a results file with every measurement and sane values", { timeout: 120_000 }, async () => {
