@@ -3,6 +3,7 @@
  *  OUTPUTS); options win over the environment. `--quick` only changes the defaults of the size
  *  options, so explicit sizes still apply. */
 import { Command, InvalidArgumentError } from "commander";
+import { intInRange } from "../shared/cli-options.js";
 import { PROVIDER_DEFAULTS } from "../shared/config.js";
 import type { ModelSpec } from "./bench-model.js";
 import type { Granularity } from "./corpus.js";
@@ -40,16 +41,8 @@ export interface BenchOptions extends ModelSpec {
   write: boolean;
 }
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-};
-const nonNegativeInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected an integer >= 0");
-  return n;
-};
+const positiveInt = intInRange(1);
+const nonNegativeInt = intInRange(0);
 const ratio = (v: string) => {
   const n = Number(v);
   if (!(n > 0 && n <= 1)) throw new InvalidArgumentError("expected a number in (0, 1]");

@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
+import { intInRange } from "../shared/cli-options.js";
 import { Queue } from "bullmq";
 import { pointId } from "../shared/ids.js";
 import { redisConnection } from "../shared/redis.js";
@@ -34,11 +35,6 @@ interface SoakOptions {
   out?: string;
 }
 
-const int = (min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
-  return n;
-};
 const fraction = (v: string) => {
   const n = Number(v);
   if (!(n > 0 && n < 1)) throw new InvalidArgumentError("expected a fraction between 0 and 1");
@@ -187,14 +183,14 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
 async function main(): Promise<void> {
   const o = new Command("soak")
     .description("push a large corpus through producer and worker processes, kill the worker midway, check exactly-once storage")
-    .option("--chunks <n>", "chunks to push through (at least)", int(100), 50_000)
+    .option("--chunks <n>", "chunks to push through (at least)", intInRange(100), 50_000)
     .option("--kill-at <fraction>", "SIGKILL the first worker once this share of the points is stored", fraction, 0.4)
-    .option("--chunk-tokens <n>", "CHUNK_TOKENS for the corpus: short chunks", int(8), 32)
-    .option("--sentences-per-doc <n>", "sentences per document (about one chunk per sentence at the default chunk size)", int(1), 8)
-    .option("--max-seq-length <n>", "MAX_SEQ_LENGTH of the workers: their warm-up batch at the full token budget uses sequences this long, which sets their memory floor", int(8), 512)
-    .option("--lock-ms <n>", "LOCK_DURATION_MS: a killed worker's jobs return after this", int(1000), 5000)
-    .option("--stalled-ms <n>", "STALLED_INTERVAL_MS", int(1000), 2000)
-    .option("--timeout-s <n>", "give up after this many seconds", int(10), 3600)
+    .option("--chunk-tokens <n>", "CHUNK_TOKENS for the corpus: short chunks", intInRange(8), 32)
+    .option("--sentences-per-doc <n>", "sentences per document (about one chunk per sentence at the default chunk size)", intInRange(1), 8)
+    .option("--max-seq-length <n>", "MAX_SEQ_LENGTH of the workers: their warm-up batch at the full token budget uses sequences this long, which sets their memory floor", intInRange(8), 512)
+    .option("--lock-ms <n>", "LOCK_DURATION_MS: a killed worker's jobs return after this", intInRange(1000), 5000)
+    .option("--stalled-ms <n>", "STALLED_INTERVAL_MS", intInRange(1000), 2000)
+    .option("--timeout-s <n>", "give up after this many seconds", intInRange(10), 3600)
     .option("--out <file>", "also write the JSON summary here")
     .parse(process.argv)
     .opts<SoakOptions>();

@@ -15,33 +15,22 @@ import { formatSeconds } from "./backfill/progress.js";
 import { enqueueDocuments, enqueueOptionsFrom, StrictModeError, type EnqueueSummary } from "./enqueue.js";
 import { formatBytes } from "./readers/reader-errors.js";
 import { expandInputs } from "./input-files.js";
+import { intInRange } from "../shared/cli-options.js";
 import { queueStats } from "./queue-stats.js";
 import { formatRequeueSummary, requeueFailed } from "./requeue-failed.js";
 import { readDocuments, type InputFormat } from "./readers/index.js";
 import { loadTokenCounter } from "./token-counter.js";
 import type { ReadEvent } from "./document.js";
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number");
-  return n;
-};
-const atLeastOne = (v: string) => {
-  const n = positiveInt(v);
-  if (n < 1) throw new InvalidArgumentError("expected 1 or more");
-  return n;
-};
+const wholeNumber = intInRange(0);
+const atLeastOne = intInRange(1);
 const positiveNumber = (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
   return n;
 };
 /** BullMQ's priority range. */
-const priority = (v: string) => {
-  const n = atLeastOne(v);
-  if (n > 2_097_151) throw new InvalidArgumentError("BullMQ priorities go from 1 to 2097151");
-  return n;
-};
+const priority = intInRange(1, 2_097_151);
 
 async function* readAll(paths: string[], format: "auto" | InputFormat, idPrefix?: string): AsyncGenerator<ReadEvent> {
   for await (const file of expandInputs(paths)) yield* readDocuments(file, { format, idPrefix });
@@ -92,9 +81,9 @@ export function buildCli(cfg: () => Config): Command {
     .argument("<paths...>", "files or folders (.jsonl .ndjson .txt .md .srt .vtt .json)")
     .option("--format <format>", "auto | jsonl | text | srt | vtt | transcript-json", "auto")
     .option("--id-prefix <prefix>", "prefix for document ids taken from file names")
-    .option("--chunk-tokens <n>", "target chunk size in tokens (default CHUNK_TOKENS)", positiveInt)
-    .option("--overlap <n>", "overlap between chunks in tokens (default CHUNK_OVERLAP_TOKENS)", positiveInt)
-    .option("--priority <n>", "BullMQ priority, 1 = highest (default: none, FIFO)", positiveInt)
+    .option("--chunk-tokens <n>", "target chunk size in tokens (default CHUNK_TOKENS)", wholeNumber)
+    .option("--overlap <n>", "overlap between chunks in tokens (default CHUNK_OVERLAP_TOKENS)", wholeNumber)
+    .option("--priority <n>", "BullMQ priority, 1 = highest (default: none, FIFO)", wholeNumber)
     .option("--dry-run", "read, chunk and count tokens without enqueueing")
     .option("--strict", "stop at the first bad record instead of skipping it")
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
@@ -123,7 +112,7 @@ export function buildCli(cfg: () => Config): Command {
     .description("list failed jobs (id, document, attempts, reason, time) and move the matching ones back to waiting")
     .option("--reason <kinds>", "only reasons of these kinds, comma list (the part before the colon: sink, validation, inference, ...)")
     .option("--match <regex>", "only failed reasons matching this regular expression")
-    .option("--limit <n>", "requeue at most n jobs, oldest failure first", positiveInt)
+    .option("--limit <n>", "requeue at most n jobs, oldest failure first", wholeNumber)
     .option("--dry-run", "list what would be requeued; move nothing")
     .option("--keep-attempts", "keep the attempt count: one more try instead of JOB_ATTEMPTS with backoff")
     .option("--json", "print the result as JSON")
@@ -192,13 +181,13 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     .option("--restart", "ignore this run id's checkpoint and start from the beginning")
     .option("--format <format>", "auto | jsonl | text | srt | vtt | transcript-json", "auto")
     .option("--id-prefix <prefix>", "prefix for document ids")
-    .option("--chunk-tokens <n>", "target chunk size in tokens (default CHUNK_TOKENS)", positiveInt)
-    .option("--overlap <n>", "overlap between chunks in tokens (default CHUNK_OVERLAP_TOKENS)", positiveInt)
+    .option("--chunk-tokens <n>", "target chunk size in tokens (default CHUNK_TOKENS)", wholeNumber)
+    .option("--overlap <n>", "overlap between chunks in tokens (default CHUNK_OVERLAP_TOKENS)", wholeNumber)
     .option("--priority <n>", "BullMQ priority of the backfill's jobs; jobs without a priority (live ingest) and lower numbers go first", priority, d.priority)
     .option("--high-water-jobs <n>", "pause while the backlog holds this many jobs or more", atLeastOne, d.highWaterJobs)
-    .option("--low-water-jobs <n>", "resume once the backlog is down to this many jobs", positiveInt, d.lowWaterJobs)
+    .option("--low-water-jobs <n>", "resume once the backlog is down to this many jobs", wholeNumber, d.lowWaterJobs)
     .option("--high-water-chunks <n>", "pause while the backlog holds this many chunks or more", atLeastOne, d.highWaterChunks)
-    .option("--low-water-chunks <n>", "resume once the backlog is down to this many chunks", positiveInt, d.lowWaterChunks)
+    .option("--low-water-chunks <n>", "resume once the backlog is down to this many chunks", wholeNumber, d.lowWaterChunks)
     .option("--bulk <n>", "jobs per addBulk", atLeastOne, d.bulkSize)
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
     .option("--dry-run", "read, chunk and count tokens without Redis; print totals and a sizing estimate")

@@ -11,18 +11,10 @@ import { Command, InvalidArgumentError } from "commander";
 import { promises as fs } from "node:fs";
 import { countParameters, type TestModelOutputs } from "./onnx-model-gen.js";
 import { writeTestModel, type WriteTestModelOptions } from "./write-test-model.js";
+import { intInRange } from "../cli-options.js";
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError("expected an integer in [0, 2^32)");
-  return n;
-}
+const positiveInt = intInRange(1);
+const nonNegativeInt = intInRange(0, 0xffffffff);
 
 function outputsKind(value: string): TestModelOutputs {
   if (value !== "bge-m3" && value !== "last_hidden_state") {
