@@ -9,17 +9,16 @@
  *  `docChunks` that older versions (lower `enqueuedAt`) wrote; a failed removal fails the job
  *  so it is retried. Knows nothing of Redis, ONNX or Qdrant. */
 import assert from "node:assert/strict";
-import pRetry, { AbortError } from "p-retry";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { ChunkTooLongError, EmbedError, errorKind, InferenceError, isRetryable, SinkError, ValidationError } from "../../shared/errors.js";
+import { ChunkTooLongError, EmbedError, errorKind, InferenceError, SinkError, ValidationError } from "../../shared/errors.js";
 import { chunkHash, pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
 import type { Metrics } from "../../shared/metrics.js";
 import { BatchPool, batchOf, type Batch, type Pooled } from "./batcher.js";
 import type { ChunkEmbedding } from "./heads.js";
 import type { ChunkTokenizer, EmbeddingModel, VectorPoint, VectorSink } from "./ports.js";
-import { UpsertGrouper } from "./upsert-grouper.js";
+import { retrySink, UpsertGrouper } from "./upsert-grouper.js";
 
 export interface PipelineJob {
   id: string;
@@ -180,19 +179,14 @@ export class EmbeddingPipeline {
 
   /** Runs a sink call with the upsert retry policy; every failed attempt counts as a sink error. */
   private async withSinkRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
-    let attempt = 0;
     try {
-      return await pRetry(async () => {
-        attempt++;
-        try {
-          return await call();
-        } catch (err) {
+      return await retrySink(call, {
+        retries: this.cfg.SINK_RETRIES, baseMs: this.cfg.SINK_RETRY_BASE_MS,
+        onError: (err, attempt) => {
           this.metrics?.errors.inc({ type: "sink" });
-          this.log?.warn({ err: (err as Error).message, attempt }, `${what} failed`);
-          if (!isRetryable(err)) throw new AbortError(err as Error);
-          throw err;
-        }
-      }, { retries: this.cfg.SINK_RETRIES, minTimeout: this.cfg.SINK_RETRY_BASE_MS, factor: 2, randomize: true });
+          this.log?.warn({ err: err.message, attempt }, `${what} failed`);
+        },
+      });
     } catch (err) {
       throw err instanceof SinkError ? err : new SinkError(`${what} failed: ${(err as Error).message}`, undefined, { cause: err });
     }

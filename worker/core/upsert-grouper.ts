@@ -10,6 +10,28 @@ import pRetry, { AbortError } from "p-retry";
 import { isRetryable, SinkError } from "../../shared/errors.js";
 import { estimatePointBytes, type VectorPoint, type VectorSink } from "./ports.js";
 
+/** Calls the sink, retrying retryable failures `retries` times with exponential backoff from
+ *  `baseMs` (jittered); `onError` sees every failed attempt. Non-retryable errors end at once. */
+export async function retrySink<T>(
+  call: () => Promise<T>,
+  o: { retries: number; baseMs: number; onError?: (err: Error, attempt: number) => void },
+): Promise<T> {
+  let attempt = 0;
+  return pRetry(
+    async () => {
+      attempt++;
+      try {
+        return await call();
+      } catch (err) {
+        o.onError?.(err as Error, attempt);
+        if (!isRetryable(err)) throw new AbortError(err as Error);
+        throw err;
+      }
+    },
+    { retries: o.retries, minTimeout: o.baseMs, factor: 2, randomize: true },
+  );
+}
+
 export interface GroupedPoint {
   point: VectorPoint;
   done: (err?: Error) => void;
@@ -91,21 +113,8 @@ export class UpsertGrouper {
   private async write(group: GroupedPoint[], retries = this.opts.retries): Promise<void> {
     const points = group.map((g) => g.point);
     const started = performance.now();
-    let attempt = 0;
     try {
-      await pRetry(
-        async () => {
-          attempt++;
-          try {
-            await this.sink.upsert(points);
-          } catch (err) {
-            this.opts.onError?.(err as Error, attempt);
-            if (!isRetryable(err)) throw new AbortError(err as Error);
-            throw err;
-          }
-        },
-        { retries, minTimeout: this.opts.retryBaseMs, factor: 2, randomize: true },
-      );
+      await retrySink(() => this.sink.upsert(points), { retries, baseMs: this.opts.retryBaseMs, onError: this.opts.onError });
       this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, true);
       for (const g of group) g.done();
     } catch (err) {
