@@ -20,7 +20,8 @@ import { readDocuments } from "../producer/readers/index.js";
 import { loadTokenCounter } from "../producer/token-counter.js";
 import { testModel, uniqueQueue } from "../test/support/harness.js";
 import { startQdrantTestServer, type QdrantTestServer } from "../test/support/qdrant/qdrant-test-server.js";
-import { jobPointIds, peakRssBytes, sleep, startChild, syntheticText, type Child } from "../test/support/reliability.js";
+import { spawnWorker, type ChildWorker } from "../test/support/processes.js";
+import { jobPointIds, peakRssBytes, sleep, startChild, syntheticText, trackPeakRss, type Child } from "../test/support/reliability.js";
 import { repoRoot } from "./paths.js";
 
 interface SoakOptions {
@@ -63,22 +64,11 @@ async function buildCorpus(file: string, o: SoakOptions, countTokens: (t: string
   return { documents, expected };
 }
 
-/** Polls VmHWM while the process lives; the last value read is its peak. */
-function trackPeakRss(child: Child): { peak: () => number } {
-  let peak = 0;
-  const timer = setInterval(() => (peak = Math.max(peak, peakRssBytes(child.proc.pid!) ?? 0)), 200);
-  void child.exited.then(() => clearInterval(timer));
-  return { peak: () => peak };
-}
-
-async function startWorkerChild(env: NodeJS.ProcessEnv, label: string): Promise<Child> {
-  const w = startChild(process.execPath, [path.join(repoRoot, "dist", "worker", "main.js")], { env });
-  const end = Date.now() + 120_000;
-  while (!w.output().includes('"worker started"')) {
-    if (w.proc.exitCode !== null) throw new Error(`${label} exited at start-up: ${w.output().slice(-2000)}`);
-    if (Date.now() > end) throw new Error(`${label} did not start: ${w.output().slice(-2000)}`);
-    await sleep(50);
-  }
+async function startWorkerChild(env: NodeJS.ProcessEnv, label: string): Promise<ChildWorker> {
+  const w = await spawnWorker(env);
+  await w.started.catch((err: Error) => {
+    throw new Error(`${label}: ${err.message}`);
+  });
   return w;
 }
 
@@ -106,7 +96,6 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
   try {
     const w1 = await startWorkerChild(env, "worker 1");
     children.push(w1);
-    const rss1 = trackPeakRss(w1);
     const started = performance.now();
     const producer = startChild(process.execPath, [path.join(repoRoot, "dist", "producer", "cli.js"), "ingest", corpusFile, "--json"], { env: { ...env, LOG_LEVEL: "warn" } });
     children.push(producer);
@@ -130,7 +119,6 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
     const inFlightIds = new Set(inFlight.flatMap((j) => jobPointIds(j)));
     const w2 = await startWorkerChild(env, "worker 2");
     children.push(w2);
-    const rss2 = trackPeakRss(w2);
     const killedAt = performance.now();
     await waitUntil(async () => (await Promise.all(inFlight.map((j) => queue.getJobState(j.id!)))).every((s) => s === "completed"), "the killed worker's jobs to complete");
     const recoveryS = (performance.now() - killedAt) / 1000;
@@ -169,7 +157,7 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
       kill: { atSeconds: Math.round(killS * 10) / 10, storedAtKill, jobsInFlight: inFlight.length, pointsInFlight: inFlightIds.size, recoverySeconds: Math.round(recoveryS * 10) / 10 },
       exactlyOnce: { expected: corpus.expected.size, stored: storedIds.size, missing: missing.length, unexpected: unexpected.length, writtenMoreThanOnce: dup.length, writtenMoreThanOnceOutsideKilledJobs: dupOutsideInFlight.length },
       jobs: counts,
-      peakRssMB: { worker1: mb(rss1.peak()), worker2: mb(rss2.peak()), producer: mb(rssP.peak()), soakRunnerWithQdrantTestServer: mb(process.resourceUsage().maxRSS * 1024) },
+      peakRssMB: { worker1: mb(w1.peakRss()), worker2: mb(w2.peakRss()), producer: mb(rssP.peak()), soakRunnerWithQdrantTestServer: mb(peakRssBytes(process.pid) ?? 0) },
       settings: { ...o, workerConcurrency: process.env.WORKER_CONCURRENCY ?? "default", machine: `${os.cpus().length} x ${os.cpus()[0]?.model}`, node: process.version },
     };
   } finally {

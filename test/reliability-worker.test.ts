@@ -122,7 +122,7 @@ test("SIGTERM with work in flight: stops taking jobs, finishes in-flight ones, e
   await waitFor(async () => (await s.queue.getJobCounts("active")).active > 0 && (await s.queue.getJobCounts("completed")).completed >= 2, 30_000, "work in flight");
   w.proc.kill("SIGTERM");
   const { code } = await w.exited;
-  assert.equal(code, 0, w.stderr());
+  assert.equal(code, 0, w.output());
   const c = await s.queue.getJobCounts("active", "completed", "waiting", "failed");
   assert.equal(c.active, 0, "a job was left active");
   assert.equal(c.failed, 0);
@@ -144,7 +144,7 @@ test("SIGTERM past the drain deadline: not ready while draining, in-flight jobs 
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).status === 503, 1000, "not ready while draining");
   const { code } = await w.exited;
   const tookMs = Date.now() - signalledAt;
-  assert.equal(code, 0, w.stderr());
+  assert.equal(code, 0, w.output());
   assert.ok(tookMs >= 1400 && tookMs < 10_000, `exit ${tookMs} ms after SIGTERM with DRAIN_TIMEOUT_MS=1500`);
   const c = await s.queue.getJobCounts("active", "waiting", "failed", "completed");
   assert.deepEqual(c, { active: 0, waiting: s.jobs.length, failed: 0, completed: 0 }, "in-flight jobs must be back in the wait list");

@@ -1,39 +1,29 @@
 /** Workers as real child processes (`node dist/worker/main.js`), for crash, signal and soak
- *  tests: JSON log lines are collected, the HTTP port is read from the "worker started" line,
- *  and peak RSS is sampled from /proc while the process lives. */
-import { spawn, type ChildProcess } from "node:child_process";
+ *  runs: built on `startChild` (always reaped), plus the JSON log lines, the HTTP port read
+ *  from the "worker started" line, and peak RSS sampled from /proc while the process lives. */
 import path from "node:path";
 import { freePort, repoRoot } from "./harness.js";
-import { peakRssBytes } from "./reliability.js";
+import { startChild, trackPeakRss, type Child } from "./reliability.js";
 
-const readPeakRss = (pid: number) => peakRssBytes(pid) ?? 0;
-
-export interface ChildWorker {
-  proc: ChildProcess;
+export interface ChildWorker extends Child {
   /** Parsed JSON log lines so far. */
   logs: Array<Record<string, unknown>>;
   /** Resolves with the bound HTTP port once the worker has started (rejects if it exits first). */
   started: Promise<number>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Highest VmHWM seen, bytes (Linux; 0 elsewhere). */
   peakRss(): number;
-  stderr(): string;
 }
 
 /** Starts `node dist/worker/main.js` with `env` (plus PATH, LOG_LEVEL=info and a free HTTP_PORT unless given). */
-export async function spawnWorker(env: Record<string, string>): Promise<ChildWorker> {
+export async function spawnWorker(env: NodeJS.ProcessEnv): Promise<ChildWorker> {
   const port = env.HTTP_PORT ?? String(await freePort());
-  const proc = spawn(process.execPath, [path.join(repoRoot, "dist", "worker", "main.js")], {
+  const child = startChild(process.execPath, [path.join(repoRoot, "dist", "worker", "main.js")], {
     env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "info", ...env, HTTP_PORT: port },
-    stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Array<Record<string, unknown>> = [];
-  let err = "";
-  let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, readPeakRss(proc.pid ?? 0))), 200);
-  let buf = "";
   let onStart: ((port: number) => void) | undefined;
-  proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
+  let buf = "";
+  child.proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
     buf += d;
     let i;
     while ((i = buf.indexOf("\n")) >= 0) {
@@ -48,17 +38,11 @@ export async function spawnWorker(env: Record<string, string>): Promise<ChildWor
       }
     }
   });
-  proc.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on("exit", (code, signal) => {
-      clearInterval(sampler);
-      resolve({ code, signal });
-    }),
-  );
   const started = new Promise<number>((resolve, reject) => {
     onStart = resolve;
-    void exited.then(({ code, signal }) => reject(new Error(`worker exited before starting (code ${code}, signal ${signal}): ${err.slice(-2000)}`)));
+    void child.exited.then(({ code, signal }) => reject(new Error(`worker exited before starting (code ${code}, signal ${signal}): ${child.output().slice(-2000)}`)));
   });
   started.catch(() => undefined);
-  return { proc, logs, started, exited, peakRss: () => Math.max(peak, readPeakRss(proc.pid ?? 0)), stderr: () => err };
+  const rss = trackPeakRss(child);
+  return { ...child, logs, started, peakRss: rss.peak };
 }

@@ -57,6 +57,15 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /** Peak resident set size of a live process, bytes (Linux VmHWM); undefined once it is gone. */
 export const peakRssBytes = (pid: number): number | undefined => peakOf(pid);
 
+/** Polls VmHWM while the process lives; the last value read is its peak. */
+export function trackPeakRss(child: Pick<Child, "proc" | "exited">): { peak: () => number } {
+  let peak = 0;
+  const read = () => (peak = Math.max(peak, peakRssBytes(child.proc.pid!) ?? 0));
+  const timer = setInterval(read, 200);
+  void child.exited.then(() => clearInterval(timer));
+  return { peak: () => (child.proc.exitCode === null && child.proc.signalCode === null ? read() : peak) };
+}
+
 export interface Child {
   proc: ChildProcess;
   /** stdout and stderr so far. */
