@@ -74,6 +74,17 @@ export const configShape = {
   HEALTH_CHECK_TIMEOUT_MS: int(1000, 50).describe("Readiness checks of Redis and the sink time out after this long, milliseconds"),
   METRICS_REDIS_TIMEOUT_MS: int(500, 10).describe("A /metrics scrape waits at most this long for the queue gauges from Redis, milliseconds; past it they keep their last values"),
   HTTP_PORT: int(9464, 0, 65535).describe("Worker HTTP port for /metrics and /health (0 = disabled)"),
+  QUERY_API: flag(false).describe("Serve query-time embeddings from this worker's model: POST /v1/embeddings (OpenAI-compatible), POST /embed/batch, GET /v1/models (true/false)"),
+  QUERY_API_PORT: int(0, 0, 65535).describe("Port of the query API; 0 = on HTTP_PORT beside /metrics and /health"),
+  QUERY_MAX_INPUTS: int(32, 1, 4096).describe("Most texts in one query request"),
+  QUERY_MAX_BODY_BYTES: int(2 * 1024 * 1024, 1024).describe("Largest query request body, bytes; larger requests get 413"),
+  QUERY_TIMEOUT_MS: int(10_000, 10).describe("A query request that has not been answered within this long gets 408, milliseconds"),
+  QUERY_FILL_TOKENS: z.coerce.number().int().min(0).optional().describe("Padded-token budget of a batch that carries interactive (query) chunks: queued chunks fill it up to this; it bounds how long a query's own batch runs; 0 = query-only batches"),
+  QUERY_TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer threads reserved for query requests, so queries never wait behind a large job's tokenization"),
+  QUERY_API_KEYS: z.string().min(1).optional().describe("Comma list of API keys the query API accepts as `Authorization: Bearer <key>` (never logged); unset with QUERY_API_KEYS_FILE unset = no authentication"),
+  QUERY_API_KEYS_FILE: z.string().min(1).optional().describe("File of API keys, one per line (# starts a comment), added to QUERY_API_KEYS"),
+  QUERY_RATE_LIMIT: z.coerce.number().min(0).default(0).describe("Texts per second each API key (or, without keys, each client address) may embed; token bucket; 0 = unlimited"),
+  QUERY_RATE_BURST: z.coerce.number().int().min(1).optional().describe("Token-bucket size of the rate limit, texts: the burst a key may send at once"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("pino log level"),
 };
 
@@ -84,10 +95,16 @@ export const PROVIDER_DEFAULTS = {
   BATCH_OVERHEAD_TOKENS: { cpu: 32, cuda: 128 },
 } as const;
 
+/** Default QUERY_FILL_TOKENS = MAX_BATCH_TOKENS / 4: a query waits for at most the batch already
+ *  running plus its own, which then runs in about a quarter of a full batch's time. */
+export const QUERY_FILL_SHARE = 4;
+
 export const configSchema = z.object(configShape).transform((c) => ({
   ...c,
   PAD_MULTIPLE: c.PAD_MULTIPLE ?? PROVIDER_DEFAULTS.PAD_MULTIPLE[c.EXECUTION_PROVIDER],
   BATCH_OVERHEAD_TOKENS: c.BATCH_OVERHEAD_TOKENS ?? PROVIDER_DEFAULTS.BATCH_OVERHEAD_TOKENS[c.EXECUTION_PROVIDER],
+  QUERY_FILL_TOKENS: c.QUERY_FILL_TOKENS ?? Math.floor(c.MAX_BATCH_TOKENS / QUERY_FILL_SHARE),
+  QUERY_RATE_BURST: c.QUERY_RATE_BURST ?? Math.max(c.QUERY_MAX_INPUTS, Math.ceil(c.QUERY_RATE_LIMIT)),
 })).superRefine((c, ctx) => {
   const longest = Math.ceil(c.MAX_SEQ_LENGTH / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
   if (c.MAX_BATCH_TOKENS < longest) {
@@ -107,6 +124,15 @@ export const configSchema = z.object(configShape).transform((c) => ({
       code: "custom", path: ["CHUNK_TOKENS"],
       message: `CHUNK_TOKENS=${c.CHUNK_TOKENS} exceeds MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH}: every chunk would be truncated`,
     });
+  }
+  if (c.QUERY_FILL_TOKENS > c.MAX_BATCH_TOKENS) {
+    ctx.addIssue({ code: "custom", path: ["QUERY_FILL_TOKENS"], message: `QUERY_FILL_TOKENS=${c.QUERY_FILL_TOKENS} exceeds MAX_BATCH_TOKENS=${c.MAX_BATCH_TOKENS}` });
+  }
+  if (c.QUERY_API && c.QUERY_API_PORT === 0 && c.HTTP_PORT === 0) {
+    ctx.addIssue({ code: "custom", path: ["QUERY_API_PORT"], message: "QUERY_API=true needs a port: set QUERY_API_PORT, or HTTP_PORT (it is 0)" });
+  }
+  if (c.QUERY_API_PORT !== 0 && c.QUERY_API_PORT === c.HTTP_PORT) {
+    ctx.addIssue({ code: "custom", path: ["QUERY_API_PORT"], message: `QUERY_API_PORT=${c.QUERY_API_PORT} equals HTTP_PORT; use 0 to serve the query API on HTTP_PORT` });
   }
   if (c.QDRANT_API_KEY && !c.QDRANT_URL) {
     ctx.addIssue({ code: "custom", path: ["QDRANT_API_KEY"], message: "QDRANT_API_KEY is set but QDRANT_URL is not" });
@@ -146,6 +172,11 @@ export function loadConfigOrExit(env: Record<string, string | undefined> = proce
   }
 }
 
+const DERIVED_DEFAULTS: Record<string, string> = {
+  QUERY_FILL_TOKENS: `MAX_BATCH_TOKENS / ${QUERY_FILL_SHARE}`,
+  QUERY_RATE_BURST: "max(QUERY_MAX_INPUTS, QUERY_RATE_LIMIT)",
+};
+
 /** Rows for documentation: name, description, default. */
 export function describeConfig(): Array<{ name: string; description: string; default: string }> {
   return Object.entries(configShape).map(([name, schema]) => {
@@ -154,7 +185,7 @@ export function describeConfig(): Array<{ name: string; description: string; def
     const byProvider = PROVIDER_DEFAULTS[name as keyof typeof PROVIDER_DEFAULTS];
     const def = byProvider
       ? `${byProvider.cpu} (cpu), ${byProvider.cuda} (cuda)`
-      : parsed.success && parsed.data !== undefined ? String(parsed.data) : "(unset)";
+      : DERIVED_DEFAULTS[name] ?? (parsed.success && parsed.data !== undefined ? String(parsed.data) : "(unset)");
     return { name, description: s.description ?? "", default: def };
   });
 }

@@ -11,10 +11,10 @@ export interface Metrics {
   chunks: Counter<"lane">;
   tokens: Counter<"lane">;
   paddedTokens: Counter<never>;
-  batches: Counter<never>;
+  batches: Counter<"lane">;
   batchSize: Histogram<never>;
   batchTokens: Histogram<never>;
-  stage: Histogram<"stage">;
+  stage: Histogram<"stage" | "lane">;
   jobLatency: Histogram<never>;
   jobs: Counter<"status">;
   errors: Counter<"type">;
@@ -35,6 +35,12 @@ export interface Metrics {
   gpuMemoryTotal: Gauge<"device">;
   /** 1 while the worker reports ready, 0 while starting or draining. */
   ready: Gauge<never>;
+  /** Query API requests by endpoint and outcome (ok, or the error type answered). */
+  queryRequests: Counter<"endpoint" | "outcome">;
+  /** Query API request latency, from the request's arrival to its answer. */
+  queryLatency: Histogram<"endpoint">;
+  /** Query requests in flight. */
+  inflightQueries: Gauge<never>;
 }
 
 const pow2 = (from: number, n: number) => Array.from({ length: n }, (_, i) => from * 2 ** i);
@@ -58,10 +64,10 @@ function build(registry: Registry, p: string): Metrics {
     chunks: new Counter({ name: `${p}chunks_total`, help: "Chunks embedded and written", labelNames: ["lane"], registers: r }),
     tokens: new Counter({ name: `${p}tokens_total`, help: "Real (unpadded) tokens embedded", labelNames: ["lane"], registers: r }),
     paddedTokens: new Counter({ name: `${p}padded_tokens_total`, help: "Tokens computed by the model including padding (real/padded = padding efficiency)", registers: r }),
-    batches: new Counter({ name: `${p}batches_total`, help: "Model batches run", registers: r }),
+    batches: new Counter({ name: `${p}batches_total`, help: "Model batches run, by lane (interactive: the batch carried query texts)", labelNames: ["lane"], registers: r }),
     batchSize: new Histogram({ name: `${p}batch_size`, help: "Chunks per model batch", buckets: pow2(1, 13), registers: r }),
     batchTokens: new Histogram({ name: `${p}batch_tokens`, help: "Padded tokens per model batch", buckets: pow2(64, 12), registers: r }),
-    stage: new Histogram({ name: `${p}stage_duration_seconds`, help: "Time spent per pipeline stage", labelNames: ["stage"], buckets: latencyBuckets, registers: r }),
+    stage: new Histogram({ name: `${p}stage_duration_seconds`, help: "Time spent per pipeline stage, by lane (queue: jobs; interactive: query requests)", labelNames: ["stage", "lane"], buckets: latencyBuckets, registers: r }),
     jobLatency: new Histogram({ name: `${p}job_latency_seconds`, help: "Job latency from enqueue to completion", buckets: latencyBuckets, registers: r }),
     jobs: new Counter({ name: `${p}jobs_total`, help: "Jobs finished by status", labelNames: ["status"], registers: r }),
     errors: new Counter({ name: `${p}errors_total`, help: "Errors by type, counted where they happen: each invalid job or chunk, failed model call, failed upsert attempt", labelNames: ["type"], registers: r }),
@@ -78,6 +84,9 @@ function build(registry: Registry, p: string): Metrics {
     gpuMemoryUsed: new Gauge({ name: `${p}gpu_memory_used_bytes`, help: "GPU memory in use on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
     gpuMemoryTotal: new Gauge({ name: `${p}gpu_memory_total_bytes`, help: "GPU memory on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
     ready: new Gauge({ name: `${p}ready`, help: "1 while the worker is ready to take jobs, 0 while starting or draining", registers: r }),
+    queryRequests: new Counter({ name: `${p}query_requests_total`, help: "Query API requests by endpoint and outcome (ok, validation_error, unauthorized, rate_limited, too_large, timeout, not_ready, out_of_memory, inference_error)", labelNames: ["endpoint", "outcome"], registers: r }),
+    queryLatency: new Histogram({ name: `${p}query_latency_seconds`, help: "Query API request latency from arrival to answer", labelNames: ["endpoint"], buckets: latencyBuckets, registers: r }),
+    inflightQueries: new Gauge({ name: `${p}inflight_queries`, help: "Query API requests being answered", registers: r }),
   };
 }
 

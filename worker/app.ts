@@ -1,5 +1,6 @@
 /** Wires the worker: HTTP probes → model files → ONNX model thread (warmed up at the full
- *  token budget) → tokenizer threads → sink → pipeline → BullMQ consumer. Used by `main.ts`,
+ *  token budget) → tokenizer threads → sink → pipeline → BullMQ consumer, and with
+ *  QUERY_API=true the query API on the same pipeline (its own tokenizer threads). Used by `main.ts`,
  *  the demo and the tests, so all of them run exactly the same assembly. Start-up fails fast
  *  (bad model, missing CUDA provider, incompatible collection) before any job is taken; the
  *  HTTP port comes up first so liveness answers while the model loads. */
@@ -16,7 +17,9 @@ import { EmbeddingPipeline } from "./core/pipeline.js";
 import type { EmbeddingModel, VectorSink } from "./core/ports.js";
 import { readGpuMemory } from "./adapters/gpu-memory.js";
 import { HealthState } from "./adapters/health.js";
-import { startHttpServer, type HttpServer } from "./adapters/http-server.js";
+import { startHttpServer, startRouteServer, type HttpServer } from "./adapters/http-server.js";
+import { QueryApi } from "./adapters/query-api.js";
+import { loadApiKeys, QueryAuth } from "./adapters/query-auth.js";
 import { JsonlSink } from "./adapters/jsonl-sink.js";
 import { locateModelFiles, type ModelFiles } from "./adapters/model-files.js";
 import { OnnxModel } from "./adapters/onnx-model.js";
@@ -35,6 +38,8 @@ export interface RunningWorker {
   connection: Redis;
   /** The HTTP port actually bound (0 = no HTTP server). */
   httpPort: number;
+  /** The port the query API answers on (0 = QUERY_API is off). */
+  queryPort: number;
   /** Stops taking jobs and lets in-flight jobs finish; jobs still running after DRAIN_TIMEOUT_MS
    *  go back to the queue for another worker. Then releases every resource. Returns how many
    *  jobs were handed back. */
@@ -48,6 +53,8 @@ export interface StartOptions {
   onFatal?: (err: Error) => void;
   /** Overrides HTTP_PORT (0 = any free port). */
   httpPort?: number;
+  /** Overrides QUERY_API_PORT (0 = any free port of its own). */
+  queryPort?: number;
   /** Wraps the loaded model, e.g. to inject faults in tests. */
   wrapModel?: (model: EmbeddingModel) => EmbeddingModel;
 }
@@ -89,13 +96,22 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
   const cleanups: Array<() => Promise<unknown>> = [];
   const wantHttp = opts.httpPort !== undefined || cfg.HTTP_PORT > 0;
   let http: HttpServer | undefined;
+  let queryServer: HttpServer | undefined;
+  const auth = cfg.QUERY_API ? new QueryAuth(loadApiKeys(cfg), cfg) : undefined;
+  const api = auth ? new QueryApi(cfg, auth, { metrics, log, health }) : undefined;
+  const ownQueryPort = opts.queryPort ?? (cfg.QUERY_API_PORT > 0 ? cfg.QUERY_API_PORT : undefined);
+  const apiHandler = api ? (req: Parameters<QueryApi["handle"]>[0], res: Parameters<QueryApi["handle"]>[1]) => api.handle(req, res) : undefined;
   try {
-    if (wantHttp) {
+    if (wantHttp || (api && ownQueryPort === undefined)) {
       http = await startHttpServer(opts.httpPort ?? cfg.HTTP_PORT, metrics.registry, {
         state: health,
         details: async () => (details.provider === "cuda" ? { ...details, gpuMemory: (await readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS)) ?? null } : details),
-      });
+      }, ownQueryPort === undefined ? apiHandler : undefined);
       cleanups.push(() => http!.close());
+    }
+    if (apiHandler && ownQueryPort !== undefined) {
+      queryServer = await startRouteServer(ownQueryPort, apiHandler);
+      cleanups.push(() => queryServer!.close());
     }
     cleanups.push(() => closeRedis(connection));
     await checkRedis(connection, cfg.REDIS_URL, cfg.REDIS_START_TIMEOUT_MS);
@@ -122,17 +138,29 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: info.maxSeqLength, eosId: files.eosId, threads: cfg.TOKENIZER_THREADS });
     cleanups.push(() => tokenizer.close());
     await tokenizer.ready();
+    let queryTokenizer: TokenizerPool | undefined;
+    if (api) {
+      const qt = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: info.maxSeqLength, eosId: files.eosId, threads: cfg.QUERY_TOKENIZER_THREADS });
+      cleanups.push(() => qt.close());
+      await qt.ready();
+      queryTokenizer = qt;
+    }
     const s = opts.sink ?? createSink(cfg, log);
     sink = s;
     await s.init(info);
     cleanups.push(() => s.close());
-    const pipeline = new EmbeddingPipeline({ ...cfg, MAX_SEQ_LENGTH: info.maxSeqLength }, { tokenizer, model, sink: s }, metrics, log);
+    const pipeline = new EmbeddingPipeline({ ...cfg, MAX_SEQ_LENGTH: info.maxSeqLength }, { tokenizer, model, sink: s, queryTokenizer }, metrics, log);
     const queueMetrics = new QueueMetrics({ redisUrl: cfg.REDIS_URL, tls: cfg, queueName: cfg.QUEUE_NAME, prefix: cfg.QUEUE_PREFIX, timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS, metrics, log });
     cleanups.push(() => queueMetrics.close());
     const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
+    api?.attach(pipeline, info);
     health.phase = "running";
     metrics.ready.set(1);
     log.info({ queue: cfg.QUEUE_NAME, redis: redactUrl(cfg.REDIS_URL), sink: s.describe(), concurrency: cfg.WORKER_CONCURRENCY, httpPort: http?.port }, "worker started");
+    const queryPort = api ? (queryServer ?? http)!.port : 0;
+    if (api) {
+      log.info({ port: queryPort, apiKeys: auth!.required, rateLimit: cfg.QUERY_RATE_LIMIT || "off", fillTokens: cfg.QUERY_FILL_TOKENS, maxInputs: cfg.QUERY_MAX_INPUTS }, "query API answering (POST /v1/embeddings, POST /embed/batch, GET /v1/models)");
+    }
 
     let closing: Promise<{ handedBack: number }> | undefined;
     const close = () =>
@@ -163,7 +191,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
         for (const c of cleanups.reverse()) await c().catch((err: Error) => log.warn({ err: err.message }, "cleanup failed"));
         return { handedBack };
       })());
-    return { worker, pipeline, model, sink: s, metrics, health, connection, httpPort: http?.port ?? 0, close };
+    return { worker, pipeline, model, sink: s, metrics, health, connection, httpPort: http?.port ?? 0, queryPort, close };
   } catch (err) {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     throw err;

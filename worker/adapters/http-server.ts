@@ -5,6 +5,7 @@
  *    draining, or when a dependency does not answer.
  *  - `/health`: the same as JSON, with model, provider, device, outputs, uptime, GPU memory.
  *  - `/metrics`: Prometheus text format.
+ *  - the query API's routes, when one is given (see query-api.ts).
  *  Exposes no secrets and no chunk text: URLs are shown redacted and only counts are reported. */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -22,9 +23,13 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(port: number, registry: Registry, health: HealthSource): Promise<HttpServer> {
+/** Routes a request; returns false when the path is not its own. */
+export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+export async function startHttpServer(port: number, registry: Registry, health: HealthSource, extra?: RequestHandler): Promise<HttpServer> {
   const started = Date.now();
   const server = http.createServer((req, res) => {
+    if (extra?.(req, res)) return;
     const url = (req.url ?? "/").split("?")[0];
     const send = (status: number, body: string, type = "text/plain; charset=utf-8") => {
       res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
@@ -57,6 +62,20 @@ export async function startHttpServer(port: number, registry: Registry, health: 
         send(404, "not found\n");
     }
   });
+  return listen(server, port);
+}
+
+/** A server with only `handler`'s routes (the query API on its own port). */
+export function startRouteServer(port: number, handler: RequestHandler): Promise<HttpServer> {
+  const server = http.createServer((req, res) => {
+    if (handler(req, res)) return;
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error: "not_found", message: `no route ${req.method} ${(req.url ?? "/").split("?")[0]}` }));
+  });
+  return listen(server, port);
+}
+
+async function listen(server: http.Server, port: number): Promise<HttpServer> {
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -78,7 +78,7 @@ export class OnnxModel implements EmbeddingModel {
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const req: ThreadRequest = { type: "embed", id, flat, lengths, paddedLength: batch.paddedLength };
+      const req: ThreadRequest = { type: "embed", id, flat, lengths, paddedLength: batch.paddedLength, interactive: batch.interactive };
       this.thread.postMessage(req, [flat.buffer, lengths.buffer]);
     });
   }

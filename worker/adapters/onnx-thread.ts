@@ -2,7 +2,7 @@
  *  the model's pad id, runs it, and applies the output heads. onnxruntime-node's `run()`
  *  blocks its thread for the whole forward pass, so it lives here, one run at a time, while
  *  the main thread keeps renewing BullMQ locks and writing to Qdrant. */
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 import type { OutputKind } from "../../shared/config.js";
 import { looksLikeOutOfMemory } from "../../shared/errors.js";
@@ -21,7 +21,8 @@ export interface OnnxThreadData {
   specialIds: number[];
 }
 
-export type ThreadRequest = { type: "embed"; id: number; flat: Int32Array; lengths: Int32Array; paddedLength: number };
+/** `interactive` batches (query requests) run before every queued batch that waits here. */
+export type ThreadRequest = { type: "embed"; id: number; flat: Int32Array; lengths: Int32Array; paddedLength: number; interactive?: boolean };
 export type ThreadReply =
   | { type: "ready"; inputNames: string[]; outputNames: string[]; available: OutputKind[]; denseDim: number; colbertDim?: number }
   | { type: "fatal"; message: string; name: string }
@@ -125,12 +126,38 @@ function transferables(results: ChunkEmbedding[]): ArrayBuffer[] {
   return list;
 }
 
+/** Batches sent while one runs wait here; the next to run is the oldest interactive one, else
+ *  the oldest. The main thread keeps a queued batch waiting behind the running one so the
+ *  session never idles on a round trip; a query batch overtakes it here. */
+const waiting: ThreadRequest[] = [];
+let running = false;
+
+function accept(msg: ThreadRequest): void {
+  if (msg.type === "embed") waiting.push(msg);
+}
+
+function runNext(): void {
+  if (running) return;
+  // run() blocks this thread, so messages that arrived meanwhile are still on the port: take them all before choosing.
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) accept(m.message as ThreadRequest);
+  if (waiting.length === 0) return;
+  const first = waiting.findIndex((r) => r.interactive);
+  const [msg] = waiting.splice(first >= 0 ? first : 0, 1);
+  running = true;
+  embed(msg.flat, msg.lengths, msg.paddedLength)
+    .then(
+      (results) => port.postMessage({ type: "result", id: msg.id, results } satisfies ThreadReply, transferables(results)),
+      (err: Error) => port.postMessage({ type: "error", id: msg.id, message: err.message, oom: looksLikeOutOfMemory(err.message) } satisfies ThreadReply),
+    )
+    .finally(() => {
+      running = false;
+      runNext();
+    });
+}
+
 port.on("message", (msg: ThreadRequest) => {
-  if (msg.type !== "embed") return;
-  embed(msg.flat, msg.lengths, msg.paddedLength).then(
-    (results) => port.postMessage({ type: "result", id: msg.id, results } satisfies ThreadReply, transferables(results)),
-    (err: Error) => port.postMessage({ type: "error", id: msg.id, message: err.message, oom: looksLikeOutOfMemory(err.message) } satisfies ThreadReply),
-  );
+  accept(msg);
+  runNext();
 });
 
 start().catch((err: Error) => port.postMessage({ type: "fatal", message: err.message, name: err.name } satisfies ThreadReply));

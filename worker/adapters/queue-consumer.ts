@@ -23,7 +23,7 @@ export function createQueueConsumer(
   const { log, metrics } = deps;
   const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {
     const jl = log.child({ jobId: job.id });
-    metrics.stage.observe({ stage: "queue_wait" }, Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp) / 1000);
+    metrics.stage.observe({ stage: "queue_wait", lane: "queue" }, Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp) / 1000);
     if (job.name !== JOB_NAME) {
       metrics.errors.inc({ type: "validation" });
       throw new UnrecoverableError(`validation: unknown job name "${job.name}" (expected "${JOB_NAME}")`);

@@ -2,7 +2,7 @@
  *  stalls BullMQ lock renewal, health probes or Qdrant I/O on the main thread. */
 import { Piscina } from "piscina";
 import type { ChunkTokenizer, TokenizedChunk } from "../core/ports.js";
-import type { EncodedBatch, TokenizerThreadData } from "./tokenizer-thread.js";
+import type { EncodeTask, EncodedBatch, TokenizerThreadData } from "./tokenizer-thread.js";
 
 export class TokenizerPool implements ChunkTokenizer {
   private readonly pool: Piscina;
@@ -20,13 +20,14 @@ export class TokenizerPool implements ChunkTokenizer {
     });
   }
 
-  async encode(texts: string[]): Promise<TokenizedChunk[]> {
-    const r = (await this.pool.run(texts)) as EncodedBatch;
+  async encode(texts: string[], opts: { tokens?: boolean } = {}): Promise<TokenizedChunk[]> {
+    const task: EncodeTask = opts.tokens ? { texts, tokens: true } : texts;
+    const r = (await this.pool.run(task)) as EncodedBatch;
     const out: TokenizedChunk[] = [];
     let o = 0;
     for (let i = 0; i < r.lengths.length; i++) {
       const len = r.lengths[i];
-      out.push({ ids: r.flat.subarray(o, o + len), fullLength: r.fullLengths[i], truncated: r.fullLengths[i] > len });
+      out.push({ ids: r.flat.subarray(o, o + len), fullLength: r.fullLengths[i], truncated: r.fullLengths[i] > len, ...(r.tokens ? { tokens: r.tokens[i] } : {}) });
       o += len;
     }
     return out;

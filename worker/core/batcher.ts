@@ -82,6 +82,8 @@ export function planBatches<T extends Sized>(items: readonly T[], limits: BatchL
 export interface Pooled extends Sized {
   /** When the chunk entered the pool (ms, caller's clock). */
   pooledAt: number;
+  /** A query-time chunk (priority lane): see `BatchPool.takeInteractive`. */
+  interactive?: boolean;
 }
 
 export interface TakeOptions {
@@ -96,27 +98,94 @@ export interface TakeOptions {
   onlyFull?: boolean;
 }
 
-/** Holds the pool and decides which batch runs next. */
+/** Holds the pool and decides which batch runs next. Two lanes: queued chunks (jobs) and
+ *  interactive chunks (query requests). Interactive chunks never wait for company and never
+ *  sit behind queued ones: `takeInteractive` cuts their batch at once, and `take` never
+ *  picks them. */
 export class BatchPool<T extends Pooled> {
   private pool: T[] = [];
+  private interactive: T[] = [];
 
   constructor(private readonly limits: BatchLimits) {
     assert.ok(limits.maxBatchTokens > 0 && limits.maxBatchSize > 0 && limits.padMultiple > 0, "batch limits must be positive");
   }
 
   get size(): number {
-    return this.pool.length;
+    return this.pool.length + this.interactive.length;
+  }
+
+  /** Interactive chunks waiting for a batch. */
+  get interactiveSize(): number {
+    return this.interactive.length;
   }
 
   add(items: readonly T[]): void {
-    for (const it of items) this.pool.push(it);
+    for (const it of items) (it.interactive ? this.interactive : this.pool).push(it);
   }
 
-  /** Drops pooled items matching `pred` (their job failed); returns how many. */
+  /** Drops pooled items matching `pred` (their job or request failed); returns how many. */
   remove(pred: (item: T) => boolean): number {
-    const before = this.pool.length;
+    const before = this.size;
     this.pool = this.pool.filter((it) => !pred(it));
-    return before - this.pool.length;
+    this.interactive = this.interactive.filter((it) => !pred(it));
+    return before - this.size;
+  }
+
+  /** The priority lane. Takes the waiting interactive chunks, oldest first, as many as one batch
+   *  holds, and pads them to the longest of them (L). Queued chunks then fill the batch up to
+   *  `fillTokens` padded tokens: for each candidate padded length P >= L (L or a queued chunk's
+   *  padded length), the longest queued chunks no longer than P, as many rows as the budget
+   *  allows; the P that carries the most real queued tokens wins (the least padding for the
+   *  budget). The fill is work the queue needed anyway, so a query costs the queue little;
+   *  `fillTokens` bounds how long the query's own batch runs. Null when no interactive chunk waits. */
+  takeInteractive(fillTokens: number): Batch<T> | null {
+    if (this.interactive.length === 0) return null;
+    const { maxBatchSize, maxBatchTokens, padMultiple } = this.limits;
+    const byAge = [...this.interactive].sort((a, b) => a.pooledAt - b.pooledAt);
+    const lead: T[] = [];
+    let L = 0;
+    for (const it of byAge) {
+      const next = Math.max(L, padTo(it.length, padMultiple));
+      if (lead.length > 0 && (lead.length >= maxBatchSize || next * (lead.length + 1) > maxBatchTokens)) break;
+      lead.push(it);
+      L = next;
+    }
+    const leadSet = new Set(lead);
+    this.interactive = this.interactive.filter((it) => !leadSet.has(it));
+    const fill = this.pickFill(L, lead.length, Math.min(fillTokens, maxBatchTokens));
+    if (fill.length > 0) {
+      const taken = new Set(fill);
+      this.pool = this.pool.filter((it) => !taken.has(it));
+    }
+    const items = [...lead, ...fill];
+    let padded = L;
+    for (const it of fill) padded = Math.max(padded, padTo(it.length, padMultiple));
+    return makeBatch(items, padded);
+  }
+
+  /** Queued chunks to ride along with `rows` interactive rows padded to `L`, within `budget`. */
+  private pickFill(L: number, rows: number, budget: number): T[] {
+    const { maxBatchSize, padMultiple } = this.limits;
+    if (this.pool.length === 0 || budget <= 0) return [];
+    const q = [...this.pool].sort((a, b) => b.length - a.length);
+    const padded = q.map((it) => padTo(it.length, padMultiple));
+    const prefix = new Float64Array(q.length + 1);
+    for (let i = 0; i < q.length; i++) prefix[i + 1] = prefix[i] + q[i].length;
+    let best = { real: 0, start: 0, count: 0 };
+    // Candidates P: L, then each distinct queued padded length above L. q is sorted longest first,
+    // so the chunks no longer than P start at the first index whose padded length is <= P.
+    const candidates = new Set<number>([L]);
+    for (const p of padded) if (p > L) candidates.add(p);
+    let start = 0;
+    for (const P of [...candidates].sort((a, b) => b - a)) {
+      while (start < q.length && padded[start] > P) start++;
+      const room = Math.min(maxBatchSize, Math.floor(budget / P)) - rows;
+      if (room <= 0) continue;
+      const count = Math.min(room, q.length - start);
+      const real = prefix[start + count] - prefix[start];
+      if (real > best.real) best = { real, start, count };
+    }
+    return q.slice(best.start, best.start + best.count);
   }
 
   /** The next batch to run, or null with how long to wait before asking again. */

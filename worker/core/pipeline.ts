@@ -7,11 +7,13 @@
  *  point has the same hash and model. Chunks that carry `docChunks` make the job holding the
  *  document's last chunk, once its own points are stored, remove the document's points beyond
  *  `docChunks` that older versions (lower `enqueuedAt`) wrote; a failed removal fails the job
- *  so it is retried. Knows nothing of Redis, ONNX or Qdrant. */
+ *  so it is retried. Query requests (`embedInteractive`) share the pool in a priority lane: their
+ *  chunks are batched at once, ahead of every queued chunk, and their vectors go back to the
+ *  caller instead of the sink. Knows nothing of Redis, ONNX, Qdrant or HTTP. */
 import assert from "node:assert/strict";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { ChunkTooLongError, EmbedError, errorKind, InferenceError, SinkError, ValidationError } from "../../shared/errors.js";
+import { ChunkTooLongError, EmbedError, errorKind, InferenceError, ShutdownError, SinkError, TimeoutError, ValidationError } from "../../shared/errors.js";
 import { chunkHash, pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
 import type { Metrics } from "../../shared/metrics.js";
@@ -32,7 +34,7 @@ export interface PipelineJob {
 type PipelineConfig = Pick<Config,
   "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_OVERHEAD_TOKENS" | "BATCH_LINGER_MS" | "BATCH_STRATEGY" | "TRUNCATE" | "MAX_SEQ_LENGTH" |
   "MAX_CHUNK_CHARS" | "MAX_CHUNKS_PER_JOB" | "STORE_TEXT" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS" | "SINK_RETRIES" |
-  "SINK_RETRY_BASE_MS" | "MODEL_NAME">;
+  "SINK_RETRY_BASE_MS" | "MODEL_NAME" | "QUERY_FILL_TOKENS">;
 
 interface JobState {
   job: PipelineJob;
@@ -48,11 +50,57 @@ interface JobState {
   settled?: Promise<void>;
 }
 
-interface Item extends Pooled {
+/** One query request in flight. */
+interface QueryState {
+  id: string;
+  results: ChunkEmbedding[];
+  tokens: number[];
+  remaining: number;
+  failed: boolean;
+  resolve: (r: InteractiveResult) => void;
+  reject: (e: Error) => void;
+  settled: Promise<void>;
+}
+
+interface JobItem extends Pooled {
+  interactive?: false;
   state: JobState;
   chunk: JobChunk;
   ids: Int32Array;
   truncated: boolean;
+}
+
+interface QueryItem extends Pooled {
+  interactive: true;
+  state: QueryState;
+  /** Position of the text in its request. */
+  slot: number;
+  ids: Int32Array;
+  truncated: boolean;
+}
+
+type Item = JobItem | QueryItem;
+
+/** Embeddings of a query request, in input order. */
+export interface InteractiveResult {
+  embeddings: ChunkEmbedding[];
+  /** Tokens per input, including <s> and </s> (after truncation). */
+  tokens: number[];
+  /** Per input, token id -> token string, when asked for. */
+  tokenMaps?: Map<number, string>[];
+  /** Inputs cut to MAX_SEQ_LENGTH. */
+  truncated: number;
+}
+
+export interface InteractiveOptions {
+  /** Request id for logs. */
+  id: string;
+  /** Fail with TimeoutError when not answered within this long, milliseconds. */
+  timeoutMs: number;
+  /** Aborts the request (the client went away); its chunks leave the pool. */
+  signal?: AbortSignal;
+  /** Also return each input's token strings (for sparse weights by token). */
+  withTokens?: boolean;
 }
 
 /** Batches handed to the model thread at once: one running and, only when it is full, one
@@ -60,18 +108,24 @@ interface Item extends Pooled {
  *  in the pool to be sorted with later arrivals. */
 const MODEL_DEPTH = 2;
 
+/** Interactive batches handed to the model thread at once: one running, one next in line. A
+ *  third waits in the pool, where later queries join it. */
+const INTERACTIVE_DEPTH = 2;
+
 export class EmbeddingPipeline {
   private readonly pool: BatchPool<Item>;
   private readonly grouper: UpsertGrouper;
   private tokenizing = 0;
   private modelInFlight = 0;
+  private interactiveInFlight = 0;
+  private readonly queries = new Set<QueryState>();
   private timer: NodeJS.Timeout | undefined;
   private batchSeq = 0;
   private readonly jobs = new Set<JobState>();
 
   constructor(
     private readonly cfg: PipelineConfig,
-    private readonly ports: { tokenizer: ChunkTokenizer; model: EmbeddingModel; sink: VectorSink },
+    private readonly ports: { tokenizer: ChunkTokenizer; model: EmbeddingModel; sink: VectorSink; queryTokenizer?: ChunkTokenizer },
     private readonly metrics?: Metrics,
     private readonly log?: Logger,
   ) {
@@ -85,7 +139,7 @@ export class EmbeddingPipeline {
       onRequest: (n, s, ok) => {
         metrics?.upserts.inc();
         metrics?.upsertPoints.observe(n);
-        if (ok) metrics?.stage.observe({ stage: "sink_write" }, s);
+        if (ok) metrics?.stage.observe({ stage: "sink_write", lane: "queue" }, s);
       },
       onError: (err, attempt) => {
         metrics?.errors.inc({ type: "sink" });
@@ -123,13 +177,70 @@ export class EmbeddingPipeline {
   abortAll(err: Error): number {
     const states = [...this.jobs];
     for (const s of states) this.fail(s, err);
+    for (const q of [...this.queries]) this.failQuery(q, err);
     return states.length;
   }
 
-  /** Waits until no job is in flight and nothing is left to write. */
+  /** Waits until no job or query is in flight and nothing is left to write. */
   async drain(): Promise<void> {
-    while (this.jobs.size > 0) await Promise.all([...this.jobs].map((s) => s.settled));
+    while (this.jobs.size > 0 || this.queries.size > 0) {
+      await Promise.all([...[...this.jobs].map((s) => s.settled), ...[...this.queries].map((q) => q.settled)]);
+    }
     await this.grouper.idle();
+  }
+
+  get inFlightQueries(): number {
+    return this.queries.size;
+  }
+
+  /** Embeds `texts` in the priority lane and returns their vectors (nothing is written). Texts
+   *  must be validated by the caller (non-empty, at most MAX_CHUNK_CHARS); a text over
+   *  MAX_SEQ_LENGTH tokens is truncated, or with TRUNCATE=false rejects the request with
+   *  ChunkTooLongError naming its index. */
+  async embedInteractive(texts: string[], opts: InteractiveOptions): Promise<InteractiveResult> {
+    assert.ok(texts.length > 0, "embedInteractive called without texts; the caller validates this");
+    let resolve!: (r: InteractiveResult) => void;
+    let reject!: (e: Error) => void;
+    const done = new Promise<InteractiveResult>((res, rej) => ((resolve = res), (reject = rej)));
+    const q: QueryState = {
+      id: opts.id, results: new Array(texts.length), tokens: new Array(texts.length).fill(0), remaining: texts.length, failed: false, resolve, reject,
+      settled: done.then(() => undefined, () => undefined),
+    };
+    this.queries.add(q);
+    const timer = setTimeout(() => this.failQuery(q, new TimeoutError(`not answered within QUERY_TIMEOUT_MS=${opts.timeoutMs} ms`)), opts.timeoutMs);
+    const onAbort = () => this.failQuery(q, new ShutdownError("the client closed the request"));
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    void q.settled.then(() => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+    });
+    const tokenizer = this.ports.queryTokenizer ?? this.ports.tokenizer;
+    const started = performance.now();
+    let tokenMaps: Map<number, string>[] | undefined;
+    try {
+      const encoded = await tokenizer.encode(texts, { tokens: opts.withTokens });
+      this.metrics?.stage.observe({ stage: "tokenize", lane: "interactive" }, (performance.now() - started) / 1000);
+      const now = Date.now();
+      const items: QueryItem[] = [];
+      let truncated = 0;
+      encoded.forEach((t, i) => {
+        if (t.truncated && !this.cfg.TRUNCATE) throw new ChunkTooLongError(i, t.fullLength, this.cfg.MAX_SEQ_LENGTH);
+        if (t.truncated) truncated++;
+        q.tokens[i] = t.ids.length;
+        items.push({ interactive: true, state: q, slot: i, ids: t.ids, truncated: t.truncated, length: t.ids.length, pooledAt: now });
+      });
+      if (opts.withTokens) tokenMaps = encoded.map((t) => new Map(Array.from(t.ids, (id, k) => [id, t.tokens?.[k] ?? ""])));
+      if (!q.failed) {
+        this.pool.add(items);
+        this.pump();
+      }
+      const r = await done;
+      return { ...r, truncated, tokenMaps };
+    } catch (err) {
+      if (err instanceof ChunkTooLongError) this.metrics?.errors.inc({ type: err.kind });
+      this.failQuery(q, err as Error);
+      throw err;
+    }
   }
 
   private validate(job: PipelineJob): void {
@@ -197,9 +308,9 @@ export class EmbeddingPipeline {
     const started = performance.now();
     try {
       const encoded = await this.ports.tokenizer.encode(state.todo.map((c) => c.text));
-      this.metrics?.stage.observe({ stage: "tokenize" }, (performance.now() - started) / 1000);
+      this.metrics?.stage.observe({ stage: "tokenize", lane: "queue" }, (performance.now() - started) / 1000);
       const now = Date.now();
-      const items: Item[] = [];
+      const items: JobItem[] = [];
       for (let i = 0; i < encoded.length; i++) {
         const t = encoded[i];
         const chunk = state.todo[i];
@@ -224,6 +335,17 @@ export class EmbeddingPipeline {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    // The priority lane first: query chunks go at once, whatever the queue lane holds in flight.
+    while (this.interactiveInFlight < INTERACTIVE_DEPTH && this.pool.interactiveSize > 0) {
+      const batch = this.pool.takeInteractive(this.cfg.QUERY_FILL_TOKENS)!;
+      this.interactiveInFlight++;
+      this.modelInFlight++;
+      void this.runBatch(batch, ++this.batchSeq).finally(() => {
+        this.interactiveInFlight--;
+        this.modelInFlight--;
+        this.pump();
+      });
+    }
     while (this.modelInFlight < MODEL_DEPTH) {
       const { batch, waitMs } = this.pool.take({
         now: Date.now(), moreComing: this.tokenizing > 0, lingerMs: this.cfg.BATCH_LINGER_MS, onlyFull: this.modelInFlight > 0,
@@ -241,48 +363,81 @@ export class EmbeddingPipeline {
     this.metrics?.pooledChunks.set(this.pool.size);
   }
 
-  /** Runs a batch; on failure splits it until the failing chunk is alone, then fails only its job. */
+  /** Runs a batch; on failure splits it until the failing chunk is alone, then fails only its job or request. */
   private async runBatch(batch: Batch<Item>, batchId: number): Promise<void> {
     const live = batch.items.filter((it) => !it.state.failed);
     if (live.length === 0) return;
+    const interactive = live.some((it) => it.interactive);
+    const lane = interactive ? "interactive" : "queue";
     const now = Date.now();
-    for (const it of live) this.metrics?.stage.observe({ stage: "batch_wait" }, (now - it.pooledAt) / 1000);
+    for (const it of live) this.metrics?.stage.observe({ stage: "batch_wait", lane: it.interactive ? "interactive" : "queue" }, (now - it.pooledAt) / 1000);
     const padded = batch.paddedLength;
     const started = performance.now();
     let out: ChunkEmbedding[];
     try {
-      out = await this.ports.model.embed({ sequences: live.map((it) => it.ids), paddedLength: padded });
+      out = await this.ports.model.embed({ sequences: live.map((it) => it.ids), paddedLength: padded, interactive });
       assert.equal(out.length, live.length, "model returned a different number of results than inputs; this is a bug");
     } catch (err) {
       this.metrics?.errors.inc({ type: errorKind(err) });
       if (live.length === 1) {
         const e = err instanceof EmbedError ? err : new InferenceError(`inference failed: ${(err as Error).message}`, { cause: err });
-        this.log?.warn({ batchId, jobId: live[0].state.job.id, kind: e.kind, err: e.message }, "chunk failed alone; failing its job");
-        this.fail(live[0].state, e);
+        const it = live[0];
+        if (it.interactive) {
+          this.log?.warn({ batchId, requestId: it.state.id, lane, kind: e.kind, err: e.message }, "query text failed alone; failing its request");
+          this.failQuery(it.state, e);
+        } else {
+          this.log?.warn({ batchId, jobId: it.state.job.id, lane, kind: e.kind, err: e.message }, "chunk failed alone; failing its job");
+          this.fail(it.state, e);
+        }
         return;
       }
-      this.log?.warn({ batchId, size: live.length, err: (err as Error).message }, "batch failed; splitting and retrying");
+      this.log?.warn({ batchId, lane, size: live.length, err: (err as Error).message }, "batch failed; splitting and retrying");
       const half = Math.ceil(live.length / 2);
       for (const part of [live.slice(0, half), live.slice(half)]) await this.runBatch(batchOf(part, this.cfg.PAD_MULTIPLE), batchId);
       return;
     }
     const seconds = (performance.now() - started) / 1000;
-    this.recordBatch(live, padded, seconds);
-    this.log?.debug({ batchId, size: live.length, paddedLength: padded, realTokens: live.reduce((a, it) => a + it.length, 0), pool: this.pool.size, ms: Math.round(seconds * 1000) }, "batch embedded");
-    this.grouper.add(live.map((it, i) => ({ point: this.toPoint(it, out[i]), done: (e?: Error) => this.chunkWritten(it, e) })));
+    this.recordBatch(live, padded, seconds, lane);
+    this.log?.debug({ batchId, lane, size: live.length, paddedLength: padded, realTokens: live.reduce((a, it) => a + it.length, 0), pool: this.pool.size, ms: Math.round(seconds * 1000) }, "batch embedded");
+    const toSink: Array<{ point: VectorPoint; done: (e?: Error) => void }> = [];
+    live.forEach((it, i) => {
+      if (it.interactive) this.queryTextDone(it, out[i]);
+      else toSink.push({ point: this.toPoint(it, out[i]), done: (e?: Error) => this.chunkWritten(it, e) });
+    });
+    if (toSink.length > 0) this.grouper.add(toSink);
   }
 
-  private recordBatch(items: Item[], padded: number, seconds: number): void {
+  private recordBatch(items: Item[], padded: number, seconds: number, lane: "interactive" | "queue"): void {
     const m = this.metrics;
     if (!m) return;
-    m.batches.inc();
+    m.batches.inc({ lane });
     m.batchSize.observe(items.length);
     m.batchTokens.observe(items.length * padded);
     m.paddedTokens.inc(items.length * padded);
-    m.stage.observe({ stage: "infer" }, seconds);
+    m.stage.observe({ stage: "infer", lane }, seconds);
   }
 
-  private toPoint(it: Item, emb: ChunkEmbedding): VectorPoint {
+  private queryTextDone(it: QueryItem, emb: ChunkEmbedding): void {
+    const q = it.state;
+    q.results[it.slot] = emb;
+    this.metrics?.chunks.inc({ lane: "interactive" });
+    this.metrics?.tokens.inc({ lane: "interactive" }, it.length);
+    if (it.truncated) this.metrics?.truncated.inc();
+    if (--q.remaining > 0) return;
+    this.queries.delete(q);
+    q.failed = true; // settled: a late timeout or abort must not reject it
+    q.resolve({ embeddings: q.results, tokens: q.tokens, truncated: 0 });
+  }
+
+  private failQuery(q: QueryState, err: Error): void {
+    if (q.failed) return;
+    q.failed = true;
+    this.pool.remove((it) => it.state === q);
+    this.queries.delete(q);
+    q.reject(err);
+  }
+
+  private toPoint(it: JobItem, emb: ChunkEmbedding): VectorPoint {
     const { job } = it.state;
     const metadata = { ...job.metadata, ...it.chunk.metadata };
     const payload: Record<string, unknown> = {
@@ -301,7 +456,7 @@ export class EmbeddingPipeline {
     return { id: pointId(job.docId, it.chunk.index), dense: emb.dense, sparse: emb.sparse, colbert: emb.colbert, colbertDim: emb.colbertDim, payload };
   }
 
-  private chunkWritten(it: Item, err?: Error): void {
+  private chunkWritten(it: JobItem, err?: Error): void {
     const s = it.state;
     if (s.failed) return;
     if (err) {

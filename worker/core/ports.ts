@@ -10,10 +10,12 @@ export interface TokenizedChunk {
   /** Length before truncation (including specials). */
   fullLength: number;
   truncated: boolean;
+  /** Token strings (only when asked for). */
+  tokens?: string[];
 }
 
 export interface ChunkTokenizer {
-  encode(texts: string[]): Promise<TokenizedChunk[]>;
+  encode(texts: string[], opts?: { tokens?: boolean }): Promise<TokenizedChunk[]>;
   close(): Promise<void>;
 }
 
@@ -21,6 +23,8 @@ export interface ModelBatch {
   /** One id sequence per chunk; the model pads them to `paddedLength` with its pad id. */
   sequences: Int32Array[];
   paddedLength: number;
+  /** Carries query chunks: runs before queued batches already waiting for the model. */
+  interactive?: boolean;
 }
 
 export interface ModelInfo {
