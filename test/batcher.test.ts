@@ -124,3 +124,76 @@ test("BatchPool fifo: fixed-size batches in arrival order, no token budget, wait
   assert.deepEqual(pool.take({ now: 10, moreComing: false, lingerMs: 100 }).batch?.items.map((i) => i.length), [9, 2]);
   assert.equal(pool.size, 0);
 });
+
+// Priority lane (query texts): see BatchPool.takeInteractive.
+type LaneItem = { id: number; length: number; pooledAt: number; interactive?: boolean };
+
+test("BatchPool priority lane: queries first and at once, queued chunks fill up to the fill budget, nothing lost", () => {
+  fc.assert(
+    fc.property(
+      limitsArb,
+      fc.array(fc.integer({ min: 1, max: 512 }), { maxLength: 200 }),
+      fc.array(fc.integer({ min: 1, max: 512 }), { minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 0, max: 32_768 }),
+      (limits, queued, queries, fillTokens) => {
+        const pool = new BatchPool<LaneItem>(limits);
+        let id = 0;
+        const q = queued.map((length) => ({ id: id++, length, pooledAt: 0 }));
+        const i = queries.map((length, k) => ({ id: id++, length, pooledAt: k, interactive: true }));
+        pool.add([...q, ...i]);
+        const fill = Math.min(fillTokens, limits.maxBatchTokens);
+        const seen: number[] = [];
+        let asked = 0;
+        while (pool.interactiveSize > 0) {
+          const b = pool.takeInteractive(fillTokens)!;
+          const lead = b.items.filter((it) => it.interactive);
+          const rest = b.items.filter((it) => !it.interactive);
+          assert.ok(lead.length >= 1, "every interactive batch carries a query");
+          // queries come first, oldest first, and the oldest waiting query is always taken
+          assert.deepEqual(b.items.slice(0, lead.length), lead);
+          assert.equal(lead[0].pooledAt, asked);
+          lead.forEach((it, k) => assert.equal(it.pooledAt, asked + k));
+          asked += lead.length;
+          assert.ok(b.items.length <= limits.maxBatchSize);
+          const leadPadded = padTo(Math.max(...lead.map((it) => it.length)), limits.padMultiple) * lead.length;
+          if (lead.length > 1) assert.ok(leadPadded <= limits.maxBatchTokens, "the query rows alone respect the budget");
+          if (rest.length > 0) assert.ok(b.paddedTokens <= fill, `fill took the batch to ${b.paddedTokens} padded tokens, over the fill budget ${fill}`);
+          assert.equal(b.paddedLength, padTo(Math.max(...b.items.map((it) => it.length)), limits.padMultiple));
+          seen.push(...b.items.map((it) => it.id));
+        }
+        // take() never hands out queries, and what is left are exactly the queued chunks not used as fill
+        const left: number[] = [];
+        for (let r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 }); r.batch; r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 })) {
+          assert.ok(r.batch.items.every((it) => !it.interactive));
+          left.push(...r.batch.items.map((it) => it.id));
+        }
+        assert.deepEqual([...seen, ...left].sort((a, b) => a - b), [...q, ...i].map((it) => it.id));
+        if (fillTokens === 0) assert.ok(seen.every((x) => x >= q.length), "fill budget 0 = query-only batches");
+      },
+    ),
+  );
+});
+
+test("BatchPool priority lane: the fill uses the budget with the least padding, and take() leaves queries alone", () => {
+  const pool = new BatchPool<LaneItem>({ maxBatchTokens: 4096, maxBatchSize: 64, padMultiple: 1 });
+  // 40 queued chunks of 100 tokens, 10 of 500; one 12-token query.
+  const queued = [...Array.from({ length: 40 }, (_, k) => ({ id: k, length: 100, pooledAt: 0 })), ...Array.from({ length: 10 }, (_, k) => ({ id: 40 + k, length: 500, pooledAt: 0 }))];
+  pool.add(queued);
+  pool.add([{ id: 99, length: 12, pooledAt: 5, interactive: true }]);
+  // A queued batch is due (nothing more coming), but take() must not pick the query.
+  const b = pool.takeInteractive(1024)!;
+  assert.equal(b.items[0].id, 99);
+  // Budget 1024: padded to 100, 10 rows (1 query + 9 fill) = 1000 tokens, 900 real queued tokens;
+  // padding to 500 would fit 2 rows and carry 500. The 100-token chunks win.
+  assert.equal(b.paddedLength, 100);
+  assert.equal(b.items.length, 10);
+  assert.ok(b.items.slice(1).every((it) => it.length === 100));
+  assert.equal(pool.takeInteractive(1024), null);
+  const next = pool.take({ now: 10, moreComing: false, lingerMs: 5 });
+  assert.ok(next.batch && next.batch.items.every((it) => !it.interactive));
+  // With a fill budget of 0 the query runs alone, padded to its own length.
+  pool.add([{ id: 100, length: 12, pooledAt: 20, interactive: true }]);
+  const alone = pool.takeInteractive(0)!;
+  assert.deepEqual(alone.items.map((it) => it.id), [100]);
+  assert.equal(alone.paddedTokens, 12);
+});

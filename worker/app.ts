@@ -82,6 +82,8 @@ export async function warmUp(model: EmbeddingModel, files: Pick<ModelFiles, "bos
 export async function startWorker(cfg: Config, opts: StartOptions): Promise<RunningWorker> {
   const { log } = opts;
   const metrics = opts.metrics ?? createMetrics();
+  // Before anything is opened: a bad key file fails start-up with nothing to clean up.
+  const auth = cfg.QUERY_API ? new QueryAuth(loadApiKeys(cfg), cfg) : undefined;
   const connection = redisConnection(cfg.REDIS_URL, cfg);
   connection.on("error", (err) => log.warn({ err: err.message }, "Redis connection error"));
   let sink: VectorSink | undefined;
@@ -97,7 +99,6 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
   const wantHttp = opts.httpPort !== undefined || cfg.HTTP_PORT > 0;
   let http: HttpServer | undefined;
   let queryServer: HttpServer | undefined;
-  const auth = cfg.QUERY_API ? new QueryAuth(loadApiKeys(cfg), cfg) : undefined;
   const api = auth ? new QueryApi(cfg, auth, { metrics, log, health }) : undefined;
   const ownQueryPort = opts.queryPort ?? (cfg.QUERY_API_PORT > 0 ? cfg.QUERY_API_PORT : undefined);
   const apiHandler = api ? (req: Parameters<QueryApi["handle"]>[0], res: Parameters<QueryApi["handle"]>[1]) => api.handle(req, res) : undefined;

@@ -17,6 +17,8 @@ export class OnnxModel implements EmbeddingModel {
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (r: ChunkEmbedding[]) => void; reject: (e: Error) => void }>();
   private broken: Error | undefined;
+  /** Called when the last pending call settles (close() waits for it). */
+  private idle: (() => void) | undefined;
   onFatal: ((err: Error) => void) | undefined;
 
   private constructor(private readonly thread: Worker, readonly info: ModelInfo) {
@@ -83,8 +85,18 @@ export class OnnxModel implements EmbeddingModel {
     });
   }
 
-  async close(): Promise<void> {
+  /** Stops the thread. A batch still running finishes first (at most `graceMs`): terminating
+   *  a thread inside ONNX Runtime's run() aborts the whole process. Batches waiting behind it
+   *  fail with "model closed". */
+  async close(graceMs = 30_000): Promise<void> {
     this.broken ??= new InferenceError("model closed");
+    if (this.pending.size > 0) {
+      const settled = new Promise<void>((resolve) => (this.idle = resolve));
+      this.thread.postMessage({ type: "stop" } satisfies ThreadRequest);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([settled, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+    }
     this.thread.removeAllListeners("exit");
     await this.thread.terminate();
   }
@@ -96,6 +108,7 @@ export class OnnxModel implements EmbeddingModel {
     this.pending.delete(m.id);
     if (m.type === "result") p.resolve(m.results);
     else p.reject(m.oom ? new OutOfMemoryError(`out of memory: ${m.message}`) : new InferenceError(`inference failed: ${m.message}`));
+    if (this.pending.size === 0) this.idle?.();
   }
 
   private die(err: Error): void {

@@ -22,7 +22,10 @@ export interface OnnxThreadData {
 }
 
 /** `interactive` batches (query requests) run before every queued batch that waits here. */
-export type ThreadRequest = { type: "embed"; id: number; flat: Int32Array; lengths: Int32Array; paddedLength: number; interactive?: boolean };
+export type ThreadRequest =
+  | { type: "embed"; id: number; flat: Int32Array; lengths: Int32Array; paddedLength: number; interactive?: boolean }
+  /** Drop the batches waiting here (each gets an error); the running one finishes. */
+  | { type: "stop" };
 export type ThreadReply =
   | { type: "ready"; inputNames: string[]; outputNames: string[]; available: OutputKind[]; denseDim: number; colbertDim?: number }
   | { type: "fatal"; message: string; name: string }
@@ -134,6 +137,9 @@ let running = false;
 
 function accept(msg: ThreadRequest): void {
   if (msg.type === "embed") waiting.push(msg);
+  else if (msg.type === "stop") {
+    for (const r of waiting.splice(0)) if (r.type === "embed") port.postMessage({ type: "error", id: r.id, message: "model closed", oom: false } satisfies ThreadReply);
+  }
 }
 
 function runNext(): void {
@@ -141,8 +147,8 @@ function runNext(): void {
   // run() blocks this thread, so messages that arrived meanwhile are still on the port: take them all before choosing.
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) accept(m.message as ThreadRequest);
   if (waiting.length === 0) return;
-  const first = waiting.findIndex((r) => r.interactive);
-  const [msg] = waiting.splice(first >= 0 ? first : 0, 1);
+  const first = waiting.findIndex((r) => r.type === "embed" && r.interactive);
+  const [msg] = waiting.splice(first >= 0 ? first : 0, 1) as Array<Extract<ThreadRequest, { type: "embed" }>>;
   running = true;
   embed(msg.flat, msg.lengths, msg.paddedLength)
     .then(

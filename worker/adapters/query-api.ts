@@ -105,14 +105,14 @@ export class QueryApi {
       const controller = new AbortController();
       res.once("close", () => !res.writableEnded && controller.abort());
       const left = this.cfg.QUERY_TIMEOUT_MS - (performance.now() - arrived);
-      if (left <= 0) throw new TimeoutError(`not answered within QUERY_TIMEOUT_MS=${this.cfg.QUERY_TIMEOUT_MS} ms`);
+      if (left <= 0) throw new TimeoutError("deadline passed while reading the request");
       const result = await pipeline.embedInteractive(parsed.texts, {
         id: requestId, timeoutMs: left, signal: controller.signal, withTokens: "sparseTokens" in parsed && parsed.sparseTokens,
       });
       const ms = performance.now() - arrived;
       answer(200, "base64" in parsed ? openAiResponse(result, parsed, info.name) : batchResponse(result, parsed, info.name, ms));
     } catch (err) {
-      const e = toRequestError(err, this.cfg.MAX_SEQ_LENGTH, route.endpoint === "batch" ? "texts" : "input");
+      const e = toRequestError(err, this.cfg, route.endpoint === "batch" ? "texts" : "input");
       answer(e.status, { error: e.code, message: e.message }, e.status === 401 ? { "www-authenticate": "Bearer" } : {});
     } finally {
       metrics.inflightQueries.dec();
@@ -162,12 +162,12 @@ async function drain(req: IncomingMessage): Promise<void> {
 }
 
 /** Maps a failure to the answer the caller gets. */
-function toRequestError(err: unknown, maxSeqLength: number, field: string): RequestError {
+function toRequestError(err: unknown, cfg: ApiConfig, field: string): RequestError {
   if (err instanceof RequestError) return err;
   if (err instanceof ChunkTooLongError) {
-    return new RequestError(400, "validation_error", `${field}[${err.chunkIndex}] has ${err.tokens} tokens, more than MAX_SEQ_LENGTH=${maxSeqLength} (the worker runs with TRUNCATE=false)`);
+    return new RequestError(400, "validation_error", `${field}[${err.chunkIndex}] has ${err.tokens} tokens, more than MAX_SEQ_LENGTH=${cfg.MAX_SEQ_LENGTH} (the worker runs with TRUNCATE=false)`);
   }
-  if (err instanceof TimeoutError) return new RequestError(408, "timeout", err.message);
+  if (err instanceof TimeoutError) return new RequestError(408, "timeout", `not answered within QUERY_TIMEOUT_MS=${cfg.QUERY_TIMEOUT_MS} ms`);
   if (err instanceof ShutdownError) return new RequestError(503, "not_ready", err.message);
   if (err instanceof OutOfMemoryError) return new RequestError(500, "out_of_memory", `${err.message}; send fewer or shorter texts`);
   return new RequestError(500, "inference_error", (err as Error).message);

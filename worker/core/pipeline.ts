@@ -207,7 +207,7 @@ export class EmbeddingPipeline {
       settled: done.then(() => undefined, () => undefined),
     };
     this.queries.add(q);
-    const timer = setTimeout(() => this.failQuery(q, new TimeoutError(`not answered within QUERY_TIMEOUT_MS=${opts.timeoutMs} ms`)), opts.timeoutMs);
+    const timer = setTimeout(() => this.failQuery(q, new TimeoutError(`not answered within ${Math.round(opts.timeoutMs)} ms`)), opts.timeoutMs);
     const onAbort = () => this.failQuery(q, new ShutdownError("the client closed the request"));
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     void q.settled.then(() => {
@@ -419,6 +419,7 @@ export class EmbeddingPipeline {
 
   private queryTextDone(it: QueryItem, emb: ChunkEmbedding): void {
     const q = it.state;
+    if (q.failed) return; // timed out or aborted while its batch ran
     q.results[it.slot] = emb;
     this.metrics?.chunks.inc({ lane: "interactive" });
     this.metrics?.tokens.inc({ lane: "interactive" }, it.length);
