@@ -44,18 +44,19 @@ const DOCS: Array<[string, string]> = [
   ],
 ];
 
+type Sparse = { indices: number[]; values: number[] };
+
 interface StoredCollection {
   name: string;
   /** Text of each stored chunk by `${doc_id}#${chunk_index}`. */
   chunks: Map<string, string>;
   /** Stored sparse vectors by chunk key; the random test model weighs every token of some texts 0, and those have none. */
-  sparse: Map<string, { indices: number[]; values: number[] }>;
+  sparse: Map<string, Sparse>;
   /** Chunks with sparse terms no other chunk has: a chunk's own text must find them first in sparse and hybrid mode too
    *  (elsewhere a shared token can outweigh its own terms, since sparse scores are unnormalised dot products). */
   alone: string[];
 }
 
-type Sparse = { indices: number[]; values: number[] };
 const dotProduct = (a: Sparse, b: Sparse) => a.indices.reduce((sum, idx, i) => sum + a.values[i] * (b.values[b.indices.indexOf(idx)] ?? 0), 0);
 
 const stored = new Map<string, Promise<StoredCollection>>();
@@ -180,8 +181,8 @@ test("search --json: every hit has rank, id, score, doc_id, chunk_index, text an
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual(
-    { mode: out.mode, rerank: out.rerank, limit: out.limit, filter_doc: out.filter_doc, query: out.query },
-    { mode: "dense", rerank: null, limit: 2, filter_doc: "long", query: c.chunks.get("long#1") },
+    { mode: out.mode, rerank: out.rerank, limit: out.limit, prefetch_limit: out.prefetch_limit, filter_doc: out.filter_doc, query: out.query },
+    { mode: "dense", rerank: null, limit: 2, prefetch_limit: null, filter_doc: "long", query: c.chunks.get("long#1") },
   );
   assert.equal(out.hits.length, 2);
   out.hits.forEach((h: JsonHit, i: number) => {

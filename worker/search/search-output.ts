@@ -35,9 +35,9 @@ export function toHits(points: ScoredPoint[]): SearchHit[] {
 /** What the plan sends to Qdrant, in a few words. */
 export function describePlan(plan: SearchPlan): string {
   const retrieval = plan.mode === "hybrid" ? `hybrid (dense + sparse, ${plan.prefetchLimit} candidates each, RRF fusion)` : plan.mode;
-  const rerank = plan.rerank ? `, reranked by ${plan.rerank} over ${plan.prefetchLimit} candidates` : "";
-  const filter = plan.docId !== undefined ? `, doc_id = "${plan.docId}"` : "";
-  return `${retrieval}${rerank}${filter}`;
+  const rerank = plan.rerank ? `, reranked by ${plan.rerank} over ${plan.prefetchLimit} candidates,` : "";
+  const filter = plan.docId !== undefined ? ` (doc_id "${plan.docId}")` : "";
+  return `${retrieval}${rerank} search in "${plan.collection}"${filter}`;
 }
 
 /** Whitespace folded to single spaces; cut to `width` characters with an ellipsis (0 = no cut). */
@@ -47,7 +47,7 @@ export function oneLine(text: string, width: number): string {
 }
 
 export function formatHitsText(plan: SearchPlan, hits: SearchHit[], width: number): string {
-  const head = `${describePlan(plan)} search in "${plan.collection}": ${hits.length} hit${hits.length === 1 ? "" : "s"}\n`;
+  const head = `${describePlan(plan)}: ${hits.length} hit${hits.length === 1 ? "" : "s"}\n`;
   const docWidth = Math.max(0, ...hits.map((h) => (h.doc_id ?? String(h.id)).length));
   const chunkWidth = Math.max(0, ...hits.map((h) => `#${h.chunk_index ?? "?"}`.length));
   const rankWidth = String(hits.length).length;
@@ -63,7 +63,7 @@ export function formatHitsText(plan: SearchPlan, hits: SearchHit[], width: numbe
 export function formatHitsJson(plan: SearchPlan, query: string, hits: SearchHit[]): string {
   const out = {
     query, collection: plan.collection, mode: plan.mode, rerank: plan.rerank ?? null,
-    limit: plan.limit, prefetch_limit: plan.prefetchLimit, filter_doc: plan.docId ?? null, hits,
+    limit: plan.limit, prefetch_limit: plan.mode === "hybrid" || plan.rerank ? plan.prefetchLimit : null, filter_doc: plan.docId ?? null, hits,
   };
   return JSON.stringify(out, null, 2) + "\n";
 }
