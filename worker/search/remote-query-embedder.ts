@@ -1,7 +1,7 @@
 /** A QueryEmbedder that asks a running worker's `POST /embed/batch` instead of loading the
  *  model: no model load per command and no model files on this machine, at the cost of a
- *  network round trip and a worker that must be up. The worker answers with the outputs its
- *  own OUTPUTS produce; one the plan needs but the answer lacks is reported, not guessed. */
+ *  network round trip and a worker that must be up (QUERY_API=true). It asks only for the
+ *  outputs the plan needs; one the answer lacks is reported, not guessed. */
 import { z } from "zod";
 import type { OutputKind } from "../../shared/config.js";
 import type { QdrantVectors } from "../adapters/qdrant-sink.js";
@@ -15,9 +15,8 @@ const responseSchema = z.object({
     dense: numbers.nullish(),
     sparse: z.object({ indices: z.array(z.number().int().nonnegative()), values: numbers }).nullish(),
     colbert: z.array(numbers).nullish(),
-    tokens: z.number().int().optional(),
-    truncated: z.boolean().optional(),
   })).min(1),
+  usage: z.object({ prompt_tokens: z.number().int() }).optional(),
 });
 
 export interface RemoteEmbedderOptions {
@@ -26,7 +25,7 @@ export interface RemoteEmbedderOptions {
   /** Sent as `Authorization: Bearer <key>` when set (QUERY_API_KEY). */
   apiKey?: string;
   timeoutMs: number;
-  /** Outputs the search needs: colbert is asked for only when a rerank uses it (it is large). */
+  /** Outputs the search needs; only these are asked for (ColBERT rows are large). */
   needs: readonly OutputKind[];
 }
 
@@ -35,12 +34,14 @@ export function embedBatchUrl(base: string): string {
   return trimmed.endsWith("/embed/batch") ? trimmed : `${trimmed}/embed/batch`;
 }
 
-/** The service's own message when its error body is JSON with one, else the start of the body. */
+/** The service's own message when its error body is JSON (`{"error": code, "message": ...}`),
+ *  else the start of the body. */
 function errorDetail(body: string): string {
   try {
     const j = JSON.parse(body) as { error?: unknown; message?: unknown };
-    const msg = typeof j.error === "string" ? j.error : typeof j.message === "string" ? j.message : undefined;
-    if (msg) return msg;
+    const code = typeof j.error === "string" ? j.error : undefined;
+    if (typeof j.message === "string") return code ? `${j.message} (${code})` : j.message;
+    if (code) return code;
   } catch {
     // not JSON: fall through to the raw text
   }
@@ -55,7 +56,9 @@ export class RemoteQueryEmbedder implements QueryEmbedder {
   }
 
   async embed(text: string): Promise<EmbeddedQuery> {
-    const body = { texts: [text], return_dense: true, return_sparse: true, return_colbert: this.o.needs.includes("colbert") };
+    // Only what the plan needs: the service refuses (400) an output its OUTPUTS leave off.
+    const needs = (k: OutputKind) => this.o.needs.includes(k);
+    const body = { texts: [text], return_dense: needs("dense"), return_sparse: needs("sparse"), return_colbert: needs("colbert") };
     const res = await this.post(body);
     const raw = await res.text();
     if (!res.ok) throw new EmbedServiceError(`${this.endpoint} answered HTTP ${res.status}: ${errorDetail(raw)}`, res.status);
@@ -70,8 +73,8 @@ export class RemoteQueryEmbedder implements QueryEmbedder {
     try {
       return await fetch(this.endpoint, { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(this.o.timeoutMs) });
     } catch (err) {
-      const e = err as { name?: string; message?: string; cause?: { code?: string } };
-      const reason = e.name === "TimeoutError" ? `no answer within ${this.o.timeoutMs} ms` : e.cause?.code ?? e.message ?? String(err);
+      const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+      const reason = e.name === "TimeoutError" ? `no answer within ${this.o.timeoutMs} ms (--embed-timeout-ms)` : e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
       throw new EmbedServiceError(`cannot reach the embedding service at ${this.endpoint}: ${reason}`, undefined, { cause: err });
     }
   }
@@ -97,6 +100,7 @@ export class RemoteQueryEmbedder implements QueryEmbedder {
     if (missing.length > 0) {
       throw new EmbedServiceError(`${this.endpoint} returned no ${missing.join(", ")} vector for the query; the worker's OUTPUTS must include ${missing.join(", ")}`, undefined);
     }
-    return { vectors, tokens: item.tokens, truncated: item.truncated ?? false };
+    // The answer does not say whether the worker cut the text (TRUNCATE=true) or not; no warning then.
+    return { vectors, tokens: parsed.data.usage?.prompt_tokens, truncated: false };
   }
 }
