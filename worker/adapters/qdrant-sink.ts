@@ -10,6 +10,7 @@ import { QdrantClient } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
 import { CollectionSchemaError, SinkError } from "../../shared/errors.js";
+import type { ChunkEmbedding } from "../core/heads.js";
 import type { ModelInfo, StaleSelector, StoredChunk, VectorPoint, VectorSink } from "../core/ports.js";
 
 export const VECTOR_NAMES = { dense: "dense", sparse: "sparse", colbert: "colbert" } as const;
@@ -23,25 +24,45 @@ export function errorStatus(err: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function toSinkError(err: unknown, what: string): SinkError {
-  const status = errorStatus(err);
+/** Qdrant's own message (`status.error` of its JSON envelope) when it sent one, else the
+ *  client's, on one line. */
+export function qdrantErrorDetail(err: unknown): string {
   const data = (err as { data?: { status?: { error?: string } } })?.data;
   const detail = data?.status?.error ?? (err as Error)?.message ?? String(err);
-  return new SinkError(`${what} failed${status ? ` (HTTP ${status})` : ""}: ${detail.split("\n").slice(0, 3).join(" ")}`, status, { cause: err });
+  return detail.split("\n").slice(0, 3).join(" ");
+}
+
+export function toSinkError(err: unknown, what: string): SinkError {
+  const status = errorStatus(err);
+  return new SinkError(`${what} failed${status ? ` (HTTP ${status})` : ""}: ${qdrantErrorDetail(err)}`, status, { cause: err });
+}
+
+/** One chunk's vectors as Qdrant's JSON takes them, keyed by vector name. */
+export interface QdrantVectors {
+  [VECTOR_NAMES.dense]?: number[];
+  [VECTOR_NAMES.sparse]?: { indices: number[]; values: number[] };
+  /** One row per token. */
+  [VECTOR_NAMES.colbert]?: number[][];
+}
+
+/** Also used for search queries, so a query vector has exactly the form of a stored one.
+ *  An empty sparse or ColBERT vector is left out. */
+export function toQdrantVectors(e: ChunkEmbedding): QdrantVectors {
+  const vector: QdrantVectors = {};
+  if (e.dense) vector[VECTOR_NAMES.dense] = Array.from(e.dense);
+  if (e.sparse && e.sparse.indices.length > 0) {
+    vector[VECTOR_NAMES.sparse] = { indices: Array.from(e.sparse.indices), values: Array.from(e.sparse.values) };
+  }
+  if (e.colbert && e.colbertDim && e.colbert.length > 0) {
+    const rows: number[][] = [];
+    for (let r = 0; r < e.colbert.length / e.colbertDim; r++) rows.push(Array.from(e.colbert.subarray(r * e.colbertDim, (r + 1) * e.colbertDim)));
+    vector[VECTOR_NAMES.colbert] = rows;
+  }
+  return vector;
 }
 
 export function toQdrantPoint(p: VectorPoint) {
-  const vector: Record<string, unknown> = {};
-  if (p.dense) vector[VECTOR_NAMES.dense] = Array.from(p.dense);
-  if (p.sparse && p.sparse.indices.length > 0) {
-    vector[VECTOR_NAMES.sparse] = { indices: Array.from(p.sparse.indices), values: Array.from(p.sparse.values) };
-  }
-  if (p.colbert && p.colbertDim && p.colbert.length > 0) {
-    const rows: number[][] = [];
-    for (let r = 0; r < p.colbert.length / p.colbertDim; r++) rows.push(Array.from(p.colbert.subarray(r * p.colbertDim, (r + 1) * p.colbertDim)));
-    vector[VECTOR_NAMES.colbert] = rows;
-  }
-  return { id: p.id, vector, payload: p.payload };
+  return { id: p.id, vector: toQdrantVectors(p), payload: p.payload };
 }
 
 export function expectedSchema(info: ModelInfo) {
