@@ -59,8 +59,8 @@ async function stageSums(metrics: Metrics): Promise<Record<string, { sum: number
   for (const v of (await metrics.stage.get()).values) {
     const stage = String(v.labels.stage);
     out[stage] ??= { sum: 0, count: 0 };
-    if (v.metricName?.endsWith("_sum")) out[stage].sum = v.value;
-    if (v.metricName?.endsWith("_count")) out[stage].count = v.value;
+    if (v.metricName?.endsWith("_sum")) out[stage].sum += v.value; // summed over lanes
+    if (v.metricName?.endsWith("_count")) out[stage].count += v.value;
   }
   return out;
 }

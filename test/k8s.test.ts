@@ -147,9 +147,15 @@ function checkWorker(docs: Doc[], what: string) {
   assert.ok(c.resources?.requests?.cpu && c.resources?.requests?.memory, "cpu and memory requests");
   assert.ok(c.resources?.limits?.memory, "memory limit");
 
-  const svc = only(docs, "Service");
-  assert.ok(isSubset(svc.spec.selector, podLabels), "the Service selects no worker pod");
-  for (const p of svc.spec.ports) assert.ok(ports.has(p.targetPort), `Service targetPort ${p.targetPort} is not a named container port`);
+  const services = docs.filter((d) => d.kind === "Service");
+  assert.deepEqual(services.map((s) => s.metadata.name).sort(), ["embed-query", "embed-worker-metrics"]);
+  for (const svc of services) {
+    assert.ok(isSubset(svc.spec.selector, podLabels), `the Service ${svc.metadata.name} selects no worker pod`);
+    for (const p of svc.spec.ports) assert.ok(ports.has(p.targetPort), `Service ${svc.metadata.name} targetPort ${p.targetPort} is not a named container port`);
+  }
+  // Search clients must reach only ready workers; Prometheus scrapes every pod, ready or not.
+  assert.notEqual(services.find((s) => s.metadata.name === "embed-query")!.spec.publishNotReadyAddresses, true);
+  assert.ok(cfg.QUERY_API === false, "the query API is off unless asked for");
   const pm = only(docs, "PodMonitor");
   assert.ok(isSubset(pm.spec.selector.matchLabels, podLabels), "the PodMonitor selects no worker pod");
   for (const ep of pm.spec.podMetricsEndpoints) {

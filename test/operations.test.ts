@@ -232,7 +232,7 @@ test("/metrics of a running worker covers every metric the dashboard and alerts 
     "process_resident_memory_bytes",
   ]) assert.match(text, new RegExp(`^${name}[{ ]`, "m"), `${name} missing from /metrics`);
   for (const stage of ["queue_wait", "tokenize", "infer", "sink_write"]) {
-    assert.match(text, new RegExp(`^embed_stage_duration_seconds_count\\{stage="${stage}"\\} [1-9]`, "m"), `stage ${stage} not observed`);
+    assert.match(text, new RegExp(`^embed_stage_duration_seconds_count\\{stage="${stage}",lane="queue"\\} [1-9]`, "m"), `stage ${stage} not observed`);
   }
   for (const state of ["waiting", "prioritized", "active", "delayed", "failed"]) {
     assert.match(text, new RegExp(`^embed_queue_jobs\\{queue="${cfg.QUEUE_NAME}",state="${state}"\\} \\d+`, "m"));

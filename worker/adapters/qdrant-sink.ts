@@ -10,7 +10,7 @@ import { QdrantClient } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
 import { CollectionSchemaError, SinkError } from "../../shared/errors.js";
-import type { ChunkEmbedding } from "../core/heads.js";
+import { colbertRows, type ChunkEmbedding } from "../core/heads.js";
 import type { ModelInfo, StaleSelector, StoredChunk, VectorPoint, VectorSink } from "../core/ports.js";
 
 export const VECTOR_NAMES = { dense: "dense", sparse: "sparse", colbert: "colbert" } as const;
@@ -53,11 +53,7 @@ export function toQdrantVectors(e: ChunkEmbedding): QdrantVectors {
   if (e.sparse && e.sparse.indices.length > 0) {
     vector[VECTOR_NAMES.sparse] = { indices: Array.from(e.sparse.indices), values: Array.from(e.sparse.values) };
   }
-  if (e.colbert && e.colbertDim && e.colbert.length > 0) {
-    const rows: number[][] = [];
-    for (let r = 0; r < e.colbert.length / e.colbertDim; r++) rows.push(Array.from(e.colbert.subarray(r * e.colbertDim, (r + 1) * e.colbertDim)));
-    vector[VECTOR_NAMES.colbert] = rows;
-  }
+  if (e.colbert && e.colbertDim && e.colbert.length > 0) vector[VECTOR_NAMES.colbert] = colbertRows(e);
   return vector;
 }
 

@@ -3,7 +3,7 @@
  *  turns embeddings into the OpenAI embeddings shape or the /embed/batch shape. Performs no I/O. */
 import { z } from "zod";
 import type { OutputKind } from "../../shared/config.js";
-import type { ChunkEmbedding } from "../core/heads.js";
+import { colbertRows } from "../core/heads.js";
 import type { InteractiveResult } from "../core/pipeline.js";
 
 export class RequestError extends Error {
@@ -131,14 +131,6 @@ export function openAiResponse(r: InteractiveResult, req: OpenAiRequest, modelNa
     model: modelName,
     usage: usage(r),
   };
-}
-
-function colbertRows(e: ChunkEmbedding): number[][] {
-  const rows: number[][] = [];
-  const dim = e.colbertDim ?? 0;
-  if (!e.colbert || dim === 0) return rows;
-  for (let o = 0; o < e.colbert.length; o += dim) rows.push(Array.from(e.colbert.subarray(o, o + dim)));
-  return rows;
 }
 
 export function batchResponse(r: InteractiveResult, req: BatchRequest, modelName: string, ms: number) {

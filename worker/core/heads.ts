@@ -89,3 +89,12 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   }
   return dot / (Math.sqrt(na) * Math.sqrt(nb) || 1);
 }
+
+/** ColBERT vectors as one array per token (the JSON form Qdrant and the query API use). */
+export function colbertRows(e: ChunkEmbedding): number[][] {
+  const rows: number[][] = [];
+  const dim = e.colbertDim ?? 0;
+  if (!e.colbert || dim === 0) return rows;
+  for (let o = 0; o < e.colbert.length; o += dim) rows.push(Array.from(e.colbert.subarray(o, o + dim)));
+  return rows;
+}
