@@ -289,6 +289,13 @@ test("408 past QUERY_TIMEOUT_MS, 500 out_of_memory for a text the device cannot 
   assertError(await call(`${url}/v1/embeddings`, { input: ["fine", "word ".repeat(80)], model: "bge-m3" }), 400, "validation_error", /^input\[1\] has \d+ tokens, more than MAX_SEQ_LENGTH=64/);
   slowMs = 600;
   assertError(await call(`${url}/v1/embeddings`, { input: "slow", model: "bge-m3" }), 408, "timeout", /QUERY_TIMEOUT_MS=300/);
+  // A client that goes away cancels its request: it leaves the pipeline before its batch is back.
+  const ac = new AbortController();
+  const gone = fetch(`${url}/v1/embeddings`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "abandoned", model: "bge-m3" }), signal: ac.signal }).catch((e: Error) => e);
+  await waitFor(() => w.pipeline.inFlightQueries === 1, 2000, "the request in flight");
+  ac.abort();
+  assert.ok((await gone) instanceof Error);
+  await waitFor(() => w.pipeline.inFlightQueries === 0, 100, "the abandoned request to leave the pipeline (well before QUERY_TIMEOUT_MS=300)");
   slowMs = 0;
   assert.equal((await call(`${url}/v1/embeddings`, { input: "fast again", model: "bge-m3" })).status, 200);
   const text = await w.metrics.registry.metrics();
