@@ -53,6 +53,8 @@ export interface PriorityRun {
   phases: PhaseResult[];
   quietWait: QuietWait;
   backfill: { jobsAdded: number; passes: number; failedJobs: number; minWaitingOverall: number };
+  /** The worker process failed to shut down cleanly (after every figure was taken). */
+  shutdownError?: string;
 }
 
 async function scrape(port: number): Promise<Sample[]> {
@@ -104,12 +106,14 @@ export interface PriorityPlan {
 }
 
 export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
+  let shutdownError: string | undefined;
   const port = await freePort();
   const warmTexts = p.backfill[0].data.chunks.map((c) => c.text);
   // DRAIN_TIMEOUT_MS: at the end the worker holds a backlog it must not finish; hand it back at once.
   const { child, queue, collection, warmupPoints } = await startWorkerChild(p.ctx, { QUERY_API: "true", HTTP_PORT: String(port), DRAIN_TIMEOUT_MS: "1000", ...p.extraEnv }, warmTexts);
   const backlog = new Backlog(queue, p.backfill, p.backlogJobs);
   const url = `http://127.0.0.1:${port}/v1/embeddings`;
+  let run: Omit<PriorityRun, "shutdownError">;
   try {
     await backlog.topUp();
     backlog.start(1000);
@@ -157,12 +161,19 @@ export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
       return { ...ph, queue: lane(before, after, "queue", inPhase), interactive: lane(before, after, "interactive", inPhase) };
     });
     const measured = backlog.between(phases[0].t0, phases[phases.length - 1].t1);
-    return {
+    run = {
       phases: results, quietWait,
       backfill: { jobsAdded: backlog.totals.jobs, passes: backlog.totals.passes, failedJobs, minWaitingOverall: Math.min(...measured.map((s) => s.waiting)) },
     };
   } finally {
     await backlog.stop();
-    await closeWorkerChild(child, queue, p.ctx.server, collection, warmupPoints);
+    shutdownError = await closeWorkerChild(child, queue, p.ctx.server, collection, warmupPoints).then(() => undefined, async (err: Error) => {
+      child.kill();
+      p.ctx.server.reset();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      return err.message;
+    });
   }
+  return { ...run, shutdownError };
 }

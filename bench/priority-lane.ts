@@ -107,6 +107,7 @@ async function main(): Promise<{ results: PriorityResults; problems: string[] }>
   const notes: string[] = [];
   if (source.kind === "sample") notes.push("Corpus: the bundled synthetic sample (bench/sample), not real transcripts; figures only show that the harness works.");
   if (model.description.tokenizer.startsWith("generated")) notes.push("Tokenizer: the generated test tokenizer, not BGE-M3's; token counts are not BGE-M3's.");
+  if (run.shutdownError) notes.push(`The worker process did not shut down cleanly after the measurement (${run.shutdownError}); every figure had been taken before.`);
   if (summary.othersCpuShareMax > 0.1) notes.push(`The machine was not quiet: other processes took up to ${Math.round(summary.othersCpuShareMax * 100)}% of the CPU in a phase (see the phase table).`);
   machine.loadAverage.end = os.loadavg()[0];
   const results: PriorityResults = {

@@ -37,6 +37,7 @@ function figures(r: PriorityResults): string[] {
     `| p95 ÷ queued batch service time in the worker | ${fix(s.p95OverWorkerService, 2)} |`,
     `| queued tokens/s, median of A / median of B | ${int(s.queueTokensPerSecondA)} / ${int(s.queueTokensPerSecondB)} |`,
     `| queued throughput drop (per round: ${s.perRoundDrop.map((d) => pct(d)).join(", ")}) | ${pct(s.throughputDrop)} |`,
+    `| the same drop with other processes' CPU factored out (estimate: tokens/s ÷ (1 - their share), per phase) | ${pct(s.throughputDropAdjusted)} |`,
     `| query token share of all tokens in B | ${pct(s.queryTokenShare, 2)} |`,
     `| model thread time on interactive batches, share of B wall time | ${pct(s.interactiveModelShare)} |`,
     `| padding efficiency: interactive batches / queued batches | ${fix(s.interactivePaddingEfficiency, 3)} / ${fix(s.queuePaddingEfficiency, 3)} |`,

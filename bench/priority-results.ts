@@ -66,6 +66,8 @@ export interface PrioritySummary {
   queueTokensPerSecondB: number;
   throughputDrop: number;
   perRoundDrop: number[];
+  /** Estimate: each phase's queued tokens/s divided by the share of the CPU other processes left it. */
+  throughputDropAdjusted: number;
   /** Interactive tokens / all tokens embedded during the B phases. */
   queryTokenShare: number;
   /** Share of the B phases' wall time the model thread spent on interactive batches. */
@@ -117,6 +119,7 @@ export function summarize(phases: readonly StoredPhase[], batchTimes: PriorityRe
   const A = phases.filter((p) => p.kind === "A");
   const B = phases.filter((p) => p.kind === "B");
   const rate = (p: StoredPhase) => p.queue.tokens / p.seconds;
+  const adjusted = (p: StoredPhase) => rate(p) / (1 - p.cpu.othersShare);
   const latencies = B.flatMap((p) => p.queries?.latenciesMs ?? []);
   const requests = sum(B.map((p) => p.queries?.sent ?? 0));
   const failed = sum(B.map((p) => p.queries?.failed ?? 0));
@@ -143,6 +146,7 @@ export function summarize(phases: readonly StoredPhase[], batchTimes: PriorityRe
     queueTokensPerSecondA: queueA,
     queueTokensPerSecondB: queueB,
     throughputDrop: 1 - queueB / queueA,
+    throughputDropAdjusted: 1 - median(B.map(adjusted)) / median(A.map(adjusted)),
     perRoundDrop: B.map((b) => {
       const a = A.find((x) => x.round === b.round);
       return a ? 1 - rate(b) / rate(a) : NaN;
