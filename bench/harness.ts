@@ -35,7 +35,12 @@ import { evaluateTargets } from "./targets.js";
 const HARNESS_KEYS = new Set(["QUEUE_NAME", "COLLECTION", "QDRANT_URL", "QDRANT_API_KEY", "MODEL_DIR", "MODEL_FILE", "SINK_FILE", "HTTP_PORT"]);
 const PRIVATE_KEYS = new Set([...HARNESS_KEYS, "REDIS_URL", "QUEUE_PREFIX", "MODEL_NAME"]);
 
-function workerEnv(o: BenchOptions, modelDir: string): Record<string, string> {
+/** The worker settings of every measured worker: the project's variables from the environment
+ *  (except those the harness owns), then the bench's options. The priority-lane bench uses it too,
+ *  so its workers match the main bench's. */
+export function workerEnv(
+  o: Pick<BenchOptions, "maxBatchTokens" | "maxBatchSize" | "padMultiple" | "perJob" | "concurrency" | "tokenizerThreads">, modelDir: string,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const key of Object.keys(configShape)) {
     const v = process.env[key];
@@ -50,11 +55,11 @@ function workerEnv(o: BenchOptions, modelDir: string): Record<string, string> {
   };
 }
 
-function publicConfig(cfg: Config): Record<string, unknown> {
+export function publicConfig(cfg: Config): Record<string, unknown> {
   return Object.fromEntries(Object.entries(cfg).filter(([k]) => !PRIVATE_KEYS.has(k)));
 }
 
-async function redisPid(connection: Redis): Promise<number | undefined> {
+export async function redisPid(connection: Redis): Promise<number | undefined> {
   const m = /process_id:(\d+)/.exec(await connection.info("server"));
   return m && existsSync(`/proc/${m[1]}`) ? Number(m[1]) : undefined;
 }

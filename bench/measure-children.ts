@@ -1,4 +1,5 @@
-/** Parent side of the measurements that need no queue: model alone, the transformers.js
+/** Parent side of the measurements that need no queue: model alone (whole sets, or single
+ *  batches timed one by one), the transformers.js
  *  peer and tokenizer throughput, each in a fresh child process. */
 import { BenchChild, type Message } from "./child-process.js";
 import type { QuietWait } from "./cpu.js";
@@ -6,6 +7,7 @@ import type { QuietWait } from "./cpu.js";
 /** Called with the measured process's pid right before its timed part (see waitForQuiet). */
 export type Gate = (pid: number) => Promise<QuietWait>;
 import type { TokenizerResult } from "./results.js";
+import type { TimedBatch } from "./batch-child.js";
 
 export interface ModelAloneResult {
   seconds: number;
@@ -66,4 +68,14 @@ export function maxCosineGap(a: number[][], b: number[][]): number {
     worst = Math.max(worst, Math.abs(1 - dot));
   }
   return worst;
+}
+
+/** Seconds of each of `batches`, run `reps` times each in a fresh model process (batch-child.ts). */
+export async function measureBatchTimes(env: Record<string, string>, batches: TimedBatch[], reps: number, gate: Gate): Promise<{ seconds: number[][]; quietWait: QuietWait }> {
+  const child = BenchChild.start("./batch-child.js", env);
+  await child.next("ready", 10 * 60_000);
+  const quietWait = await gate(child.pid);
+  const r = await child.request<Message & { seconds: number[][] }>({ type: "run", batches, reps }, "result");
+  await child.stop();
+  return { seconds: r.seconds, quietWait };
 }

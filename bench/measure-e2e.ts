@@ -80,12 +80,13 @@ async function warmUp(queue: Queue, texts: string[]): Promise<number> {
   return chunks.length;
 }
 
-async function startWorkerChild(ctx: E2eContext, extraEnv: Record<string, string>, texts: string[]) {
+/** A worker child on a fresh queue and collection, warmed up. `extraEnv` may set HTTP_PORT (default 0: no HTTP). */
+export async function startWorkerChild(ctx: E2eContext, extraEnv: Record<string, string>, texts: string[]) {
   const id = randomUUID().slice(0, 8);
   const queueName = `bench-${id}`;
   const collection = `bench_${id}`;
   const child = BenchChild.start("./worker-child.js", {
-    ...ctx.env, ...extraEnv, QUEUE_NAME: queueName, COLLECTION: collection, QDRANT_URL: ctx.server.url, HTTP_PORT: "0",
+    ...ctx.env, HTTP_PORT: "0", ...extraEnv, QUEUE_NAME: queueName, COLLECTION: collection, QDRANT_URL: ctx.server.url,
   }, ctx.execArgv ?? []);
   await child.next("ready", 10 * 60_000);
   const queue = new Queue(queueName, { connection: ctx.connection, prefix: ctx.env.QUEUE_PREFIX ?? "bull" });
@@ -106,7 +107,7 @@ async function finishedJobs(queue: Queue, total: number, seconds = 1800): Promis
   }
 }
 
-async function closeWorkerChild(child: BenchChild, queue: Queue, server: QdrantTestServer, collection: string, warmupPoints: number) {
+export async function closeWorkerChild(child: BenchChild, queue: Queue, server: QdrantTestServer, collection: string, warmupPoints: number) {
   const closed = await child.request<{ type: "closed"; peakRssBytes: number }>({ type: "close" }, "closed");
   await child.stop();
   const points = server.points(collection).size - warmupPoints;

@@ -78,20 +78,25 @@ export interface TargetResult {
   met: boolean;
 }
 
-export interface BenchResults {
-  schema: typeof RESULTS_SCHEMA;
+/** Where, when, from what and with which settings a bench ran: how every results file starts
+ *  (this bench's and `npm run bench:priority`'s). */
+export interface RunHeader {
   startedAt: string;
   finishedAt: string;
   durationSeconds: number;
   git: GitInfo;
   machine: MachineInfo;
-  /** The command-line arguments after `npm run bench --`. */
+  /** The command-line arguments after `npm run bench --` (or `bench:priority --`). */
   args: string[];
   options: Record<string, unknown>;
   /** Worker configuration used for every worker-side measurement (no URLs, paths or secrets). */
   workerConfig: Record<string, unknown>;
   model: ModelDescription;
   corpus: { kind: string; label: string; documents: number; skippedRecords: number };
+}
+
+export interface BenchResults extends RunHeader {
+  schema: typeof RESULTS_SCHEMA;
   granularities: GranularityResult[];
   tokenizers?: TokenizerResult;
   latency?: LatencyResult & { method: string; loadRatio: number };
@@ -106,7 +111,8 @@ export function resultsBaseName(r: Pick<BenchResults, "startedAt" | "git">): str
   return `${ts}-${r.git.commit}`;
 }
 
-export function writeResults(dir: string, r: BenchResults, markdown: string): { json: string; md: string } {
+/** Writes `<dir>/<timestamp>-<commit>.json` and the Markdown beside it (any results shape with a start time and commit). */
+export function writeResults(dir: string, r: Pick<BenchResults, "startedAt" | "git">, markdown: string): { json: string; md: string } {
   mkdirSync(dir, { recursive: true });
   const base = path.join(dir, resultsBaseName(r));
   writeFileSync(`${base}.json`, JSON.stringify(r, null, 2) + "\n");
