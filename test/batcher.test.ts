@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { BatchPool, padTo, planBatches } from "../worker/core/batcher.js";
+import { BatchPool, FILL_MIN_SHARE, padTo, planBatches } from "../worker/core/batcher.js";
 
 const limitsArb = fc.record({
   maxBatchTokens: fc.integer({ min: 512, max: 32_768 }),
@@ -158,7 +158,9 @@ test("BatchPool priority lane: queries first and at once, queued chunks fill up 
           const leadPadded = padTo(Math.max(...lead.map((it) => it.length)), limits.padMultiple) * lead.length;
           if (lead.length > 1) assert.ok(leadPadded <= limits.maxBatchTokens, "the query rows alone respect the budget");
           if (rest.length > 0) assert.ok(b.paddedTokens <= fill, `fill took the batch to ${b.paddedTokens} padded tokens, over the fill budget ${fill}`);
-          assert.equal(b.paddedLength, padTo(Math.max(...b.items.map((it) => it.length)), limits.padMultiple));
+          // the fill never pads the query rows further, and each fill chunk is nearly as long as the rows
+          assert.equal(b.paddedLength, padTo(Math.max(...lead.map((it) => it.length)), limits.padMultiple));
+          for (const it of rest) assert.ok(it.length <= b.paddedLength && it.length >= FILL_MIN_SHARE * b.paddedLength);
           seen.push(...b.items.map((it) => it.id));
         }
         // take() never hands out queries, and what is left are exactly the queued chunks not used as fill
@@ -174,21 +176,18 @@ test("BatchPool priority lane: queries first and at once, queued chunks fill up 
   );
 });
 
-test("BatchPool priority lane: the fill uses the budget with the least padding, and take() leaves queries alone", () => {
+test("BatchPool priority lane: the fill takes only queued chunks about as long as the query rows, longest first; take() leaves queries alone", () => {
   const pool = new BatchPool<LaneItem>({ maxBatchTokens: 4096, maxBatchSize: 64, padMultiple: 1 });
-  // 40 queued chunks of 100 tokens, 10 of 500; one 12-token query.
-  const queued = [...Array.from({ length: 40 }, (_, k) => ({ id: k, length: 100, pooledAt: 0 })), ...Array.from({ length: 10 }, (_, k) => ({ id: 40 + k, length: 500, pooledAt: 0 }))];
-  pool.add(queued);
+  // queued: 10 chunks of 100 tokens, 3 of 12, 3 of 11, 5 of 10 (under 90% of 12); one 12-token query.
+  const lengths = [...Array(10).fill(100), 12, 12, 12, 11, 11, 11, 10, 10, 10, 10, 10];
+  pool.add(lengths.map((length, id) => ({ id, length, pooledAt: 0 })));
   pool.add([{ id: 99, length: 12, pooledAt: 5, interactive: true }]);
-  // A queued batch is due (nothing more coming), but take() must not pick the query.
-  const b = pool.takeInteractive(1024)!;
+  // Fill budget 60 tokens = 5 rows of 12: the query and the four longest fitting chunks (12, 12, 12, 11).
+  const b = pool.takeInteractive(60)!;
   assert.equal(b.items[0].id, 99);
-  // Budget 1024: padded to 100, 10 rows (1 query + 9 fill) = 1000 tokens, 900 real queued tokens;
-  // padding to 500 would fit 2 rows and carry 500. The 100-token chunks win.
-  assert.equal(b.paddedLength, 100);
-  assert.equal(b.items.length, 10);
-  assert.ok(b.items.slice(1).every((it) => it.length === 100));
-  assert.equal(pool.takeInteractive(1024), null);
+  assert.equal(b.paddedLength, 12, "the 100-token chunks never pad the query row");
+  assert.deepEqual(b.items.slice(1).map((it) => it.length), [12, 12, 12, 11]);
+  assert.equal(pool.takeInteractive(60), null);
   const next = pool.take({ now: 10, moreComing: false, lingerMs: 5 });
   assert.ok(next.batch && next.batch.items.every((it) => !it.interactive));
   // With a fill budget of 0 the query runs alone, padded to its own length.

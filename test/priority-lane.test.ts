@@ -47,11 +47,16 @@ test("model thread: an interactive batch runs before queued batches already wait
   cleanups.push(() => model.close());
   const order: string[] = [];
   const run = (name: string, b: ModelBatch) => model.embed(b).then(() => order.push(name));
-  // q1 starts running; q2 and q3 arrive and wait in the thread; then the query arrives.
+  // q1 starts running; q2 and q3 arrive and wait in the thread; then three queries arrive.
+  const runsBefore = model.sessionRuns;
   const first = run("q1", seqs(16, 512));
   await new Promise((r) => setTimeout(r, 50));
-  await Promise.all([first, run("q2", seqs(16, 512)), run("q3", seqs(16, 512)), run("query", { ...seqs(1, 12), interactive: true })]);
-  assert.deepEqual(order, ["q1", "query", "q2", "q3"]);
+  const query = (name: string, length: number) => run(name, { ...seqs(1, length), interactive: true });
+  await Promise.all([first, run("q2", seqs(16, 512)), run("q3", seqs(16, 512)), query("i1", 12), query("i2", 20), query("i3", 9)]);
+  assert.deepEqual(order.slice(0, 1), ["q1"]);
+  assert.deepEqual(order.slice(1, 4).sort(), ["i1", "i2", "i3"], "the queries run right after the running batch");
+  assert.deepEqual(order.slice(4), ["q2", "q3"]);
+  assert.equal(model.sessionRuns - runsBefore, 4, "the three queries waiting together ran as one session run");
   // All sent while the thread is idle: the query goes first of all.
   order.length = 0;
   await Promise.all([run("q1", seqs(4, 64)), run("query", { ...seqs(1, 12), interactive: true })]);
@@ -96,7 +101,7 @@ test("under a saturating backlog a query waits for at most the running batch, ov
   const text = (n: number, seed: number) => Array.from({ length: n }, (_, k) => words[(seed * 7 + k * 3) % words.length]).join(" ");
   const jobs = Array.from({ length: 150 }, (_, j): { name: string; data: EmbedJobData; opts: { jobId: string } } => ({
     name: JOB_NAME,
-    data: { v: JOB_SCHEMA_VERSION, docId: `bulk-${j}`, part: 0, parts: 1, docHash: `h${j}`, enqueuedAt: Date.now(), metadata: {}, chunks: Array.from({ length: 16 }, (_, index) => ({ index, text: text(40 + ((j * 16 + index) % 200), j + index), metadata: {} })) },
+    data: { v: JOB_SCHEMA_VERSION, docId: `bulk-${j}`, part: 0, parts: 1, docHash: `h${j}`, enqueuedAt: Date.now(), metadata: {}, chunks: Array.from({ length: 16 }, (_, index) => ({ index, text: text(3 + ((j * 16 + index) % 240), j + index), metadata: {} })) },
     opts: { jobId: `bulk-${j}` },
   }));
   await queue.addBulk(jobs);
@@ -105,7 +110,7 @@ test("under a saturating backlog a query waits for at most the running batch, ov
   const url = `http://127.0.0.1:${w.queryPort}/v1/embeddings`;
   await waitFor(() => calls.filter((c) => !c.interactive).length >= 4, 30_000, "the backlog is being embedded");
   const latencies: number[] = [];
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 16; i++) {
     const t = performance.now();
     const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: `what did the council decide about item ${i}?`, model: "bge-m3" }) });
     assert.equal(res.status, 200);

@@ -11,12 +11,15 @@ import type { EmbeddingModel, ModelBatch, ModelInfo } from "../core/ports.js";
 import type { ModelFiles } from "./model-files.js";
 import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.js";
 
-type ModelConfig = Pick<Config, "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH">;
+type ModelConfig = Pick<Config, "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS">;
 
 export class OnnxModel implements EmbeddingModel {
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (r: ChunkEmbedding[]) => void; reject: (e: Error) => void }>();
   private broken: Error | undefined;
+  private lastRun = 0;
+  /** Session runs so far (interactive batches merged in the thread share one run). */
+  sessionRuns = 0;
   /** Called when the last pending call settles (close() waits for it). */
   private idle: (() => void) | undefined;
   onFatal: ((err: Error) => void) | undefined;
@@ -31,7 +34,7 @@ export class OnnxModel implements EmbeddingModel {
     const data: OnnxThreadData = {
       modelPath: files.modelPath, provider: cfg.EXECUTION_PROVIDER, deviceId: cfg.CUDA_DEVICE_ID,
       intraOpThreads: cfg.INTRA_OP_THREADS, outputs: cfg.OUTPUTS, padId: files.padId, bosId: files.bosId,
-      eosId: files.eosId, specialIds: files.specialIds,
+      eosId: files.eosId, specialIds: files.specialIds, mergeTokens: cfg.MAX_BATCH_TOKENS,
     };
     const thread = new Worker(new URL("./onnx-thread.js", import.meta.url), { workerData: data });
     const ready = await new Promise<Extract<ThreadReply, { type: "ready" }>>((resolve, reject) => {
@@ -106,7 +109,11 @@ export class OnnxModel implements EmbeddingModel {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    if (m.type === "result") p.resolve(m.results);
+    if (m.type === "result") {
+      if (m.run !== this.lastRun) this.sessionRuns++;
+      this.lastRun = m.run;
+      p.resolve(m.results);
+    }
     else p.reject(m.oom ? new OutOfMemoryError(`out of memory: ${m.message}`) : new InferenceError(`inference failed: ${m.message}`));
     if (this.pending.size === 0) this.idle?.();
   }

@@ -19,6 +19,8 @@ export interface OnnxThreadData {
   bosId: number;
   eosId: number;
   specialIds: number[];
+  /** Interactive batches waiting together run as one, up to this many padded tokens. */
+  mergeTokens: number;
 }
 
 /** `interactive` batches (query requests) run before every queued batch that waits here. */
@@ -29,7 +31,8 @@ export type ThreadRequest =
 export type ThreadReply =
   | { type: "ready"; inputNames: string[]; outputNames: string[]; available: OutputKind[]; denseDim: number; colbertDim?: number }
   | { type: "fatal"; message: string; name: string }
-  | { type: "result"; id: number; results: ChunkEmbedding[] }
+  /** `run` numbers the session runs: batches merged into one run share it. */
+  | { type: "result"; id: number; results: ChunkEmbedding[]; run: number }
   | { type: "error"; id: number; message: string; oom: boolean };
 
 const cfg = workerData as OnnxThreadData;
@@ -131,15 +134,50 @@ function transferables(results: ChunkEmbedding[]): ArrayBuffer[] {
 
 /** Batches sent while one runs wait here; the next to run is the oldest interactive one, else
  *  the oldest. The main thread keeps a queued batch waiting behind the running one so the
- *  session never idles on a round trip; a query batch overtakes it here. */
-const waiting: ThreadRequest[] = [];
+ *  session never idles on a round trip; a query batch overtakes it here. Interactive batches
+ *  that arrived while one batch ran are merged into one run (up to `mergeTokens` padded
+ *  tokens): the queries are cut as one batch when the device frees up, and pay one call's
+ *  overhead between them. */
+type EmbedRequest = Extract<ThreadRequest, { type: "embed" }>;
+const waiting: EmbedRequest[] = [];
 let running = false;
+let runs = 0;
 
 function accept(msg: ThreadRequest): void {
   if (msg.type === "embed") waiting.push(msg);
   else if (msg.type === "stop") {
-    for (const r of waiting.splice(0)) if (r.type === "embed") port.postMessage({ type: "error", id: r.id, message: "model closed", oom: false } satisfies ThreadReply);
+    for (const r of waiting.splice(0)) port.postMessage({ type: "error", id: r.id, message: "model closed", oom: false } satisfies ThreadReply);
   }
+}
+
+/** The next run: the oldest interactive batch with every other waiting one that fits beside it, or the oldest batch. */
+function nextGroup(): EmbedRequest[] {
+  const first = waiting.findIndex((r) => r.interactive);
+  const [lead] = waiting.splice(first >= 0 ? first : 0, 1);
+  const group = [lead];
+  if (!lead.interactive) return group;
+  let rows = lead.lengths.length;
+  let padded = lead.paddedLength;
+  for (let i = 0; i < waiting.length; ) {
+    const r = waiting[i];
+    const p = Math.max(padded, r.paddedLength);
+    if (r.interactive && p * (rows + r.lengths.length) <= cfg.mergeTokens) {
+      group.push(...waiting.splice(i, 1));
+      rows += r.lengths.length;
+      padded = p;
+    } else i++;
+  }
+  return group;
+}
+
+function concat(arrays: Int32Array[]): Int32Array {
+  const out = new Int32Array(arrays.reduce((n, a) => n + a.length, 0));
+  let o = 0;
+  for (const a of arrays) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return out;
 }
 
 function runNext(): void {
@@ -147,13 +185,22 @@ function runNext(): void {
   // run() blocks this thread, so messages that arrived meanwhile are still on the port: take them all before choosing.
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) accept(m.message as ThreadRequest);
   if (waiting.length === 0) return;
-  const first = waiting.findIndex((r) => r.type === "embed" && r.interactive);
-  const [msg] = waiting.splice(first >= 0 ? first : 0, 1) as Array<Extract<ThreadRequest, { type: "embed" }>>;
+  const group = nextGroup();
+  const padded = Math.max(...group.map((r) => r.paddedLength));
+  const run = ++runs;
   running = true;
-  embed(msg.flat, msg.lengths, msg.paddedLength)
+  embed(concat(group.map((r) => r.flat)), concat(group.map((r) => r.lengths)), padded)
     .then(
-      (results) => port.postMessage({ type: "result", id: msg.id, results } satisfies ThreadReply, transferables(results)),
-      (err: Error) => port.postMessage({ type: "error", id: msg.id, message: err.message, oom: looksLikeOutOfMemory(err.message) } satisfies ThreadReply),
+      (results) => {
+        let o = 0;
+        for (const r of group) {
+          const mine = results.slice(o, (o += r.lengths.length));
+          port.postMessage({ type: "result", id: r.id, results: mine, run } satisfies ThreadReply, transferables(mine));
+        }
+      },
+      (err: Error) => {
+        for (const r of group) port.postMessage({ type: "error", id: r.id, message: err.message, oom: looksLikeOutOfMemory(err.message) } satisfies ThreadReply);
+      },
     )
     .finally(() => {
       running = false;

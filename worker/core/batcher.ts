@@ -98,6 +98,9 @@ export interface TakeOptions {
   onlyFull?: boolean;
 }
 
+/** A queued chunk rides in a query's batch only if it is at least this share of the batch's padded length. */
+export const FILL_MIN_SHARE = 0.9;
+
 /** Holds the pool and decides which batch runs next. Two lanes: queued chunks (jobs) and
  *  interactive chunks (query requests). Interactive chunks never wait for company and never
  *  sit behind queued ones: `takeInteractive` cuts their batch at once, and `take` never
@@ -132,12 +135,13 @@ export class BatchPool<T extends Pooled> {
   }
 
   /** The priority lane. Takes the waiting interactive chunks, oldest first, as many as one batch
-   *  holds, and pads them to the longest of them (L). Queued chunks then fill the batch up to
-   *  `fillTokens` padded tokens: for each candidate padded length P >= L (L or a queued chunk's
-   *  padded length), the longest queued chunks no longer than P, as many rows as the budget
-   *  allows; the P that carries the most real queued tokens wins (the least padding for the
-   *  budget). The fill is work the queue needed anyway, so a query costs the queue little;
-   *  `fillTokens` bounds how long the query's own batch runs. Null when no interactive chunk waits. */
+   *  holds, and pads them to the longest of them (L). Queued chunks then ride along, up to
+   *  `fillTokens` padded tokens in all, but only where they cost next to nothing: a chunk joins
+   *  only if it needs no more than L (so query rows are never padded for the queue's sake) and is
+   *  at least `FILL_MIN_SHARE` of L long (its own padding stays small); the longest such chunks
+   *  first. On a GPU a small batch costs about as much as a fuller one, so the fill is work the
+   *  queue gets for free; on a CPU, where time grows with tokens, it costs the queue about what
+   *  the same chunks would cost later. Null when no interactive chunk waits. */
   takeInteractive(fillTokens: number): Batch<T> | null {
     if (this.interactive.length === 0) return null;
     const { maxBatchSize, maxBatchTokens, padMultiple } = this.limits;
@@ -152,40 +156,14 @@ export class BatchPool<T extends Pooled> {
     }
     const leadSet = new Set(lead);
     this.interactive = this.interactive.filter((it) => !leadSet.has(it));
-    const fill = this.pickFill(L, lead.length, Math.min(fillTokens, maxBatchTokens));
+    const room = Math.min(maxBatchSize, Math.floor(Math.min(fillTokens, maxBatchTokens) / L)) - lead.length;
+    const fill = room > 0 ? this.pool.filter((it) => padTo(it.length, padMultiple) <= L && it.length >= FILL_MIN_SHARE * L) : [];
+    fill.sort((a, b) => b.length - a.length).splice(Math.max(0, room));
     if (fill.length > 0) {
       const taken = new Set(fill);
       this.pool = this.pool.filter((it) => !taken.has(it));
     }
-    const items = [...lead, ...fill];
-    let padded = L;
-    for (const it of fill) padded = Math.max(padded, padTo(it.length, padMultiple));
-    return makeBatch(items, padded);
-  }
-
-  /** Queued chunks to ride along with `rows` interactive rows padded to `L`, within `budget`. */
-  private pickFill(L: number, rows: number, budget: number): T[] {
-    const { maxBatchSize, padMultiple } = this.limits;
-    if (this.pool.length === 0 || budget <= 0) return [];
-    const q = [...this.pool].sort((a, b) => b.length - a.length);
-    const padded = q.map((it) => padTo(it.length, padMultiple));
-    const prefix = new Float64Array(q.length + 1);
-    for (let i = 0; i < q.length; i++) prefix[i + 1] = prefix[i] + q[i].length;
-    let best = { real: 0, start: 0, count: 0 };
-    // Candidates P: L, then each distinct queued padded length above L. q is sorted longest first,
-    // so the chunks no longer than P start at the first index whose padded length is <= P.
-    const candidates = new Set<number>([L]);
-    for (const p of padded) if (p > L) candidates.add(p);
-    let start = 0;
-    for (const P of [...candidates].sort((a, b) => b - a)) {
-      while (start < q.length && padded[start] > P) start++;
-      const room = Math.min(maxBatchSize, Math.floor(budget / P)) - rows;
-      if (room <= 0) continue;
-      const count = Math.min(room, q.length - start);
-      const real = prefix[start + count] - prefix[start];
-      if (real > best.real) best = { real, start, count };
-    }
-    return q.slice(best.start, best.start + best.count);
+    return makeBatch([...lead, ...fill], L);
   }
 
   /** The next batch to run, or null with how long to wait before asking again. */

@@ -108,9 +108,9 @@ export interface InteractiveOptions {
  *  in the pool to be sorted with later arrivals. */
 const MODEL_DEPTH = 2;
 
-/** Interactive batches handed to the model thread at once: one running, one next in line. A
- *  third waits in the pool, where later queries join it. */
-const INTERACTIVE_DEPTH = 2;
+/** Interactive batches handed to the model thread at once. The thread merges those waiting into
+ *  one run, so this only bounds its inbox; past it, queries wait in the pool and batch together. */
+const INTERACTIVE_DEPTH = 8;
 
 export class EmbeddingPipeline {
   private readonly pool: BatchPool<Item>;
