@@ -101,7 +101,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
   let queryServer: HttpServer | undefined;
   const api = auth ? new QueryApi(cfg, auth, { metrics, log, health }) : undefined;
   const ownQueryPort = opts.queryPort ?? (cfg.QUERY_API_PORT > 0 ? cfg.QUERY_API_PORT : undefined);
-  const apiHandler = api ? (req: Parameters<QueryApi["handle"]>[0], res: Parameters<QueryApi["handle"]>[1]) => api.handle(req, res) : undefined;
+  const apiHandler = api?.handle.bind(api);
   try {
     if (wantHttp || (api && ownQueryPort === undefined)) {
       http = await startHttpServer(opts.httpPort ?? cfg.HTTP_PORT, metrics.registry, {

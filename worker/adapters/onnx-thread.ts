@@ -171,6 +171,7 @@ function nextGroup(): EmbedRequest[] {
 }
 
 function concat(arrays: Int32Array[]): Int32Array {
+  if (arrays.length === 1) return arrays[0]; // every queued batch: no copy
   const out = new Int32Array(arrays.reduce((n, a) => n + a.length, 0));
   let o = 0;
   for (const a of arrays) {

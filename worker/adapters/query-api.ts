@@ -56,11 +56,11 @@ export class QueryApi {
     const path = (req.url ?? "/").split("?")[0].replace(/\/+$/, "");
     const route = ROUTES[path];
     if (!route) return false;
-    void this.serve(req, res, route);
+    void this.serve(req, res, { ...route, path });
     return true;
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, route: { method: string; endpoint: string }): Promise<void> {
+  private async serve(req: IncomingMessage, res: ServerResponse, route: { method: string; endpoint: string; path: string }): Promise<void> {
     const arrived = performance.now();
     const requestId = randomUUID();
     const { metrics, log } = this.deps;
@@ -82,7 +82,7 @@ export class QueryApi {
     };
     try {
       if (req.method !== route.method) {
-        throw new RequestError(405, "method_not_allowed", `${path(req)} takes ${route.method}`);
+        throw new RequestError(405, "method_not_allowed", `${route.path} takes ${route.method}`);
       }
       const a = this.auth.authenticate(req.headers.authorization, req.socket.remoteAddress ?? "unknown");
       if (!a.ok) throw new RequestError(401, "unauthorized", a.reason);
@@ -146,10 +146,6 @@ export class QueryApi {
       throw new RequestError(400, "validation_error", `the body is not valid JSON: ${(err as Error).message}`);
     }
   }
-}
-
-function path(req: IncomingMessage): string {
-  return (req.url ?? "/").split("?")[0];
 }
 
 function tooLarge(limit: number): RequestError {

@@ -57,7 +57,7 @@ interface QueryState {
   tokens: number[];
   remaining: number;
   failed: boolean;
-  resolve: (r: InteractiveResult) => void;
+  resolve: () => void;
   reject: (e: Error) => void;
   settled: Promise<void>;
 }
@@ -88,8 +88,6 @@ export interface InteractiveResult {
   tokens: number[];
   /** Per input, token id -> token string, when asked for. */
   tokenMaps?: Map<number, string>[];
-  /** Inputs cut to MAX_SEQ_LENGTH. */
-  truncated: number;
 }
 
 export interface InteractiveOptions {
@@ -199,12 +197,12 @@ export class EmbeddingPipeline {
    *  ChunkTooLongError naming its index. */
   async embedInteractive(texts: string[], opts: InteractiveOptions): Promise<InteractiveResult> {
     assert.ok(texts.length > 0, "embedInteractive called without texts; the caller validates this");
-    let resolve!: (r: InteractiveResult) => void;
+    let resolve!: () => void;
     let reject!: (e: Error) => void;
-    const done = new Promise<InteractiveResult>((res, rej) => ((resolve = res), (reject = rej)));
+    const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
     const q: QueryState = {
       id: opts.id, results: new Array(texts.length), tokens: new Array(texts.length).fill(0), remaining: texts.length, failed: false, resolve, reject,
-      settled: done.then(() => undefined, () => undefined),
+      settled: done.catch(() => undefined),
     };
     this.queries.add(q);
     const timer = setTimeout(() => this.failQuery(q, new TimeoutError(`not answered within ${Math.round(opts.timeoutMs)} ms`)), opts.timeoutMs);
@@ -222,10 +220,8 @@ export class EmbeddingPipeline {
       this.metrics?.stage.observe({ stage: "tokenize", lane: "interactive" }, (performance.now() - started) / 1000);
       const now = Date.now();
       const items: QueryItem[] = [];
-      let truncated = 0;
       encoded.forEach((t, i) => {
         if (t.truncated && !this.cfg.TRUNCATE) throw new ChunkTooLongError(i, t.fullLength, this.cfg.MAX_SEQ_LENGTH);
-        if (t.truncated) truncated++;
         q.tokens[i] = t.ids.length;
         items.push({ interactive: true, state: q, slot: i, ids: t.ids, truncated: t.truncated, length: t.ids.length, pooledAt: now });
       });
@@ -234,8 +230,8 @@ export class EmbeddingPipeline {
         this.pool.add(items);
         this.pump();
       }
-      const r = await done;
-      return { ...r, truncated, tokenMaps };
+      await done;
+      return { embeddings: q.results, tokens: q.tokens, tokenMaps };
     } catch (err) {
       if (err instanceof ChunkTooLongError) this.metrics?.errors.inc({ type: err.kind });
       this.failQuery(q, err as Error);
@@ -427,7 +423,7 @@ export class EmbeddingPipeline {
     if (--q.remaining > 0) return;
     this.queries.delete(q);
     q.failed = true; // settled: a late timeout or abort must not reject it
-    q.resolve({ embeddings: q.results, tokens: q.tokens, truncated: 0 });
+    q.resolve();
   }
 
   private failQuery(q: QueryState, err: Error): void {
