@@ -154,48 +154,63 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return ab / Math.sqrt(aa * bb);
 }
 
-function assertVectorClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  if (tol.cosine !== undefined) {
-    const c = cosine(actual, expected);
-    assert.ok(c >= tol.cosine, `${what}: cosine ${c} < ${tol.cosine}`);
-    return;
-  }
-  for (let i = 0; i < actual.length; i++) {
-    const diff = Math.abs(actual[i] - expected[i]);
-    assert.ok(diff <= tol.abs!, `${what}[${i}]: ${actual[i]} vs ${expected[i]} (|Δ| ${diff.toExponential(2)})`);
+/** The worst agreement seen in one layout's comparison, reported as a test diagnostic. */
+class Worst {
+  abs = 0;
+  cosine = 1;
+  sparse = 0;
+
+  toString(): string {
+    return `max |Δ| ${this.abs.toExponential(1)}, max 1 - cosine ${(1 - this.cosine).toExponential(1)}, ` +
+      `max sparse |Δ| ${this.sparse.toExponential(1)}`;
   }
 }
 
+function assertVectorClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, what: string, worst: Worst): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  const c = cosine(actual, expected);
+  worst.cosine = Math.min(worst.cosine, c);
+  let max = 0;
+  for (let i = 0; i < actual.length; i++) max = Math.max(max, Math.abs(actual[i] - expected[i]));
+  worst.abs = Math.max(worst.abs, max);
+  if (tol.cosine !== undefined) assert.ok(c >= tol.cosine, `${what}: cosine ${c} < ${tol.cosine}`);
+  else assert.ok(max <= tol.abs!, `${what}: max |Δ| ${max.toExponential(2)} > ${tol.abs}`);
+}
+
 /** Sparse weights over the union of ids (an id one side lacks weighs 0). */
-function assertSparseClose(actual: ChunkEmbedding["sparse"], expected: Map<number, number>, tol: number, what: string): void {
+function assertSparseClose(actual: ChunkEmbedding["sparse"], expected: Map<number, number>, tol: number, what: string, worst: Worst): void {
   const got = new Map<number, number>();
   actual!.indices.forEach((id, k) => got.set(id, actual!.values[k]));
   for (const id of new Set([...got.keys(), ...expected.keys()])) {
     const a = got.get(id) ?? 0;
     const e = expected.get(id) ?? 0;
+    worst.sparse = Math.max(worst.sparse, Math.abs(a - e));
     assert.ok(Math.abs(a - e) <= tol, `${what} id ${id}: ${a} vs ${e}`);
   }
 }
 
-function assertMatchesReference(out: ChunkEmbedding[], provides: LayoutOutput[], tol: Tolerance): void {
+function assertMatchesReference(out: ChunkEmbedding[], provides: LayoutOutput[], tol: Tolerance): Worst {
+  const worst = new Worst();
   out.forEach((e, i) => {
     const ref = reference[i];
-    assertVectorClose(e.dense!, ref.dense, tol, `text ${i} dense`);
-    if (provides.includes("sparse")) assertSparseClose(e.sparse, ref.sparse, tol.sparse, `text ${i} sparse`);
+    assertVectorClose(e.dense!, ref.dense, tol, `text ${i} dense`, worst);
+    if (provides.includes("sparse")) assertSparseClose(e.sparse, ref.sparse, tol.sparse, `text ${i} sparse`, worst);
     else assert.equal(e.sparse, undefined);
     if (!provides.includes("colbert")) return assert.equal(e.colbert, undefined);
     const d = e.colbertDim!;
     assert.equal(e.colbert!.length / d, ref.colbert.length, `text ${i}: ColBERT rows (length - 1, </s> included)`);
-    ref.colbert.forEach((row, r) => assertVectorClose(e.colbert!.subarray(r * d, (r + 1) * d), row, tol, `text ${i} colbert ${r}`));
+    ref.colbert.forEach((row, r) => {
+      assertVectorClose(e.colbert!.subarray(r * d, (r + 1) * d), row, tol, `text ${i} colbert ${r}`, worst);
+    });
   });
+  return worst;
 }
 
 for (const layout of EXPORT_LAYOUTS) {
   const spec = LAYOUT_SPECS[layout];
   const tol = spec.float16Outputs ? FP16 : FP32;
   const bound = tol.abs !== undefined ? `within ${tol.abs}` : `cosine ≥ ${tol.cosine}, sparse within ${tol.sparse}`;
-  test(`${layout}: the worker's ${spec.provides.join(", ")} equal FlagEmbedding's post-processing (${bound})`, async () => {
+  test(`${layout}: the worker's ${spec.provides.join(", ")} equal FlagEmbedding's post-processing (${bound})`, async (t) => {
     const dir = path.join(root, layout);
     const files = locateModelFiles(dir);
     assert.equal(files.modelPath, path.join(dir, spec.file));
@@ -203,7 +218,7 @@ for (const layout of EXPORT_LAYOUTS) {
     try {
       assert.deepEqual(model.info.outputs, spec.provides);
       const out = await model.embed({ sequences, paddedLength: padTo(Math.max(...sequences.map((s) => s.length)), 8) });
-      assertMatchesReference(out, spec.provides, tol);
+      t.diagnostic(`${layout}: ${assertMatchesReference(out, spec.provides, tol)}`);
     } finally {
       await model.close();
     }
