@@ -11,7 +11,9 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import onnxProto from "onnx-proto";
-import { EXPORT_LAYOUTS, LAYOUT_SPECS, writeExportLayout, type LayoutOutput } from "../shared/test-model/export-layouts.js";
+import {
+  EXPORT_LAYOUTS, LAYOUT_SPECS, writeExportLayout, type LayoutOutput,
+} from "../shared/test-model/export-layouts.js";
 import { generateHeadWeights, transposed } from "../shared/test-model/head-weights.js";
 import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
 import { ModelLoadError } from "../shared/errors.js";
@@ -60,7 +62,8 @@ before(async () => {
   root = await fs.mkdtemp(path.join(os.tmpdir(), "model-layouts-"));
   for (const layout of EXPORT_LAYOUTS) await writeExportLayout(path.join(root, layout), layout);
   const backbone = locateModelFiles(path.join(root, "backbone"));
-  const tokenizer = new TokenizerPool({ tokenizerPath: backbone.tokenizerPath, maxLength: 8192, eosId: backbone.eosId, threads: 1 });
+  const { tokenizerPath, eosId } = backbone;
+  const tokenizer = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId, threads: 1 });
   try {
     sequences = (await tokenizer.encode(TEXTS)).map((t) => t.ids);
   } finally {
@@ -101,7 +104,13 @@ test("the .pt heads hold the default model's head weights rounded to float16", a
 });
 
 /** Inputs and outputs a layout's ONNX file declares: name → [element type, dims]. */
-async function declared(modelPath: string): Promise<{ inputs: Map<string, number>; outputs: Map<string, [number, string[]]>; external: string[] }> {
+interface Declared {
+  inputs: Map<string, number>;
+  outputs: Map<string, [number, string[]]>;
+  external: string[];
+}
+
+async function declared(modelPath: string): Promise<Declared> {
   const model = onnx.ModelProto.decode(await fs.readFile(modelPath));
   const g = model.graph!;
   const dims = (v: onnxProto.onnx.IValueInfoProto) =>
@@ -119,7 +128,9 @@ test("each layout declares the published names, shapes and element types", async
   const want: Record<string, Record<string, string>> = {
     vecs: { dense_vecs: "batch,32", sparse_vecs: "batch,sequence,1", colbert_vecs: "batch,sequence_minus_1,32" },
     "raw-cls": { dense: "batch,32", sparse: "batch,sequence", colbert: "batch,sequence,32" },
-    renamed: { dense_embeddings: "batch,32", sparse_weights: "batch,sequence,1", colbert_vectors: "batch,sequence_minus_1,32" },
+    renamed: {
+      dense_embeddings: "batch,32", sparse_weights: "batch,sequence,1", colbert_vectors: "batch,sequence_minus_1,32",
+    },
     "sentence-transformers": { token_embeddings: "batch,sequence,32", sentence_embedding: "batch,32" },
     backbone: { last_hidden_state: "batch,sequence,32" },
   };
@@ -166,7 +177,9 @@ class Worst {
   }
 }
 
-function assertVectorClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, what: string, worst: Worst): void {
+type Vector = ArrayLike<number>;
+
+function assertVectorClose(actual: Vector, expected: Vector, tol: Tolerance, what: string, worst: Worst): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   const c = cosine(actual, expected);
   worst.cosine = Math.min(worst.cosine, c);
@@ -178,7 +191,13 @@ function assertVectorClose(actual: ArrayLike<number>, expected: ArrayLike<number
 }
 
 /** Sparse weights over the union of ids (an id one side lacks weighs 0). */
-function assertSparseClose(actual: ChunkEmbedding["sparse"], expected: Map<number, number>, tol: number, what: string, worst: Worst): void {
+function assertSparseClose(
+  actual: ChunkEmbedding["sparse"],
+  expected: Map<number, number>,
+  tol: number,
+  what: string,
+  worst: Worst,
+): void {
   const got = new Map<number, number>();
   actual!.indices.forEach((id, k) => got.set(id, actual!.values[k]));
   for (const id of new Set([...got.keys(), ...expected.keys()])) {
@@ -210,7 +229,8 @@ for (const layout of EXPORT_LAYOUTS) {
   const spec = LAYOUT_SPECS[layout];
   const tol = spec.float16Outputs ? FP16 : FP32;
   const bound = tol.abs !== undefined ? `within ${tol.abs}` : `cosine ≥ ${tol.cosine}, sparse within ${tol.sparse}`;
-  test(`${layout}: the worker's ${spec.provides.join(", ")} equal FlagEmbedding's post-processing (${bound})`, async (t) => {
+  const name = `${layout}: the worker's ${spec.provides.join(", ")} equal FlagEmbedding's post-processing (${bound})`;
+  test(name, async (t) => {
     const dir = path.join(root, layout);
     const files = locateModelFiles(dir);
     assert.equal(files.modelPath, path.join(dir, spec.file));

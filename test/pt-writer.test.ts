@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { float16Bits, float16Value, roundToFloat16 } from "../shared/test-model/float16.js";
-import { ptBytes } from "../shared/test-model/pt-writer.js";
+import { ptBytes, type PtTensor } from "../shared/test-model/pt-writer.js";
 import { GENERATOR_VERSION, writeTestModel } from "../shared/test-model/write-test-model.js";
 import { repoRoot } from "./support/harness.js";
 
@@ -24,7 +24,7 @@ for (const file of ["sparse_linear_fp16.pt", "colbert_linear_fp16.pt"]) {
   test(`writes ${file} byte for byte as torch.save did`, () => {
     const tensors = Object.entries(expected.files[file]).map(([key, t]) => {
       assert.equal(t.dtype, "float16");
-      return [key, { data: Float32Array.from(t.values), shape: t.shape }] as [string, { data: Float32Array; shape: number[] }];
+      return [key, { data: Float32Array.from(t.values), shape: t.shape }] as [string, PtTensor];
     });
     // The fixtures come from `module.state_dict()`, which carries `_metadata`.
     const mine = ptBytes(tensors, { archiveName: path.basename(file, ".pt"), moduleMetadata: true });
