@@ -94,7 +94,10 @@ function unsupportedTypeError(err: Error): ModelLoadError | undefined {
 }
 
 function metas(list: readonly ort.InferenceSession.ValueMetadata[]): TensorMeta[] {
-  return list.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: m.shape } : { name: m.name, type: "non-tensor", shape: [] }));
+  return list.map((m) => {
+    if (m.isTensor) return { name: m.name, type: m.type, shape: m.shape };
+    return { name: m.name, type: "non-tensor", shape: [] };
+  });
 }
 
 async function start(): Promise<void> {
@@ -109,7 +112,8 @@ async function start(): Promise<void> {
   fetches = [...new Set(Object.values(used.outputs) as string[])];
   const { flat, lengths, seq } = probeBatch();
   const raw = await runDecoded(flat, lengths, seq);
-  layout = confirmLayout(used, Object.fromEntries(Object.entries(raw).map(([k, t]) => [k, t.dims])), lengths.length, seq);
+  const shapes = Object.fromEntries(Object.entries(raw).map(([k, t]) => [k, t.dims]));
+  layout = confirmLayout(used, shapes, lengths.length, seq);
   const problems = probeProblems(layout, raw, lengths);
   if (problems.length > 0) {
     throw new ModelLoadError(`the start-up probe ("${PROBE_TEXT}") gave unusable vectors: ${problems.join("; ")}`);
@@ -134,7 +138,9 @@ function probeBatch(): { flat: Int32Array; lengths: Int32Array; seq: number } {
 
 async function runDecoded(flat: Int32Array, lengths: Int32Array, seq: number): Promise<DecodedOutputs> {
   const feeds: Record<string, ort.Tensor> = {};
-  for (const f of buildFeeds(feedPlan, flat, lengths, seq, cfg.padId)) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+  for (const f of buildFeeds(feedPlan, flat, lengths, seq, cfg.padId)) {
+    feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+  }
   const out = await session.run(feeds, fetches);
   const decoded: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
   for (const name of fetches) {
