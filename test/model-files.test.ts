@@ -16,7 +16,7 @@ import { ModelLoadError } from "../shared/errors.js";
 import { writeExportLayout } from "../shared/test-model/export-layouts.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { scanOnnxGraph } from "../worker/adapters/onnx-graph-scan.js";
-import { testModel } from "./support/harness.js";
+import { modelFolder, testModel } from "./support/harness.js";
 
 const { onnx } = onnxProto;
 const root = mkdtempSync(path.join(os.tmpdir(), "model-files-"));
@@ -25,9 +25,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 /** A folder holding the default test model's tokenizer and config plus `models` (relative paths). */
 async function folder(name: string, models: string[]): Promise<string> {
   const src = await testModel();
-  const dir = path.join(root, name);
-  mkdirSync(dir, { recursive: true });
-  for (const f of ["tokenizer.json", "config.json"]) copyFileSync(path.join(src.dir, f), path.join(dir, f));
+  const dir = await modelFolder(path.join(root, name));
   for (const m of models) {
     mkdirSync(path.dirname(path.join(dir, m)), { recursive: true });
     copyFileSync(src.modelPath, path.join(dir, m));

@@ -5,7 +5,7 @@
  *  start-up probe refuses zero, negative and non-finite outputs, bfloat16 and other element
  *  types, naming the output, before the model takes a batch. */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -17,7 +17,7 @@ import { cosine, type ChunkEmbedding } from "../worker/core/heads.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
-import { testConfig, testModel } from "./support/harness.js";
+import { modelFolder, testConfig, testModel } from "./support/harness.js";
 
 const TEXTS = ["Good morning everyone.", "Yes.", "A señora presidenta abriu a sesión e deu a palabra ao conselleiro."];
 const root = mkdtempSync(path.join(os.tmpdir(), "onnx-runtime-layouts-"));
@@ -84,10 +84,7 @@ test("every published export layout gives the three-head export's vectors", asyn
 
 /** A folder with the test model's tokenizer and config and a graph built by `build`. */
 async function graphFolder(name: string, build: (g: GraphBuilder, maskF: string) => void): Promise<string> {
-  const src = await testModel();
-  const dir = path.join(root, name);
-  mkdirSync(dir, { recursive: true });
-  for (const f of ["tokenizer.json", "config.json"]) copyFileSync(path.join(src.dir, f), path.join(dir, f));
+  const dir = await modelFolder(path.join(root, name));
   const g = new GraphBuilder();
   g.input("input_ids", TensorType.INT64, ["batch", "sequence"]);
   const mask = g.input("attention_mask", TensorType.INT64, ["batch", "sequence"]);
