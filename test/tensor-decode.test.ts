@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { float16Bits } from "../shared/test-model/float16.js";
-import { halfToFloatTable, isDecodable, toFloat32 } from "../worker/core/tensor-decode.js";
+import { halfToFloatTable, isDecodable, rowsToFloat32, toFloat32 } from "../worker/core/tensor-decode.js";
 
 test("float16: every finite bit pattern round-trips through an independent encoder", () => {
   const table = halfToFloatTable();
@@ -60,4 +60,13 @@ test("data of another array type than declared, and undecodable types, are refus
   assert.throws(() => toFloat32("int8", new Int8Array(2), "sparse"),
     /sparse: element type int8 is not decodable; use float32, float16, bfloat16/);
   assert.ok(isDecodable("bfloat16") && !isDecodable("float64"));
+});
+
+test("rows only: the CLS rows of a [B, L, H] hidden state, for every element type", () => {
+  const hidden = Float32Array.from([1, 2, 9, 9, 9, 9, 3, 4, 9, 9, 9, 9]); // B 2, L 3, H 2
+  assert.deepEqual([...rowsToFloat32("float32", hidden, 6, 2)], [1, 2, 3, 4]);
+  const half = Uint16Array.from([...hidden].map((v) => float16Bits(v)));
+  assert.deepEqual([...rowsToFloat32("float16", half, 6, 2)], [1, 2, 3, 4]);
+  const bf = Uint16Array.from([...new Uint32Array(hidden.buffer)].map((x) => x >>> 16));
+  assert.deepEqual([...rowsToFloat32("bfloat16", bf, 6, 2)], [1, 2, 3, 4]);
 });

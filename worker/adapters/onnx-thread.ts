@@ -17,7 +17,7 @@ import { buildFeeds, planFeeds, type FeedSpec } from "../core/model-feeds.js";
 import {
   checkOutputTypes, checkWanted, confirmLayout, describeLayout, matchLayout, type ConfirmedLayout, type TensorMeta,
 } from "../core/output-layouts.js";
-import { toFloat32 } from "../core/tensor-decode.js";
+import { rowsToFloat32, toFloat32 } from "../core/tensor-decode.js";
 import { cudaLoadError, executionProviders } from "./execution-provider.js";
 import { ELEM_TYPES, type DeclaredValue } from "./onnx-graph-scan.js";
 
@@ -65,7 +65,7 @@ const special = new Set(cfg.specialIds);
 let session: ort.InferenceSession;
 let feedPlan: FeedSpec[];
 let fetches: string[];
-let layout: ConfirmedLayout;
+let layout: ConfirmedLayout | undefined;
 
 async function createSession(): Promise<ort.InferenceSession> {
   const providers = executionProviders(cfg.provider, cfg.deviceId);
@@ -145,13 +145,19 @@ async function runDecoded(flat: Int32Array, lengths: Int32Array, seq: number): P
   const decoded: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
   for (const name of fetches) {
     const t = out[name] as ort.Tensor;
-    decoded[name] = { data: toFloat32(t.type, t.data, name), dims: t.dims };
+    const [rows, seqLen, dim] = t.dims;
+    // A hidden state pooled to CLS (backbone exports): decode row 0 of each sequence only.
+    const shared = layout?.sparse?.output === name || layout?.colbert?.output === name;
+    const clsOnly = layout?.dense?.pool === "cls" && layout.dense.output === name && !shared;
+    decoded[name] = clsOnly
+      ? { data: rowsToFloat32(t.type, t.data, seqLen * dim, dim, name), dims: [rows, 1, dim] }
+      : { data: toFloat32(t.type, t.data, name), dims: t.dims };
   }
   return decoded;
 }
 
 async function embed(flat: Int32Array, lengths: Int32Array, seq: number): Promise<ChunkEmbedding[]> {
-  return applyLayout(layout, await runDecoded(flat, lengths, seq), { flat, lengths }, special);
+  return applyLayout(layout!, await runDecoded(flat, lengths, seq), { flat, lengths }, special);
 }
 
 function transferables(results: ChunkEmbedding[]): ArrayBuffer[] {
