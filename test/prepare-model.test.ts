@@ -190,8 +190,9 @@ test("a float16 hidden state: float16 heads, float32 outputs within float16 roun
   const types = session.outputMetadata.map((m) => ("type" in m ? m.type : undefined));
   await session.release();
   assert.deepEqual(types, ["float32", "float32", "float32"]);
-  // The reference computes in float64 from the float16 hidden state; the graph multiplies in float16.
-  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 2e-2);
+  // The reference computes in float64 from the float16 hidden state; the graph's projections
+  // round to float16 (half an ulp is 1e-3 for sparse weights below 2; measured worst 4.3e-4).
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 2e-3);
 });
 
 test("--hidden-output names a differently called hidden state", async () => {
