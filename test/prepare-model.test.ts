@@ -13,6 +13,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import ort from "onnxruntime-node";
+import onnxProto from "onnx-proto";
 import { generateHeadWeights, transposed, type HeadWeights } from "../shared/test-model/head-weights.js";
 import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
 import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../shared/test-model/onnx-model-gen.js";
@@ -28,6 +29,7 @@ import { prepareModel } from "../worker/model-tools/prepare-model.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
 import { repoRoot, testConfig } from "./support/harness.js";
 
+const { onnx } = onnxProto;
 let root: string;
 let options: Required<TestModelOptions>;
 let heads: HeadWeights;
@@ -78,7 +80,8 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
   const c = options.colbertDim;
   await writeLinearPt(path.join(dir, "sparse_linear.pt"), { data: heads.sparseWeight, shape: [1, h] },
     { data: heads.sparseBias, shape: [1] });
-  await writeLinearPt(path.join(dir, "colbert_linear.pt"), { data: transposed(heads.colbertWeight, h, c), shape: [c, h] },
+  const colbertTorch = { data: transposed(heads.colbertWeight, h, c), shape: [c, h] };
+  await writeLinearPt(path.join(dir, "colbert_linear.pt"), colbertTorch,
     { data: heads.colbertBias, shape: [c] });
   return dir;
 }
@@ -97,15 +100,20 @@ async function reference(modelPath: string, hiddenName = "last_hidden_state"): P
         attention_mask: new ort.Tensor("int64", new BigInt64Array(L).fill(1n), [1, L]),
       };
       const t = (await session.run(feeds))[hiddenName];
-      const hs = t.type === "float16" ? Float32Array.from(t.data as Uint16Array, halfToFloat) : (t.data as Float32Array);
+      const hs = t.type === "float16"
+        ? Float32Array.from(t.data as Uint16Array, halfToFloat)
+        : (t.data as Float32Array);
       const row = (p: number) => hs.subarray(p * h, (p + 1) * h);
-      const weights = Array.from({ length: L }, (_, p) => Math.max(0, dot(row(p), heads.sparseWeight, 1) + heads.sparseBias[0]));
+      const weights = Array.from({ length: L }, (_, p) =>
+        Math.max(0, dot(row(p), heads.sparseWeight, 1) + heads.sparseBias[0]));
       const colbert = new Float32Array((L - 1) * c);
       for (let p = 1; p < L; p++) {
-        const v = Float32Array.from({ length: c }, (_, j) => dot(row(p), heads.colbertWeight, c, j) + heads.colbertBias[j]);
+        const v = Float32Array.from({ length: c }, (_, j) =>
+          dot(row(p), heads.colbertWeight, c, j) + heads.colbertBias[j]);
         colbert.set(normalizeInPlace(v), (p - 1) * c);
       }
-      out.push({ dense: normalizeInPlace(row(0).slice()), sparse: sparseRow(ids, weights, new Set([0, 1, 2, 3])), colbert, colbertDim: c });
+      const sparse = sparseRow(ids, weights, new Set([0, 1, 2, 3]));
+      out.push({ dense: normalizeInPlace(row(0).slice()), sparse, colbert, colbertDim: c });
     }
   } finally {
     await session.release();
@@ -166,7 +174,8 @@ test("a float32 backbone with external data in onnx/ gains the three heads; data
   const byName = Object.fromEntries(r.files.map((f) => [path.basename(f.file), f.how]));
   assert.deepEqual(byName, { "model.onnx": "written", "model.onnx_data": "linked", "tokenizer.json": "copied",
     "tokenizer_config.json": "copied", "config.json": "copied" });
-  assert.equal(statSync(path.join(out, "model.onnx_data")).ino, statSync(path.join(from, "onnx", "model.onnx_data")).ino);
+  const inode = (p: string) => statSync(p).ino;
+  assert.equal(inode(path.join(out, "model.onnx_data")), inode(path.join(from, "onnx", "model.onnx_data")));
   assertClose(await embedPrepared(out), await reference(path.join(from, "onnx", "model.onnx")), 1e-4);
 });
 
@@ -207,7 +216,8 @@ test("an unknown layout is refused with the model's inputs and outputs listed", 
   await assert.rejects(prepareModel({ from, out: path.join(root, "unknown-out") }), (err: unknown) => {
     assert.ok(err instanceof ModelLayoutError);
     assert.match(err.message, /has no output last_hidden_state/);
-    assert.match(err.message, /inputs: input_ids: int64 \[batch, sequence\]; attention_mask: int64 \[batch, sequence\]/);
+    assert.match(err.message, /inputs: input_ids: int64 \[batch, sequence\]; /);
+    assert.match(err.message, /; attention_mask: int64 \[batch, sequence\]; outputs: /);
     assert.match(err.message, new RegExp(`outputs: encoder_out: float32 \\[batch, sequence, ${options.hidden}\\]`));
     assert.match(err.message, /--hidden-output/);
     return true;
@@ -227,7 +237,8 @@ test("a missing external-data file is named, with a tensor that needs it", async
   await fs.rm(path.join(from, "model.onnx_data"));
   await assert.rejects(prepareModel({ from, out: path.join(root, "missing-out") }), (err: unknown) => {
     assert.ok(err instanceof MissingExternalDataError);
-    assert.match(err.message, /external files that are missing or truncated: model\.onnx_data \(needed by \d+ tensors, e\.g\. embeddings\.word_embeddings\)/);
+    assert.match(err.message, /external files that are missing or truncated: model\.onnx_data /);
+    assert.match(err.message, /\(needed by \d+ tensors, e\.g\. embeddings\.word_embeddings\)/);
     return true;
   });
 });
@@ -241,10 +252,40 @@ test("the CLI prints what it wrote and refuses to overwrite without --force", as
   assert.match(stdout, /^prepared .*model\.onnx in [\d.]+ s \(peak RSS [\d.]+ MiB\)/);
   assert.match(stdout, /linked +.*model\.onnx_data/);
   assert.match(stdout, /colbert_vecs \[batch, sequence-1, 32\]/);
-  await assert.rejects(run(process.execPath, [cli, "--from", from, "--out", out]), (err: { stderr: string; code: number }) => {
+  const again = run(process.execPath, [cli, "--from", from, "--out", out]);
+  await assert.rejects(again, (err: { stderr: string; code: number }) => {
     assert.equal(err.code, 1);
     assert.match(err.stderr, /already holds config\.json, model\.onnx, model\.onnx_data, .*; pass --force/);
     return true;
   });
   await run(process.execPath, [cli, "--from", from, "--out", out, "--force"]);
+});
+
+test("a Constant node's external tensor counts too: BAAI's Constant_7_attr__value is named when missing", async () => {
+  const dir = path.join(root, "constant");
+  await fs.mkdir(dir, { recursive: true });
+  const external = (location: string) => ({ name: "", dims: [4], dataType: 1, dataLocation: 1,
+    externalData: [["location", location], ["offset", "0"], ["length", "16"]].map(([key, value]) => ({ key, value })),
+  });
+  const dim = [{ dimParam: "batch" }, { dimParam: "sequence" }, { dimValue: 4 }];
+  const value = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim } } } });
+  const constant = { name: "value", type: 4, t: external("Constant_7_attr__value") };
+  const model = onnx.ModelProto.encode({
+    irVersion: 8, opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      name: "g",
+      node: [
+        { opType: "Constant", name: "Constant_7", output: ["c"], attribute: [constant] },
+        { opType: "Add", name: "add", input: ["x", "c"], output: ["last_hidden_state"] },
+      ],
+      input: [value("x")],
+      output: [value("last_hidden_state")],
+    },
+  }).finish();
+  await fs.writeFile(path.join(dir, "model.onnx"), model);
+  await assert.rejects(prepareModel({ from: dir, out: path.join(root, "constant-out") }),
+    /missing or truncated: Constant_7_attr__value \(needed by 1 tensor, e\.g\. attribute of node Constant_7\)/);
+  await fs.writeFile(path.join(dir, "Constant_7_attr__value"), new Uint8Array(8));
+  await assert.rejects(prepareModel({ from: dir, out: path.join(root, "constant-out") }),
+    /Constant_7_attr__value has 8 bytes, 16 needed/);
 });

@@ -117,10 +117,13 @@ export function buildHeadGraph(g: HeadGraphInput): Uint8Array {
   if (g.elemType !== FLOAT && g.elemType !== FLOAT16) {
     throw new ModelLayoutError(`${g.hidden} has element type ${g.elemType}; prepare-model handles float32 and float16`);
   }
-  if (g.opset < MIN_OPSET) throw new ModelLayoutError(`the backbone uses opset ${g.opset}; prepare-model needs ${MIN_OPSET}+`);
+  if (g.opset < MIN_OPSET) {
+    throw new ModelLayoutError(`the backbone uses opset ${g.opset}; prepare-model needs ${MIN_OPSET}+`);
+  }
   const colbertDim = linearOutSize(g.colbert, g.hiddenSize, "colbert_linear.pt");
   if (linearOutSize(g.sparse, g.hiddenSize, "sparse_linear.pt") !== 1) {
-    throw new ModelLayoutError(`sparse_linear.pt maps to ${g.sparse.weight.shape[0]} values per token; BGE-M3's maps to 1`);
+    const n = g.sparse.weight.shape[0];
+    throw new ModelLayoutError(`sparse_linear.pt maps to ${n} values per token; BGE-M3's maps to 1`);
   }
   const f = new Fragment(g.taken);
   const cls = f.node("Gather", [g.hidden, f.int64s("cls_index", [0n], [])], [{ name: "axis", type: A.INT, i: 1 }]);
@@ -136,7 +139,8 @@ export function buildHeadGraph(g: HeadGraphInput): Uint8Array {
   const projected = linear(f, tokens, g.colbert, "colbert_linear", g.elemType);
   normalise(f, toFloat32(f, projected, g.elemType), g.opset, "colbert_vecs");
 
-  const dims = (...d: Array<string | number>) => d.map((x) => (typeof x === "number" ? { dimValue: x } : { dimParam: x }));
+  const dims = (...d: Array<string | number>) =>
+    d.map((x) => (typeof x === "number" ? { dimValue: x } : { dimParam: x }));
   const output = (name: string, shape: Array<string | number>) =>
     ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims(...shape) } } } });
   return onnx.GraphProto.encode({

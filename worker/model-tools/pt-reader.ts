@@ -63,7 +63,9 @@ function materialise(file: string, key: string, t: TensorRef, storage: Uint8Arra
   for (let i = 0; i < count; i++) {
     let element = t.offset;
     for (let d = 0; d < index.length; d++) element += index[d] * t.stride[d];
-    if (element < 0 || element >= t.storage.numel) throw new PtFormatError(file, `${key}: view reaches past its storage`);
+    if (element < 0 || element >= t.storage.numel) {
+      throw new PtFormatError(file, `${key}: view reaches past its storage`);
+    }
     bytes.set(storage.subarray(element * size, (element + 1) * size), i * size);
     for (let d = index.length - 1; d >= 0 && ++index[d] === t.shape[d]; d--) index[d] = 0;
   }
