@@ -7,7 +7,6 @@
  *  Emits the opset-specific forms (ReduceL2 axes as attribute before opset 18, as input after). */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import { floatToHalf } from "./half-float.js";
 import { ModelLayoutError } from "./model-tool-errors.js";
 import { ptToFloat32, type PtTensor } from "./pt-reader.js";
 
@@ -77,18 +76,32 @@ class Fragment {
 
 const A = onnx.AttributeProto.AttributeType;
 
-/** Weight [out,in] as a MatMul operand [in,out] in `elemType`; bias [out] likewise. */
-function operand(t: PtTensor, elemType: number, transpose: boolean): Uint8Array {
-  const src = ptToFloat32(t);
-  let values = src;
-  if (transpose) {
-    const [rows, cols] = t.shape;
-    values = new Float32Array(src.length);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) values[c * rows + r] = src[r * cols + c];
+/** [rows, cols] elements of `size` bytes to [cols, rows]. */
+function transposeBytes(src: Uint8Array, rows: number, cols: number, size: number): Uint8Array {
+  const out = new Uint8Array(src.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const from = (r * cols + c) * size;
+      out.set(src.subarray(from, from + size), (c * rows + r) * size);
+    }
   }
-  if (elemType === FLOAT) return new Uint8Array(values.buffer);
-  const half = Uint16Array.from(values, floatToHalf);
-  return new Uint8Array(half.buffer);
+  return out;
+}
+
+/** A head tensor as an initializer in the backbone's element type; a weight [out,in] becomes the
+ *  MatMul operand [in,out]. float16 on a float16 backbone and float32 on a float32 one are
+ *  copied bit for bit; float16/bfloat16 on a float32 backbone are widened exactly; float32 (or
+ *  bfloat16) on a float16 backbone goes in as float32 behind a Cast, which ONNX Runtime folds
+ *  into a float16 constant when the session starts. */
+function initializer(f: Fragment, base: string, t: PtTensor, elemType: number): string {
+  const [rows, cols] = t.shape;
+  const dims = t.shape.length === 2 ? [cols, rows] : t.shape;
+  const same = (t.dtype === "float16" && elemType === FLOAT16) || (t.dtype === "float32" && elemType === FLOAT);
+  const size = t.dtype === "float32" || !same ? 4 : 2;
+  let bytes = same ? t.bytes : new Uint8Array(ptToFloat32(t).buffer);
+  if (t.shape.length === 2) bytes = transposeBytes(bytes, rows, cols, size);
+  const name = f.init(base, same ? elemType : FLOAT, dims, bytes);
+  return same || elemType === FLOAT ? name : f.node("Cast", [name], [{ name: "to", type: A.INT, i: elemType }]);
 }
 
 function toFloat32(f: Fragment, x: string, elemType: number): string {
@@ -106,9 +119,8 @@ function normalise(f: Fragment, x: string, opset: number, out: string): string {
 }
 
 function linear(f: Fragment, x: string, head: LinearHead, base: string, elemType: number): string {
-  const [out, inp] = head.weight.shape;
-  const w = f.init(`${base}.weight_t`, elemType, [inp, out], operand(head.weight, elemType, true));
-  const b = f.init(`${base}.bias`, elemType, [out], operand(head.bias, elemType, false));
+  const w = initializer(f, `${base}.weight_t`, head.weight, elemType);
+  const b = initializer(f, `${base}.bias`, head.bias, elemType);
   return f.node("Add", [f.node("MatMul", [x, w]), b]);
 }
 

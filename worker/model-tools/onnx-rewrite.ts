@@ -43,10 +43,9 @@ export async function rewriteModel(plan: RewritePlan): Promise<RewriteResult> {
   let dataBytes = 0;
   const graphSegs: Segment[] = [];
   for (const entry of plan.scan.graphFields) {
-    const isOutput = entry.value && entry.field.field === FIELD.graph.output;
-    if (isOutput && plan.dropOutputs.has(entry.value?.name ?? "")) continue;
+    if (entry.field.field === FIELD.graph.output && plan.dropOutputs.has(entry.valueName ?? "")) continue;
     const raw = entry.tensor?.raw;
-    if (!raw || entry.tensor?.external || raw.end - raw.valueStart < plan.threshold) {
+    if (!raw || raw.end - raw.valueStart < plan.threshold) {
       graphSegs.push(copyOf(entry.field));
       continue;
     }
