@@ -86,7 +86,7 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
 }
 
 /** FlagEmbedding's post-processing from the backbone's hidden state, one unpadded sequence at a time. */
-async function reference(modelPath: string, hiddenName = "last_hidden_state"): Promise<ChunkEmbedding[]> {
+async function reference(modelPath: string, hiddenName = "last_hidden_state", w = heads): Promise<ChunkEmbedding[]> {
   const session = await ort.InferenceSession.create(modelPath);
   const h = options.hidden;
   const c = options.colbertDim;
@@ -102,11 +102,11 @@ async function reference(modelPath: string, hiddenName = "last_hidden_state"): P
       const hs = toFloat32(t.type, t.data);
       const row = (p: number) => hs.subarray(p * h, (p + 1) * h);
       const weights = Array.from({ length: L }, (_, p) =>
-        Math.max(0, dot(row(p), heads.sparseWeight, 1) + heads.sparseBias[0]));
+        Math.max(0, dot(row(p), w.sparseWeight, 1) + w.sparseBias[0]));
       const colbert = new Float32Array((L - 1) * c);
       for (let p = 1; p < L; p++) {
         const v = Float32Array.from({ length: c }, (_, j) =>
-          dot(row(p), heads.colbertWeight, c, j) + heads.colbertBias[j]);
+          dot(row(p), w.colbertWeight, c, j) + w.colbertBias[j]);
         colbert.set(normalizeInPlace(v), (p - 1) * c);
       }
       const sparse = sparseRow(ids, weights, new Set([0, 1, 2, 3]));
@@ -199,6 +199,25 @@ test("a float16 hidden state: float16 heads, float32 outputs within float16 roun
   // The reference computes in float64 from the float16 hidden state; the graph's projections
   // round to float16 (half an ulp is 1e-3 for sparse weights below 2; measured worst 4.3e-4).
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 2e-3);
+});
+
+test("float32 head files on a float16 backbone (--heads): cast in the graph, same vectors", async () => {
+  const from = await backbone("fp16-fp32-heads", { float16: true });
+  const headsDir = path.join(repoRoot, "test", "fixtures", "pt", "heads_fp32_h32");
+  const out = path.join(root, "fp16-fp32-heads-out");
+  await prepareModel({ from, out, headsDir });
+  const read = async (file: string) => readPtStateDict(path.join(headsDir, file));
+  const [sparse, colbert] = [await read("sparse_linear.pt"), await read("colbert_linear.pt")];
+  const [c, h] = colbert.get("weight")!.shape;
+  const fromPt: HeadWeights = {
+    hidden: h, colbertDim: c,
+    sparseWeight: ptToFloat32(sparse.get("weight")!), sparseBias: ptToFloat32(sparse.get("bias")!),
+    colbertWeight: transposed(ptToFloat32(colbert.get("weight")!), c, h),
+    colbertBias: ptToFloat32(colbert.get("bias")!),
+  };
+  assert.equal(colbert.get("weight")!.dtype, "float32");
+  // The graph rounds the float32 weights to float16 as well as the projections.
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx"), undefined, fromPt), 2e-3);
 });
 
 test("--hidden-output names a differently called hidden state", async () => {
