@@ -17,6 +17,7 @@ import { generateHeadWeights, transposed } from "../shared/test-model/head-weigh
 import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
 import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../shared/test-model/onnx-model-gen.js";
 import { writeLinearPt } from "../shared/test-model/pt-writer.js";
+import { generateTokenizerJson } from "../shared/test-model/tokenizer-gen.js";
 import { gitInfo, machineInfo } from "./machine.js";
 import { repoRoot } from "./paths.js";
 
@@ -45,8 +46,11 @@ async function generate(c: Case, dir: string): Promise<number> {
   const from = path.join(dir, c.name);
   const marker = path.join(from, "done.json");
   if (existsSync(marker)) return JSON.parse(await fs.readFile(marker, "utf8")).bytes;
+  // A real export ships its tokenizer; the worker's model discovery (which prepare-model uses) expects one.
+  const tokenizer = JSON.stringify(generateTokenizerJson({ vocabSize: 1000 }));
   await fs.rm(from, { recursive: true, force: true });
   await fs.mkdir(from, { recursive: true });
+  await fs.writeFile(path.join(from, "tokenizer.json"), tokenizer);
   const variant: GraphVariant = {
     inputType: TensorType.INT64,
     heads: ({ g, o, hidden }) => {
