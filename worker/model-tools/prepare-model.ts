@@ -5,7 +5,8 @@
  *  state is copied to the host (issue 12). The weights are never decoded: the graph is
  *  rewritten in one streaming pass, existing external-data files are hard-linked (copied
  *  across file systems), and inline weights move to `model.onnx_data`. Acts once, offline; peak
- *  memory does not grow with the model (79 MiB on a 2.2 GB backbone, 141 MiB on a 1.1 GB one). */
+ *  memory does not grow with the model (about 100 MiB peak RSS for 2.2 GB and 1.1 GB backbones,
+ *  `npm run bench:prepare-model`). */
 import { existsSync } from "node:fs";
 import { copyFile, link, mkdir, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
