@@ -13,6 +13,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import ort from "onnxruntime-node";
+import onnxProto from "onnx-proto";
 import { generateHeadWeights, transposed, type HeadWeights } from "../shared/test-model/head-weights.js";
 import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
 import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../shared/test-model/onnx-model-gen.js";
@@ -29,6 +30,7 @@ import { prepareModel } from "../worker/model-tools/prepare-model.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
 import { repoRoot, testConfig } from "./support/harness.js";
 
+const { onnx } = onnxProto;
 let root: string;
 let options: Required<TestModelOptions>;
 let heads: HeadWeights;
@@ -184,6 +186,18 @@ test("a single-file backbone's weights move to model.onnx_data; same vectors", a
   const source = statSync(path.join(from, "model.onnx")).size;
   assert.ok(statSync(path.join(out, "model.onnx")).size < source / 10, "the graph file keeps only small tensors");
   assert.ok(statSync(path.join(out, "model.onnx_data")).size > source * 0.9);
+  // The streamed rewrite is a well-formed ModelProto: decoded in full, outputs are the three heads
+  // and every moved initializer points into model.onnx_data at a page-aligned offset.
+  const decoded = onnx.ModelProto.decode(await fs.readFile(path.join(out, "model.onnx")));
+  assert.deepEqual(decoded.graph!.output!.map((o) => o.name), ["dense_vecs", "sparse_vecs", "colbert_vecs"]);
+  const moved = decoded.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+  assert.equal(moved.length, r.movedInitializers);
+  for (const t of moved) {
+    const kv = Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]));
+    assert.equal(kv.location, "model.onnx_data");
+    assert.equal(Number(kv.offset) % 4096, 0);
+    assert.equal(t.rawData?.length ?? 0, 0);
+  }
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 1e-4);
 });
 
