@@ -299,7 +299,7 @@ test("the CLI prints what it wrote and refuses to overwrite without --force", as
   const again = run(process.execPath, [cli, "--from", from, "--out", out]);
   await assert.rejects(again, (err: { stderr: string; code: number }) => {
     assert.equal(err.code, 1);
-    assert.match(err.stderr, /already holds config\.json, model\.onnx, model\.onnx_data, .*; pass --force/);
+    assert.match(err.stderr, /^model: .* already holds config\.json, model\.onnx, model\.onnx_data, .*; pass --force/);
     return true;
   });
   await run(process.execPath, [cli, "--from", from, "--out", out, "--force"]);

@@ -14,6 +14,7 @@ import { locateModelFiles, type ModelFiles } from "../adapters/model-files.js";
 import { ELEM_TYPES, type DeclaredValue } from "../adapters/onnx-graph-scan.js";
 import { describeIo } from "../core/output-layouts.js";
 import { buildHeadGraph, HEAD_OUTPUTS, type LinearHead } from "./head-graph.js";
+import { ModelLoadError } from "../../shared/errors.js";
 import { ModelLayoutError } from "./model-tool-errors.js";
 import { rewriteModel } from "./onnx-rewrite.js";
 import { scanModel } from "./onnx-scan.js";
@@ -123,10 +124,21 @@ function checkLocations(files: ModelFiles): void {
   }
 }
 
+/** The worker's own discovery: known file names, refusal to pick between several, every missing
+ *  or truncated external-data file named before anything is read; its messages name the
+ *  worker's settings, which are flags here. */
+function locate(o: PrepareOptions): ModelFiles {
+  try {
+    return locateModelFiles(o.from, o.modelFile);
+  } catch (err) {
+    if (!(err instanceof ModelLoadError)) throw err;
+    const message = err.message.replace(/\bMODEL_FILE\b/g, "--model").replace(/\bMODEL_DIR\b/g, "--from");
+    throw new ModelLoadError(message, { cause: err });
+  }
+}
+
 export async function prepareModel(o: PrepareOptions): Promise<PrepareResult> {
-  // The worker's own discovery: known file names, refusal to pick between several, every
-  // missing or truncated external-data file named before anything is read.
-  const files = locateModelFiles(o.from, o.modelFile);
+  const files = locate(o);
   const modelDir = path.dirname(files.modelPath);
   if (path.resolve(o.out) === modelDir) {
     throw new ModelLayoutError(`--out must differ from the backbone's folder ${modelDir}`);
