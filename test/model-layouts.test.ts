@@ -6,10 +6,12 @@
  *  Texts of different lengths run as one padded batch. Backbone-only layouts give dense only
  *  and refuse sparse at start-up. */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
 import onnxProto from "onnx-proto";
 import {
   EXPORT_LAYOUTS, LAYOUT_SPECS, writeExportLayout, type LayoutOutput,
@@ -24,7 +26,7 @@ import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
 import { backboneReference, type LinearWeights, type ReferenceEmbedding } from "./support/bge-m3-reference.js";
-import { testConfig } from "./support/harness.js";
+import { repoRoot, testConfig, testModel } from "./support/harness.js";
 
 const { onnx } = onnxProto;
 
@@ -151,6 +153,41 @@ test("each layout declares the published names, shapes and element types", async
     const pt = await fs.readdir(path.join(root, layout)).then((f) => f.filter((n) => n.endsWith(".pt")).sort());
     assert.deepEqual(pt, spec.headFiles ? ["colbert_linear.pt", "sparse_linear.pt"] : [], `${layout} head files`);
   }
+});
+
+test("every layout folder holds the default test model's tokenizer and config files", async () => {
+  const base = await testModel();
+  const read = (file: string) => fs.readFile(file, "utf8");
+  const config = async (file: string) => {
+    const c = JSON.parse(await read(file));
+    delete c._generated_test_model.optionsHash;
+    return c;
+  };
+  const want = await config(base.configPath);
+  for (const layout of EXPORT_LAYOUTS) {
+    const dir = path.join(root, layout);
+    assert.equal(await read(path.join(dir, "tokenizer.json")), await read(base.tokenizerPath), layout);
+    assert.equal(await read(path.join(dir, "tokenizer_config.json")), await read(base.tokenizerConfigPath), layout);
+    const got = await config(path.join(dir, "config.json"));
+    assert.equal(got._generated_test_model.layout, layout);
+    delete got._generated_test_model.layout;
+    assert.deepEqual(got, want, layout);
+  }
+});
+
+test("gen-model --layout writes a layout folder; an unknown layout is refused with the list", async () => {
+  const cli = path.join(repoRoot, "dist", "shared", "test-model", "cli.js");
+  const out = path.join(root, "cli-renamed");
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, "--out", out, "--layout", "renamed"]);
+  assert.match(stdout, /bge_m3_model\.onnx_data/);
+  const files = await fs.readdir(out);
+  for (const f of ["bge_m3_model.onnx", "bge_m3_model.onnx_data", "tokenizer.json", "config.json"]) {
+    assert.ok(files.includes(f), `${f} in ${files}`);
+  }
+  await assert.rejects(promisify(execFile)(process.execPath, [cli, "--out", out, "--layout", "nope"]), (err: Error) => {
+    assert.match(String((err as Error & { stderr: string }).stderr), /expected one of vecs, vecs-fp16/);
+    return true;
+  });
 });
 
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
