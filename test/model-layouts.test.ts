@@ -175,7 +175,7 @@ test("every layout folder holds the default test model's tokenizer and config fi
   }
 });
 
-test("gen-model --layout writes a layout folder; an unknown layout is refused with the list", async () => {
+test("gen-model --layout writes a layout folder (in onnx/ on request); an unknown layout is refused", async () => {
   const cli = path.join(repoRoot, "dist", "shared", "test-model", "cli.js");
   const out = path.join(root, "cli-renamed");
   const { stdout } = await promisify(execFile)(process.execPath, [cli, "--out", out, "--layout", "renamed"]);
@@ -184,6 +184,10 @@ test("gen-model --layout writes a layout folder; an unknown layout is refused wi
   for (const f of ["bge_m3_model.onnx", "bge_m3_model.onnx_data", "tokenizer.json", "config.json"]) {
     assert.ok(files.includes(f), `${f} in ${files}`);
   }
+  const sub = path.join(root, "cli-backbone");
+  await promisify(execFile)(process.execPath, [cli, "--out", sub, "--layout", "backbone", "--onnx-subfolder"]);
+  assert.equal(locateModelFiles(sub).modelPath, path.join(sub, "onnx", "model.onnx"));
+  await fs.access(path.join(sub, "sparse_linear.pt"));
   await assert.rejects(promisify(execFile)(process.execPath, [cli, "--out", out, "--layout", "nope"]), (err: Error) => {
     assert.match(String((err as Error & { stderr: string }).stderr), /expected one of vecs, vecs-fp16/);
     return true;
