@@ -5,7 +5,7 @@
  *  start-up probe refuses zero, negative and non-finite outputs, bfloat16 and other element
  *  types, naming the output, before the model takes a batch. */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -17,7 +17,7 @@ import { cosine, type ChunkEmbedding } from "../worker/core/heads.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
-import { testConfig, testModel } from "./support/harness.js";
+import { modelFolder, testConfig, testModel } from "./support/harness.js";
 
 const TEXTS = ["Good morning everyone.", "Yes.", "A señora presidenta abriu a sesión e deu a palabra ao conselleiro."];
 const root = mkdtempSync(path.join(os.tmpdir(), "onnx-runtime-layouts-"));
@@ -84,10 +84,7 @@ test("every published export layout gives the three-head export's vectors", asyn
 
 /** A folder with the test model's tokenizer and config and a graph built by `build`. */
 async function graphFolder(name: string, build: (g: GraphBuilder, maskF: string) => void): Promise<string> {
-  const src = await testModel();
-  const dir = path.join(root, name);
-  mkdirSync(dir, { recursive: true });
-  for (const f of ["tokenizer.json", "config.json"]) copyFileSync(path.join(src.dir, f), path.join(dir, f));
+  const dir = await modelFolder(path.join(root, name));
   const g = new GraphBuilder();
   g.input("input_ids", TensorType.INT64, ["batch", "sequence"]);
   const mask = g.input("attention_mask", TensorType.INT64, ["batch", "sequence"]);
@@ -112,18 +109,26 @@ test("position_ids and token_type_ids are fed as the graph asks; MODEL_OUTPUT_NA
   });
   await assert.rejects(OnnxModel.load(testConfig({}), locateModelFiles(dir)), (e: Error) =>
     e instanceof ModelLoadError && /no known BGE-M3 output layout/.test(e.message)
-    && /position_ids int64 \[batch, sequence\]/.test(e.message) && /positions float32 \[batch, sequence\]/.test(e.message)
+    && /position_ids int64 \[batch, sequence\]/.test(e.message)
+    && /positions float32 \[batch, sequence\]/.test(e.message)
     && /MODEL_OUTPUT_NAMES=/.test(e.message));
-  const env = { OUTPUTS: "dense,sparse,colbert", MODEL_OUTPUT_NAMES: "dense=positions,sparse=mask_plus_types,colbert=rows" };
+  const env = {
+    OUTPUTS: "dense,sparse,colbert", MODEL_OUTPUT_NAMES: "dense=positions,sparse=mask_plus_types,colbert=rows",
+  };
   await withModel(dir, env, async (m) => {
-    const [a, b] = await m.embed({ sequences: [Int32Array.from([0, 17, 42, 2]), Int32Array.from([0, 2])], paddedLength: 6 });
-    const unit = (v: number[]) => v.map((x) => x / Math.hypot(...v));
-    a.dense!.forEach((x, i) => assert.ok(Math.abs(x - unit([2, 3, 4, 5, 1, 1])[i]) < 1e-6, `positions of row 0: ${a.dense}`));
-    b.dense!.forEach((x, i) => assert.ok(Math.abs(x - unit([2, 3, 1, 1, 1, 1])[i]) < 1e-6, `positions of row 1: ${b.dense}`));
+    const sequences = [Int32Array.from([0, 17, 42, 2]), Int32Array.from([0, 2])];
+    const [a, b] = await m.embed({ sequences, paddedLength: 6 });
+    const near = (got: Float32Array, positions: number[]) => {
+      const unit = positions.map((x) => x / Math.hypot(...positions));
+      got.forEach((x, i) => assert.ok(Math.abs(x - unit[i]) < 1e-6, `positions ${got} vs ${positions}`));
+    };
+    near(a.dense!, [2, 3, 4, 5, 1, 1]);
+    near(b.dense!, [2, 3, 1, 1, 1, 1]);
     assert.deepEqual([...a.sparse!.indices], [17, 42]);
     assert.deepEqual([...a.sparse!.values], [1, 1], "token types are zeros, the mask ones");
     assert.deepEqual([...a.colbert!], [1, 1, 1], "CLS row skipped: three rows for four tokens");
-    assert.deepEqual(m.info.feeds, ["input_ids int64", "attention_mask int64", "token_type_ids int64", "position_ids int64"]);
+    const feeds = ["input_ids int64", "attention_mask int64", "token_type_ids int64", "position_ids int64"];
+    assert.deepEqual(m.info.feeds, feeds);
   });
 });
 
@@ -148,7 +153,8 @@ function probeGraph(over: { dense?: string; sparse?: string; colbert?: string; d
 
 test("the start-up probe refuses zero, negative and non-finite outputs, naming the output", async () => {
   const all = { OUTPUTS: "dense,sparse,colbert" };
-  await withModel(await graphFolder("probe-sane", probeGraph({})), all, async (m) => assert.equal(m.info.denseDim > 0, true));
+  const sane = await graphFolder("probe-sane", probeGraph({}));
+  await withModel(sane, all, async (m) => assert.ok(m.info.denseDim > 0));
   const cases: Array<[Parameters<typeof probeGraph>[0], RegExp]> = [
     [{ dense: "zero" }, /dense \(output dense_vecs\) is a zero vector before normalisation/],
     [{ sparse: "negative" }, /sparse \(output sparse_vecs\) has a weight -1: weights must be finite and >= 0/],
@@ -166,7 +172,8 @@ test("the start-up probe refuses zero, negative and non-finite outputs, naming t
 test("outputs of element types the heads cannot read are refused at start-up, naming the type", async () => {
   const bf16 = await graphFolder("bfloat16", probeGraph({ denseType: 16 }));
   await assert.rejects(OnnxModel.load(testConfig({ OUTPUTS: "dense" }), locateModelFiles(bf16)), (e: Error) =>
-    e instanceof ModelLoadError && /dense_vecs has element type bfloat16, which onnxruntime-node cannot/.test(e.message));
+    e instanceof ModelLoadError
+    && /dense_vecs has element type bfloat16, which onnxruntime-node cannot/.test(e.message));
   const u8 = await graphFolder("uint8", probeGraph({ denseType: 2 }));
   await assert.rejects(OnnxModel.load(testConfig({ OUTPUTS: "dense" }), locateModelFiles(u8)), (e: Error) =>
     e instanceof ModelLoadError && /output dense_vecs \(dense\) has element type uint8/.test(e.message));
