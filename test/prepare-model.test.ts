@@ -51,7 +51,7 @@ after(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-type Layout = { external?: boolean; subfolder?: boolean; float16?: boolean; hiddenName?: string };
+type Layout = { external?: boolean; subfolder?: boolean; float16?: boolean; hiddenName?: string; opset?: number };
 
 /** A backbone export folder like BAAI's or Xenova's: graph, tokenizer, config and the two .pt heads. */
 async function backbone(name: string, layout: Layout = {}): Promise<string> {
@@ -76,7 +76,14 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
     await fs.writeFile(path.join(modelDir, "model.onnx"), model);
     await fs.writeFile(path.join(modelDir, "model.onnx_data"), data);
   } else {
-    await fs.writeFile(path.join(modelDir, "model.onnx"), graph.encode("backbone", "test backbone"));
+    let bytes = graph.encode("backbone", "test backbone");
+    if (layout.opset) {
+      // The backbone's ops mean the same in opsets 17 and 18; only the heads' ReduceL2 form differs.
+      const m = onnx.ModelProto.decode(bytes);
+      m.opsetImport = [{ domain: "", version: layout.opset }];
+      bytes = onnx.ModelProto.encode(m).finish();
+    }
+    await fs.writeFile(path.join(modelDir, "model.onnx"), bytes);
   }
   const h = options.hidden;
   const c = options.colbertDim;
@@ -204,6 +211,9 @@ test("a single-file backbone's weights move to model.onnx_data; same vectors", a
   // and every moved initializer points into model.onnx_data at a page-aligned offset.
   const decoded = onnx.ModelProto.decode(await fs.readFile(path.join(out, "model.onnx")));
   assert.deepEqual(decoded.graph!.output!.map((o) => o.name), ["dense_vecs", "sparse_vecs", "colbert_vecs"]);
+  for (const n of decoded.graph!.node!.filter((x) => x.opType === "ReduceL2")) {
+    assert.deepEqual(n.attribute!.find((a) => a.name === "axes")?.ints?.map(Number), [-1], "opset 17: axes attribute");
+  }
   const moved = decoded.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
   assert.equal(moved.length, r.movedInitializers);
   for (const t of moved) {
@@ -246,6 +256,20 @@ test("float32 head files on a float16 backbone (--heads): cast in the graph, sam
   assert.equal(colbert.get("weight")!.dtype, "float32");
   // The graph rounds the float32 weights to float16 as well as the projections.
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx"), undefined, fromPt), 2e-3);
+});
+
+test("an opset 18 backbone gets ReduceL2 with its axes as an input; same vectors", async () => {
+  const from = await backbone("opset18", { opset: 18 });
+  const out = path.join(root, "opset18-out");
+  assert.equal((await prepareModel({ from, out })).opset, 18);
+  const decoded = onnx.ModelProto.decode(await fs.readFile(path.join(out, "model.onnx")));
+  const reduces = decoded.graph!.node!.filter((n) => n.opType === "ReduceL2");
+  assert.equal(reduces.length, 2);
+  for (const n of reduces) {
+    assert.equal(n.input!.length, 2);
+    assert.ok(!n.attribute!.some((a) => a.name === "axes"));
+  }
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 1e-4);
 });
 
 test("--hidden-output names a differently called hidden state", async () => {
