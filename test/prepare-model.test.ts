@@ -1,10 +1,11 @@
 /** `prepare-model` on generated backbone-only exports (issue 12): the prepared folder loads
- *  through the worker's own model path with all three outputs, and its vectors equal a
- *  from-scratch reference computed from the backbone's own `last_hidden_state` and the head
- *  weights in the `.pt` files (FlagEmbedding's post-processing). Covers a float32 backbone with
- *  external data in `onnx/`, a single-file backbone whose weights move out, a float16 hidden
- *  state, a renamed hidden output, and the errors: a missing external-data file, an unknown
- *  layout, a model that already has heads (the header scan itself is tested in model-files). */
+ *  through the worker's own model path with all three outputs, and its vectors equal the test
+ *  kit's three-head layout built from the same weights and a from-scratch FlagEmbedding
+ *  reference computed from the backbone's own hidden state and the `.pt` head weights. Covers
+ *  float32 backbones with external data in `onnx/` and as a single file (weights moved out),
+ *  float16 hidden states with float16 and float32 head files, opsets 17 and 18, a renamed hidden
+ *  output, the CLI, and the refusals: a missing external-data file, an unknown layout, a model
+ *  that already has heads (the header scan itself is tested in model-files). */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, promises as fs, statSync } from "node:fs";
