@@ -1,10 +1,11 @@
 /** `prepare-model` on generated backbone-only exports (issue 12): the prepared folder loads
- *  through the worker's own model path with all three outputs, and its vectors equal a
- *  from-scratch reference computed from the backbone's own `last_hidden_state` and the head
- *  weights in the `.pt` files (FlagEmbedding's post-processing). Covers a float32 backbone with
- *  external data in `onnx/`, a single-file backbone whose weights move out, a float16 hidden
- *  state, a renamed hidden output, and the errors: a missing external-data file, an unknown
- *  layout, a model that already has heads (the header scan itself is tested in model-files). */
+ *  through the worker's own model path with all three outputs, and its vectors equal the test
+ *  kit's three-head layout built from the same weights and a from-scratch FlagEmbedding
+ *  reference computed from the backbone's own hidden state and the `.pt` head weights. Covers
+ *  float32 backbones with external data in `onnx/` and as a single file (weights moved out),
+ *  float16 hidden states with float16 and float32 head files, opsets 17 and 18, a renamed hidden
+ *  output, the CLI, and the refusals: a missing external-data file, an unknown layout, a model
+ *  that already has heads (the header scan itself is tested in model-files). */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, promises as fs, statSync } from "node:fs";
@@ -23,12 +24,13 @@ import { writeTestModel } from "../shared/test-model/write-test-model.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { padTo } from "../worker/core/batcher.js";
-import { normalizeInPlace, sparseRow, type ChunkEmbedding } from "../worker/core/heads.js";
+import type { ChunkEmbedding } from "../worker/core/heads.js";
 import { toFloat32 } from "../worker/core/tensor-decode.js";
 import { ModelLoadError } from "../shared/errors.js";
 import { ModelLayoutError } from "../worker/model-tools/model-tool-errors.js";
 import { prepareModel } from "../worker/model-tools/prepare-model.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
+import { flagEmbeddingOutputs, type LinearWeights } from "./support/bge-m3-reference.js";
 import { repoRoot, testConfig } from "./support/harness.js";
 
 const { onnx } = onnxProto;
@@ -95,44 +97,44 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
   return dir;
 }
 
-/** FlagEmbedding's post-processing from the backbone's hidden state, one unpadded sequence at a time. */
-async function reference(modelPath: string, hiddenName = "last_hidden_state", w = heads): Promise<ChunkEmbedding[]> {
-  const session = await ort.InferenceSession.create(modelPath);
+type Heads = { sparse: LinearWeights; colbert: LinearWeights };
+
+/** The generated heads as nn.Linear holds them (weight [out, in]). */
+function generatedHeads(): Heads {
   const h = options.hidden;
   const c = options.colbertDim;
+  return {
+    sparse: { weight: heads.sparseWeight, bias: heads.sparseBias, out: 1, in: h },
+    colbert: { weight: transposed(heads.colbertWeight, h, c), bias: heads.colbertBias, out: c, in: h },
+  };
+}
+
+/** FlagEmbedding's post-processing (test/support/bge-m3-reference.ts) on the backbone's hidden
+ *  state, decoded from float32 or float16, one unpadded sequence at a time; in the worker's shape. */
+async function reference(modelPath: string, hiddenName = "last_hidden_state", w = generatedHeads()) {
+  const session = await ort.InferenceSession.create(modelPath);
   const out: ChunkEmbedding[] = [];
   try {
     for (const ids of sequences) {
-      const L = ids.length;
+      const dims = [1, ids.length];
       const feeds = {
-        input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, L]),
-        attention_mask: new ort.Tensor("int64", new BigInt64Array(L).fill(1n), [1, L]),
+        input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), dims),
+        attention_mask: new ort.Tensor("int64", new BigInt64Array(ids.length).fill(1n), dims),
       };
       const t = (await session.run(feeds))[hiddenName];
-      const hs = toFloat32(t.type, t.data);
-      const row = (p: number) => hs.subarray(p * h, (p + 1) * h);
-      const weights = Array.from({ length: L }, (_, p) =>
-        Math.max(0, dot(row(p), w.sparseWeight, 1) + w.sparseBias[0]));
-      const colbert = new Float32Array((L - 1) * c);
-      for (let p = 1; p < L; p++) {
-        const v = Float32Array.from({ length: c }, (_, j) =>
-          dot(row(p), w.colbertWeight, c, j) + w.colbertBias[j]);
-        colbert.set(normalizeInPlace(v), (p - 1) * c);
-      }
-      const sparse = sparseRow(ids, weights, new Set([0, 1, 2, 3]));
-      out.push({ dense: normalizeInPlace(row(0).slice()), sparse, colbert, colbertDim: c });
+      const r = flagEmbeddingOutputs(toFloat32(t.type, t.data), ids, w, [0, 1, 2, 3]);
+      const ranked = [...r.sparse.entries()].sort(([a], [b]) => a - b);
+      out.push({
+        dense: Float32Array.from(r.dense),
+        sparse: { indices: Uint32Array.from(ranked, ([id]) => id), values: Float32Array.from(ranked, ([, v]) => v) },
+        colbert: Float32Array.from(r.colbert.flatMap((row) => [...row])),
+        colbertDim: w.colbert.out,
+      });
     }
   } finally {
     await session.release();
   }
   return out;
-}
-
-/** Σ x[k]·W[k, col] for a row-major [x.length, cols] matrix W. */
-function dot(x: Float32Array, w: Float32Array, cols: number, col = 0): number {
-  let s = 0;
-  for (let k = 0; k < x.length; k++) s += x[k] * w[k * cols + col];
-  return s;
 }
 
 /** The prepared model through the worker's own path, all sequences in one padded batch. */
@@ -223,6 +225,22 @@ test("a single-file backbone's weights move to model.onnx_data; same vectors", a
     assert.equal(t.rawData?.length ?? 0, 0);
   }
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 1e-4);
+  // The *_vecs contract itself, not only what the worker makes of it: ColBERT has L-1 rows (no CLS).
+  const session = await ort.InferenceSession.create(path.join(out, "model.onnx"));
+  try {
+    const ids = sequences[1];
+    const dims = [1, ids.length];
+    const run = await session.run({
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), dims),
+      attention_mask: new ort.Tensor("int64", new BigInt64Array(ids.length).fill(1n), dims),
+    });
+    const shape = (name: string) => run[name].dims.map(Number);
+    assert.deepEqual(shape("dense_vecs"), [1, options.hidden]);
+    assert.deepEqual(shape("sparse_vecs"), [1, ids.length, 1]);
+    assert.deepEqual(shape("colbert_vecs"), [1, ids.length - 1, options.colbertDim]);
+  } finally {
+    await session.release();
+  }
 });
 
 test("a float16 hidden state: float16 heads, float32 outputs within float16 rounding", async () => {
@@ -246,13 +264,11 @@ test("float32 head files on a float16 backbone (--heads): cast in the graph, sam
   await prepareModel({ from, out, headsDir });
   const read = async (file: string) => readPtStateDict(path.join(headsDir, file));
   const [sparse, colbert] = [await read("sparse_linear.pt"), await read("colbert_linear.pt")];
-  const [c, h] = colbert.get("weight")!.shape;
-  const fromPt: HeadWeights = {
-    hidden: h, colbertDim: c,
-    sparseWeight: ptToFloat32(sparse.get("weight")!), sparseBias: ptToFloat32(sparse.get("bias")!),
-    colbertWeight: transposed(ptToFloat32(colbert.get("weight")!), c, h),
-    colbertBias: ptToFloat32(colbert.get("bias")!),
+  const linear = (sd: typeof sparse): LinearWeights => {
+    const [out, inp] = sd.get("weight")!.shape;
+    return { weight: ptToFloat32(sd.get("weight")!), bias: ptToFloat32(sd.get("bias")!), out, in: inp };
   };
+  const fromPt = { sparse: linear(sparse), colbert: linear(colbert) };
   assert.equal(colbert.get("weight")!.dtype, "float32");
   // The graph rounds the float32 weights to float16 as well as the projections.
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx"), undefined, fromPt), 2e-3);
