@@ -7,10 +7,13 @@ import { colbertRows } from "../core/heads.js";
 import type { InteractiveResult } from "../core/pipeline.js";
 
 export class RequestError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(readonly status: number, readonly code: string, message: string, readonly retryAfterSeconds?: number) {
     super(message);
   }
 }
+
+/** The client went away before its answer: not a failure of the worker, and nobody to answer. */
+export class ClientClosedError extends Error {}
 
 const invalid = (message: string) => new RequestError(400, "validation_error", message);
 
@@ -34,12 +37,17 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
   throw invalid(`${where(i.path)}: ${i.message}`);
 }
 
+/** With the u flag a string is read by code points, so only an unpaired surrogate is a Cs code point. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** Texts must be 1..maxInputs non-blank strings of at most maxChars characters; the message names the first bad index. */
 function checkTexts(texts: string[], field: string, limits: Limits): void {
   if (texts.length === 0) throw invalid(`${field} is empty: send 1 to ${limits.maxInputs} texts`);
   if (texts.length > limits.maxInputs) throw invalid(`${field} has ${texts.length} texts, more than the ${limits.maxInputs} allowed per request (QUERY_MAX_INPUTS)`);
   texts.forEach((t, i) => {
     if (t.trim().length === 0) throw invalid(`${field}[${i}] is empty`);
+    // A lone surrogate cannot be encoded as UTF-8 for the tokenizer, the logs or a reply (issue 13).
+    if (LONE_SURROGATE.test(t)) throw invalid(`${field}[${i}] is not well-formed Unicode (it holds a lone surrogate)`);
     if (t.length > limits.maxChars) throw invalid(`${field}[${i}] has ${t.length} characters, more than MAX_CHUNK_CHARS=${limits.maxChars}`);
   });
 }
@@ -75,7 +83,7 @@ export function servesModel(requested: string, modelName: string): boolean {
 export function parseOpenAiRequest(body: unknown, limits: Limits): OpenAiRequest {
   const b = parseWith(openAiSchema, body);
   if (!servesModel(b.model, limits.modelName)) {
-    throw new RequestError(404, "model_not_found", `model "${b.model}" is not served here; this worker serves "${limits.modelName}" (GET /v1/models)`);
+    throw new RequestError(404, "model_not_found", `model ${JSON.stringify(b.model.slice(0, 100))} is not served here; this worker serves "${limits.modelName}" (GET /v1/models)`);
   }
   if (b.dimensions !== undefined && b.dimensions !== limits.denseDim) {
     throw invalid(`dimensions: ${limits.modelName} vectors have a fixed size of ${limits.denseDim}; omit dimensions (shortened vectors are not supported)`);

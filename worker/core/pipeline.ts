@@ -95,7 +95,8 @@ export interface InteractiveOptions {
   id: string;
   /** Fail with TimeoutError when not answered within this long, milliseconds. */
   timeoutMs: number;
-  /** Aborts the request (the client went away); its chunks leave the pool. */
+  /** Aborts the request (the client went away): its chunks leave the pool and the request rejects
+   *  with the signal's reason (an Error), else with ShutdownError. */
   signal?: AbortSignal;
   /** Also return each input's token strings (for sparse weights by token). */
   withTokens?: boolean;
@@ -106,9 +107,12 @@ export interface InteractiveOptions {
  *  in the pool to be sorted with later arrivals. */
 const MODEL_DEPTH = 2;
 
-/** Interactive batches handed to the model thread at once. The thread merges those waiting into
- *  one run, so this only bounds its inbox; past it, queries wait in the pool and batch together. */
-const INTERACTIVE_DEPTH = 8;
+/** Interactive batches handed to the model thread at once: one running and one waiting, so the
+ *  thread never idles between query batches. Past it, queries wait in the pool, where they batch
+ *  together and where a cancelled request's texts can still be dropped: a batch in the thread's
+ *  inbox runs whatever happens to its requests. With 8 here, ten abandoned 32-text requests were
+ *  all embedded anyway, and the next query waited behind them (issue 13). */
+const INTERACTIVE_DEPTH = 2;
 
 export class EmbeddingPipeline {
   private readonly pool: BatchPool<Item>;
@@ -206,8 +210,12 @@ export class EmbeddingPipeline {
     };
     this.queries.add(q);
     const timer = setTimeout(() => this.failQuery(q, new TimeoutError(`not answered within ${Math.round(opts.timeoutMs)} ms`)), opts.timeoutMs);
-    const onAbort = () => this.failQuery(q, new ShutdownError("the client closed the request"));
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const onAbort = () => {
+      const reason: unknown = opts.signal?.reason;
+      this.failQuery(q, reason instanceof Error ? reason : new ShutdownError("the client closed the request"));
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
     void q.settled.then(() => {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
