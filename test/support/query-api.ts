@@ -39,9 +39,17 @@ export async function apiFixture(): Promise<ApiFixture> {
   const start = async (env: Record<string, string> = {}, opts: Partial<StartOptions> = {}): Promise<Api> => {
     const queueName = uniqueQueue("qapi");
     const cfg = testConfig({
-      MODEL_DIR: modelDir, QUEUE_NAME: queueName, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey,
-      COLLECTION: `qapi_${queueName.replace(/-/g, "_")}`, HTTP_PORT: "9464", QUERY_API: "true", WARMUP: "false",
-      OUTPUTS: "dense,sparse,colbert", MAX_SEQ_LENGTH: "512", ...env,
+      MODEL_DIR: modelDir,
+      QUEUE_NAME: queueName,
+      QDRANT_URL: target.url,
+      QDRANT_API_KEY: target.apiKey,
+      COLLECTION: `qapi_${queueName.replace(/-/g, "_")}`,
+      HTTP_PORT: "9464",
+      QUERY_API: "true",
+      WARMUP: "false",
+      OUTPUTS: "dense,sparse,colbert",
+      MAX_SEQ_LENGTH: "512",
+      ...env,
     });
     const lines: string[] = [];
     const destination = { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream;
@@ -56,7 +64,10 @@ export async function apiFixture(): Promise<ApiFixture> {
     return { w, cfg, url: `http://127.0.0.1:${w.queryPort}`, lines, queue };
   };
   return {
-    target, modelDir, connection, start,
+    target,
+    modelDir,
+    connection,
+    start,
     cleanup: (fn) => void cleanups.push(fn),
     close: async () => {
       for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -84,7 +95,8 @@ export async function call(url: string, body?: unknown, init: CallOptions = {}):
   const headers: Record<string, string> = { "content-type": "application/json", ...init.headers };
   if (init.key) headers.authorization = `Bearer ${init.key}`;
   const res = await fetch(url, {
-    method: init.method ?? (body === undefined && init.raw === undefined ? "GET" : "POST"), headers,
+    method: init.method ?? (body === undefined && init.raw === undefined ? "GET" : "POST"),
+    headers,
     body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
   });
   const text = await res.text();

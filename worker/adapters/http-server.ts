@@ -38,14 +38,22 @@ export interface ListenOptions {
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 
 export async function startHttpServer(
-  port: number, registry: Registry, health: HealthSource, extra?: RequestHandler, net: ListenOptions = {},
+  port: number,
+  registry: Registry,
+  health: HealthSource,
+  extra?: RequestHandler,
+  net: ListenOptions = {},
 ): Promise<HttpServer> {
   const started = Date.now();
   const server = http.createServer(serverOptions(net), (req, res) => {
     if (extra?.(req, res)) return;
     const url = (req.url ?? "/").split("?")[0];
     const send = (status: number, body: string, type = "text/plain; charset=utf-8") => {
-      res.writeHead(status, { "content-type": type, "cache-control": "no-store", ...(status === 405 ? { allow: "GET, HEAD" } : {}) });
+      res.writeHead(status, {
+        "content-type": type,
+        "cache-control": "no-store",
+        ...(status === 405 ? { allow: "GET, HEAD" } : {}),
+      });
       res.end(body);
     };
     const fail = (err: Error) => send(500, `${err.message}\n`);
@@ -61,13 +69,21 @@ export async function startHttpServer(
       case "/health/ready":
         health.state.report().then((r) => {
           if (r.ready) return send(200, "ready\n");
-          const failed = Object.entries(r.checks).filter(([, c]) => !c.ok).map(([n, c]) => `${n}: ${c.error}`);
+          const failed = Object.entries(r.checks)
+            .filter(([, c]) => !c.ok)
+            .map(([n, c]) => `${n}: ${c.error}`);
           send(503, `not ready: ${[r.phase, ...failed].join("; ")}\n`);
         }, fail);
         return;
       case "/health":
         Promise.all([health.state.report(), health.details()]).then(([r, details]) => {
-          const body = { status: r.ready ? "ready" : r.phase === "running" ? "degraded" : r.phase, phase: r.phase, checks: r.checks, uptimeSeconds: Math.round((Date.now() - started) / 1000), ...details };
+          const body = {
+            status: r.ready ? "ready" : r.phase === "running" ? "degraded" : r.phase,
+            phase: r.phase,
+            checks: r.checks,
+            uptimeSeconds: Math.round((Date.now() - started) / 1000),
+            ...details,
+          };
           send(r.ready ? 200 : 503, JSON.stringify(body), "application/json");
         }, fail);
         return;
@@ -83,7 +99,9 @@ export function startRouteServer(port: number, handler: RequestHandler, net: Lis
   const server = http.createServer(serverOptions(net), (req, res) => {
     if (handler(req, res)) return;
     res.writeHead(404, { "content-type": "application/json" });
-    res.end(JSON.stringify({ error: "not_found", message: `no route ${req.method} ${(req.url ?? "/").split("?")[0]}` }));
+    res.end(
+      JSON.stringify({ error: "not_found", message: `no route ${req.method} ${(req.url ?? "/").split("?")[0]}` }),
+    );
   });
   return listen(server, port, net);
 }

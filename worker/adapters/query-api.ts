@@ -23,8 +23,15 @@ import type { HealthState } from "./health.js";
 import { QueryAuth } from "./query-auth.js";
 import { checkContentHeaders, readJsonBody } from "./query-body.js";
 import {
-  batchResponse, ClientClosedError, openAiResponse, parseBatchRequest, parseOpenAiRequest, RequestError,
-  type BatchRequest, type Limits, type OpenAiRequest,
+  batchResponse,
+  ClientClosedError,
+  openAiResponse,
+  parseBatchRequest,
+  parseOpenAiRequest,
+  RequestError,
+  type BatchRequest,
+  type Limits,
+  type OpenAiRequest,
 } from "./query-requests.js";
 
 type Route = { method: string; endpoint: string; path: string };
@@ -38,7 +45,10 @@ interface RequestContext {
   texts: number;
 }
 
-type ApiConfig = Pick<Config, "QUERY_MAX_INPUTS" | "QUERY_MAX_BODY_BYTES" | "QUERY_TIMEOUT_MS" | "MAX_CHUNK_CHARS" | "MODEL_NAME" | "MAX_SEQ_LENGTH">;
+type ApiConfig = Pick<
+  Config,
+  "QUERY_MAX_INPUTS" | "QUERY_MAX_BODY_BYTES" | "QUERY_TIMEOUT_MS" | "MAX_CHUNK_CHARS" | "MODEL_NAME" | "MAX_SEQ_LENGTH"
+>;
 
 const ROUTES: Record<string, { method: string; endpoint: string }> = {
   "/v1/embeddings": { method: "POST", endpoint: "embeddings" },
@@ -76,7 +86,10 @@ export class QueryApi {
     const { metrics } = this.deps;
     metrics.inflightQueries.inc();
     const ctx: RequestContext = {
-      requestId: randomUUID(), arrived: performance.now(), caller: "anonymous", texts: 0,
+      requestId: randomUUID(),
+      arrived: performance.now(),
+      caller: "anonymous",
+      texts: 0,
       address: req.socket.remoteAddress ?? "unknown",
     };
     try {
@@ -110,9 +123,17 @@ export class QueryApi {
     }
     checkContentHeaders(req);
     const body = await readJsonBody(req, {
-      maxBytes: this.cfg.QUERY_MAX_BODY_BYTES, timeoutMs: this.left(ctx), timeoutSetting: `QUERY_TIMEOUT_MS=${this.cfg.QUERY_TIMEOUT_MS} ms`,
+      maxBytes: this.cfg.QUERY_MAX_BODY_BYTES,
+      timeoutMs: this.left(ctx),
+      timeoutSetting: `QUERY_TIMEOUT_MS=${this.cfg.QUERY_TIMEOUT_MS} ms`,
     });
-    const limits: Limits = { maxInputs: this.cfg.QUERY_MAX_INPUTS, maxChars: this.cfg.MAX_CHUNK_CHARS, modelName: info.name, denseDim: info.denseDim, outputs: info.outputs };
+    const limits: Limits = {
+      maxInputs: this.cfg.QUERY_MAX_INPUTS,
+      maxChars: this.cfg.MAX_CHUNK_CHARS,
+      modelName: info.name,
+      denseDim: info.denseDim,
+      outputs: info.outputs,
+    };
     let parsed: OpenAiRequest | BatchRequest;
     try {
       parsed = route.endpoint === "embeddings" ? parseOpenAiRequest(body, limits) : parseBatchRequest(body, limits);
@@ -128,14 +149,21 @@ export class QueryApi {
         : new RequestError(400, "validation_error", rate.reason);
     }
     const controller = new AbortController();
-    res.once("close", () => !res.writableEnded && controller.abort(new ClientClosedError("the client closed the connection")));
+    res.once(
+      "close",
+      () => !res.writableEnded && controller.abort(new ClientClosedError("the client closed the connection")),
+    );
     const left = this.left(ctx);
     if (left <= 0) throw new TimeoutError("deadline passed while reading the request");
     const result = await pipeline.embedInteractive(parsed.texts, {
-      id: ctx.requestId, timeoutMs: left, signal: controller.signal, withTokens: "sparseTokens" in parsed && parsed.sparseTokens,
+      id: ctx.requestId,
+      timeoutMs: left,
+      signal: controller.signal,
+      withTokens: "sparseTokens" in parsed && parsed.sparseTokens,
     });
     const ms = performance.now() - ctx.arrived;
-    const answer = "base64" in parsed ? openAiResponse(result, parsed, info.name) : batchResponse(result, parsed, info.name, ms);
+    const answer =
+      "base64" in parsed ? openAiResponse(result, parsed, info.name) : batchResponse(result, parsed, info.name, ms);
     return { status: 200, body: answer };
   }
 
@@ -161,8 +189,15 @@ export class QueryApi {
   /** Counts, logs and sends one answer. A request whose body was not read to the end gets
    *  `Connection: close` and its socket is destroyed once the answer is flushed: reading and
    *  discarding the rest would let a refused client stream without limit (issue 13). */
-  private answer(req: IncomingMessage, res: ServerResponse, route: Route, ctx: RequestContext,
-    status: number, body: unknown, headers: Record<string, string> = {}): void {
+  private answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    ctx: RequestContext,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
     const { metrics, log } = this.deps;
     const outcome = status < 400 ? "ok" : (body as { error: string }).error;
     const seconds = (performance.now() - ctx.arrived) / 1000;
@@ -175,7 +210,10 @@ export class QueryApi {
     if (res.writableEnded || res.destroyed) return;
     const close = !req.complete;
     res.writeHead(status, {
-      "content-type": "application/json", "cache-control": "no-store", ...headers, ...(close ? { connection: "close" } : {}),
+      "content-type": "application/json",
+      "cache-control": "no-store",
+      ...headers,
+      ...(close ? { connection: "close" } : {}),
     });
     if (close) res.once("finish", () => req.socket.destroy());
     res.end(JSON.stringify(body));
@@ -190,15 +228,27 @@ export class QueryApi {
 
   private logLine(route: Route, ctx: RequestContext, seconds: number, status: number) {
     return {
-      requestId: ctx.requestId, lane: "interactive", endpoint: route.endpoint, caller: ctx.caller, client: ctx.address,
-      status, inputs: ctx.texts, ms: Math.round(seconds * 1000),
+      requestId: ctx.requestId,
+      lane: "interactive",
+      endpoint: route.endpoint,
+      caller: ctx.caller,
+      client: ctx.address,
+      status,
+      inputs: ctx.texts,
+      ms: Math.round(seconds * 1000),
     };
   }
 
   private ready(): { pipeline: EmbeddingPipeline; info: ModelInfo } {
     const phase = this.deps.health.phase;
     if (!this.pipeline || !this.info || phase !== "running") {
-      throw new RequestError(503, "not_ready", phase === "draining" || phase === "stopped" ? "the worker is shutting down" : "the worker is starting (model loading)");
+      throw new RequestError(
+        503,
+        "not_ready",
+        phase === "draining" || phase === "stopped"
+          ? "the worker is shutting down"
+          : "the worker is starting (model loading)",
+      );
     }
     return { pipeline: this.pipeline, info: this.info };
   }
@@ -208,10 +258,17 @@ export class QueryApi {
 function toRequestError(err: unknown, cfg: ApiConfig, field: string): RequestError {
   if (err instanceof RequestError) return err;
   if (err instanceof ChunkTooLongError) {
-    return new RequestError(400, "validation_error", `${field}[${err.chunkIndex}] has ${err.tokens} tokens, more than MAX_SEQ_LENGTH=${cfg.MAX_SEQ_LENGTH} (the worker runs with TRUNCATE=false)`);
+    return new RequestError(
+      400,
+      "validation_error",
+      `${field}[${err.chunkIndex}] has ${err.tokens} tokens, more than MAX_SEQ_LENGTH=${cfg.MAX_SEQ_LENGTH} ` +
+        "(the worker runs with TRUNCATE=false)",
+    );
   }
-  if (err instanceof TimeoutError) return new RequestError(408, "timeout", `not answered within QUERY_TIMEOUT_MS=${cfg.QUERY_TIMEOUT_MS} ms`);
+  if (err instanceof TimeoutError)
+    return new RequestError(408, "timeout", `not answered within QUERY_TIMEOUT_MS=${cfg.QUERY_TIMEOUT_MS} ms`);
   if (err instanceof ShutdownError) return new RequestError(503, "not_ready", err.message);
-  if (err instanceof OutOfMemoryError) return new RequestError(500, "out_of_memory", `${err.message}; send fewer or shorter texts`);
+  if (err instanceof OutOfMemoryError)
+    return new RequestError(500, "out_of_memory", `${err.message}; send fewer or shorter texts`);
   return new RequestError(500, "inference_error", (err as Error).message);
 }

@@ -39,24 +39,33 @@ export function loadApiKeys(cfg: AuthConfig): string[] {
   const problems: string[] = [];
   const add = (key: string, where: string) => {
     if (!KEY_FORMAT.test(key)) {
-      const what = /\s/.test(key) ? "a space" : key.includes("#") ? "a #" : "a character other than letters, digits and -._~+/=";
+      const what = /\s/.test(key)
+        ? "a space"
+        : key.includes("#")
+          ? "a #"
+          : "a character other than letters, digits and -._~+/=";
       problems.push(`${where}: a key holds ${what}; keys are Bearer tokens (letters, digits, -._~+/ and trailing =)`);
-    } else if (key.length < MIN_KEY_LENGTH) problems.push(`${where}: a key is shorter than ${MIN_KEY_LENGTH} characters`);
+    } else if (key.length < MIN_KEY_LENGTH)
+      problems.push(`${where}: a key is shorter than ${MIN_KEY_LENGTH} characters`);
     else keys.push(key);
   };
   if (cfg.QUERY_API_KEYS !== undefined) {
     const listed = cfg.QUERY_API_KEYS.split(",").map((s) => s.trim());
     listed.forEach((k, i) => k && add(k, `QUERY_API_KEYS entry ${i + 1}`));
     // Set but empty (",,," or " "): starting without authentication would look protected and not be (issue 13).
-    if (listed.every((k) => k === "")) problems.push("QUERY_API_KEYS is set but holds no key; unset it to run without keys");
+    if (listed.every((k) => k === ""))
+      problems.push("QUERY_API_KEYS is set but holds no key; unset it to run without keys");
   }
   if (cfg.QUERY_API_KEYS_FILE) {
     const before = keys.length + problems.length;
-    readKeyFile(cfg.QUERY_API_KEYS_FILE).split(/\r?\n/).forEach((line, i) => {
-      const k = keyOfLine(line);
-      if (k !== undefined) add(k, `QUERY_API_KEYS_FILE line ${i + 1}`);
-    });
-    if (keys.length + problems.length === before) problems.push(`QUERY_API_KEYS_FILE: ${cfg.QUERY_API_KEYS_FILE} holds no key`);
+    readKeyFile(cfg.QUERY_API_KEYS_FILE)
+      .split(/\r?\n/)
+      .forEach((line, i) => {
+        const k = keyOfLine(line);
+        if (k !== undefined) add(k, `QUERY_API_KEYS_FILE line ${i + 1}`);
+      });
+    if (keys.length + problems.length === before)
+      problems.push(`QUERY_API_KEYS_FILE: ${cfg.QUERY_API_KEYS_FILE} holds no key`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return keys;
@@ -66,7 +75,9 @@ function readKeyFile(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfigError([`QUERY_API_KEYS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    throw new ConfigError([
+      `QUERY_API_KEYS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    ]);
   }
 }
 
@@ -82,7 +93,10 @@ export class QueryAuth {
     return Object.assign(new TokenBucket({ bucketSize: n, tokensPerInterval: n, interval: "minute" }), { content: n });
   });
 
-  constructor(keys: string[], private readonly cfg: LimitConfig) {
+  constructor(
+    keys: string[],
+    private readonly cfg: LimitConfig,
+  ) {
     this.digests = keys.map(digest);
   }
 
@@ -112,8 +126,13 @@ export class QueryAuth {
     b.drip();
     if (b.content >= 1) return { ok: true };
     const waitMs = b.getWaitTime(1);
-    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
-      reason: `too many failed authentications from this address (QUERY_AUTH_FAILURES_PER_MINUTE=${this.cfg.QUERY_AUTH_FAILURES_PER_MINUTE}); retry in ${Math.ceil(waitMs)} ms` };
+    return {
+      ok: false,
+      retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+      reason:
+        "too many failed authentications from this address " +
+        `(QUERY_AUTH_FAILURES_PER_MINUTE=${this.cfg.QUERY_AUTH_FAILURES_PER_MINUTE}); retry in ${Math.ceil(waitMs)} ms`,
+    };
   }
 
   /** Counts a failed authentication against `address`. */
@@ -138,18 +157,33 @@ export class QueryAuth {
   take(caller: string, texts: number): RateResult {
     if (this.cfg.QUERY_RATE_LIMIT <= 0) return { ok: true };
     const burst = this.cfg.QUERY_RATE_BURST;
-    if (texts > burst) return { ok: false, retryAfterSeconds: 0, reason: `the request has ${texts} texts, more than QUERY_RATE_BURST=${burst} allows at once; send fewer texts per request` };
+    if (texts > burst)
+      return {
+        ok: false,
+        retryAfterSeconds: 0,
+        reason:
+          `the request has ${texts} texts, more than QUERY_RATE_BURST=${burst} allows at once; ` +
+          "send fewer texts per request",
+      };
     const bucket = this.buckets.get(caller);
     return bucket.tryRemoveTokens(texts) ? { ok: true } : this.limited(bucket, texts);
   }
 
   private limited(bucket: TokenBucket, texts: number): RateResult {
     const waitMs = bucket.getWaitTime(texts);
-    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), reason: `rate limit of ${this.cfg.QUERY_RATE_LIMIT} texts per second exceeded; retry in ${Math.ceil(waitMs)} ms` };
+    return {
+      ok: false,
+      retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+      reason: `rate limit of ${this.cfg.QUERY_RATE_LIMIT} texts per second exceeded; retry in ${Math.ceil(waitMs)} ms`,
+    };
   }
 
   private newBucket(): TokenBucket {
-    const b = new TokenBucket({ bucketSize: this.cfg.QUERY_RATE_BURST, tokensPerInterval: this.cfg.QUERY_RATE_LIMIT, interval: "second" });
+    const b = new TokenBucket({
+      bucketSize: this.cfg.QUERY_RATE_BURST,
+      tokensPerInterval: this.cfg.QUERY_RATE_LIMIT,
+      interval: "second",
+    });
     b.content = this.cfg.QUERY_RATE_BURST;
     return b;
   }

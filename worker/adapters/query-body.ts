@@ -24,16 +24,30 @@ export function checkContentHeaders(req: IncomingMessage): void {
   const [media, ...params] = (type ?? "").split(";").map((s) => s.trim().toLowerCase());
   if (media !== "application/json") {
     const got = type === undefined ? "no Content-Type" : `Content-Type ${JSON.stringify(type.slice(0, 100))}`;
-    throw new RequestError(415, "unsupported_media_type", `the body must be JSON: send Content-Type: application/json (got ${got})`);
+    throw new RequestError(
+      415,
+      "unsupported_media_type",
+      `the body must be JSON: send Content-Type: application/json (got ${got})`,
+    );
   }
-  const charset = params.find((p) => p.startsWith("charset="))?.slice("charset=".length).replace(/"/g, "");
+  const charset = params
+    .find((p) => p.startsWith("charset="))
+    ?.slice("charset=".length)
+    .replace(/"/g, "");
   if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
-    throw new RequestError(415, "unsupported_media_type", `the body must be UTF-8 JSON (got charset=${charset.slice(0, 40)})`);
+    throw new RequestError(
+      415,
+      "unsupported_media_type",
+      `the body must be UTF-8 JSON (got charset=${charset.slice(0, 40)})`,
+    );
   }
   const encoding = (req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
   if (encoding !== "identity" && encoding !== "") {
-    throw new RequestError(415, "unsupported_media_type",
-      `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported: send the body uncompressed`);
+    throw new RequestError(
+      415,
+      "unsupported_media_type",
+      `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported: send the body uncompressed`,
+    );
   }
 }
 
@@ -63,7 +77,8 @@ async function readWithin(req: IncomingMessage, limits: BodyLimits): Promise<Buf
   });
   const reading = getRawBody(req, { limit: limits.maxBytes }).catch((err: { type?: string; message: string }) => {
     if (err.type === "entity.too.large") throw tooLarge(limits.maxBytes);
-    if (err.type === "request.aborted" || req.socket.destroyed) throw new ClientClosedError("the client closed the connection while sending the body");
+    if (err.type === "request.aborted" || req.socket.destroyed)
+      throw new ClientClosedError("the client closed the connection while sending the body");
     throw new RequestError(400, "validation_error", `cannot read the request body: ${err.message}`);
   });
   try {
@@ -75,7 +90,11 @@ async function readWithin(req: IncomingMessage, limits: BodyLimits): Promise<Buf
 }
 
 export function tooLarge(limit: number): RequestError {
-  return new RequestError(413, "payload_too_large", `the body is larger than QUERY_MAX_BODY_BYTES=${limit} bytes; send fewer or shorter texts`);
+  return new RequestError(
+    413,
+    "payload_too_large",
+    `the body is larger than QUERY_MAX_BODY_BYTES=${limit} bytes; send fewer or shorter texts`,
+  );
 }
 
 function timedOut(limits: BodyLimits): RequestError {
