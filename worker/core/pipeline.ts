@@ -107,12 +107,13 @@ export interface InteractiveOptions {
  *  in the pool to be sorted with later arrivals. */
 const MODEL_DEPTH = 2;
 
-/** Interactive batches handed to the model thread at once: one running and one waiting, so the
- *  thread never idles between query batches. Past it, queries wait in the pool, where they batch
- *  together and where a cancelled request's texts can still be dropped: a batch in the thread's
- *  inbox runs whatever happens to its requests. With 8 here, ten abandoned 32-text requests were
- *  all embedded anyway, and the next query waited behind them (issue 13). */
-const INTERACTIVE_DEPTH = 2;
+/** Interactive batches handed to the model thread at once. A batch in the thread's inbox runs
+ *  whatever happens to its requests; one still in the pool can be dropped when its request is
+ *  cancelled, and batches there together with later arrivals. So the thread gets one at a time,
+ *  plus a second waiting behind it only while queued batches are in the thread too: otherwise the
+ *  queued batch waiting there would run before the next query batch arrives. With up to 8 here,
+ *  ten abandoned 32-text requests had 224 of their texts embedded anyway (issue 13). */
+const INTERACTIVE_DEPTH = { alone: 1, besideQueued: 2 };
 
 export class EmbeddingPipeline {
   private readonly pool: BatchPool<Item>;
@@ -340,7 +341,7 @@ export class EmbeddingPipeline {
       this.timer = undefined;
     }
     // The priority lane first: query chunks go at once, whatever the queue lane holds in flight.
-    while (this.interactiveInFlight < INTERACTIVE_DEPTH && this.pool.interactiveSize > 0) {
+    while (this.interactiveInFlight < this.interactiveDepth() && this.pool.interactiveSize > 0) {
       const batch = this.pool.takeInteractive(this.cfg.QUERY_FILL_TOKENS)!;
       this.interactiveInFlight++;
       this.modelInFlight++;
@@ -365,6 +366,11 @@ export class EmbeddingPipeline {
       });
     }
     this.metrics?.pooledChunks.set(this.pool.size);
+  }
+
+  private interactiveDepth(): number {
+    const queuedInThread = this.modelInFlight > this.interactiveInFlight;
+    return queuedInThread ? INTERACTIVE_DEPTH.besideQueued : INTERACTIVE_DEPTH.alone;
   }
 
   /** Runs a batch; on failure splits it until the failing chunk is alone, then fails only its job or request. */
