@@ -7,10 +7,13 @@
  *    weight, optionally the token strings) and ColBERT vectors.
  *  - `GET /v1/models`.
  *  Every answer is JSON; errors are `{"error": <code>, "message": ...}`: 400 validation_error,
- *  401 unauthorized, 404 model_not_found / not_found, 405, 408 timeout, 413 payload_too_large,
- *  429 rate_limited (with Retry-After), 500 out_of_memory / inference_error, 503 not_ready
- *  (starting or draining). Answers 503 until `attach` is called and while the worker drains.
- *  Logs name callers by key hash, never by key, and never log texts. */
+ *  401 unauthorized, 404 model_not_found / not_found, 405 (with Allow), 408 timeout, 413 payload_too_large,
+ *  415 unsupported_media_type, 429 rate_limited (with Retry-After), 500 out_of_memory / inference_error,
+ *  503 not_ready (starting or draining). Answers 503 until `attach` is called and while the worker drains.
+ *  Checks run cheapest first (method, address limit, key, rate bucket, readiness, headers, body), and a
+ *  request refused before its body was read loses its connection: the worker never reads a body it has
+ *  refused. A client that leaves before its answer is counted as client_closed, not as a failure, and its
+ *  texts leave the batcher. Logs name callers by key hash (never by key) and address, and never log texts. */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
@@ -94,9 +97,10 @@ export class QueryApi {
     };
     try {
       const { status, body, headers } = await this.process(req, res, route, ctx);
-      this.answer(req, res, route, ctx, status, body, headers);
+      if (gone(req, res)) this.abandoned(route, ctx);
+      else this.answer(req, res, route, ctx, status, body, headers);
     } catch (err) {
-      if (err instanceof ClientClosedError || (res.destroyed && !res.writableEnded)) {
+      if (err instanceof ClientClosedError || gone(req, res)) {
         this.abandoned(route, ctx);
         return;
       }
@@ -149,10 +153,10 @@ export class QueryApi {
         : new RequestError(400, "validation_error", rate.reason);
     }
     const controller = new AbortController();
-    res.once(
-      "close",
-      () => !res.writableEnded && controller.abort(new ClientClosedError("the client closed the connection")),
-    );
+    const leave = () =>
+      !res.writableEnded && controller.abort(new ClientClosedError("the client closed the connection"));
+    if (gone(req, res)) leave();
+    else res.once("close", leave);
     const left = this.left(ctx);
     if (left <= 0) throw new TimeoutError("deadline passed while reading the request");
     const result = await pipeline.embedInteractive(parsed.texts, {
@@ -252,6 +256,11 @@ export class QueryApi {
     }
     return { pipeline: this.pipeline, info: this.info };
   }
+}
+
+/** The client's connection closed before the answer was written. */
+function gone(req: IncomingMessage, res: ServerResponse): boolean {
+  return req.socket.destroyed && !res.writableEnded;
 }
 
 /** Maps a failure to the answer the caller gets. */
