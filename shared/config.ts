@@ -85,13 +85,17 @@ export const configShape = {
   QUERY_TIMEOUT_MS: int(10_000, 10).describe("A query request that has not been answered within this long gets 408, milliseconds"),
   QUERY_FILL_TOKENS: z.coerce.number().int().min(0).optional().describe("Padded-token budget of a batch that carries interactive (query) chunks: queued chunks fill it up to this; it bounds how long a query's own batch runs; 0 = query-only batches"),
   QUERY_TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer threads reserved for query requests, so queries never wait behind a large job's tokenization"),
-  QUERY_API_KEYS: z.string().min(1).optional().describe("Comma list of API keys the query API accepts as `Authorization: Bearer <key>` (never logged); unset with QUERY_API_KEYS_FILE unset = no authentication; set but holding no key = refused at start-up"),
+  QUERY_API_KEYS: z.string().min(1).optional().describe(
+    "Comma list of API keys the query API accepts as `Authorization: Bearer <key>` (never logged); " +
+      "unset with QUERY_API_KEYS_FILE unset = no authentication; set but holding no key = refused at start-up"),
   QUERY_API_KEYS_FILE: z.string().min(1).optional().describe(
-    "File of API keys, one per line, added to QUERY_API_KEYS; # starts a comment at the start of a line or after whitespace"),
+    "File of API keys, one per line, added to QUERY_API_KEYS; " +
+      "# starts a comment at the start of a line or after whitespace"),
   QUERY_RATE_LIMIT: z.coerce.number().min(0).default(0).describe("Texts per second each API key (or, without keys, each client address) may embed; token bucket; 0 = unlimited"),
   QUERY_RATE_BURST: z.coerce.number().int().min(1).optional().describe("Token-bucket size of the rate limit, texts: the burst a key may send at once"),
   QUERY_AUTH_FAILURES_PER_MINUTE: int(10, 0).describe(
-    "With API keys: failed authentications (401) a client address may make per minute before it gets 429; 0 = unlimited"),
+    "With API keys: failed authentications (401) a client address may make per minute before it gets 429; " +
+      "0 = unlimited"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("pino log level"),
 };
 
@@ -194,7 +198,8 @@ export function describeConfig(): Array<{ name: string; description: string; def
     const byProvider = PROVIDER_DEFAULTS[name as keyof typeof PROVIDER_DEFAULTS];
     const def = byProvider
       ? `${byProvider.cpu} (cpu), ${byProvider.cuda} (cuda)`
-      : DERIVED_DEFAULTS[name] ?? (parsed.success && parsed.data !== undefined ? String(parsed.data) || "(empty)" : "(unset)");
+      : (DERIVED_DEFAULTS[name] ??
+        (parsed.success && parsed.data !== undefined ? String(parsed.data) || "(empty)" : "(unset)"));
     return { name, description: s.description ?? "", default: def };
   });
 }
