@@ -225,6 +225,7 @@ export class EmbeddingPipeline {
     const started = performance.now();
     let tokenMaps: Map<number, string>[] | undefined;
     try {
+      if (q.failed) await done; // aborted before it started: rejects with the reason, nothing to tokenize
       const encoded = await tokenizer.encode(texts, { tokens: opts.withTokens });
       this.metrics?.stage.observe({ stage: "tokenize", lane: "interactive" }, (performance.now() - started) / 1000);
       const now = Date.now();
