@@ -101,17 +101,28 @@ export const configShape = {
   HEALTH_CHECK_TIMEOUT_MS: int(1000, 50).describe("Readiness checks of Redis and the sink time out after this long, milliseconds"),
   METRICS_REDIS_TIMEOUT_MS: int(500, 10).describe("A /metrics scrape waits at most this long for the queue gauges from Redis, milliseconds; past it they keep their last values"),
   HTTP_PORT: int(9464, 0, 65535).describe("Worker HTTP port for /metrics and /health (0 = disabled)"),
+  HTTP_HOST: z.string().default("").describe(
+    "Address HTTP_PORT listens on, e.g. 127.0.0.1 to keep /metrics and /health local; empty = every interface"),
   QUERY_API: flag(false).describe("Serve query-time embeddings from this worker's model: POST /v1/embeddings (OpenAI-compatible), POST /embed/batch, GET /v1/models (true/false)"),
   QUERY_API_PORT: int(0, 0, 65535).describe("Port of the query API; 0 = on HTTP_PORT beside /metrics and /health"),
+  QUERY_API_HOST: z.string().optional().describe(
+    "Address QUERY_API_PORT listens on; empty = every interface; unset = HTTP_HOST"),
   QUERY_MAX_INPUTS: int(32, 1, 4096).describe("Most texts in one query request"),
   QUERY_MAX_BODY_BYTES: int(2 * 1024 * 1024, 1024).describe("Largest query request body, bytes; larger requests get 413"),
   QUERY_TIMEOUT_MS: int(10_000, 10).describe("A query request that has not been answered within this long gets 408, milliseconds"),
   QUERY_FILL_TOKENS: z.coerce.number().int().min(0).optional().describe("Padded-token budget of a batch that carries interactive (query) chunks: queued chunks fill it up to this; it bounds how long a query's own batch runs; 0 = query-only batches"),
   QUERY_TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer threads reserved for query requests, so queries never wait behind a large job's tokenization"),
-  QUERY_API_KEYS: z.string().min(1).optional().describe("Comma list of API keys the query API accepts as `Authorization: Bearer <key>` (never logged); unset with QUERY_API_KEYS_FILE unset = no authentication"),
-  QUERY_API_KEYS_FILE: z.string().min(1).optional().describe("File of API keys, one per line (# starts a comment), added to QUERY_API_KEYS"),
+  QUERY_API_KEYS: z.string().min(1).optional().describe(
+    "Comma list of API keys the query API accepts as `Authorization: Bearer <key>` (never logged); " +
+      "unset with QUERY_API_KEYS_FILE unset = no authentication; set but holding no key = refused at start-up"),
+  QUERY_API_KEYS_FILE: z.string().min(1).optional().describe(
+    "File of API keys, one per line, added to QUERY_API_KEYS; " +
+      "# starts a comment at the start of a line or after whitespace"),
   QUERY_RATE_LIMIT: z.coerce.number().min(0).default(0).describe("Texts per second each API key (or, without keys, each client address) may embed; token bucket; 0 = unlimited"),
   QUERY_RATE_BURST: z.coerce.number().int().min(1).optional().describe("Token-bucket size of the rate limit, texts: the burst a key may send at once"),
+  QUERY_AUTH_FAILURES_PER_MINUTE: int(10, 0).describe(
+    "With API keys: failed authentications (401) a client address may make per minute before it gets 429; " +
+      "0 = unlimited"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("pino log level"),
 };
 
@@ -132,6 +143,7 @@ export const configSchema = z.object(configShape).transform((c) => ({
   BATCH_OVERHEAD_TOKENS: c.BATCH_OVERHEAD_TOKENS ?? PROVIDER_DEFAULTS.BATCH_OVERHEAD_TOKENS[c.EXECUTION_PROVIDER],
   QUERY_FILL_TOKENS: c.QUERY_FILL_TOKENS ?? Math.floor(c.MAX_BATCH_TOKENS / QUERY_FILL_SHARE),
   QUERY_RATE_BURST: c.QUERY_RATE_BURST ?? Math.max(c.QUERY_MAX_INPUTS, Math.ceil(c.QUERY_RATE_LIMIT)),
+  QUERY_API_HOST: c.QUERY_API_HOST ?? c.HTTP_HOST,
 })).superRefine((c, ctx) => {
   const longest = Math.ceil(c.MAX_SEQ_LENGTH / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
   if (c.MAX_BATCH_TOKENS < longest) {
@@ -202,6 +214,7 @@ export function loadConfigOrExit(env: Record<string, string | undefined> = proce
 const DERIVED_DEFAULTS: Record<string, string> = {
   QUERY_FILL_TOKENS: `MAX_BATCH_TOKENS / ${QUERY_FILL_SHARE}`,
   QUERY_RATE_BURST: "max(QUERY_MAX_INPUTS, QUERY_RATE_LIMIT)",
+  QUERY_API_HOST: "HTTP_HOST",
 };
 
 /** Rows for documentation: name, description, default. */
@@ -212,7 +225,8 @@ export function describeConfig(): Array<{ name: string; description: string; def
     const byProvider = PROVIDER_DEFAULTS[name as keyof typeof PROVIDER_DEFAULTS];
     const def = byProvider
       ? `${byProvider.cpu} (cpu), ${byProvider.cuda} (cuda)`
-      : DERIVED_DEFAULTS[name] ?? (parsed.success && parsed.data !== undefined ? String(parsed.data) : "(unset)");
+      : (DERIVED_DEFAULTS[name] ??
+        (parsed.success && parsed.data !== undefined ? String(parsed.data) || "(empty)" : "(unset)"));
     return { name, description: s.description ?? "", default: def };
   });
 }

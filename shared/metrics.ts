@@ -84,7 +84,16 @@ function build(registry: Registry, p: string): Metrics {
     gpuMemoryUsed: new Gauge({ name: `${p}gpu_memory_used_bytes`, help: "GPU memory in use on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
     gpuMemoryTotal: new Gauge({ name: `${p}gpu_memory_total_bytes`, help: "GPU memory on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
     ready: new Gauge({ name: `${p}ready`, help: "1 while the worker is ready to take jobs, 0 while starting or draining", registers: r }),
-    queryRequests: new Counter({ name: `${p}query_requests_total`, help: "Query API requests by endpoint and outcome (ok, validation_error, unauthorized, rate_limited, too_large, timeout, not_ready, out_of_memory, inference_error)", labelNames: ["endpoint", "outcome"], registers: r }),
+    queryRequests: new Counter({
+      name: `${p}query_requests_total`,
+      help:
+        "Query API requests by endpoint and outcome " +
+        "(ok, validation_error, unauthorized, model_not_found, method_not_allowed, timeout, payload_too_large, " +
+        "unsupported_media_type, rate_limited, out_of_memory, inference_error, not_ready, " +
+        "client_closed: the client went away before its answer)",
+      labelNames: ["endpoint", "outcome"],
+      registers: r,
+    }),
     queryLatency: new Histogram({ name: `${p}query_latency_seconds`, help: "Query API request latency from arrival to answer", labelNames: ["endpoint"], buckets: latencyBuckets, registers: r }),
     inflightQueries: new Gauge({ name: `${p}inflight_queries`, help: "Query API requests being answered", registers: r }),
   };

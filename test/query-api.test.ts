@@ -11,89 +11,38 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { Queue } from "bullmq";
 import OpenAI from "openai";
-import type { Config } from "../shared/config.js";
 import { ConfigError, OutOfMemoryError } from "../shared/errors.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
 import { pointId } from "../shared/ids.js";
 import { createLogger } from "../shared/logger.js";
 import { createMetrics, metricTotal } from "../shared/metrics.js";
-import { redisConnection } from "../shared/redis.js";
 import { cosine } from "../worker/core/heads.js";
 import type { EmbeddingModel, ModelInfo } from "../worker/core/ports.js";
 import { QdrantSink } from "../worker/adapters/qdrant-sink.js";
-import { startWorker, type RunningWorker, type StartOptions } from "../worker/app.js";
-import { qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "./support/harness.js";
+import { startWorker, type StartOptions } from "../worker/app.js";
+import { testConfig, uniqueQueue, waitFor, type QdrantTarget } from "./support/harness.js";
+import { apiFixture, assertError, call, type ApiFixture } from "./support/query-api.js";
+import type { Redis } from "ioredis";
 
 const KEY_A = "key-a-0123456789abcdef";
 const KEY_B = "key-b-fedcba9876543210";
 const MARKER = "zebra-marker-7731";
-const connection = redisConnection("redis://127.0.0.1:6379");
+let fx: ApiFixture;
 let target: QdrantTarget;
 let modelDir: string;
+let connection: Redis;
 let tokenizer: Tokenizer;
-const cleanups: Array<() => Promise<unknown>> = [];
 
 before(async () => {
-  target = await qdrantTarget();
-  modelDir = (await testModel()).dir;
+  fx = await apiFixture();
+  ({ target, modelDir, connection } = fx);
   tokenizer = new Tokenizer(JSON.parse(readFileSync(path.join(modelDir, "tokenizer.json"), "utf8")), {});
 });
 
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await target.close();
-  await connection.quit();
-});
+after(() => fx.close());
 
-interface Api {
-  w: RunningWorker;
-  cfg: Config;
-  url: string;
-  lines: string[];
-  queue: Queue;
-}
-
-async function startApi(env: Record<string, string> = {}, opts: Partial<StartOptions> = {}): Promise<Api> {
-  const queueName = uniqueQueue("qapi");
-  const collection = `qapi_${queueName.replace(/-/g, "_")}`;
-  const cfg = testConfig({
-    MODEL_DIR: modelDir, QUEUE_NAME: queueName, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey, COLLECTION: collection,
-    HTTP_PORT: "9464", QUERY_API: "true", WARMUP: "false", OUTPUTS: "dense,sparse,colbert", MAX_SEQ_LENGTH: "512", ...env,
-  });
-  const lines: string[] = [];
-  const log = createLogger({ level: "debug", destination: { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream });
-  const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
-  cleanups.push(async () => {
-    await queue.obliterate({ force: true });
-    await queue.close();
-  });
-  const w = await startWorker(cfg, { log, metrics: createMetrics({ defaultMetrics: false }), httpPort: 0, ...opts });
-  cleanups.push(() => w.close());
-  return { w, cfg, url: `http://127.0.0.1:${w.queryPort}`, lines, queue };
-}
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-async function call(url: string, body?: unknown, init: { method?: string; key?: string; raw?: string } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (init.key) headers.authorization = `Bearer ${init.key}`;
-  const res = await fetch(url, {
-    method: init.method ?? (body === undefined && init.raw === undefined ? "GET" : "POST"), headers,
-    body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
-}
-
-function assertError(a: Answer, status: number, code: string, mentions: RegExp): void {
-  assert.equal(a.status, status, `expected ${status}, got ${a.status}: ${JSON.stringify(a.json)}`);
-  assert.equal(a.json.error, code);
-  assert.match(a.json.message, mentions);
-}
+const startApi = (env: Record<string, string> = {}, opts: Partial<StartOptions> = {}) => fx.start(env, opts);
+const cleanups = { push: (fn: () => Promise<unknown>) => fx.cleanup(fn) };
 
 const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -326,7 +275,7 @@ test("API keys: 401 without or with a wrong key, keys from env and file; keys an
 
   await assert.rejects(startApi({ QUERY_API_KEYS: "short" }), (err: Error) => {
     assert.ok(err instanceof ConfigError);
-    assert.match(err.message, /QUERY_API_KEYS: a key is shorter than 16 characters/);
+    assert.match(err.message, /QUERY_API_KEYS entry 1: a key is shorter than 16 characters/);
     assert.ok(!err.message.includes("short\""), "the key itself is not printed");
     return true;
   });

@@ -17,7 +17,7 @@ import { EmbeddingPipeline } from "./core/pipeline.js";
 import type { EmbeddingModel, VectorSink } from "./core/ports.js";
 import { readGpuMemory } from "./adapters/gpu-memory.js";
 import { HealthState } from "./adapters/health.js";
-import { startHttpServer, startRouteServer, type HttpServer } from "./adapters/http-server.js";
+import { startHttpServer, startRouteServer, type HttpServer, type ListenOptions } from "./adapters/http-server.js";
 import { QueryApi } from "./adapters/query-api.js";
 import { loadApiKeys, QueryAuth } from "./adapters/query-auth.js";
 import { JsonlSink } from "./adapters/jsonl-sink.js";
@@ -79,6 +79,12 @@ export async function warmUp(model: EmbeddingModel, files: Pick<ModelFiles, "bos
   return { rows, paddedLength, ms: Math.round(performance.now() - started) };
 }
 
+/** A port that serves the query API: headers within QUERY_TIMEOUT_MS; Node's own whole-request
+ *  timeout only as a backstop behind the API's 408 (which counts from the end of the headers). */
+function apiListen(cfg: Config, host: string): ListenOptions {
+  return { host, headersTimeoutMs: cfg.QUERY_TIMEOUT_MS, requestTimeoutMs: 2 * cfg.QUERY_TIMEOUT_MS + 1000 };
+}
+
 export async function startWorker(cfg: Config, opts: StartOptions): Promise<RunningWorker> {
   const { log } = opts;
   const metrics = opts.metrics ?? createMetrics();
@@ -102,16 +108,17 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
   const api = auth ? new QueryApi(cfg, auth, { metrics, log, health }) : undefined;
   const ownQueryPort = opts.queryPort ?? (cfg.QUERY_API_PORT > 0 ? cfg.QUERY_API_PORT : undefined);
   const apiHandler = api?.handle.bind(api);
+  const httpListen = api && ownQueryPort === undefined ? apiListen(cfg, cfg.HTTP_HOST) : { host: cfg.HTTP_HOST };
   try {
     if (wantHttp || (api && ownQueryPort === undefined)) {
       http = await startHttpServer(opts.httpPort ?? cfg.HTTP_PORT, metrics.registry, {
         state: health,
         details: async () => (details.provider === "cuda" ? { ...details, gpuMemory: (await readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS)) ?? null } : details),
-      }, ownQueryPort === undefined ? apiHandler : undefined);
+      }, ownQueryPort === undefined ? apiHandler : undefined, httpListen);
       cleanups.push(() => http!.close());
     }
     if (apiHandler && ownQueryPort !== undefined) {
-      queryServer = await startRouteServer(ownQueryPort, apiHandler);
+      queryServer = await startRouteServer(ownQueryPort, apiHandler, apiListen(cfg, cfg.QUERY_API_HOST));
       cleanups.push(() => queryServer!.close());
     }
     cleanups.push(() => closeRedis(connection));

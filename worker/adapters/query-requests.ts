@@ -7,10 +7,18 @@ import { colbertRows } from "../core/heads.js";
 import type { InteractiveResult } from "../core/pipeline.js";
 
 export class RequestError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
     super(message);
   }
 }
+
+/** The client went away before its answer: not a failure of the worker, and nobody to answer. */
+export class ClientClosedError extends Error {}
 
 const invalid = (message: string) => new RequestError(400, "validation_error", message);
 
@@ -24,7 +32,9 @@ export interface Limits {
 
 /** `input[3]` from a zod path. */
 function where(path: PropertyKey[]): string {
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("") || "body";
+  return (
+    path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("") || "body"
+  );
 }
 
 function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -34,13 +44,23 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
   throw invalid(`${where(i.path)}: ${i.message}`);
 }
 
-/** Texts must be 1..maxInputs non-blank strings of at most maxChars characters; the message names the first bad index. */
+/** With the u flag a string is read by code points, so only an unpaired surrogate is a Cs code point. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Texts must be 1..maxInputs non-blank, well-formed strings of at most maxChars characters; the message names
+ *  the first bad index. */
 function checkTexts(texts: string[], field: string, limits: Limits): void {
   if (texts.length === 0) throw invalid(`${field} is empty: send 1 to ${limits.maxInputs} texts`);
-  if (texts.length > limits.maxInputs) throw invalid(`${field} has ${texts.length} texts, more than the ${limits.maxInputs} allowed per request (QUERY_MAX_INPUTS)`);
+  if (texts.length > limits.maxInputs)
+    throw invalid(
+      `${field} has ${texts.length} texts, more than the ${limits.maxInputs} allowed per request (QUERY_MAX_INPUTS)`,
+    );
   texts.forEach((t, i) => {
     if (t.trim().length === 0) throw invalid(`${field}[${i}] is empty`);
-    if (t.length > limits.maxChars) throw invalid(`${field}[${i}] has ${t.length} characters, more than MAX_CHUNK_CHARS=${limits.maxChars}`);
+    // A lone surrogate cannot be encoded as UTF-8 for the tokenizer, the logs or a reply (issue 13).
+    if (LONE_SURROGATE.test(t)) throw invalid(`${field}[${i}] is not well-formed Unicode (it holds a lone surrogate)`);
+    if (t.length > limits.maxChars)
+      throw invalid(`${field}[${i}] has ${t.length} characters, more than MAX_CHUNK_CHARS=${limits.maxChars}`);
   });
 }
 
@@ -75,10 +95,18 @@ export function servesModel(requested: string, modelName: string): boolean {
 export function parseOpenAiRequest(body: unknown, limits: Limits): OpenAiRequest {
   const b = parseWith(openAiSchema, body);
   if (!servesModel(b.model, limits.modelName)) {
-    throw new RequestError(404, "model_not_found", `model "${b.model}" is not served here; this worker serves "${limits.modelName}" (GET /v1/models)`);
+    throw new RequestError(
+      404,
+      "model_not_found",
+      `model ${JSON.stringify(b.model.slice(0, 100))} is not served here; ` +
+        `this worker serves "${limits.modelName}" (GET /v1/models)`,
+    );
   }
   if (b.dimensions !== undefined && b.dimensions !== limits.denseDim) {
-    throw invalid(`dimensions: ${limits.modelName} vectors have a fixed size of ${limits.denseDim}; omit dimensions (shortened vectors are not supported)`);
+    throw invalid(
+      `dimensions: ${limits.modelName} vectors have a fixed size of ${limits.denseDim}; ` +
+        "omit dimensions (shortened vectors are not supported)",
+    );
   }
   needOutput("dense", "model", limits);
   const texts = typeof b.input === "string" ? [b.input] : b.input;
@@ -106,7 +134,8 @@ export interface BatchRequest {
 export function parseBatchRequest(body: unknown, limits: Limits): BatchRequest {
   const b = parseWith(batchSchema, body);
   const sparse = b.return_sparse || b.sparse_tokens;
-  if (!b.return_dense && !sparse && !b.return_colbert) throw invalid("return_dense, return_sparse and return_colbert are all false: ask for at least one");
+  if (!b.return_dense && !sparse && !b.return_colbert)
+    throw invalid("return_dense, return_sparse and return_colbert are all false: ask for at least one");
   if (b.return_dense) needOutput("dense", "return_dense", limits);
   if (sparse) needOutput("sparse", "return_sparse", limits);
   if (b.return_colbert) needOutput("colbert", "return_colbert", limits);
@@ -127,7 +156,11 @@ const usage = (r: InteractiveResult) => {
 export function openAiResponse(r: InteractiveResult, req: OpenAiRequest, modelName: string) {
   return {
     object: "list",
-    data: r.embeddings.map((e, index) => ({ object: "embedding", index, embedding: req.base64 ? float32Base64(e.dense!) : Array.from(e.dense!) })),
+    data: r.embeddings.map((e, index) => ({
+      object: "embedding",
+      index,
+      embedding: req.base64 ? float32Base64(e.dense!) : Array.from(e.dense!),
+    })),
     model: modelName,
     usage: usage(r),
   };

@@ -95,7 +95,8 @@ export interface InteractiveOptions {
   id: string;
   /** Fail with TimeoutError when not answered within this long, milliseconds. */
   timeoutMs: number;
-  /** Aborts the request (the client went away); its chunks leave the pool. */
+  /** Aborts the request (the client went away): its chunks leave the pool and the request rejects
+   *  with the signal's reason (an Error), else with ShutdownError. */
   signal?: AbortSignal;
   /** Also return each input's token strings (for sparse weights by token). */
   withTokens?: boolean;
@@ -106,9 +107,13 @@ export interface InteractiveOptions {
  *  in the pool to be sorted with later arrivals. */
 const MODEL_DEPTH = 2;
 
-/** Interactive batches handed to the model thread at once. The thread merges those waiting into
- *  one run, so this only bounds its inbox; past it, queries wait in the pool and batch together. */
-const INTERACTIVE_DEPTH = 8;
+/** Interactive batches handed to the model thread at once. A batch in the thread's inbox runs
+ *  whatever happens to its requests; one still in the pool can be dropped when its request is
+ *  cancelled, and batches there together with later arrivals. So the thread gets one at a time,
+ *  plus a second waiting behind it only while queued batches are in the thread too: otherwise the
+ *  queued batch waiting there would run before the next query batch arrives. With up to 8 here,
+ *  ten abandoned 32-text requests had 224 of their texts embedded anyway (issue 13). */
+const INTERACTIVE_DEPTH = { alone: 1, besideQueued: 2 };
 
 export class EmbeddingPipeline {
   private readonly pool: BatchPool<Item>;
@@ -206,8 +211,12 @@ export class EmbeddingPipeline {
     };
     this.queries.add(q);
     const timer = setTimeout(() => this.failQuery(q, new TimeoutError(`not answered within ${Math.round(opts.timeoutMs)} ms`)), opts.timeoutMs);
-    const onAbort = () => this.failQuery(q, new ShutdownError("the client closed the request"));
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const onAbort = () => {
+      const reason: unknown = opts.signal?.reason;
+      this.failQuery(q, reason instanceof Error ? reason : new ShutdownError("the client closed the request"));
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
     void q.settled.then(() => {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
@@ -216,6 +225,7 @@ export class EmbeddingPipeline {
     const started = performance.now();
     let tokenMaps: Map<number, string>[] | undefined;
     try {
+      if (q.failed) await done; // aborted before it started: rejects with the reason, nothing to tokenize
       const encoded = await tokenizer.encode(texts, { tokens: opts.withTokens });
       this.metrics?.stage.observe({ stage: "tokenize", lane: "interactive" }, (performance.now() - started) / 1000);
       const now = Date.now();
@@ -332,7 +342,7 @@ export class EmbeddingPipeline {
       this.timer = undefined;
     }
     // The priority lane first: query chunks go at once, whatever the queue lane holds in flight.
-    while (this.interactiveInFlight < INTERACTIVE_DEPTH && this.pool.interactiveSize > 0) {
+    while (this.interactiveInFlight < this.interactiveDepth() && this.pool.interactiveSize > 0) {
       const batch = this.pool.takeInteractive(this.cfg.QUERY_FILL_TOKENS)!;
       this.interactiveInFlight++;
       this.modelInFlight++;
@@ -357,6 +367,11 @@ export class EmbeddingPipeline {
       });
     }
     this.metrics?.pooledChunks.set(this.pool.size);
+  }
+
+  private interactiveDepth(): number {
+    const queuedInThread = this.modelInFlight > this.interactiveInFlight;
+    return queuedInThread ? INTERACTIVE_DEPTH.besideQueued : INTERACTIVE_DEPTH.alone;
   }
 
   /** Runs a batch; on failure splits it until the failing chunk is alone, then fails only its job or request. */
