@@ -38,7 +38,7 @@ export function splitBlocks(text: string): Block[] {
   const blocks: Block[] = [];
   let current: Block | undefined;
   text.split("\n").forEach((raw, i) => {
-    const line = raw.replace(/\s+$/, "");
+    const line = raw.trimEnd(); // not /\s+$/: quadratic on long whitespace runs (issue 13)
     if (line.trim() === "") {
       current = undefined;
       return;
