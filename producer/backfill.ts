@@ -269,7 +269,7 @@ class BackfillRun {
   }
 
   private async readFile(entry: WalkedEntry, resumeAt: CheckpointPosition | null): Promise<boolean> {
-    if (entry.kind === "missing") {
+    if (entry.kind !== "file") {
       this.skip({ file: entry.file, reason: entry.reason });
       this.pos = { input: entry.input, file: entry.file, records: 0, offset: 0, line: 0, complete: true };
       return true;

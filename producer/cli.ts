@@ -14,13 +14,13 @@ import { CheckpointError } from "./backfill/checkpoint.js";
 import { formatSeconds } from "./backfill/progress.js";
 import { enqueueDocuments, enqueueOptionsFrom, StrictModeError, type EnqueueSummary } from "./enqueue.js";
 import { formatBytes } from "./readers/reader-errors.js";
-import { expandInputs } from "./input-files.js";
+import { inputEntries } from "./input-files.js";
 import { intInRange } from "../shared/cli-options.js";
 import { queueStats } from "./queue-stats.js";
 import { formatRequeueSummary, requeueFailed } from "./requeue-failed.js";
 import { readDocuments, type InputFormat } from "./readers/index.js";
 import { loadTokenCounter } from "./token-counter.js";
-import type { ReadEvent } from "./document.js";
+import { skippedEvent, type ReadEvent } from "./document.js";
 
 const wholeNumber = intInRange(0);
 const atLeastOne = intInRange(1);
@@ -33,7 +33,10 @@ const positiveNumber = (v: string) => {
 const priority = intInRange(1, 2_097_151);
 
 async function* readAll(paths: string[], format: "auto" | InputFormat, idPrefix?: string): AsyncGenerator<ReadEvent> {
-  for await (const file of expandInputs(paths)) yield* readDocuments(file, { format, idPrefix });
+  for await (const e of inputEntries(paths)) {
+    if (e.kind === "skipped") yield skippedEvent(e.file, e.reason);
+    else yield* readDocuments(e.file, { format, idPrefix });
+  }
 }
 
 function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: boolean): void {

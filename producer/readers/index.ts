@@ -91,4 +91,6 @@ function describeUnexpected(err: unknown): string {
 }
 
 export type { ReaderContext } from "./reader-context.js";
-export { ReaderError, UnreadableFileError, FileTooLargeError, UnsupportedFormatError, InvalidStructureError } from "./reader-errors.js";
+export {
+  ReaderError, UnreadableFileError, NotRegularFileError, FileTooLargeError, UnsupportedFormatError, InvalidStructureError,
+} from "./reader-errors.js";
