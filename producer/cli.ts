@@ -29,6 +29,8 @@ const positiveNumber = (v: string) => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
   return n;
 };
+const DUPLICATE_IDS_HELP =
+  "enqueue a document whose id an earlier one in this run had (it overwrites its points); default: skip it, counted";
 /** BullMQ's priority range. */
 const priority = intInRange(1, 2_097_151);
 
@@ -53,7 +55,7 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
   }
 }
 
-async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputFormat; idPrefix?: string; chunkTokens: number; overlap: number; priority?: number; dryRun?: boolean; strict?: boolean; json?: boolean; skipUnchanged?: boolean }) {
+async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputFormat; idPrefix?: string; chunkTokens: number; overlap: number; priority?: number; dryRun?: boolean; strict?: boolean; json?: boolean; skipUnchanged?: boolean; allowDuplicateIds?: boolean }) {
   const countTokens = loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"));
   const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL, cfg);
   const queue = connection ? new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX }) : undefined;
@@ -62,6 +64,7 @@ async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputF
     const s = await enqueueDocuments(queue, readAll(paths, o.format, o.idPrefix), {
       ...enqueueOptionsFrom(cfg, countTokens),
       chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, dryRun: o.dryRun, strict: o.strict, skipUnchanged: o.skipUnchanged,
+      allowDuplicateIds: o.allowDuplicateIds,
     });
     printSummary(s, performance.now() - started, Boolean(o.json), Boolean(o.dryRun));
     if (s.documents === 0 && s.skipped > 0) process.exitCode = 1;
@@ -90,6 +93,7 @@ export function buildCli(cfg: () => Config): Command {
     .option("--dry-run", "read, chunk and count tokens without enqueueing")
     .option("--strict", "stop at the first bad record instead of skipping it")
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--json", "print the summary as JSON")
     .action(async (paths: string[], o) => {
       const c = cfg();
@@ -193,6 +197,7 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     .option("--low-water-chunks <n>", "resume once the backlog is down to this many chunks", wholeNumber, d.lowWaterChunks)
     .option("--bulk <n>", "jobs per addBulk", atLeastOne, d.bulkSize)
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--dry-run", "read, chunk and count tokens without Redis; print totals and a sizing estimate")
     .option("--tokens-per-second <n>", "dry run: your workers' measured throughput, for an embedding-time estimate", positiveNumber)
     .option("--wait", "after enqueueing, wait until the workers have finished this run's jobs")
@@ -215,7 +220,7 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
           inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
           chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk,
           marks: { highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks },
-          skipUnchanged: o.skipUnchanged, dryRun: o.dryRun, wait: o.wait, tokensPerSecond: o.tokensPerSecond,
+          skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait, tokensPerSecond: o.tokensPerSecond,
           progress: o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log", progressIntervalMs: o.progressInterval * 1000,
           signal: ac.signal, countTokens,
         });

@@ -12,6 +12,7 @@ import { chunkHash, jobId, sha256Hex } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
 import { chunkDocument } from "./chunker.js";
 import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
+import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { toJsonMetadata } from "./metadata.js";
 
 export interface EnqueueOptions {
@@ -33,6 +34,8 @@ export interface EnqueueOptions {
   strict?: boolean;
   /** Send each chunk's content hash so the worker skips chunks whose stored point has it. */
   skipUnchanged?: boolean;
+  /** Enqueue a document whose id an earlier document of this call already had (default: refuse it, counted). */
+  allowDuplicateIds?: boolean;
   onProgress?: (s: EnqueueSummary) => void;
 }
 
@@ -155,6 +158,7 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
     s.skippedByReason[key] = (s.skippedByReason[key] ?? 0) + 1;
     if (s.skippedSamples.length < 100) s.skippedSamples.push(rec);
   };
+  const ids = opts.allowDuplicateIds ? undefined : new DuplicateIdGuard();
   for await (const item of input as AsyncIterable<ReadEvent | SourceDocument>) {
     const ev: ReadEvent = "kind" in item && (item.kind === "document" || item.kind === "skipped") ? (item as ReadEvent) : { kind: "document", doc: item as SourceDocument };
     if (ev.kind === "skipped") {
@@ -162,11 +166,13 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
       continue;
     }
     const doc = ev.doc;
-    const chunks = chunksForQueue(doc, opts);
+    const duplicate = ids?.check(doc);
+    const chunks = duplicate ? { file: doc.source.file, line: doc.source.line, reason: duplicate } : chunksForQueue(doc, opts);
     if (!Array.isArray(chunks)) {
       skip(chunks);
       continue;
     }
+    ids?.remember(doc);
     s.documents++;
     s.chunks += chunks.length;
     for (const c of chunks) s.tokens += c.tokens;
