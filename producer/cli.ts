@@ -48,6 +48,9 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
   }
   const verb = dryRun ? "would enqueue" : "enqueued";
   process.stdout.write(`${verb} ${s.documents} documents as ${s.jobs} jobs: ${s.chunks} chunks, ${s.tokens} tokens in ${(ms / 1000).toFixed(1)} s\n`);
+  if (s.repaired > 0) {
+    process.stdout.write(`repaired ${s.repaired} documents: invalid UTF-8 or lone surrogates became U+FFFD (invalid_utf8)\n`);
+  }
   if (s.skipped > 0) {
     process.stdout.write(`skipped ${s.skipped} records:\n`);
     for (const [reason, n] of Object.entries(s.skippedByReason)) process.stdout.write(`  ${n} x ${reason}\n`);

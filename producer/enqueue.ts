@@ -14,6 +14,7 @@ import { chunkDocument } from "./chunker.js";
 import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
 import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { toJsonMetadata } from "./metadata.js";
+import { ensureWellFormed } from "./unicode-guard.js";
 
 export interface EnqueueOptions {
   countTokens: (text: string) => number;
@@ -59,6 +60,8 @@ export interface EnqueueSummary {
   chunks: number;
   tokens: number;
   skipped: number;
+  /** Documents enqueued with text repaired: invalid UTF-8 or lone surrogates replaced by U+FFFD (`invalid_utf8`). */
+  repaired: number;
   skippedByReason: Record<string, number>;
   /** The first skipped records, with file and line, for the person fixing the input. */
   skippedSamples: SkippedRecord[];
@@ -93,6 +96,8 @@ export function chunksForQueue(doc: SourceDocument, opts: Pick<EnqueueOptions, "
   } catch (err) {
     return { ...at, reason: `document "${doc.id}": unsupported metadata: ${(err as Error).message}` };
   }
+  const illFormed = ensureWellFormed(doc);
+  if (illFormed) return { ...at, reason: illFormed };
   let chunks: Chunk[];
   try {
     chunks = chunkDocument(doc, { targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens });
@@ -141,7 +146,9 @@ export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: Enqu
 
 export async function enqueueDocuments(queue: Queue | undefined, input: Input, opts: EnqueueOptions): Promise<EnqueueSummary> {
   if (!queue && !opts.dryRun) throw new Error("enqueueDocuments needs a queue unless dryRun is set");
-  const s: EnqueueSummary = { documents: 0, jobs: 0, chunks: 0, tokens: 0, skipped: 0, skippedByReason: {}, skippedSamples: [] };
+  const s: EnqueueSummary = {
+    documents: 0, jobs: 0, chunks: 0, tokens: 0, skipped: 0, repaired: 0, skippedByReason: {}, skippedSamples: [],
+  };
   const bulkSize = opts.bulkSize ?? 500;
   let buffer: BulkJob[] = [];
   const flush = async () => {
@@ -174,6 +181,7 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
     }
     ids?.remember(doc);
     s.documents++;
+    if (doc.metadata.invalid_utf8 === true) s.repaired++;
     s.chunks += chunks.length;
     for (const c of chunks) s.tokens += c.tokens;
     buffer.push(...jobsForDocument(doc, chunks, opts));
