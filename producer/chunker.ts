@@ -21,7 +21,7 @@ import { AtomWindow } from "./atom-window.js";
 import type { Chunk, JsonValue, SourceDocument } from "./document.js";
 import { checkedCounter, SPECIAL_TOKENS, validateChunkerOptions, type ChunkerOptions } from "./chunker-options.js";
 
-export type { ChunkerOptions } from "./chunker-options.js";
+export type { ChunkerOptions, ChunkProgress } from "./chunker-options.js";
 export { ChunkerOptionsError, TokenCountError, SPECIAL_TOKENS, MIN_TARGET_TOKENS } from "./chunker-options.js";
 
 interface Span {
@@ -95,6 +95,8 @@ export function chunkDocument(doc: SourceDocument, opts: ChunkerOptions): Chunk[
   const budget = opts.targetTokens - SPECIAL_TOKENS;
   const atoms = new AtomWindow(atomStream(doc, budget, count));
   const chunks: Chunk[] = [];
+  const totalChars = doc.segments.reduce((n, s) => n + s.text.length, 0);
+  let doneChars = 0;
   let next = 0; // first atom not yet in any chunk
   let from = 0; // first atom of the chunk being built (< next when overlapping)
   while (atoms.has(next)) {
@@ -103,6 +105,10 @@ export function chunkDocument(doc: SourceDocument, opts: ChunkerOptions): Chunk[
       doc.kind === "transcript" ? transcriptMetadata(doc, atoms, span) : {};
     metadata.chars = span.text.length;
     chunks.push({ index: chunks.length, text: span.text, tokens: span.tokens + SPECIAL_TOKENS, metadata });
+    if (opts.onProgress) {
+      for (let i = next; i < span.to; i++) doneChars += atoms.at(i).text.length + 1; // + its separator
+      opts.onProgress({ chars: Math.min(doneChars, totalChars), totalChars, chunks: chunks.length });
+    }
     next = span.to;
     from = opts.overlapTokens > 0 ? overlapStart(atoms, span, opts.overlapTokens, count) : next;
     atoms.release(from); // no later chunk starts before its overlap

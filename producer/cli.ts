@@ -20,7 +20,8 @@ import { queueStats } from "./queue-stats.js";
 import { formatRequeueSummary, requeueFailed } from "./requeue-failed.js";
 import { readDocuments, type InputFormat } from "./readers/index.js";
 import { loadTokenCounter } from "./token-counter.js";
-import { skippedEvent, type ReadEvent } from "./document.js";
+import { skippedEvent, type ReadEvent, type SourceDocument } from "./document.js";
+import type { ChunkProgress } from "./chunker.js";
 
 const wholeNumber = intInRange(0);
 const atLeastOne = intInRange(1);
@@ -39,6 +40,25 @@ async function* readAll(paths: string[], format: "auto" | InputFormat, idPrefix?
     if (e.kind === "skipped") yield skippedEvent(e.file, e.reason);
     else yield* readDocuments(e.file, { format, idPrefix });
   }
+}
+
+/** Progress lines on stderr while one document takes longer than `everyMs` to chunk (a multi-MiB cue). */
+function chunkProgressLog(everyMs = 5000): (doc: SourceDocument, p: ChunkProgress) => void {
+  let current: SourceDocument | undefined;
+  let started = 0;
+  let last = 0;
+  return (doc, p) => {
+    const now = performance.now();
+    if (doc !== current) [current, started, last] = [doc, now, now];
+    if (now - last < everyMs) return;
+    last = now;
+    const pct = p.totalChars === 0 ? 100 : Math.floor((100 * p.chars) / p.totalChars);
+    const mchars = (n: number) => (n / 1e6).toFixed(1);
+    process.stderr.write(
+      `chunking ${doc.source.file}: ${pct}% (${mchars(p.chars)} of ${mchars(p.totalChars)} M characters), ` +
+        `${p.chunks} chunks, ${((now - started) / 1000).toFixed(0)} s\n`,
+    );
+  };
 }
 
 function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: boolean): void {
@@ -67,7 +87,7 @@ async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputF
     const s = await enqueueDocuments(queue, readAll(paths, o.format, o.idPrefix), {
       ...enqueueOptionsFrom(cfg, countTokens),
       chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, dryRun: o.dryRun, strict: o.strict, skipUnchanged: o.skipUnchanged,
-      allowDuplicateIds: o.allowDuplicateIds,
+      allowDuplicateIds: o.allowDuplicateIds, onChunkProgress: o.json ? undefined : chunkProgressLog(),
     });
     printSummary(s, performance.now() - started, Boolean(o.json), Boolean(o.dryRun));
     if (s.documents === 0 && s.skipped > 0) process.exitCode = 1;

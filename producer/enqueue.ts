@@ -10,7 +10,7 @@ import type { JobsOptions, Queue } from "bullmq";
 import type { Config } from "../shared/config.js";
 import { chunkHash, jobId, sha256Hex } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
-import { chunkDocument } from "./chunker.js";
+import { chunkDocument, type ChunkProgress } from "./chunker.js";
 import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
 import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { toJsonMetadata } from "./metadata.js";
@@ -35,6 +35,8 @@ export interface EnqueueOptions {
   strict?: boolean;
   /** Send each chunk's content hash so the worker skips chunks whose stored point has it. */
   skipUnchanged?: boolean;
+  /** Called while a document is chunked (after each chunk): progress through one long document. */
+  onChunkProgress?: (doc: SourceDocument, p: ChunkProgress) => void;
   /** Enqueue a document whose id an earlier document of this call already had (default: refuse it, counted). */
   allowDuplicateIds?: boolean;
   onProgress?: (s: EnqueueSummary) => void;
@@ -86,7 +88,10 @@ export function reasonKey(reason: string): string {
 }
 
 /** A document's chunks, or why it cannot be enqueued. */
-export function chunksForQueue(doc: SourceDocument, opts: Pick<EnqueueOptions, "chunkTokens" | "overlapTokens" | "countTokens">): Chunk[] | SkippedRecord {
+export function chunksForQueue(
+  doc: SourceDocument,
+  opts: Pick<EnqueueOptions, "chunkTokens" | "overlapTokens" | "countTokens" | "onChunkProgress">,
+): Chunk[] | SkippedRecord {
   const at = { file: doc.source.file, line: doc.source.line };
   if (doc.id.length === 0 || doc.id.length > MAX_DOC_ID_CHARS) {
     return { ...at, reason: `document id is empty or longer than ${MAX_DOC_ID_CHARS} characters` };
@@ -100,7 +105,11 @@ export function chunksForQueue(doc: SourceDocument, opts: Pick<EnqueueOptions, "
   if (illFormed) return { ...at, reason: illFormed };
   let chunks: Chunk[];
   try {
-    chunks = chunkDocument(doc, { targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens });
+    const report = opts.onChunkProgress;
+    chunks = chunkDocument(doc, {
+      targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens,
+      onProgress: report && ((p) => report(doc, p)),
+    });
   } catch (err) {
     return { ...at, reason: `document "${doc.id}": chunking failed: ${(err as Error).message}` };
   }

@@ -88,3 +88,21 @@ test("property: bounded segmentation keeps the text whole and matches Intl's gra
     { seed: 13, numRuns: 300 },
   );
 });
+
+test("progress through one long segment is reported after each chunk, rising to the whole text", () => {
+  const text = "hello world ".repeat(20_000);
+  const doc: SourceDocument = { id: "p", kind: "transcript", segments: [{ text }], metadata: {}, source: { file: "mem" } };
+  const seen: number[] = [];
+  const chunks = chunkDocument(doc, {
+    targetTokens: 64, overlapTokens: 8, countTokens: charCounter,
+    onProgress: (p) => {
+      assert.equal(p.totalChars, text.length);
+      assert.equal(p.chunks, seen.length + 1);
+      seen.push(p.chars);
+    },
+  });
+  assert.equal(seen.length, chunks.length);
+  assert.ok(seen.every((c, i) => i === 0 || c > seen[i - 1]), "progress must rise with every chunk");
+  // Only trailing whitespace (trimmed off the segment) is left uncounted.
+  assert.ok(seen[seen.length - 1] >= text.trim().length, `${seen[seen.length - 1]} of ${text.length}`);
+});
