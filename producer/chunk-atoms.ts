@@ -65,7 +65,8 @@ export function splitSentences(text: string, maxSentenceChars = SENTENCE_WINDOW)
  */
 function* sentencesWithSpacing(text: string, maxChars: number): Generator<{ text: string; spaced: boolean }> {
   let spaced = true;
-  for (const segment of boundedSegments(text, sentenceSegmenter, SENTENCE_WINDOW, Math.max(SENTENCE_WINDOW, maxChars))) {
+  const maxWindow = Math.max(SENTENCE_WINDOW, maxChars);
+  for (const segment of boundedSegments(text, sentenceSegmenter, SENTENCE_WINDOW, maxWindow)) {
     const s = segment.trim();
     if (s !== "") yield { text: s, spaced: spaced || /^\s/.test(segment) };
     spaced = s === "" || /\s$/.test(segment);

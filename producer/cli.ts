@@ -69,7 +69,7 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
   const verb = dryRun ? "would enqueue" : "enqueued";
   process.stdout.write(`${verb} ${s.documents} documents as ${s.jobs} jobs: ${s.chunks} chunks, ${s.tokens} tokens in ${(ms / 1000).toFixed(1)} s\n`);
   if (s.repaired > 0) {
-    process.stdout.write(`repaired ${s.repaired} documents: invalid UTF-8 or lone surrogates became U+FFFD (invalid_utf8)\n`);
+    process.stdout.write(`repaired ${s.repaired} documents: invalid UTF-8 or lone surrogates became U+FFFD\n`);
   }
   if (s.skipped > 0) {
     process.stdout.write(`skipped ${s.skipped} records:\n`);
@@ -78,7 +78,20 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
   }
 }
 
-async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputFormat; idPrefix?: string; chunkTokens: number; overlap: number; priority?: number; dryRun?: boolean; strict?: boolean; json?: boolean; skipUnchanged?: boolean; allowDuplicateIds?: boolean }) {
+interface IngestOptions {
+  format: "auto" | InputFormat;
+  idPrefix?: string;
+  chunkTokens: number;
+  overlap: number;
+  priority?: number;
+  dryRun?: boolean;
+  strict?: boolean;
+  json?: boolean;
+  skipUnchanged?: boolean;
+  allowDuplicateIds?: boolean;
+}
+
+async function ingest(cfg: Config, paths: string[], o: IngestOptions) {
   const countTokens = loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"));
   const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL, cfg);
   const queue = connection ? new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX }) : undefined;
@@ -243,7 +256,8 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
           inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
           chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk,
           marks: { highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks },
-          skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait, tokensPerSecond: o.tokensPerSecond,
+          skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait,
+          tokensPerSecond: o.tokensPerSecond,
           progress: o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log", progressIntervalMs: o.progressInterval * 1000,
           signal: ac.signal, countTokens,
         });

@@ -28,7 +28,8 @@ export class DuplicateIdGuard {
     if (first === undefined) return undefined;
     const earlier = this.files[first];
     const where = earlier === doc.source.file ? "an earlier record of the same file" : `a document from ${earlier}`;
-    return `duplicate document id: "${doc.id}" is also the id of ${where} (${path.basename(doc.source.file)} refused); ${ID_HELP}`;
+    const refused = path.basename(doc.source.file);
+    return `duplicate document id: "${doc.id}" is also the id of ${where} (${refused} refused); ${ID_HELP}`;
   }
 
   /** Remembers `doc`'s id as enqueued. */

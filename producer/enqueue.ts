@@ -183,7 +183,8 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
     }
     const doc = ev.doc;
     const duplicate = ids?.check(doc);
-    const chunks = duplicate ? { file: doc.source.file, line: doc.source.line, reason: duplicate } : chunksForQueue(doc, opts);
+    const refused = duplicate && { file: doc.source.file, line: doc.source.line, reason: duplicate };
+    const chunks = refused || chunksForQueue(doc, opts);
     if (!Array.isArray(chunks)) {
       skip(chunks);
       continue;

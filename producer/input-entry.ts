@@ -13,7 +13,11 @@ import { stat } from "node:fs/promises";
 import { formatForFile } from "./readers/index.js";
 import { describeFileType } from "./readers/file-input.js";
 
-export type EntryVerdict = { kind: "file" } | { kind: "folder" } | { kind: "ignored" } | { kind: "skipped"; reason: string };
+export type EntryVerdict =
+  | { kind: "file" }
+  | { kind: "folder" }
+  | { kind: "ignored" }
+  | { kind: "skipped"; reason: string };
 
 const notRegular = (type: string): EntryVerdict => ({
   kind: "skipped",

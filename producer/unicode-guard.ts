@@ -42,7 +42,7 @@ export function ensureWellFormed(doc: SourceDocument): string | undefined {
   if (isIllFormed(doc.id)) {
     return "document id is not well-formed Unicode (it holds a lone surrogate); ids are not repaired, fix the source";
   }
-  const segmentsBad = doc.segments.some((s) => isIllFormed(s.text) || (s.speaker !== undefined && isIllFormed(s.speaker)));
+  const segmentsBad = doc.segments.some((s) => isIllFormed(s.text) || isIllFormed(s.speaker ?? ""));
   const metadataBad = jsonIsIllFormed(doc.metadata) || isIllFormed(doc.source.file);
   if (!segmentsBad && !metadataBad) return undefined;
   doc.segments = doc.segments.map((s) => ({

@@ -25,6 +25,10 @@ const words = (text: string): string[] => text.split(/\s+/).filter(Boolean);
 /** ceil(length/4) tokens per word: long words cost more, as with a real tokenizer. */
 const charCounter = (text: string): number => words(text).reduce((n, w) => n + Math.ceil(w.length / 4), 0);
 
+const oneSegment = (kind: SourceDocument["kind"], text: string): SourceDocument => ({
+  id: "big", kind, segments: [{ text }], metadata: {}, source: { file: "mem" },
+});
+
 const SHAPES: Record<string, { kind: SourceDocument["kind"]; text: (bytes: number) => string }> = {
   "short sentences in one paragraph": { kind: "text", text: (n) => "Hello there. ".repeat(Math.ceil(n / 13)) },
   "one word without whitespace": { kind: "text", text: (n) => "x".repeat(n) },
@@ -32,9 +36,10 @@ const SHAPES: Record<string, { kind: SourceDocument["kind"]; text: (bytes: numbe
 };
 
 for (const [name, shape] of Object.entries(SHAPES)) {
-  test(`a 2 MiB segment (${name}) is chunked in bounded time, within budget, losing nothing`, { timeout: 120_000 }, (t) => {
+  const title = `a 2 MiB segment (${name}) is chunked in bounded time, within budget, losing nothing`;
+  test(title, { timeout: 120_000 }, (t) => {
     const text = shape.text(2 * MIB);
-    const doc: SourceDocument = { id: "big", kind: shape.kind, segments: [{ text }], metadata: {}, source: { file: "mem" } };
+    const doc = oneSegment(shape.kind, text);
     let longestCounted = 0;
     const countTokens = (t: string): number => {
       longestCounted = Math.max(longestCounted, t.length);
@@ -53,7 +58,7 @@ for (const [name, shape] of Object.entries(SHAPES)) {
   });
 }
 
-test("an 8 MiB cue is chunked under a 48 MiB heap limit (memory bounded by the chunks, not the atoms)", { timeout: 150_000 }, () => {
+test("an 8 MiB cue is chunked under a 48 MiB heap limit (memory bounded by the chunks)", { timeout: 150_000 }, () => {
   const chunker = path.join(repoRoot, "dist", "producer", "chunker.js");
   const script = `
     const { chunkDocument } = await import(${JSON.stringify(chunker)});
@@ -91,7 +96,7 @@ test("property: bounded segmentation keeps the text whole and matches Intl's gra
 
 test("progress through one long segment is reported after each chunk, rising to the whole text", () => {
   const text = "hello world ".repeat(20_000);
-  const doc: SourceDocument = { id: "p", kind: "transcript", segments: [{ text }], metadata: {}, source: { file: "mem" } };
+  const doc = oneSegment("transcript", text);
   const seen: number[] = [];
   const chunks = chunkDocument(doc, {
     targetTokens: 64, overlapTokens: 8, countTokens: charCounter,

@@ -48,7 +48,7 @@ async function collect(file: string): Promise<ReadEvent[]> {
   return out;
 }
 
-/** A folder with one readable file, a FIFO, a symlink to /dev/zero, a symlink loop, a broken link and a link to a file. */
+/** A folder with a readable file, a FIFO, a symlink to /dev/zero, a symlink loop, a broken link, a link to a file. */
 async function hostileTree(name: string): Promise<string> {
   const dir = path.join(tmp, name);
   await mkdir(path.join(dir, "sub"), { recursive: true });
@@ -83,7 +83,7 @@ test("a FIFO and a symlink to /dev/zero named on the command line are skipped at
   assert.deepEqual(s.skippedByReason, { "not a regular file": 2 });
 });
 
-test("ingest: non-regular entries in folders are counted by reason; a symlink to a file is read, to a folder not followed", async () => {
+test("ingest: non-regular folder entries counted; symlink to a file read, to a folder not followed", async () => {
   const dir = await hostileTree("ingest-tree");
   const entries = [];
   for await (const e of inputEntries([dir])) entries.push(e.kind === "file" ? path.relative(dir, e.file) : e.reason);
@@ -107,7 +107,7 @@ test("backfill: the same entries are skips in the walk and in the summary", asyn
   assert.deepEqual(s.skippedByReason, EXPECTED_TREE_SKIPS);
 });
 
-test("two files with one document id: the second is refused naming both files, unless duplicates are allowed", async () => {
+test("two files with one document id: the second is refused naming both files, unless allowed", async () => {
   const dir = path.join(tmp, "dup");
   await mkdir(dir);
   await writeFile(path.join(dir, "bad.srt"), "1\n00:00:01,000 --> 00:00:02,000\nA subtitle.\n");
@@ -138,7 +138,7 @@ test("JSONL records repeating an id across files are refused too", async () => {
   assert.match(s.skippedSamples[0].reason, /"same" is also the id of a document from .*a\.jsonl/);
 });
 
-test("lone surrogates: JSON escapes are repaired and counted; a library document with an ill-formed id is refused", async () => {
+test("lone surrogates: JSON escapes repaired and counted; a library doc with an ill-formed id refused", async () => {
   const file = path.join(tmp, "surrogates.jsonl");
   await writeFile(file, '{"id":"s1","text":"bad \\ud800 text","metadata":{"k\\udc00":"v\\ud800"}}\n');
   const events = await collect(file);
@@ -154,7 +154,8 @@ test("lone surrogates: JSON escapes are repaired and counted; a library document
   const lib = (id: string, text: string, speaker?: string): SourceDocument => ({
     id, kind: "transcript", segments: [{ text, speaker }], metadata: { note: "x\uDBFF" }, source: { file: "mem" },
   });
-  const s = await enqueueDocuments(undefined, [doc, lib("ok", "fine \uD83D text", "Ann\uDC00"), lib("bad\uD800", "text")], opts);
+  const docs = [doc, lib("ok", "fine \uD83D text", "Ann\uDC00"), lib("bad\uD800", "text")];
+  const s = await enqueueDocuments(undefined, docs, opts);
   assert.equal(s.documents, 2);
   assert.equal(s.repaired, 2);
   assert.equal(s.skipped, 1);

@@ -45,7 +45,8 @@ const srt = fc.array(fc.tuple(srtTime, srtTime, text), { maxLength: 6 }).map((cu
   cues.map(([a, b, t], i) => `${i + 1}\n${a} --> ${b}\n${t}\n`).join("\n"),
 );
 const vtt = fc.array(fc.tuple(srtTime, srtTime, text), { maxLength: 6 }).map(
-  (cues) => "WEBVTT\n\n" + cues.map(([a, b, t]) => `${a.replace(",", ".")} --> ${b.replace(",", ".")}\n${t}\n`).join("\n"),
+  (cues) =>
+    "WEBVTT\n\n" + cues.map(([a, b, t]) => `${a.replace(",", ".")} --> ${b.replace(",", ".")}\n${t}\n`).join("\n"),
 );
 const anyJson: fc.Arbitrary<JsonValue> = fc.letrec<{ v: JsonValue }>((tie) => ({
   v: fc.oneof(
@@ -63,12 +64,17 @@ const segment = fc.record(
   { requiredKeys: ["text"] },
 );
 const transcriptJson = fc.record(
-  { id: mostly(text), segments: mostly(fc.array(segment, { maxLength: 5 })), metadata: mostly(fc.dictionary(text, anyJson)) },
+  {
+    id: mostly(text),
+    segments: mostly(fc.array(segment, { maxLength: 5 })),
+    metadata: mostly(fc.dictionary(text, anyJson)),
+  },
   { requiredKeys: ["segments"] },
 ).map((v) => JSON.stringify(v));
 const jsonl = fc.array(
   fc.oneof(
-    fc.record({ id: fc.oneof(text, fc.integer()), text, metadata: anyJson }, { requiredKeys: [] }).map((r) => JSON.stringify(r)),
+    fc.record({ id: fc.oneof(text, fc.integer()), text, metadata: anyJson }, { requiredKeys: [] })
+      .map((r) => JSON.stringify(r)),
     text,
   ),
   { maxLength: 6 },
@@ -76,7 +82,8 @@ const jsonl = fc.array(
 
 /** UTF-8 of `source` with random bytes spliced in (invalid sequences), or plain random bytes. */
 function bytesOf(source: fc.Arbitrary<string>): fc.Arbitrary<Uint8Array> {
-  const spliced = fc.tuple(source, fc.array(fc.tuple(fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 4 })), { maxLength: 3 }))
+  const junk = fc.array(fc.tuple(fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 4 })), { maxLength: 3 });
+  const spliced = fc.tuple(source, junk)
     .map(([s, cuts]) => {
       let bytes = Buffer.from(s, "utf8");
       for (const [at, junk] of cuts) {
@@ -89,8 +96,11 @@ function bytesOf(source: fc.Arbitrary<string>): fc.Arbitrary<Uint8Array> {
 }
 
 function assertWellFormed(value: unknown, where: string): void {
-  if (typeof value === "string") assert.ok(!LONE_SURROGATE.test(value), `${where}: ill-formed string ${JSON.stringify(value)}`);
-  else if (Array.isArray(value)) value.forEach((v, i) => assertWellFormed(v, `${where}[${i}]`));
+  if (typeof value === "string") {
+    assert.ok(!LONE_SURROGATE.test(value), `${where}: ill-formed ${JSON.stringify(value)}`);
+    return;
+  }
+  if (Array.isArray(value)) value.forEach((v, i) => assertWellFormed(v, `${where}[${i}]`));
   else if (value !== null && typeof value === "object") {
     for (const [k, v] of Object.entries(value)) {
       assertWellFormed(k, `${where} key`);
@@ -130,7 +140,8 @@ const FORMATS: Record<string, fc.Arbitrary<string>> = {
 };
 
 for (const [ext, source] of Object.entries(FORMATS)) {
-  test(`fuzz ${ext}: documents with well-formed strings or typed skips, in bounded time`, { timeout: 120_000 }, async (t) => {
+  const title = `fuzz ${ext}: documents with well-formed strings or typed skips, in bounded time`;
+  test(title, { timeout: 120_000 }, async (t) => {
     const seen = { documents: 0, skips: 0 };
     await fc.assert(
       fc.asyncProperty(bytesOf(source), (bytes) => checkFile(ext, bytes, seen)),

@@ -90,7 +90,7 @@ export async function* readDocuments(file: string, opts: ReadOptions = {}): Asyn
   }
 }
 
-/** Reasons quote input (JSON.parse cuts its excerpt mid surrogate pair): keep them well-formed for logs and summaries. */
+/** Reasons quote input (JSON.parse cuts its excerpt mid surrogate pair): keep them well-formed for logs. */
 function cleanReason(ev: ReadEvent): ReadEvent {
   if (ev.kind === "skipped") ev.reason = cleanText(ev.reason);
   return ev;
@@ -102,5 +102,6 @@ function describeUnexpected(err: unknown): string {
 
 export type { ReaderContext } from "./reader-context.js";
 export {
-  ReaderError, UnreadableFileError, NotRegularFileError, FileTooLargeError, UnsupportedFormatError, InvalidStructureError,
+  ReaderError, UnreadableFileError, NotRegularFileError, FileTooLargeError, UnsupportedFormatError,
+  InvalidStructureError,
 } from "./reader-errors.js";

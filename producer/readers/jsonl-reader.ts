@@ -79,11 +79,12 @@ function lineEvent(file: string, rec: LineRecord, ctx: ReaderContext, seen: Map<
     return skippedEvent(file, `${at} duplicate id "${excerpt(id)}" (first seen on line ${firstLine})`, rec.line);
   }
   seen?.set(id, rec.line);
+  const repaired = rec.invalidUtf8 || jsonIsIllFormed(parsed as JsonValue);
   return documentEvent({
     id,
     kind: "text",
     segments: [{ text: valid.text.trim() }],
-    metadata: { ...valid.metadata, ...readerMetadata("jsonl", rec.invalidUtf8 || jsonIsIllFormed(parsed as JsonValue)) },
+    metadata: { ...valid.metadata, ...readerMetadata("jsonl", repaired) },
     source: { file, line: rec.line },
   });
 }
