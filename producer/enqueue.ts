@@ -82,9 +82,9 @@ type Input = AsyncIterable<ReadEvent | SourceDocument> | Iterable<ReadEvent | So
 export type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
 
 /** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON";
- *  'document "x": empty text' -> "empty text". */
+ *  'document "x": empty text' -> "empty text"; 'segments[3]: "end" …' -> '"end" …'. */
 export function reasonKey(reason: string): string {
-  return reason.replace(/^(line|cue) \d+:\s*/i, "").replace(/^document "(?:[^"\\]|\\.)*":\s*/, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
+  return reason.replace(/^(line|cue) \d+:\s*/i, "").replace(/^[A-Za-z_]+\[\d+\]:\s*/, "").replace(/^document "(?:[^"\\]|\\.)*":\s*/, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
 }
 
 /** A document's chunks, or why it cannot be enqueued. */

@@ -12,7 +12,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { walkInputs } from "../producer/backfill/input-walk.js";
 import type { ReadEvent, SourceDocument } from "../producer/document.js";
-import { enqueueDocuments, type EnqueueOptions } from "../producer/enqueue.js";
+import { enqueueDocuments, reasonKey, type EnqueueOptions } from "../producer/enqueue.js";
 import { inputEntries } from "../producer/input-files.js";
 import { readDocuments } from "../producer/readers/index.js";
 import { repoRoot, testModel } from "./support/harness.js";
@@ -160,6 +160,14 @@ test("lone surrogates: JSON escapes repaired and counted; a library doc with an 
   assert.equal(s.repaired, 2);
   assert.equal(s.skipped, 1);
   assert.match(s.skippedSamples[0].reason, /document id is not well-formed Unicode/);
+});
+
+test("skip reasons group by kind: cue timings and segment indexes do not make a category each", () => {
+  const reasons = [
+    'line 3: malformed cue timing: "00:00:01,5 --> x"', 'line 9: malformed cue timing: "99:00 --> 1"',
+    'segments[0]: "text" must be a string, got object', 'segments[12]: "text" must be a string, got object',
+  ];
+  assert.deepEqual([...new Set(reasons.map(reasonKey))], ["malformed cue timing", '"text" must be a string, got object']);
 });
 
 test("hostile cue text (unclosed tags, whitespace runs) is read in linear time", { timeout: 120_000 }, async () => {
