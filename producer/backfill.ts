@@ -26,6 +26,7 @@ import { measureInputs, walkInputs, type WalkedEntry } from "./backfill/input-wa
 import { estimateEta, RateMeter, startProgress, type ProgressMode, type ProgressSnapshot } from "./backfill/progress.js";
 import type { ReadEvent } from "./document.js";
 import { chunksForQueue, enqueueOptionsFrom, jobsForDocument, reasonKey, type BulkJob, type EnqueueOptions, type SkippedRecord } from "./enqueue.js";
+import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { formatForFile, LINE_FORMATS, readDocuments, type InputFormat } from "./readers/index.js";
 
 export const BACKFILL_DEFAULTS = {
@@ -67,6 +68,8 @@ export interface BackfillOptions {
   /** Jobs per addBulk. */
   bulkSize?: number;
   skipUnchanged?: boolean;
+  /** Enqueue a document whose id this invocation already enqueued (default: refuse it, counted). */
+  allowDuplicateIds?: boolean;
   dryRun?: boolean;
   /** After enqueueing, wait until the workers have finished this run's jobs. */
   wait?: boolean;
@@ -188,6 +191,8 @@ class BackfillRun {
   private readonly enqueueMeter = new RateMeter();
   private readonly drainMeter = new RateMeter();
   private readonly bytesMeter = new RateMeter();
+  /** Ids enqueued by this invocation (not earlier ones of a resumed run). */
+  private readonly ids?: DuplicateIdGuard;
 
   constructor(private readonly cfg: Config, private readonly o: BackfillOptions, private readonly runId: string, private readonly res: Resources) {
     this.enqueue = {
@@ -208,6 +213,7 @@ class BackfillRun {
       throw new BackfillError(`low-water marks must be below high-water marks (jobs ${this.marks.lowJobs} vs ${this.marks.highJobs}, chunks ${this.marks.lowChunks} vs ${this.marks.highChunks})`);
     }
     this.bulkSize = o.bulkSize ?? BACKFILL_DEFAULTS.bulkSize;
+    if (!o.allowDuplicateIds) this.ids = new DuplicateIdGuard();
     if (res.queue) {
       this.gate = new BacklogGate(res.queue, res.events, this.marks, { pollMs: o.pollMs ?? BACKFILL_DEFAULTS.pollMs, fallbackChunksPerJob: this.enqueue.maxChunksPerJob });
     }
@@ -269,7 +275,7 @@ class BackfillRun {
   }
 
   private async readFile(entry: WalkedEntry, resumeAt: CheckpointPosition | null): Promise<boolean> {
-    if (entry.kind === "missing") {
+    if (entry.kind !== "file") {
       this.skip({ file: entry.file, reason: entry.reason });
       this.pos = { input: entry.input, file: entry.file, records: 0, offset: 0, line: 0, complete: true };
       return true;
@@ -313,8 +319,11 @@ class BackfillRun {
 
   private handle(ev: ReadEvent): void {
     if (ev.kind === "skipped") return this.skip({ file: ev.file, line: ev.line, reason: ev.reason });
+    const duplicate = this.ids?.check(ev.doc);
+    if (duplicate) return this.skip({ file: ev.doc.source.file, line: ev.doc.source.line, reason: duplicate });
     const chunks = chunksForQueue(ev.doc, this.enqueue);
     if (!Array.isArray(chunks)) return this.skip(chunks);
+    this.ids?.remember(ev.doc);
     const jobs = jobsForDocument(ev.doc, chunks, this.enqueue);
     this.pending.documents++;
     this.pending.jobs += jobs.length;

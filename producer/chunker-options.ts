@@ -19,6 +19,15 @@ export interface ChunkerOptions {
   overlapTokens: number;
   /** Content tokens of `text`, without special tokens. Must be deterministic. */
   countTokens: (text: string) => number;
+  /** Called after each chunk, so a caller can report progress through a long document. */
+  onProgress?: (p: ChunkProgress) => void;
+}
+
+/** How far chunking of one document has got, in characters of its segments. */
+export interface ChunkProgress {
+  chars: number;
+  totalChars: number;
+  chunks: number;
 }
 
 /** An option is out of range; `option` names it, `value` is what was passed. */

@@ -11,14 +11,17 @@
  * text is lost; output is a pure function of the input (no I/O, no clock).
  *
  * Trade-off: packing is greedy (first fit in order), not optimal; it needs
- * one count per atom plus one recount per chunk, which keeps it linear-ish
- * with an expensive tokenizer-backed counter.
+ * one count per atom plus one recount per chunk, which keeps it linear
+ * with an expensive tokenizer-backed counter. Atoms are read lazily through a
+ * window (atom-window.ts), so memory beyond the chunks returned is bounded by
+ * one chunk, whatever the length of a single segment.
  */
-import { buildAtoms, joinAtoms, type Atom } from "./chunk-atoms.js";
+import { atomStream } from "./chunk-atoms.js";
+import { AtomWindow } from "./atom-window.js";
 import type { Chunk, JsonValue, SourceDocument } from "./document.js";
 import { checkedCounter, SPECIAL_TOKENS, validateChunkerOptions, type ChunkerOptions } from "./chunker-options.js";
 
-export type { ChunkerOptions } from "./chunker-options.js";
+export type { ChunkerOptions, ChunkProgress } from "./chunker-options.js";
 export { ChunkerOptionsError, TokenCountError, SPECIAL_TOKENS, MIN_TARGET_TOKENS } from "./chunker-options.js";
 
 interface Span {
@@ -28,31 +31,25 @@ interface Span {
   tokens: number; // recounted content tokens of `text`
 }
 
-function sumTokens(atoms: Atom[], from: number, to: number): number {
-  let sum = 0;
-  for (let i = from; i < to; i++) sum += atoms[i].tokens;
-  return sum;
-}
-
 /**
  * Builds the chunk that starts with overlap atoms [from, next) and must take
  * at least atom `next`. Estimates with per-atom counts, then recounts the
  * real text and sheds trailing new atoms, then leading overlap atoms, until it fits.
  */
-function packSpan(atoms: Atom[], from: number, next: number, budget: number, count: (t: string) => number): Span {
+function packSpan(atoms: AtomWindow, from: number, next: number, budget: number, count: (t: string) => number): Span {
   let start = from;
-  let sum = sumTokens(atoms, start, next);
-  while (start < next && sum + atoms[next].tokens > budget) sum -= atoms[start++].tokens;
+  let sum = atoms.tokens(start, next);
+  while (start < next && sum + atoms.at(next).tokens > budget) sum -= atoms.at(start++).tokens;
   let end = next + 1;
-  sum += atoms[next].tokens;
-  while (end < atoms.length && sum + atoms[end].tokens <= budget) sum += atoms[end++].tokens;
+  sum += atoms.at(next).tokens;
+  while (atoms.has(end) && sum + atoms.at(end).tokens <= budget) sum += atoms.at(end++).tokens;
 
-  let text = joinAtoms(atoms, start, end);
+  let text = atoms.join(start, end);
   let tokens = count(text);
   while (tokens > budget && (end - 1 > next || start < next)) {
     if (end - 1 > next) end -= 1; // move a trailing atom to the next chunk
     else start += 1; // only the mandatory new atom is left: give up overlap instead
-    text = joinAtoms(atoms, start, end);
+    text = atoms.join(start, end);
     tokens = count(text);
   }
   return { from: start, to: end, text, tokens };
@@ -63,23 +60,23 @@ function packSpan(atoms: Atom[], from: number, next: number, budget: number, cou
  * of [from, to) whose recounted text is within `overlapTokens`, never the
  * whole chunk (that would only repeat it).
  */
-function overlapStart(atoms: Atom[], span: Span, overlapTokens: number, count: (t: string) => number): number {
+function overlapStart(atoms: AtomWindow, span: Span, overlapTokens: number, count: (t: string) => number): number {
   let k = span.to;
   let sum = 0;
-  while (k - 1 > span.from && sum + atoms[k - 1].tokens <= overlapTokens) sum += atoms[--k].tokens;
-  while (k < span.to && count(joinAtoms(atoms, k, span.to)) > overlapTokens) k += 1;
+  while (k - 1 > span.from && sum + atoms.at(k - 1).tokens <= overlapTokens) sum += atoms.at(--k).tokens;
+  while (k < span.to && count(atoms.join(k, span.to)) > overlapTokens) k += 1;
   return k;
 }
 
 /** Transcript metadata: speakers in order of appearance, first known start, last known end. */
-function transcriptMetadata(doc: SourceDocument, atoms: Atom[], span: Span): Record<string, JsonValue> {
+function transcriptMetadata(doc: SourceDocument, atoms: AtomWindow, span: Span): Record<string, JsonValue> {
   const speakers: string[] = [];
   let start: number | undefined;
   let end: number | undefined;
   let lastSegment = -1;
   for (let i = span.from; i < span.to; i++) {
-    if (atoms[i].segment === lastSegment) continue;
-    lastSegment = atoms[i].segment;
+    if (atoms.at(i).segment === lastSegment) continue;
+    lastSegment = atoms.at(i).segment;
     const seg = doc.segments[lastSegment];
     if (seg.speaker !== undefined && !speakers.includes(seg.speaker)) speakers.push(seg.speaker);
     if (start === undefined && seg.start !== undefined) start = seg.start;
@@ -96,18 +93,25 @@ export function chunkDocument(doc: SourceDocument, opts: ChunkerOptions): Chunk[
   validateChunkerOptions(opts);
   const count = checkedCounter(opts.countTokens);
   const budget = opts.targetTokens - SPECIAL_TOKENS;
-  const atoms = buildAtoms(doc, budget, count);
+  const atoms = new AtomWindow(atomStream(doc, budget, count));
   const chunks: Chunk[] = [];
+  const totalChars = doc.segments.reduce((n, s) => n + s.text.length, 0);
+  let doneChars = 0;
   let next = 0; // first atom not yet in any chunk
   let from = 0; // first atom of the chunk being built (< next when overlapping)
-  while (next < atoms.length) {
+  while (atoms.has(next)) {
     const span = packSpan(atoms, from, next, budget, count);
     const metadata: Record<string, JsonValue> =
       doc.kind === "transcript" ? transcriptMetadata(doc, atoms, span) : {};
     metadata.chars = span.text.length;
     chunks.push({ index: chunks.length, text: span.text, tokens: span.tokens + SPECIAL_TOKENS, metadata });
+    if (opts.onProgress) {
+      for (let i = next; i < span.to; i++) doneChars += atoms.at(i).text.length + 1; // + its separator
+      opts.onProgress({ chars: Math.min(doneChars, totalChars), totalChars, chunks: chunks.length });
+    }
     next = span.to;
     from = opts.overlapTokens > 0 ? overlapStart(atoms, span, opts.overlapTokens, count) : next;
+    atoms.release(from); // no later chunk starts before its overlap
   }
   return chunks;
 }

@@ -14,13 +14,14 @@ import { CheckpointError } from "./backfill/checkpoint.js";
 import { formatSeconds } from "./backfill/progress.js";
 import { enqueueDocuments, enqueueOptionsFrom, StrictModeError, type EnqueueSummary } from "./enqueue.js";
 import { formatBytes } from "./readers/reader-errors.js";
-import { expandInputs } from "./input-files.js";
+import { inputEntries } from "./input-files.js";
 import { intInRange } from "../shared/cli-options.js";
 import { queueStats } from "./queue-stats.js";
 import { formatRequeueSummary, requeueFailed } from "./requeue-failed.js";
 import { readDocuments, type InputFormat } from "./readers/index.js";
 import { loadTokenCounter } from "./token-counter.js";
-import type { ReadEvent } from "./document.js";
+import { skippedEvent, type ReadEvent, type SourceDocument } from "./document.js";
+import type { ChunkProgress } from "./chunker.js";
 
 const wholeNumber = intInRange(0);
 const atLeastOne = intInRange(1);
@@ -29,11 +30,35 @@ const positiveNumber = (v: string) => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
   return n;
 };
+const DUPLICATE_IDS_HELP =
+  "enqueue a document whose id an earlier one in this run had (it overwrites its points); default: skip it, counted";
 /** BullMQ's priority range. */
 const priority = intInRange(1, 2_097_151);
 
 async function* readAll(paths: string[], format: "auto" | InputFormat, idPrefix?: string): AsyncGenerator<ReadEvent> {
-  for await (const file of expandInputs(paths)) yield* readDocuments(file, { format, idPrefix });
+  for await (const e of inputEntries(paths)) {
+    if (e.kind === "skipped") yield skippedEvent(e.file, e.reason);
+    else yield* readDocuments(e.file, { format, idPrefix });
+  }
+}
+
+/** Progress lines on stderr while one document takes longer than `everyMs` to chunk (a multi-MiB cue). */
+function chunkProgressLog(everyMs = 5000): (doc: SourceDocument, p: ChunkProgress) => void {
+  let current: SourceDocument | undefined;
+  let started = 0;
+  let last = 0;
+  return (doc, p) => {
+    const now = performance.now();
+    if (doc !== current) [current, started, last] = [doc, now, now];
+    if (now - last < everyMs) return;
+    last = now;
+    const pct = p.totalChars === 0 ? 100 : Math.floor((100 * p.chars) / p.totalChars);
+    const mchars = (n: number) => (n / 1e6).toFixed(1);
+    process.stderr.write(
+      `chunking ${doc.source.file}: ${pct}% (${mchars(p.chars)} of ${mchars(p.totalChars)} M characters), ` +
+        `${p.chunks} chunks, ${((now - started) / 1000).toFixed(0)} s\n`,
+    );
+  };
 }
 
 function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: boolean): void {
@@ -43,6 +68,9 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
   }
   const verb = dryRun ? "would enqueue" : "enqueued";
   process.stdout.write(`${verb} ${s.documents} documents as ${s.jobs} jobs: ${s.chunks} chunks, ${s.tokens} tokens in ${(ms / 1000).toFixed(1)} s\n`);
+  if (s.repaired > 0) {
+    process.stdout.write(`repaired ${s.repaired} documents: invalid UTF-8 or lone surrogates became U+FFFD\n`);
+  }
   if (s.skipped > 0) {
     process.stdout.write(`skipped ${s.skipped} records:\n`);
     for (const [reason, n] of Object.entries(s.skippedByReason)) process.stdout.write(`  ${n} x ${reason}\n`);
@@ -50,7 +78,20 @@ function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: bool
   }
 }
 
-async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputFormat; idPrefix?: string; chunkTokens: number; overlap: number; priority?: number; dryRun?: boolean; strict?: boolean; json?: boolean; skipUnchanged?: boolean }) {
+interface IngestOptions {
+  format: "auto" | InputFormat;
+  idPrefix?: string;
+  chunkTokens: number;
+  overlap: number;
+  priority?: number;
+  dryRun?: boolean;
+  strict?: boolean;
+  json?: boolean;
+  skipUnchanged?: boolean;
+  allowDuplicateIds?: boolean;
+}
+
+async function ingest(cfg: Config, paths: string[], o: IngestOptions) {
   const countTokens = loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"));
   const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL, cfg);
   const queue = connection ? new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX }) : undefined;
@@ -59,6 +100,7 @@ async function ingest(cfg: Config, paths: string[], o: { format: "auto" | InputF
     const s = await enqueueDocuments(queue, readAll(paths, o.format, o.idPrefix), {
       ...enqueueOptionsFrom(cfg, countTokens),
       chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, dryRun: o.dryRun, strict: o.strict, skipUnchanged: o.skipUnchanged,
+      allowDuplicateIds: o.allowDuplicateIds, onChunkProgress: o.json ? undefined : chunkProgressLog(),
     });
     printSummary(s, performance.now() - started, Boolean(o.json), Boolean(o.dryRun));
     if (s.documents === 0 && s.skipped > 0) process.exitCode = 1;
@@ -87,6 +129,7 @@ export function buildCli(cfg: () => Config): Command {
     .option("--dry-run", "read, chunk and count tokens without enqueueing")
     .option("--strict", "stop at the first bad record instead of skipping it")
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--json", "print the summary as JSON")
     .action(async (paths: string[], o) => {
       const c = cfg();
@@ -190,6 +233,7 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     .option("--low-water-chunks <n>", "resume once the backlog is down to this many chunks", wholeNumber, d.lowWaterChunks)
     .option("--bulk <n>", "jobs per addBulk", atLeastOne, d.bulkSize)
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--dry-run", "read, chunk and count tokens without Redis; print totals and a sizing estimate")
     .option("--tokens-per-second <n>", "dry run: your workers' measured throughput, for an embedding-time estimate", positiveNumber)
     .option("--wait", "after enqueueing, wait until the workers have finished this run's jobs")
@@ -212,7 +256,8 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
           inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
           chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk,
           marks: { highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks },
-          skipUnchanged: o.skipUnchanged, dryRun: o.dryRun, wait: o.wait, tokensPerSecond: o.tokensPerSecond,
+          skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait,
+          tokensPerSecond: o.tokensPerSecond,
           progress: o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log", progressIntervalMs: o.progressInterval * 1000,
           signal: ac.signal, countTokens,
         });

@@ -10,9 +10,11 @@ import type { JobsOptions, Queue } from "bullmq";
 import type { Config } from "../shared/config.js";
 import { chunkHash, jobId, sha256Hex } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
-import { chunkDocument } from "./chunker.js";
+import { chunkDocument, type ChunkProgress } from "./chunker.js";
 import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
+import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { toJsonMetadata } from "./metadata.js";
+import { ensureWellFormed } from "./unicode-guard.js";
 
 export interface EnqueueOptions {
   countTokens: (text: string) => number;
@@ -33,6 +35,10 @@ export interface EnqueueOptions {
   strict?: boolean;
   /** Send each chunk's content hash so the worker skips chunks whose stored point has it. */
   skipUnchanged?: boolean;
+  /** Called while a document is chunked (after each chunk): progress through one long document. */
+  onChunkProgress?: (doc: SourceDocument, p: ChunkProgress) => void;
+  /** Enqueue a document whose id an earlier document of this call already had (default: refuse it, counted). */
+  allowDuplicateIds?: boolean;
   onProgress?: (s: EnqueueSummary) => void;
 }
 
@@ -56,6 +62,8 @@ export interface EnqueueSummary {
   chunks: number;
   tokens: number;
   skipped: number;
+  /** Documents enqueued with text repaired: invalid UTF-8 or lone surrogates replaced by U+FFFD (`invalid_utf8`). */
+  repaired: number;
   skippedByReason: Record<string, number>;
   /** The first skipped records, with file and line, for the person fixing the input. */
   skippedSamples: SkippedRecord[];
@@ -74,13 +82,16 @@ type Input = AsyncIterable<ReadEvent | SourceDocument> | Iterable<ReadEvent | So
 export type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
 
 /** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON";
- *  'document "x": empty text' -> "empty text". */
+ *  'document "x": empty text' -> "empty text"; 'segments[3]: "end" …' -> '"end" …'. */
 export function reasonKey(reason: string): string {
-  return reason.replace(/^(line|cue) \d+:\s*/i, "").replace(/^document "(?:[^"\\]|\\.)*":\s*/, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
+  return reason.replace(/^(line|cue) \d+:\s*/i, "").replace(/^[A-Za-z_]+\[\d+\]:\s*/, "").replace(/^document "(?:[^"\\]|\\.)*":\s*/, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
 }
 
 /** A document's chunks, or why it cannot be enqueued. */
-export function chunksForQueue(doc: SourceDocument, opts: Pick<EnqueueOptions, "chunkTokens" | "overlapTokens" | "countTokens">): Chunk[] | SkippedRecord {
+export function chunksForQueue(
+  doc: SourceDocument,
+  opts: Pick<EnqueueOptions, "chunkTokens" | "overlapTokens" | "countTokens" | "onChunkProgress">,
+): Chunk[] | SkippedRecord {
   const at = { file: doc.source.file, line: doc.source.line };
   if (doc.id.length === 0 || doc.id.length > MAX_DOC_ID_CHARS) {
     return { ...at, reason: `document id is empty or longer than ${MAX_DOC_ID_CHARS} characters` };
@@ -90,9 +101,15 @@ export function chunksForQueue(doc: SourceDocument, opts: Pick<EnqueueOptions, "
   } catch (err) {
     return { ...at, reason: `document "${doc.id}": unsupported metadata: ${(err as Error).message}` };
   }
+  const illFormed = ensureWellFormed(doc);
+  if (illFormed) return { ...at, reason: illFormed };
   let chunks: Chunk[];
   try {
-    chunks = chunkDocument(doc, { targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens });
+    const report = opts.onChunkProgress;
+    chunks = chunkDocument(doc, {
+      targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens,
+      onProgress: report && ((p) => report(doc, p)),
+    });
   } catch (err) {
     return { ...at, reason: `document "${doc.id}": chunking failed: ${(err as Error).message}` };
   }
@@ -138,7 +155,9 @@ export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: Enqu
 
 export async function enqueueDocuments(queue: Queue | undefined, input: Input, opts: EnqueueOptions): Promise<EnqueueSummary> {
   if (!queue && !opts.dryRun) throw new Error("enqueueDocuments needs a queue unless dryRun is set");
-  const s: EnqueueSummary = { documents: 0, jobs: 0, chunks: 0, tokens: 0, skipped: 0, skippedByReason: {}, skippedSamples: [] };
+  const s: EnqueueSummary = {
+    documents: 0, jobs: 0, chunks: 0, tokens: 0, skipped: 0, repaired: 0, skippedByReason: {}, skippedSamples: [],
+  };
   const bulkSize = opts.bulkSize ?? 500;
   let buffer: BulkJob[] = [];
   const flush = async () => {
@@ -155,6 +174,7 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
     s.skippedByReason[key] = (s.skippedByReason[key] ?? 0) + 1;
     if (s.skippedSamples.length < 100) s.skippedSamples.push(rec);
   };
+  const ids = opts.allowDuplicateIds ? undefined : new DuplicateIdGuard();
   for await (const item of input as AsyncIterable<ReadEvent | SourceDocument>) {
     const ev: ReadEvent = "kind" in item && (item.kind === "document" || item.kind === "skipped") ? (item as ReadEvent) : { kind: "document", doc: item as SourceDocument };
     if (ev.kind === "skipped") {
@@ -162,12 +182,16 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
       continue;
     }
     const doc = ev.doc;
-    const chunks = chunksForQueue(doc, opts);
+    const duplicate = ids?.check(doc);
+    const refused = duplicate && { file: doc.source.file, line: doc.source.line, reason: duplicate };
+    const chunks = refused || chunksForQueue(doc, opts);
     if (!Array.isArray(chunks)) {
       skip(chunks);
       continue;
     }
+    ids?.remember(doc);
     s.documents++;
+    if (doc.metadata.invalid_utf8 === true) s.repaired++;
     s.chunks += chunks.length;
     for (const c of chunks) s.tokens += c.tokens;
     buffer.push(...jobsForDocument(doc, chunks, opts));

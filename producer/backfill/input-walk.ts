@@ -4,12 +4,13 @@
  *  depth-first walk over sorted directory listings. A checkpoint names a place in this order
  *  (`WalkPosition`), and a resumed walk skips whole subtrees before it without reading them.
  *  Folders are read one listing at a time (memory: the largest directory); only files with a
- *  supported extension are taken from folders. A glob is expanded by tinyglobby, which returns
+ *  supported extension are taken from folders; entries that are not regular files are skips with a
+ *  reason, and symlinks to folders are not followed (input-entry.ts). A glob is expanded by tinyglobby, which returns
  *  all matches at once (about 100 bytes per file): for millions of files pass the folder. */
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { glob, isDynamicPattern } from "tinyglobby";
-import { formatForFile } from "../readers/index.js";
+import { classifyEntry } from "../input-entry.js";
 
 export interface WalkPosition {
   /** Index of the input (as given) the file came from. */
@@ -20,7 +21,9 @@ export interface WalkPosition {
 export type WalkedEntry =
   | { kind: "file"; input: number; file: string }
   /** A glob that matched nothing, or a path that does not exist (reported, not fatal). */
-  | { kind: "missing"; input: number; file: string; reason: string };
+  | { kind: "missing"; input: number; file: string; reason: string }
+  /** A folder entry that is not read: a FIFO, device, socket, symlink to a folder, broken symlink (counted). */
+  | { kind: "skipped"; input: number; file: string; reason: string };
 
 export interface WalkOptions {
   /** Start at this position: files before it are skipped, and so is the position itself unless `inclusive`. */
@@ -90,8 +93,10 @@ async function* walkFolder(dir: string, input: number, target: string[] | undefi
       if (!isAncestor && compareSegments(s, t) < 0) continue;
       if (!isAncestor) t = undefined; // past the target: everything after is kept
     }
-    if (e.isDirectory()) yield* walkFolder(full, input, t);
-    else if (e.isFile() && formatForFile(e.name)) yield { kind: "file", input, file: full };
+    const verdict = await classifyEntry(full, e);
+    if (verdict.kind === "folder") yield* walkFolder(full, input, t);
+    else if (verdict.kind === "file") yield { kind: "file", input, file: full };
+    else if (verdict.kind === "skipped") yield { kind: "skipped", input, file: full, reason: verdict.reason };
   }
 }
 

@@ -38,7 +38,7 @@ export function splitBlocks(text: string): Block[] {
   const blocks: Block[] = [];
   let current: Block | undefined;
   text.split("\n").forEach((raw, i) => {
-    const line = raw.replace(/\s+$/, "");
+    const line = raw.trimEnd(); // not /\s+$/: quadratic on long whitespace runs (issue 13)
     if (line.trim() === "") {
       current = undefined;
       return;
@@ -103,7 +103,7 @@ export function parseCueBlock(
       const start = m ? parseTime(m[1]) : undefined;
       const end = m ? parseTime(m[2]) : undefined;
       if (start === undefined || end === undefined) {
-        problems.push({ line: lineNo, reason: `line ${lineNo}: malformed cue timing "${line.trim()}"` });
+        problems.push({ line: lineNo, reason: `line ${lineNo}: malformed cue timing: "${line.trim()}"` });
         skipping = true;
       } else if (end < start) {
         problems.push({ line: lineNo, reason: `line ${lineNo}: cue ends (${end}s) before it starts (${start}s)` });

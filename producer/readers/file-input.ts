@@ -10,34 +10,64 @@
  * into U+FFFD, and we need to know *which* line was invalid to flag it. It
  * also caps line length, so a file with no newlines degrades into one
  * `skipped` line rather than an out-of-memory crash.
+ *
+ * Both open the file without blocking and check the opened descriptor is a
+ * regular file before reading: a FIFO, a device such as /dev/zero (or a
+ * symlink to one) would otherwise hang the producer or feed it forever
+ * (issue 13). Checking the descriptor, not the path, leaves no window for
+ * the path to be swapped between the check and the read.
  */
-import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { decodeUtf8, type DecodedText } from "./text-hygiene.js";
-import { FileTooLargeError, UnreadableFileError } from "./reader-errors.js";
+import { FileTooLargeError, NotRegularFileError, UnreadableFileError } from "./reader-errors.js";
 
 /** Default cap for whole-file formats. */
 export const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024;
 /** Default cap for one JSONL line. */
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
-/** Reads and decodes a whole file; throws `UnreadableFileError` or `FileTooLargeError`. */
+type TypeProbe = Pick<Stats, "isDirectory" | "isFIFO" | "isCharacterDevice" | "isBlockDevice" | "isSocket">;
+
+/** What a non-regular file is, for skip reasons ("a FIFO (named pipe)"); takes `Stats` or a `Dirent`. */
+export function describeFileType(info: TypeProbe): string {
+  if (info.isDirectory()) return "a folder";
+  if (info.isFIFO()) return "a FIFO (named pipe)";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  return info.isSocket() ? "a socket" : "not a regular file";
+}
+
+/**
+ * Opens `file` for reading without blocking (a FIFO would block in open) and returns the handle and size
+ * if it is a regular file; throws `UnreadableFileError` or `NotRegularFileError` (handle closed).
+ */
+export async function openRegularFile(file: string): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new UnreadableFileError(file, err);
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new NotRegularFileError(file, describeFileType(info));
+    return { handle, size: info.size };
+  } catch (err) {
+    await handle.close();
+    throw err instanceof NotRegularFileError ? err : new UnreadableFileError(file, err);
+  }
+}
+
+/** Reads and decodes a whole file; throws `UnreadableFileError`, `NotRegularFileError` or `FileTooLargeError`. */
 export async function readWholeFile(file: string, maxBytes: number): Promise<DecodedText> {
-  let size: number;
+  const { handle, size } = await openRegularFile(file);
   try {
-    const info = await stat(file);
-    size = info.size;
-  } catch (err) {
-    throw new UnreadableFileError(file, err);
+    if (size > maxBytes) throw new FileTooLargeError(file, size, maxBytes);
+    return decodeUtf8(await handle.readFile().catch((err) => Promise.reject(new UnreadableFileError(file, err))));
+  } finally {
+    await handle.close();
   }
-  if (size > maxBytes) throw new FileTooLargeError(file, size, maxBytes);
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    throw new UnreadableFileError(file, err);
-  }
-  return decodeUtf8(bytes);
 }
 
 /** One line of a streamed file. `tooLongBytes` is set (and `text` empty) when the line exceeded the cap. */
@@ -54,7 +84,8 @@ export interface LineRecord extends DecodedText {
  * Throws `UnreadableFileError` if the file cannot be opened or a read fails part-way.
  */
 export async function* readLines(file: string, maxLineBytes: number, start = { offset: 0, line: 0 }): AsyncGenerator<LineRecord> {
-  const stream = createReadStream(file, { highWaterMark: 64 * 1024, start: start.offset });
+  const { handle } = await openRegularFile(file);
+  const stream = handle.createReadStream({ highWaterMark: 64 * 1024, start: start.offset }); // closes the handle
   let parts: Buffer[] = [];
   let lineBytes = 0;
   let line = start.line + 1;

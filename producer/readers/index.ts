@@ -13,6 +13,7 @@ import { extname } from "node:path";
 import { skippedEvent, type ReadEvent } from "../document.js";
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LINE_BYTES } from "./file-input.js";
 import { readJsonl } from "./jsonl-reader.js";
+import { cleanText } from "./text-hygiene.js";
 import { ReaderError, UnsupportedFormatError } from "./reader-errors.js";
 import type { ReaderContext } from "./reader-context.js";
 import { readSrt } from "./srt-reader.js";
@@ -78,12 +79,21 @@ export async function* readDocuments(file: string, opts: ReadOptions = {}): Asyn
     detectDuplicateIds: opts.detectDuplicateIds,
   };
   try {
-    yield* READERS[format](file, ctx);
+    for await (const ev of READERS[format](file, ctx)) yield ev.kind === "skipped" ? cleanReason(ev) : ev;
   } catch (err) {
-    if (err instanceof ReaderError) yield skippedEvent(file, err.message, err.line);
+    if (err instanceof ReaderError) yield cleanReason(skippedEvent(file, err.message, err.line));
     // A parser bug must not take down the batch; report it like any other skip, with enough detail to file a bug.
-    else yield skippedEvent(file, `unexpected ${format} reader failure (please report it): ${describeUnexpected(err)}`);
+    else {
+      const reason = `unexpected ${format} reader failure (please report it): ${describeUnexpected(err)}`;
+      yield cleanReason(skippedEvent(file, reason));
+    }
   }
+}
+
+/** Reasons quote input (JSON.parse cuts its excerpt mid surrogate pair): keep them well-formed for logs. */
+function cleanReason(ev: ReadEvent): ReadEvent {
+  if (ev.kind === "skipped") ev.reason = cleanText(ev.reason);
+  return ev;
 }
 
 function describeUnexpected(err: unknown): string {
@@ -91,4 +101,7 @@ function describeUnexpected(err: unknown): string {
 }
 
 export type { ReaderContext } from "./reader-context.js";
-export { ReaderError, UnreadableFileError, FileTooLargeError, UnsupportedFormatError, InvalidStructureError } from "./reader-errors.js";
+export {
+  ReaderError, UnreadableFileError, NotRegularFileError, FileTooLargeError, UnsupportedFormatError,
+  InvalidStructureError,
+} from "./reader-errors.js";

@@ -16,6 +16,7 @@ import { atOffset, documentEvent, skippedEvent, type JsonValue, type ReadEvent }
 import { readLines, type LineRecord } from "./file-input.js";
 import { formatBytes } from "./reader-errors.js";
 import { readerMetadata, type ReaderContext } from "./reader-context.js";
+import { jsonIsIllFormed } from "../unicode-guard.js";
 import { cleanJsonValue, cleanText, describeJsonType, excerpt, isBlank, isJsonObject } from "./text-hygiene.js";
 
 interface ValidRecord {
@@ -78,11 +79,12 @@ function lineEvent(file: string, rec: LineRecord, ctx: ReaderContext, seen: Map<
     return skippedEvent(file, `${at} duplicate id "${excerpt(id)}" (first seen on line ${firstLine})`, rec.line);
   }
   seen?.set(id, rec.line);
+  const repaired = rec.invalidUtf8 || jsonIsIllFormed(parsed as JsonValue);
   return documentEvent({
     id,
     kind: "text",
     segments: [{ text: valid.text.trim() }],
-    metadata: { ...valid.metadata, ...readerMetadata("jsonl", rec.invalidUtf8) },
+    metadata: { ...valid.metadata, ...readerMetadata("jsonl", repaired) },
     source: { file, line: rec.line },
   });
 }

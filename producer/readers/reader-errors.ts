@@ -31,6 +31,16 @@ export class UnreadableFileError extends ReaderError {
   }
 }
 
+/** The path is a FIFO, a device, a socket or a folder: reading it could block or never end (issue 13). */
+export class NotRegularFileError extends ReaderError {
+  readonly fileType: string;
+
+  constructor(file: string, fileType: string) {
+    super(file, `not a regular file: ${fileType}; only regular files are read`);
+    this.fileType = fileType;
+  }
+}
+
 /** A whole-file format is above the size cap; reading it would risk the producer's memory. */
 export class FileTooLargeError extends ReaderError {
   readonly sizeBytes: number;

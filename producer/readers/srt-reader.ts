@@ -12,7 +12,8 @@ import { joinCueLines, readSubtitles, type SubtitleFormat } from "./subtitle-rea
 
 /** Removes SRT formatting markup from cue text. */
 export function stripSrtMarkup(text: string): string {
-  return text.replace(/<\/?[a-zA-Z][^>]*>/g, "").replace(/\{\\[^}]*\}/g, "");
+  // The classes exclude the opening character too, so unclosed runs cannot make the scan quadratic (issue 13).
+  return text.replace(/<\/?[a-zA-Z][^<>]*>/g, "").replace(/\{\\[^{}]*\}/g, "");
 }
 
 function srtCueSegments(cue: RawCue): Segment[] {

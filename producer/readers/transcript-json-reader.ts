@@ -14,6 +14,7 @@ import { documentEvent, skippedEvent, type JsonValue, type ReadEvent, type Segme
 import { readWholeFile } from "./file-input.js";
 import { InvalidStructureError } from "./reader-errors.js";
 import { idFromFileName, readerMetadata, type ReaderContext } from "./reader-context.js";
+import { jsonIsIllFormed } from "../unicode-guard.js";
 import { cleanJsonValue, cleanText, describeJsonType, isBlank, isJsonObject } from "./text-hygiene.js";
 
 type SegmentResult = { segment: Segment } | { empty: true } | { reason: string };
@@ -124,7 +125,7 @@ export async function* readTranscriptJson(file: string, ctx: ReaderContext): Asy
     segments,
     metadata: {
       ...(userMeta === undefined ? {} : (cleanJsonValue(userMeta) as Record<string, JsonValue>)),
-      ...readerMetadata(shape.format, decoded.invalidUtf8, extra),
+      ...readerMetadata(shape.format, decoded.invalidUtf8 || jsonIsIllFormed(value as JsonValue), extra),
     },
     source: { file },
   });

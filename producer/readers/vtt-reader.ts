@@ -42,7 +42,8 @@ export function parseVttPayload(payload: string): Segment[] {
     else if (clean !== "") runs.push({ speaker, text: clean });
     text = "";
   };
-  const TAG = /<([^>]*)>/g;
+  // [^<>]: with [^>] a run of "<" without ">" made the scan quadratic (issue 13).
+  const TAG = /<([^<>]*)>/g;
   let pos = 0;
   for (let m = TAG.exec(payload); m !== null; m = TAG.exec(payload)) {
     text += payload.slice(pos, m.index);
