@@ -45,6 +45,9 @@ export function checkJobBounds(data: unknown, limits: JobLimits): void {
   }
 }
 
+/** A path short enough for a failed job's reason. */
+const clip = (path: string) => (path.length > 120 ? `${path.slice(0, 117)}...` : path);
+
 /** Rough JSON size of a scalar, bytes: enough to bound work, not an exact serialisation. */
 function scalarBytes(v: unknown): number {
   if (typeof v === "string") return v.length + 2;
@@ -60,7 +63,7 @@ function checkMetadata(root: unknown, label: string, limits: JobLimits, budget: 
     budget.bytes += bytes;
     if (budget.bytes <= limits.MAX_METADATA_BYTES) return;
     throw new JobLimitError(
-      `the job's metadata passes ${budget.bytes} bytes (as JSON, estimated) at ${path}, ` +
+      `the job's metadata passes ${budget.bytes} bytes (as JSON, estimated) at ${clip(path)}, ` +
         `more than MAX_METADATA_BYTES=${limits.MAX_METADATA_BYTES}`,
       "MAX_METADATA_BYTES", budget.bytes, limits.MAX_METADATA_BYTES,
     );
@@ -74,7 +77,7 @@ function checkMetadata(root: unknown, label: string, limits: JobLimits, budget: 
     }
     if (depth > limits.MAX_METADATA_DEPTH) {
       throw new JobLimitError(
-        `${path} is nested more than MAX_METADATA_DEPTH=${limits.MAX_METADATA_DEPTH} levels deep`,
+        `${label} is nested more than MAX_METADATA_DEPTH=${limits.MAX_METADATA_DEPTH} levels deep (at ${clip(path)})`,
         "MAX_METADATA_DEPTH", depth, limits.MAX_METADATA_DEPTH,
       );
     }
@@ -88,9 +91,9 @@ function checkMetadata(root: unknown, label: string, limits: JobLimits, budget: 
     }
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
-      if (k === "__proto__") throw new ValidationError(`${path} has the key "__proto__", which metadata may not use`);
+      if (k === "__proto__") throw new ValidationError(`${clip(path)} has the key "__proto__", which metadata may not use`);
       charge(k.length + 3, path);
-      stack.push({ v: (v as Record<string, unknown>)[k], depth: depth + 1, path: `${path}.${JSON.stringify(k)}` });
+      stack.push({ v: (v as Record<string, unknown>)[k], depth: depth + 1, path: `${path}.${/^[\w$-]+$/.test(k) ? k : JSON.stringify(k)}` });
     }
   }
 }
