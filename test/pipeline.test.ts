@@ -111,3 +111,22 @@ test("a job over MAX_CHUNKS_PER_JOB is refused before any work, naming the limit
   const p = new EmbeddingPipeline({ ...cfg, MAX_CHUNKS_PER_JOB: 3 }, { tokenizer, model: new FakeModel(), sink: new GatedSink() });
   await assert.rejects(p.submit(job("huge", ["a", "b", "c", "d"])), /has 4 chunks, more than MAX_CHUNKS_PER_JOB=3/);
 });
+
+test("last-resort guard: a chunk whose point cannot be built fails only its job with an internal reason; the process and batch-mates carry on", async () => {
+  // This docId bypasses the job schema (which refuses it): uuid v5 throws URIError on a lone surrogate
+  // after the model ran, outside the model call's error handling (issue 13).
+  const sink = new GatedSink();
+  const p = new EmbeddingPipeline(cfg, { tokenizer, model: new FakeModel(), sink });
+  const results = await Promise.allSettled([
+    p.submit(job("good-a", ["alpha beta"])),
+    p.submit(job("bad\ud800", ["gamma delta"])),
+    p.submit(job("good-b", ["epsilon", "zeta eta"])),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  const reason = (results[1] as PromiseRejectedResult).reason as Error & { kind: string; retryable: boolean };
+  assert.equal(reason.kind, "internal");
+  assert.match(reason.message, /^unexpected error while building the point of chunk 0: URIError: URI malformed/);
+  assert.equal(sink.stored.size, 3);
+  assert.equal(p.inFlightJobs, 0);
+  await p.drain();
+});
