@@ -1,8 +1,8 @@
 /** The worker's shutdown, bounded in time whatever Redis and Qdrant do (issue 13). Trades
  *  completeness for a deadline: in-flight jobs get DRAIN_TIMEOUT_MS to finish, then are handed
- *  back to the queue; every later step (BullMQ's close, pending writes, releasing resources) only
- *  gets what is left of DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS. A step still running at that point
- *  is abandoned and named in one warning: BullMQ's close waits on Redis (`QUIT` on a dead server
+ *  back to the queue; each later step has a fixed share of SHUTDOWN_MARGIN_MS (handing back and
+ *  BullMQ's close, pending writes, releasing resources). A step still running at its end is
+ *  abandoned and named in one warning: BullMQ's close waits on Redis (`QUIT` on a dead server
  *  never answers), so with Redis down, jobs still active stay active until their locks expire and
  *  another worker's stalled check takes them back. Acts once, when `close()` is first called. */
 import type { Worker } from "bullmq";
@@ -14,11 +14,14 @@ import type { Metrics } from "../shared/metrics.js";
 import type { EmbeddingPipeline } from "./core/pipeline.js";
 import type { HealthState } from "./adapters/health.js";
 
-/** Time past DRAIN_TIMEOUT_MS for handing jobs back, flushing writes and releasing resources, milliseconds. */
-export const SHUTDOWN_MARGIN_MS = 5000;
-
-/** Of the margin, what pending writes of handed-back jobs may take. */
+/** Past DRAIN_TIMEOUT_MS, how long handing jobs back and closing BullMQ may take, milliseconds. */
+const HAND_BACK_MS = 1500;
+/** Then how long pending writes of handed-back jobs may take. */
 const WRITES_GRACE_MS = 2000;
+/** Then how long releasing resources (threads, connections, HTTP server) may take. */
+const RELEASE_MS = 1500;
+/** Time past DRAIN_TIMEOUT_MS for handing jobs back, flushing writes and releasing resources, milliseconds. */
+export const SHUTDOWN_MARGIN_MS = HAND_BACK_MS + WRITES_GRACE_MS + RELEASE_MS;
 
 export interface ShutdownResult {
   /** Jobs handed back to the queue at the drain deadline. */
@@ -54,8 +57,8 @@ export async function shutdown(p: ShutdownParts): Promise<ShutdownResult> {
   p.health.phase = "draining";
   p.metrics.ready.set(0);
   const started = Date.now();
-  const end = started + cfg.DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS;
-  const left = () => end - Date.now();
+  const drainEnd = started + cfg.DRAIN_TIMEOUT_MS;
+  const until = (t: number) => t - Date.now();
   const abandoned: string[] = [];
   let handedBack = 0;
   const deadline = setTimeout(() => {
@@ -63,7 +66,7 @@ export async function shutdown(p: ShutdownParts): Promise<ShutdownResult> {
     log.warn({ jobs: handedBack }, "drain deadline passed: handing in-flight jobs back to the queue");
   }, cfg.DRAIN_TIMEOUT_MS);
   const activeAtStart = pipeline.inFlightJobs;
-  const closed = await within(p.worker.close(), left() - WRITES_GRACE_MS);
+  const closed = await within(p.worker.close(), until(drainEnd + HAND_BACK_MS));
   clearTimeout(deadline);
   if (!closed) {
     abandoned.push(`closing the BullMQ worker (Redis did not answer; ${activeAtStart} jobs were in flight at SIGTERM: ` +
@@ -73,13 +76,13 @@ export async function shutdown(p: ShutdownParts): Promise<ShutdownResult> {
     p.connection.disconnect();
   }
   // Upserts of handed-back jobs may still hang on a dead sink: wait for them only briefly.
-  const writesMs = Math.min(left(), Math.max(0, cfg.DRAIN_TIMEOUT_MS - (Date.now() - started)) + WRITES_GRACE_MS);
-  if (!(await within(pipeline.drain(), writesMs))) abandoned.push("writes still pending (their jobs are back in the queue)");
+  const writesEnd = Math.min(Math.max(drainEnd, Date.now()) + WRITES_GRACE_MS, drainEnd + HAND_BACK_MS + WRITES_GRACE_MS);
+  if (!(await within(pipeline.drain(), until(writesEnd)))) abandoned.push("writes still pending (their jobs are back in the queue)");
   p.health.phase = "stopped";
   const release = (async () => {
     for (const c of p.cleanups.reverse()) await c().catch((err: Error) => log.warn({ err: err.message }, "cleanup failed"));
   })();
-  if (!(await within(release, left()))) abandoned.push("releasing resources (connections, threads, HTTP server)");
+  if (!(await within(release, until(drainEnd + SHUTDOWN_MARGIN_MS)))) abandoned.push("releasing resources (connections, threads, HTTP server)");
   if (abandoned.length > 0) {
     log.warn({ abandoned, handedBack, ms: Date.now() - started },
       `shutdown deadline (DRAIN_TIMEOUT_MS + ${SHUTDOWN_MARGIN_MS} ms) passed: abandoned ${abandoned.join("; ")}`);

@@ -1,0 +1,42 @@
+/** Polls a worker's `/health/live` while a test runs, one request at a time, and keeps every
+ *  answer's latency: the hostile-job tests assert the process stays up and responsive while it
+ *  refuses what they send. A request that fails or gets no 200 counts as a failure. */
+import { sleep } from "./reliability.js";
+
+export interface LivenessProbe {
+  /** Latency of every answered probe, milliseconds. */
+  latencies: number[];
+  /** Probes that failed (connection refused, non-200, timeout), with when and why. */
+  failures: Array<{ at: number; error: string }>;
+  /** Stops polling; resolves after the request in flight. */
+  stop(): Promise<void>;
+  /** Highest latency seen, milliseconds. */
+  max(): number;
+}
+
+export function probeLiveness(port: number, everyMs = 50, timeoutMs = 5000): LivenessProbe {
+  const latencies: number[] = [];
+  const failures: Array<{ at: number; error: string }> = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const started = performance.now();
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health/live`, { signal: AbortSignal.timeout(timeoutMs) });
+        await res.arrayBuffer();
+        if (res.status !== 200) failures.push({ at: Date.now(), error: `HTTP ${res.status}` });
+        else latencies.push(performance.now() - started);
+      } catch (err) {
+        failures.push({ at: Date.now(), error: (err as Error).message });
+      }
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    latencies, failures, max: () => Math.max(0, ...latencies),
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}
