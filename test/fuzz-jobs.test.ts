@@ -151,6 +151,7 @@ test(`fuzzed jobs: the worker stays up and responsive, every job ends with a kin
   try {
     await queue.addBulk(cases.map((c) => ({ name: c.name, data: c.data, opts: { jobId: c.id, attempts: 2, backoff: { type: "fixed", delay: 50 } } })));
     await waitFor(async () => {
+      worker!.assertAlive();
       const n = await queue!.getJobCounts("completed", "failed");
       return n.completed + n.failed === cases.length;
     }, 120_000, "every fuzzed job to complete or fail");

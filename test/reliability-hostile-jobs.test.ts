@@ -77,13 +77,14 @@ test("poison, deep and enormous jobs fail alone, at once, with a validation reas
   const good = Array.from({ length: 5 }, (_, i) => ({ name: JOB_NAME, data: { ...base(`good-${i}`), chunks: [{ index: 0, text: `good document ${i}` }] }, opts: opts(`good-${i}`) }));
   await queue.addBulk(good);
   await waitFor(async () => {
+    w.assertAlive();
     const c = await queue.getJobCounts("completed", "failed");
     return c.completed === 5 && c.failed === 2;
   }, 60_000, "5 good jobs completed and 2 hostile jobs failed");
   const smallMax = live.max();
   const rssBefore = rssMiB(w.proc.pid!);
   await addRaw(queue, "big", big);
-  await waitFor(async () => (await queue.getJobCounts("failed")).failed === 3, 60_000, "the 1,000,000-chunk job to fail");
+  await waitFor(async () => w.assertAlive() ?? (await queue.getJobCounts("failed")).failed === 3, 60_000, "the 1,000,000-chunk job to fail");
   await live.stop();
   const rssAfter = rssMiB(w.proc.pid!);
 
