@@ -84,7 +84,10 @@ test("poison, deep and enormous jobs fail alone, at once, with a validation reas
   const smallMax = live.max();
   const rssBefore = rssMiB(w.proc.pid!);
   await addRaw(queue, "big", big);
-  await waitFor(async () => w.assertAlive() ?? (await queue.getJobCounts("failed")).failed === 3, 60_000, "the 1,000,000-chunk job to fail");
+  await waitFor(async () => {
+    w.assertAlive();
+    return (await queue.getJobCounts("failed")).failed === 3;
+  }, 60_000, "the 1,000,000-chunk job to fail");
   await live.stop();
   const rssAfter = rssMiB(w.proc.pid!);
 
