@@ -7,40 +7,20 @@
  *  be stored, each point written exactly once. The seed is printed with every failure; rerun one
  *  with FUZZ_SEED=<seed>. */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import fc from "fast-check";
 import { Queue } from "bullmq";
 import { pointId } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../shared/job.js";
-import { redisConnection } from "../shared/redis.js";
-import { testModel, uniqueQueue, waitFor } from "./support/harness.js";
+import { uniqueQueue, waitFor } from "./support/harness.js";
 import { probeLiveness } from "./support/liveness-probe.js";
-import { spawnWorker, type ChildWorker } from "./support/processes.js";
-import { startQdrantTestServer, type QdrantTestServer } from "./support/qdrant/qdrant-test-server.js";
+import { SHARED_REDIS_URL, workerFixture } from "./support/worker-fixture.js";
 
-const REDIS_URL = "redis://127.0.0.1:6379";
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const COUNTS = { valid: 80, mutated: 170, random: 40 };
 const KINDS = ["validation", "too_long", "inference", "oom", "sink", "timeout", "internal"];
 
-const connection = redisConnection(REDIS_URL);
-let server: QdrantTestServer;
-let modelDir: string;
-let worker: ChildWorker | undefined;
-let queue: Queue | undefined;
-
-before(async () => {
-  server = await startQdrantTestServer();
-  modelDir = (await testModel()).dir;
-});
-
-after(async () => {
-  if (worker && worker.proc.exitCode === null) await worker.stop("SIGTERM", 10_000);
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
-  await server.close();
-  await connection.quit();
-});
+const fx = workerFixture();
 
 type Json = unknown;
 type JobData = { docId: string; chunks: Array<Record<string, Json>>; metadata: Record<string, Json> } & Record<string, Json>;
@@ -140,9 +120,13 @@ test(`fuzzed jobs: the worker stays up and responsive, every job ends with a kin
   const cases = generate(SEED);
   const queueName = uniqueQueue("fuzz");
   const collection = `fuzz_${queueName.replace(/-/g, "_")}`;
-  queue = new Queue(queueName, { connection });
-  worker = await spawnWorker({
-    REDIS_URL, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection, MODEL_DIR: modelDir,
+  const queue = new Queue(queueName, { connection: fx.connection });
+  fx.onCleanup(async () => {
+    await queue.obliterate({ force: true });
+    await queue.close();
+  });
+  const worker = await fx.spawn({
+    REDIS_URL: SHARED_REDIS_URL, QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection, MODEL_DIR: fx.modelDir,
     MAX_SEQ_LENGTH: "256", MAX_BATCH_TOKENS: "2048", CHUNK_TOKENS: "128", WORKER_CONCURRENCY: "16", SINK_RETRY_BASE_MS: "20",
   });
   const port = await worker.started;
@@ -151,8 +135,8 @@ test(`fuzzed jobs: the worker stays up and responsive, every job ends with a kin
   try {
     await queue.addBulk(cases.map((c) => ({ name: c.name, data: c.data, opts: { jobId: c.id, attempts: 2, backoff: { type: "fixed", delay: 50 } } })));
     await waitFor(async () => {
-      worker!.assertAlive();
-      const n = await queue!.getJobCounts("completed", "failed");
+      worker.assertAlive();
+      const n = await queue.getJobCounts("completed", "failed");
       return n.completed + n.failed === cases.length;
     }, 120_000, "every fuzzed job to complete or fail");
     const tookMs = Date.now() - started;
@@ -171,7 +155,7 @@ test(`fuzzed jobs: the worker stays up and responsive, every job ends with a kin
       assert.notEqual(kind, "internal", `job ${id} hit an unexpected exception: ${reason}`);
       byKind[kind] = (byKind[kind] ?? 0) + 1;
     }
-    const writes = server.writeCounts(collection);
+    const writes = fx.server.writeCounts(collection);
     for (const c of cases.filter((x) => x.kind === "valid")) {
       assert.ok(completed.has(c.id), `valid job ${c.id} did not complete: ${failed.get(c.id)} ${JSON.stringify(c.data)}`);
       const d = c.data as JobData;
@@ -181,6 +165,8 @@ test(`fuzzed jobs: the worker stays up and responsive, every job ends with a kin
       seed: SEED, jobs: cases.length, completed: completed.size, failedByKind: byKind, tookMs,
       livenessProbes: live.latencies.length, livenessMaxMs: Math.round(live.max()),
     }));
+    worker.proc.kill("SIGTERM");
+    assert.equal((await worker.exited).code, 0, "the worker did not stop cleanly after the run");
   } catch (err) {
     await live.stop();
     (err as Error).message = `${(err as Error).message}\n  fuzz seed ${SEED}: rerun with FUZZ_SEED=${SEED}`;

@@ -8,36 +8,19 @@
  *    the fixed margin and logs what it abandoned. */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { Queue } from "bullmq";
 import { pointId } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../shared/job.js";
 import { redisConnection } from "../shared/redis.js";
 import { SHUTDOWN_MARGIN_MS } from "../worker/shutdown.js";
-import { testModel, uniqueQueue, waitFor } from "./support/harness.js";
+import { uniqueQueue, waitFor } from "./support/harness.js";
 import { probeLiveness } from "./support/liveness-probe.js";
-import { spawnWorker, type ChildWorker } from "./support/processes.js";
-import { startQdrantTestServer, type QdrantTestServer } from "./support/qdrant/qdrant-test-server.js";
 import { redisServerAvailable, startTestRedis } from "./support/redis-server.js";
+import { SHARED_REDIS_URL, workerFixture } from "./support/worker-fixture.js";
 
-const REDIS_URL = "redis://127.0.0.1:6379";
-const connection = redisConnection(REDIS_URL);
-let server: QdrantTestServer;
-let modelDir: string;
-const children: ChildWorker[] = [];
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  server = await startQdrantTestServer();
-  modelDir = (await testModel()).dir;
-});
-
-after(async () => {
-  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await server.close();
-  await connection.quit();
-});
+const fx = workerFixture();
+const REDIS_URL = SHARED_REDIS_URL;
 
 /** Small budgets keep the worker's memory low on a shared test machine; they change nothing about job validation. */
 const SMALL = { MAX_SEQ_LENGTH: "256", MAX_BATCH_TOKENS: "2048", CHUNK_TOKENS: "128" };
@@ -46,7 +29,7 @@ const base = (docId: string) => ({ v: JOB_SCHEMA_VERSION, docId, part: 0, parts:
 /** Adds a job whose data is `raw` JSON, exactly as given: added delayed, rewritten in its hash, then promoted. */
 async function addRaw(queue: Queue, jobId: string, raw: string): Promise<void> {
   const job = await queue.add(JOB_NAME, {}, { ...opts(jobId), delay: 60_000 });
-  await connection.hset(`bull:${queue.name}:${jobId}`, "data", raw);
+  await fx.connection.hset(`bull:${queue.name}:${jobId}`, "data", raw);
   await job.promote();
 }
 
@@ -57,13 +40,12 @@ const opts = (jobId: string) => ({ jobId, attempts: 3, backoff: { type: "exponen
 test("poison, deep and enormous jobs fail alone, at once, with a validation reason; the worker stays up and stores the good jobs", async (t) => {
   const queueName = uniqueQueue("hostile");
   const collection = `rel_${queueName.replace(/-/g, "_")}`;
-  const queue = new Queue(queueName, { connection });
-  cleanups.push(async () => {
+  const queue = new Queue(queueName, { connection: fx.connection });
+  fx.onCleanup(async () => {
     await queue.obliterate({ force: true });
     await queue.close();
   });
-  const w = await spawnWorker({ REDIS_URL, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection, MODEL_DIR: modelDir, ...SMALL });
-  children.push(w);
+  const w = await fx.spawn({ REDIS_URL, QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection, MODEL_DIR: fx.modelDir, ...SMALL });
   const port = await w.started;
   // Built before probing starts, so the probe's latencies are the worker's, not this process's.
   const big = JSON.stringify({ ...base("big"), chunks: Array.from({ length: 1_000_000 }, (_, index) => ({ index, text: "hi" })) });
@@ -101,7 +83,7 @@ test("poison, deep and enormous jobs fail alone, at once, with a validation reas
   assert.match(reasons.deep.reason, /^validation: metadata is nested more than MAX_METADATA_DEPTH=64 levels deep/);
   assert.match(reasons.big.reason, /^validation: job has 1000000 chunks, more than MAX_CHUNKS_PER_JOB=64/);
   for (const id of ["surrogate", "deep", "big"]) assert.equal(reasons[id].attempts, 1, `${id}: bad input must not be retried`);
-  const stored = new Set([...server.pointIds(collection)].map(String));
+  const stored = new Set([...fx.server.pointIds(collection)].map(String));
   assert.deepEqual([...stored].sort(), good.map((g) => pointId(g.data.docId, 0)).sort());
   assert.ok(w.logs.some((l) => l.msg === "job failed validation" && l.kind === "validation"), "no log line for the refused jobs");
   t.diagnostic(JSON.stringify({
@@ -115,26 +97,25 @@ test("poison, deep and enormous jobs fail alone, at once, with a validation reas
 
 test("SIGTERM while Redis is down: the process exits within DRAIN_TIMEOUT_MS plus the margin, naming what it abandoned", { skip: !redisServerAvailable() && "redis-server is not installed" }, async (t) => {
   const redis = await startTestRedis();
-  cleanups.push(() => redis.close());
+  fx.onCleanup(() => redis.close());
   const queueName = uniqueQueue("hostile-down");
   const collection = `rel_${queueName.replace(/-/g, "_")}`;
   const own = redisConnection(redis.url);
   own.on("error", () => undefined);
   const queue = new Queue(queueName, { connection: own });
   queue.on("error", () => undefined);
-  cleanups.push(async () => {
+  fx.onCleanup(async () => {
     await queue.close().catch(() => undefined);
     own.disconnect();
   });
   const DRAIN = 1500;
-  const w = await spawnWorker({
-    REDIS_URL: redis.url, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection, MODEL_DIR: modelDir,
+  const w = await fx.spawn({
+    REDIS_URL: redis.url, QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection, MODEL_DIR: fx.modelDir,
     DRAIN_TIMEOUT_MS: String(DRAIN), HEALTH_CHECK_TIMEOUT_MS: "200", ...SMALL,
   });
-  children.push(w);
   await w.started;
-  const release = server.holdUpserts(); // jobs stay in flight
-  cleanups.push(async () => release());
+  const release = fx.server.holdUpserts(); // jobs stay in flight
+  fx.onCleanup(async () => release());
   await queue.addBulk(Array.from({ length: 3 }, (_, i) => ({ name: JOB_NAME, data: { ...base(`down-${i}`), chunks: [{ index: 0, text: `text ${i}` }] }, opts: opts(`down-${i}`) })));
   await waitFor(async () => (await queue.getJobCounts("active")).active === 3, 30_000, "3 jobs in flight");
   await redis.shutdown();
