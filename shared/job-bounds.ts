@@ -9,7 +9,10 @@
 import type { Config } from "./config.js";
 import { JobLimitError, ValidationError } from "./errors.js";
 
-export type JobLimits = Pick<Config, "MAX_CHUNKS_PER_JOB" | "MAX_JOB_BYTES" | "MAX_METADATA_DEPTH" | "MAX_METADATA_BYTES">;
+export type JobLimits = Pick<
+  Config,
+  "MAX_CHUNKS_PER_JOB" | "MAX_JOB_BYTES" | "MAX_METADATA_DEPTH" | "MAX_METADATA_BYTES"
+>;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -22,7 +25,9 @@ export function checkJobBounds(data: unknown, limits: JobLimits): void {
     throw new JobLimitError(
       `job has ${chunks.length} chunks, more than MAX_CHUNKS_PER_JOB=${limits.MAX_CHUNKS_PER_JOB}; ` +
         "enqueue long documents as several jobs (the producer does)",
-      "MAX_CHUNKS_PER_JOB", chunks.length, limits.MAX_CHUNKS_PER_JOB,
+      "MAX_CHUNKS_PER_JOB",
+      chunks.length,
+      limits.MAX_CHUNKS_PER_JOB,
     );
   }
   let textBytes = 0;
@@ -32,8 +37,11 @@ export function checkJobBounds(data: unknown, limits: JobLimits): void {
     textBytes += Buffer.byteLength(text, "utf8");
     if (textBytes > limits.MAX_JOB_BYTES) {
       throw new JobLimitError(
-        `job's chunk texts reach ${textBytes} bytes (UTF-8) at chunk ${i}, more than MAX_JOB_BYTES=${limits.MAX_JOB_BYTES}`,
-        "MAX_JOB_BYTES", textBytes, limits.MAX_JOB_BYTES,
+        `job's chunk texts reach ${textBytes} bytes (UTF-8) at chunk ${i}, ` +
+          `more than MAX_JOB_BYTES=${limits.MAX_JOB_BYTES}`,
+        "MAX_JOB_BYTES",
+        textBytes,
+        limits.MAX_JOB_BYTES,
       );
     }
   }
@@ -65,7 +73,9 @@ function checkMetadata(root: unknown, label: string, limits: JobLimits, budget: 
     throw new JobLimitError(
       `the job's metadata passes ${budget.bytes} bytes (as JSON, estimated) at ${clip(path)}, ` +
         `more than MAX_METADATA_BYTES=${limits.MAX_METADATA_BYTES}`,
-      "MAX_METADATA_BYTES", budget.bytes, limits.MAX_METADATA_BYTES,
+      "MAX_METADATA_BYTES",
+      budget.bytes,
+      limits.MAX_METADATA_BYTES,
     );
   };
   const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: root, depth: 1, path: label }];
@@ -78,7 +88,9 @@ function checkMetadata(root: unknown, label: string, limits: JobLimits, budget: 
     if (depth > limits.MAX_METADATA_DEPTH) {
       throw new JobLimitError(
         `${label} is nested more than MAX_METADATA_DEPTH=${limits.MAX_METADATA_DEPTH} levels deep (at ${clip(path)})`,
-        "MAX_METADATA_DEPTH", depth, limits.MAX_METADATA_DEPTH,
+        "MAX_METADATA_DEPTH",
+        depth,
+        limits.MAX_METADATA_DEPTH,
       );
     }
     charge(2, path);
@@ -91,9 +103,14 @@ function checkMetadata(root: unknown, label: string, limits: JobLimits, budget: 
     }
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
-      if (k === "__proto__") throw new ValidationError(`${clip(path)} has the key "__proto__", which metadata may not use`);
+      if (k === "__proto__")
+        throw new ValidationError(`${clip(path)} has the key "__proto__", which metadata may not use`);
       charge(k.length + 3, path);
-      stack.push({ v: (v as Record<string, unknown>)[k], depth: depth + 1, path: `${path}.${/^[\w$-]+$/.test(k) ? k : JSON.stringify(k)}` });
+      stack.push({
+        v: (v as Record<string, unknown>)[k],
+        depth: depth + 1,
+        path: `${path}.${/^[\w$-]+$/.test(k) ? k : JSON.stringify(k)}`,
+      });
     }
   }
 }

@@ -20,7 +20,9 @@ export const unicodeString = () =>
   z.string().refine(isWellFormed, { message: "not well-formed Unicode (holds a lone UTF-16 surrogate)" });
 
 const jsonValue: z.ZodType<unknown> = z.lazy(() =>
-  z.union([unicodeString(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(unicodeString(), jsonValue)]),
+  z.union([
+    unicodeString(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(unicodeString(), jsonValue),
+  ]),
 );
 export const metadataSchema = z.record(unicodeString(), jsonValue);
 
@@ -72,7 +74,8 @@ export interface EmbedJobResult {
  *  well-formed Unicode is printed JSON-escaped, so the reason itself stays well-formed. */
 export function formatIssues(err: z.ZodError, limit = 5): string {
   const parts = err.issues.slice(0, limit).map((i) => {
-    const path = i.path.map((p) => (typeof p === "string" && !isWellFormed(p) ? JSON.stringify(p) : String(p))).join(".");
+    const printable = (p: PropertyKey) => (typeof p === "string" && !isWellFormed(p) ? JSON.stringify(p) : String(p));
+    const path = i.path.map(printable).join(".");
     const inner = i.code === "invalid_key" ? `: ${i.issues.map((k) => k.message).join(", ")}` : "";
     return `${path || "(root)"}: ${i.message}${inner}`;
   });

@@ -112,7 +112,7 @@ test("a job over MAX_CHUNKS_PER_JOB is refused before any work, naming the limit
   await assert.rejects(p.submit(job("huge", ["a", "b", "c", "d"])), /has 4 chunks, more than MAX_CHUNKS_PER_JOB=3/);
 });
 
-test("last-resort guard: a chunk whose point cannot be built fails only its job with an internal reason; the process and batch-mates carry on", async () => {
+test("last-resort guard: a chunk whose point cannot be built fails only its job (internal); batch-mates carry on", async () => {
   // This docId bypasses the job schema (which refuses it): uuid v5 throws URIError on a lone surrogate
   // after the model ran, outside the model call's error handling (issue 13).
   const sink = new GatedSink();

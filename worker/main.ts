@@ -24,11 +24,12 @@ try {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down: finishing in-flight jobs");
+    const backstopMs = cfg.DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS + BACKSTOP_MS;
     setTimeout(() => {
-      log.fatal({ ms: cfg.DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS + BACKSTOP_MS }, "shutdown did not finish in time; exiting anyway");
+      log.fatal({ ms: backstopMs }, "shutdown did not finish in time; exiting anyway");
       log.flush();
       process.exit(1);
-    }, cfg.DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS + BACKSTOP_MS).unref();
+    }, backstopMs).unref();
     running.close().then(
       () => {
         log.info("stopped");

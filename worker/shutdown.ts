@@ -45,7 +45,10 @@ export interface ShutdownParts {
 /** Resolves true when `p` settles within `ms`, false otherwise (`p` keeps running). */
 async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const settled = p.then(() => true, () => true);
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
   const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, ms))));
   const ok = await Promise.race([settled, late]);
   clearTimeout(timer);
@@ -62,30 +65,42 @@ export async function shutdown(p: ShutdownParts): Promise<ShutdownResult> {
   const abandoned: string[] = [];
   let handedBack = 0;
   const deadline = setTimeout(() => {
-    handedBack = pipeline.abortAll(new ShutdownError(`the worker is shutting down and DRAIN_TIMEOUT_MS=${cfg.DRAIN_TIMEOUT_MS} passed`));
+    handedBack = pipeline.abortAll(
+      new ShutdownError(`the worker is shutting down and DRAIN_TIMEOUT_MS=${cfg.DRAIN_TIMEOUT_MS} passed`),
+    );
     log.warn({ jobs: handedBack }, "drain deadline passed: handing in-flight jobs back to the queue");
   }, cfg.DRAIN_TIMEOUT_MS);
   const activeAtStart = pipeline.inFlightJobs;
   const closed = await within(p.worker.close(), until(drainEnd + HAND_BACK_MS));
   clearTimeout(deadline);
   if (!closed) {
-    abandoned.push(`closing the BullMQ worker (Redis did not answer; ${activeAtStart} jobs were in flight at SIGTERM: ` +
-      `those not handed back stay active until their locks expire, LOCK_DURATION_MS=${cfg.LOCK_DURATION_MS})`);
+    abandoned.push(
+      `closing the BullMQ worker (Redis did not answer; ${activeAtStart} jobs were in flight at SIGTERM: ` +
+        `those not handed back stay active until their locks expire, LOCK_DURATION_MS=${cfg.LOCK_DURATION_MS})`,
+    );
     // Drop the connections so nothing keeps waiting on Redis; the worker's own close keeps running detached.
     p.worker.disconnect().catch(() => undefined);
     p.connection.disconnect();
   }
   // Upserts of handed-back jobs may still hang on a dead sink: wait for them only briefly.
-  const writesEnd = Math.min(Math.max(drainEnd, Date.now()) + WRITES_GRACE_MS, drainEnd + HAND_BACK_MS + WRITES_GRACE_MS);
-  if (!(await within(pipeline.drain(), until(writesEnd)))) abandoned.push("writes still pending (their jobs are back in the queue)");
+  const writesEnd = Math.min(
+    Math.max(drainEnd, Date.now()) + WRITES_GRACE_MS,
+    drainEnd + HAND_BACK_MS + WRITES_GRACE_MS,
+  );
+  if (!(await within(pipeline.drain(), until(writesEnd))))
+    abandoned.push("writes still pending (their jobs are back in the queue)");
   p.health.phase = "stopped";
   const release = (async () => {
-    for (const c of p.cleanups.reverse()) await c().catch((err: Error) => log.warn({ err: err.message }, "cleanup failed"));
+    for (const c of p.cleanups.reverse())
+      await c().catch((err: Error) => log.warn({ err: err.message }, "cleanup failed"));
   })();
-  if (!(await within(release, until(drainEnd + SHUTDOWN_MARGIN_MS)))) abandoned.push("releasing resources (connections, threads, HTTP server)");
+  if (!(await within(release, until(drainEnd + SHUTDOWN_MARGIN_MS))))
+    abandoned.push("releasing resources (connections, threads, HTTP server)");
   if (abandoned.length > 0) {
-    log.warn({ abandoned, handedBack, ms: Date.now() - started },
-      `shutdown deadline (DRAIN_TIMEOUT_MS + ${SHUTDOWN_MARGIN_MS} ms) passed: abandoned ${abandoned.join("; ")}`);
+    log.warn(
+      { abandoned, handedBack, ms: Date.now() - started },
+      `shutdown deadline (DRAIN_TIMEOUT_MS + ${SHUTDOWN_MARGIN_MS} ms) passed: abandoned ${abandoned.join("; ")}`,
+    );
   }
   return { handedBack, abandoned };
 }

@@ -23,7 +23,9 @@ export function probeLiveness(port: number, everyMs = 50, timeoutMs = 5000): Liv
   let running = true;
   const loop = (async () => {
     // The first fetch of a process loads the HTTP client (100-300 ms here): not the worker's latency.
-    await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.arrayBuffer()).catch(() => undefined);
+    await fetch(`http://127.0.0.1:${port}/health/live`)
+      .then((r) => r.arrayBuffer())
+      .catch(() => undefined);
     while (running) {
       const started = performance.now();
       const at = Date.now();
@@ -42,7 +44,10 @@ export function probeLiveness(port: number, everyMs = 50, timeoutMs = 5000): Liv
     }
   })();
   return {
-    latencies, sentAt, failures, max: () => Math.max(0, ...latencies),
+    latencies,
+    sentAt,
+    failures,
+    max: () => Math.max(0, ...latencies),
     stop: async () => {
       running = false;
       await loop;

@@ -1,11 +1,13 @@
 /** One fixture for tests that run workers as child processes against the shared Redis and the
- *  in-process Qdrant test server: registers node:test `before`/`after` hooks that start the
+ *  in-process Qdrant test server (introspection and fault injection need it, even when QDRANT_URL
+ *  is set): registers node:test `before`/`after` hooks that start the
  *  server and the test model once, and at the end SIGKILL any worker still alive, run the
  *  test's cleanups in reverse order, close the server and the Redis connection. */
 import { after, before } from "node:test";
+import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { redisConnection } from "../../shared/redis.js";
-import { testModel } from "./harness.js";
+import { testModel, uniqueQueue } from "./harness.js";
 import { spawnWorker, type ChildWorker } from "./processes.js";
 import { startQdrantTestServer, type QdrantTestServer } from "./qdrant/qdrant-test-server.js";
 
@@ -21,6 +23,8 @@ export interface WorkerFixture {
   spawn(env: NodeJS.ProcessEnv): Promise<ChildWorker>;
   /** Runs at the end, in reverse order of registration; failures are ignored. */
   onCleanup(fn: () => Promise<unknown>): void;
+  /** A fresh queue on the shared Redis (obliterated at the end) and a collection name of its own. */
+  newQueue(prefix: string): { queue: Queue; queueName: string; collection: string };
 }
 
 export function workerFixture(): WorkerFixture {
@@ -53,5 +57,14 @@ export function workerFixture(): WorkerFixture {
       return c;
     },
     onCleanup: (fn) => void cleanups.push(fn),
+    newQueue: (prefix) => {
+      const queueName = uniqueQueue(prefix);
+      const queue = new Queue(queueName, { connection });
+      cleanups.push(async () => {
+        await queue.obliterate({ force: true });
+        await queue.close();
+      });
+      return { queue, queueName, collection: `${prefix}_${queueName.replace(/-/g, "_")}` };
+    },
   };
 }

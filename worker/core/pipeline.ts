@@ -19,7 +19,8 @@ import assert from "node:assert/strict";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
 import {
-  asEmbedError, ChunkTooLongError, EmbedError, errorKind, InferenceError, ShutdownError, SinkError, TimeoutError, ValidationError,
+  asEmbedError, ChunkTooLongError, EmbedError, errorKind, InferenceError, ShutdownError, SinkError, TimeoutError,
+  ValidationError,
 } from "../../shared/errors.js";
 import { chunkHash, pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
@@ -340,7 +341,8 @@ export class EmbeddingPipeline {
     } catch (err) {
       const e = asEmbedError(err, "scheduling batches");
       this.metrics?.errors.inc({ type: e.kind });
-      this.log?.error({ kind: e.kind, err: e.message, jobs: this.jobs.size }, "batch scheduling failed; failing every job in flight");
+      const jobs = this.jobs.size;
+      this.log?.error({ kind: e.kind, err: e.message, jobs }, "batch scheduling failed; failing every job in flight");
       this.abortAll(e);
     }
   }
@@ -390,7 +392,8 @@ export class EmbeddingPipeline {
   private failUnexpected(owners: Array<JobState | QueryState>, err: unknown, where: string): void {
     const e = asEmbedError(err, where);
     this.metrics?.errors.inc({ type: e.kind });
-    this.log?.error({ kind: e.kind, err: e.message, stack: (err as Error)?.stack }, `unexpected error while ${where}; failing its jobs`);
+    const stack = (err as Error)?.stack;
+    this.log?.error({ kind: e.kind, err: e.message, stack }, `unexpected error while ${where}; failing its jobs`);
     for (const o of owners) {
       if ("job" in o) this.fail(o, e);
       else this.failQuery(o, e);
@@ -440,7 +443,8 @@ export class EmbeddingPipeline {
         if (it.interactive) this.queryTextDone(it, out[i]);
         else toSink.push({ point: this.toPoint(it, out[i]), done: (e?: Error) => this.chunkWrittenGuarded(it, e) });
       } catch (err) {
-        this.failUnexpected([it.state], err, `building the point of chunk ${it.interactive ? it.slot : it.chunk.index}`);
+        const index = it.interactive ? it.slot : it.chunk.index;
+        this.failUnexpected([it.state], err, `building the point of chunk ${index}`);
       }
     });
     if (toSink.length > 0) this.grouper.add(toSink);

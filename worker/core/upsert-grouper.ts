@@ -113,7 +113,8 @@ export class UpsertGrouper {
 
   /** Last resort for a write that threw past its own handling: each point's callback gets the error once. */
   private failGroup(group: GroupedPoint[], err: unknown): void {
-    const e = new SinkError(`writing ${group.length} points failed unexpectedly: ${(err as Error)?.message ?? err}`, undefined, { cause: err });
+    const why = (err as Error)?.message ?? String(err);
+    const e = new SinkError(`writing ${group.length} points failed unexpectedly: ${why}`, undefined, { cause: err });
     for (const g of group) {
       try {
         g.done(e);
