@@ -380,26 +380,6 @@ export class EmbeddingPipeline {
     this.metrics?.pooledChunks.set(this.pool.size);
   }
 
-  /** Runs a batch; whatever escapes `runBatch` fails the jobs and requests of its items. Never rejects. */
-  private runGuarded(batch: Batch<Item>): Promise<void> {
-    return this.runBatch(batch, ++this.batchSeq).catch((err) => {
-      const owners = new Set(batch.items.map((it) => it.state));
-      this.failUnexpected([...owners], err, "running a batch");
-    });
-  }
-
-  /** The last-resort guard: fails `owners` (jobs or query requests) with InternalError, logged and counted once. */
-  private failUnexpected(owners: Array<JobState | QueryState>, err: unknown, where: string): void {
-    const e = asEmbedError(err, where);
-    this.metrics?.errors.inc({ type: e.kind });
-    const stack = (err as Error)?.stack;
-    this.log?.error({ kind: e.kind, err: e.message, stack }, `unexpected error while ${where}; failing its jobs`);
-    for (const o of owners) {
-      if ("job" in o) this.fail(o, e);
-      else this.failQuery(o, e);
-    }
-  }
-
   /** Runs a batch; on failure splits it until the failing chunk is alone, then fails only its job or request. */
   private async runBatch(batch: Batch<Item>, batchId: number): Promise<void> {
     const live = batch.items.filter((it) => !it.state.failed);
@@ -554,5 +534,25 @@ export class EmbeddingPipeline {
     this.jobs.delete(s);
     this.metrics?.inflightJobs.set(this.jobs.size);
     s.reject(err);
+  }
+
+  /** Runs a batch; whatever escapes `runBatch` fails the jobs and requests of its items. Never rejects. */
+  private runGuarded(batch: Batch<Item>): Promise<void> {
+    return this.runBatch(batch, ++this.batchSeq).catch((err) => {
+      const owners = new Set(batch.items.map((it) => it.state));
+      this.failUnexpected([...owners], err, "running a batch");
+    });
+  }
+
+  /** The last-resort guard: fails `owners` (jobs or query requests) with InternalError, logged and counted once. */
+  private failUnexpected(owners: Array<JobState | QueryState>, err: unknown, where: string): void {
+    const e = asEmbedError(err, where);
+    this.metrics?.errors.inc({ type: e.kind });
+    const stack = (err as Error)?.stack;
+    this.log?.error({ kind: e.kind, err: e.message, stack }, `unexpected error while ${where}; failing its jobs`);
+    for (const o of owners) {
+      if ("job" in o) this.fail(o, e);
+      else this.failQuery(o, e);
+    }
   }
 }
