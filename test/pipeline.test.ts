@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseConfig } from "../shared/config.js";
 import { ValidationError } from "../shared/errors.js";
+import type { Metrics } from "../shared/metrics.js";
 import type { ChunkEmbedding } from "../worker/core/heads.js";
 import { EmbeddingPipeline, type PipelineJob } from "../worker/core/pipeline.js";
 import type { ChunkTokenizer, EmbeddingModel, ModelBatch, VectorPoint, VectorSink } from "../worker/core/ports.js";
@@ -129,4 +130,21 @@ test("last-resort guard: a chunk whose point cannot be built fails only its job 
   assert.equal(sink.stored.size, 3);
   assert.equal(p.inFlightJobs, 0);
   await p.drain();
+});
+
+test("last-resort guard: a scheduler failure (in a timer or promise callback) fails the jobs in flight, never the process", async () => {
+  // Every metric is a no-op except the pool gauge, set at the end of each scheduling pass: a stand-in for a bug there.
+  const noop = new Proxy({}, { get: () => () => undefined });
+  const metrics = new Proxy({}, {
+    get: (_, name) => (name === "pooledChunks" ? { set: () => { throw new RangeError("gauge broke"); } } : noop),
+  }) as unknown as Metrics;
+  const p = new EmbeddingPipeline(cfg, { tokenizer, model: new FakeModel(), sink: new GatedSink() }, metrics);
+  const results = await Promise.allSettled([p.submit(job("one", ["alpha"])), p.submit(job("two", ["beta gamma"]))]);
+  for (const r of results) {
+    assert.equal(r.status, "rejected");
+    const reason = (r as PromiseRejectedResult).reason as Error & { kind: string };
+    assert.equal(reason.kind, "internal");
+    assert.match(reason.message, /^unexpected error while scheduling batches: RangeError: gauge broke/);
+  }
+  assert.equal(p.inFlightJobs, 0);
 });
