@@ -113,7 +113,7 @@ test("a job over MAX_CHUNKS_PER_JOB is refused before any work, naming the limit
   await assert.rejects(p.submit(job("huge", ["a", "b", "c", "d"])), /has 4 chunks, more than MAX_CHUNKS_PER_JOB=3/);
 });
 
-test("last-resort guard: a chunk whose point cannot be built fails only its job (internal); batch-mates carry on", async () => {
+test("guard: a chunk whose point cannot be built fails only its job (internal); batch-mates carry on", async () => {
   // This docId bypasses the job schema (which refuses it): uuid v5 throws URIError on a lone surrogate
   // after the model ran, outside the model call's error handling (issue 13).
   const sink = new GatedSink();
@@ -132,7 +132,7 @@ test("last-resort guard: a chunk whose point cannot be built fails only its job 
   await p.drain();
 });
 
-test("last-resort guard: a scheduler failure (in a timer or promise callback) fails the jobs in flight, never the process", async () => {
+test("guard: a scheduler failure (timer or promise callback) fails the jobs in flight, not the process", async () => {
   // Every metric is a no-op except the pool gauge, set at the end of each scheduling pass: a stand-in for a bug there.
   const noop = new Proxy({}, { get: () => () => undefined });
   const metrics = new Proxy({}, {

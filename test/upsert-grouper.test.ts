@@ -62,7 +62,7 @@ for (const [what, status] of [["refused connection", undefined], ["HTTP 503", 50
   });
 }
 
-test("an exception past the grouper's own handling fails the group's points through their callbacks, not the process", async () => {
+test("an exception past the grouper's handling fails the group's points via their callbacks", async () => {
   const sink = new FakeSink(() => undefined);
   // A throwing metrics callback stands for any bug in the success path.
   const grouper = new UpsertGrouper(sink, {
