@@ -88,7 +88,7 @@ export async function shutdown(p: ShutdownParts): Promise<ShutdownResult> {
     drainEnd + HAND_BACK_MS + WRITES_GRACE_MS,
   );
   if (!(await within(pipeline.drain(), until(writesEnd))))
-    abandoned.push("writes still pending (their jobs are back in the queue)");
+    abandoned.push("writes still pending (their jobs did not complete: another worker redoes them)");
   p.health.phase = "stopped";
   const release = (async () => {
     for (const c of p.cleanups.reverse())
@@ -99,7 +99,7 @@ export async function shutdown(p: ShutdownParts): Promise<ShutdownResult> {
   if (abandoned.length > 0) {
     log.warn(
       { abandoned, handedBack, ms: Date.now() - started },
-      `shutdown deadline (DRAIN_TIMEOUT_MS + ${SHUTDOWN_MARGIN_MS} ms) passed: abandoned ${abandoned.join("; ")}`,
+      `shutdown bounded by DRAIN_TIMEOUT_MS + ${SHUTDOWN_MARGIN_MS} ms: abandoned ${abandoned.join("; ")}`,
     );
   }
   return { handedBack, abandoned };
