@@ -12,7 +12,8 @@ export type ErrorKind =
   | "shutdown" // the worker stopped before the job finished: handed back to the queue, not a failure
   | "config"
   | "model" // the model or its provider cannot be loaded
-  | "schema"; // the Qdrant collection exists with an incompatible schema
+  | "schema" // the Qdrant collection exists with an incompatible schema
+  | "internal"; // an unexpected exception (a bug) while processing one job: fails that job, never the process
 
 export abstract class EmbedError extends Error {
   abstract readonly kind: ErrorKind;
@@ -34,6 +35,14 @@ export class ConfigError extends EmbedError {
 export class ValidationError extends EmbedError {
   readonly kind = "validation";
   readonly retryable = false;
+}
+
+/** A job over a size bound (chunks, text bytes, metadata depth or size), found on the raw job
+ *  data before the schema parse so an enormous or deeply nested job costs almost nothing. */
+export class JobLimitError extends ValidationError {
+  constructor(message: string, readonly setting: string, readonly actual: number, readonly max: number) {
+    super(message);
+  }
 }
 
 export class ChunkTooLongError extends EmbedError {
@@ -90,6 +99,21 @@ export class ExecutionProviderError extends ModelLoadError {}
 export class CollectionSchemaError extends EmbedError {
   readonly kind = "schema";
   readonly retryable = false;
+}
+
+/** An exception nobody expected, caught by the last-resort guard around one job's processing
+ *  (issue 13): the job fails with this reason and the process keeps running. Retryable, since
+ *  the cause is unknown; JOB_ATTEMPTS bounds the retries. */
+export class InternalError extends EmbedError {
+  readonly kind = "internal";
+  readonly retryable = true;
+}
+
+/** `err` as an EmbedError: unexpected values become InternalError naming `where`. */
+export function asEmbedError(err: unknown, where: string): EmbedError {
+  if (err instanceof EmbedError) return err;
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new InternalError(`unexpected error while ${where}: ${message}`, { cause: err });
 }
 
 /** Maps any thrown value to a kind; unknown errors count as inference-side and retryable. */

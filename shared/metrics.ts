@@ -51,7 +51,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   const m = build(registry, p);
   // Known label values start at 0, so rates and "no errors" are visible before the first event.
-  for (const type of ["validation", "too_long", "inference", "oom", "sink", "timeout", "shutdown"]) m.errors.inc({ type }, 0);
+  const kinds = ["validation", "too_long", "inference", "oom", "sink", "timeout", "shutdown", "internal"];
+  for (const type of kinds) m.errors.inc({ type }, 0);
   for (const status of ["completed", "failed", "retried"]) m.jobs.inc({ status }, 0);
   return m;
 }

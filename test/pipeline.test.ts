@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseConfig } from "../shared/config.js";
 import { ValidationError } from "../shared/errors.js";
+import type { Metrics } from "../shared/metrics.js";
 import type { ChunkEmbedding } from "../worker/core/heads.js";
 import { EmbeddingPipeline, type PipelineJob } from "../worker/core/pipeline.js";
 import type { ChunkTokenizer, EmbeddingModel, ModelBatch, VectorPoint, VectorSink } from "../worker/core/ports.js";
@@ -110,4 +111,40 @@ test("chunks from many jobs share batches (pooled across in-flight jobs)", async
 test("a job over MAX_CHUNKS_PER_JOB is refused before any work, naming the limit", async () => {
   const p = new EmbeddingPipeline({ ...cfg, MAX_CHUNKS_PER_JOB: 3 }, { tokenizer, model: new FakeModel(), sink: new GatedSink() });
   await assert.rejects(p.submit(job("huge", ["a", "b", "c", "d"])), /has 4 chunks, more than MAX_CHUNKS_PER_JOB=3/);
+});
+
+test("guard: a chunk whose point cannot be built fails only its job (internal); batch-mates carry on", async () => {
+  // This docId bypasses the job schema (which refuses it): uuid v5 throws URIError on a lone surrogate
+  // after the model ran, outside the model call's error handling (issue 13).
+  const sink = new GatedSink();
+  const p = new EmbeddingPipeline(cfg, { tokenizer, model: new FakeModel(), sink });
+  const results = await Promise.allSettled([
+    p.submit(job("good-a", ["alpha beta"])),
+    p.submit(job("bad\ud800", ["gamma delta"])),
+    p.submit(job("good-b", ["epsilon", "zeta eta"])),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  const reason = (results[1] as PromiseRejectedResult).reason as Error & { kind: string; retryable: boolean };
+  assert.equal(reason.kind, "internal");
+  assert.match(reason.message, /^unexpected error while building the point of chunk 0: URIError: URI malformed/);
+  assert.equal(sink.stored.size, 3);
+  assert.equal(p.inFlightJobs, 0);
+  await p.drain();
+});
+
+test("guard: a scheduler failure (timer or promise callback) fails the jobs in flight, not the process", async () => {
+  // Every metric is a no-op except the pool gauge, set at the end of each scheduling pass: a stand-in for a bug there.
+  const noop = new Proxy({}, { get: () => () => undefined });
+  const metrics = new Proxy({}, {
+    get: (_, name) => (name === "pooledChunks" ? { set: () => { throw new RangeError("gauge broke"); } } : noop),
+  }) as unknown as Metrics;
+  const p = new EmbeddingPipeline(cfg, { tokenizer, model: new FakeModel(), sink: new GatedSink() }, metrics);
+  const results = await Promise.allSettled([p.submit(job("one", ["alpha"])), p.submit(job("two", ["beta gamma"]))]);
+  for (const r of results) {
+    assert.equal(r.status, "rejected");
+    const reason = (r as PromiseRejectedResult).reason as Error & { kind: string };
+    assert.equal(reason.kind, "internal");
+    assert.match(reason.message, /^unexpected error while scheduling batches: RangeError: gauge broke/);
+  }
+  assert.equal(p.inFlightJobs, 0);
 });

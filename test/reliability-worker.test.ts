@@ -3,42 +3,17 @@
  *  drain deadline. Every enqueued chunk must end up stored under its expected point id, with
  *  no extra ids; rewrites are allowed only for jobs that were in flight when the worker died. */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { Queue } from "bullmq";
+import { test } from "node:test";
+import type { Queue } from "bullmq";
 import { pointId } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
-import { redisConnection } from "../shared/redis.js";
-import { startQdrantTestServer, type QdrantTestServer } from "./support/qdrant/qdrant-test-server.js";
-import { testModel, uniqueQueue, waitFor } from "./support/harness.js";
-import { spawnWorker, type ChildWorker } from "./support/processes.js";
+import { waitFor } from "./support/harness.js";
+import { workerFixture } from "./support/worker-fixture.js";
 
-const connection = redisConnection("redis://127.0.0.1:6379");
-let server: QdrantTestServer;
-let modelDir: string;
-const children: ChildWorker[] = [];
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  // Introspection (write counts per id, held upserts) needs the in-process server, even when QDRANT_URL is set.
-  server = await startQdrantTestServer();
-  modelDir = (await testModel()).dir;
-});
-
-after(async () => {
-  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await server.close();
-  await connection.quit();
-});
+const fx = workerFixture();
 
 function setup(docs: number, chunksPerDoc: number) {
-  const queueName = uniqueQueue("rel");
-  const collection = `rel_${queueName.replace(/-/g, "_")}`;
-  const queue = new Queue(queueName, { connection });
-  cleanups.push(async () => {
-    await queue.obliterate({ force: true });
-    await queue.close();
-  });
+  const { queue, queueName, collection } = fx.newQueue("rel");
   const expected = new Set<string>();
   const jobs = Array.from({ length: docs }, (_, d) => {
     const docId = `doc-${d}`;
@@ -50,18 +25,15 @@ function setup(docs: number, chunksPerDoc: number) {
     return { name: JOB_NAME, data, opts: { jobId: `job-${d}`, attempts: 3, backoff: { type: "exponential", delay: 100 } } };
   });
   const env = (extra: Record<string, string> = {}) => ({
-    REDIS_URL: "redis://127.0.0.1:6379", QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection, MODEL_DIR: modelDir,
+    REDIS_URL: "redis://127.0.0.1:6379", QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection,
+    MODEL_DIR: fx.modelDir,
     BATCH_LINGER_MS: "2", UPSERT_LINGER_MS: "2", SINK_RETRY_BASE_MS: "50", WORKER_CONCURRENCY: "8", ...extra,
   });
-  const start = async (extra: Record<string, string> = {}) => {
-    const c = await spawnWorker(env(extra));
-    children.push(c);
-    return c;
-  };
+  const start = (extra: Record<string, string> = {}) => fx.spawn(env(extra));
   return { queue, collection, expected, jobs, start };
 }
 
-const storedIds = (collection: string) => new Set([...server.points(collection).keys()].map(String));
+const storedIds = (collection: string) => new Set([...fx.server.points(collection).keys()].map(String));
 
 async function jobIdsIn(queue: Queue, state: "active" | "completed" | "wait"): Promise<string[]> {
   const jobs = await queue.getJobs([state], 0, -1);
@@ -73,7 +45,7 @@ test("SIGKILL mid-batch: a new worker recovers the stalled jobs; every point sto
   const lockMs = 2000;
   const stalledMs = 1000;
   const env = { LOCK_DURATION_MS: String(lockMs), STALLED_INTERVAL_MS: String(stalledMs) };
-  server.setFault({ kind: "delay", ms: 150 }); // keep batches in flight
+  fx.server.setFault({ kind: "delay", ms: 150 }); // keep batches in flight
   const w1 = await s.start(env);
   await w1.started;
   await s.queue.addBulk(s.jobs);
@@ -84,7 +56,7 @@ test("SIGKILL mid-batch: a new worker recovers the stalled jobs; every point sto
   const inFlight = new Set(await jobIdsIn(s.queue, "active"));
   const doneBefore = new Set(await jobIdsIn(s.queue, "completed"));
   assert.ok(inFlight.size > 0, "no job was in flight at the kill");
-  server.setFault(null);
+  fx.server.setFault(null);
 
   const w2 = await s.start(env);
   await w2.started;
@@ -95,7 +67,7 @@ test("SIGKILL mid-batch: a new worker recovers the stalled jobs; every point sto
   assert.deepEqual(counts, { failed: 0, active: 0, waiting: 0, delayed: 0 });
 
   assert.deepEqual([...storedIds(s.collection)].sort(), [...s.expected].sort(), "stored point ids differ from the enqueued chunks");
-  const writes = server.writeCounts(s.collection);
+  const writes = fx.server.writeCounts(s.collection);
   let rewritten = 0;
   for (const job of s.jobs) {
     for (const c of job.data.chunks) {
@@ -133,7 +105,7 @@ test("SIGTERM with work in flight: stops taking jobs, finishes in-flight ones, e
 
 test("SIGTERM past the drain deadline: not ready while draining, in-flight jobs handed back to the queue, exit 0; another worker completes them", async () => {
   const s = setup(6, 3);
-  const release = server.holdUpserts(); // nothing can finish
+  const release = fx.server.holdUpserts(); // nothing can finish
   const w = await s.start({ DRAIN_TIMEOUT_MS: "1500", HEALTH_CHECK_TIMEOUT_MS: "200" });
   const port = await w.started;
   await s.queue.addBulk(s.jobs);

@@ -61,3 +61,28 @@ for (const [what, status] of [["refused connection", undefined], ["HTTP 503", 50
     assert.equal(sink.requests.length, 3, "one request plus two retries, no split");
   });
 }
+
+test("an exception past the grouper's handling fails the group's points via their callbacks", async () => {
+  const sink = new FakeSink(() => undefined);
+  // A throwing metrics callback stands for any bug in the success path.
+  const grouper = new UpsertGrouper(sink, {
+    maxBytes: 1 << 20, maxPoints: 1000, lingerMs: 1, retries: 0, retryBaseMs: 1,
+    onRequest: () => {
+      throw new TypeError("metrics exploded");
+    },
+  });
+  const outcome = await new Promise<Array<Error | undefined>>((resolve) => {
+    const seen: Array<Error | undefined> = [];
+    const done = (e?: Error) => {
+      seen.push(e);
+      if (seen.length === 2) resolve(seen);
+    };
+    grouper.add([{ point: { id: "a", payload: {} }, done }, { point: { id: "b", payload: {} }, done }]);
+  });
+  await grouper.idle();
+  assert.equal(outcome.length, 2);
+  for (const e of outcome) {
+    assert.ok(e instanceof SinkError);
+    assert.match(e.message, /^writing 2 points failed unexpectedly: metrics exploded/);
+  }
+});

@@ -8,7 +8,7 @@ import type { Redis } from "ioredis";
 import type { Worker } from "bullmq";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
-import { ConfigError, ShutdownError } from "../shared/errors.js";
+import { ConfigError } from "../shared/errors.js";
 import { redactUrl } from "../shared/logger.js";
 import { createMetrics, type Metrics } from "../shared/metrics.js";
 import { closeRedis, redisConnection } from "../shared/redis.js";
@@ -27,6 +27,7 @@ import { QdrantSink } from "./adapters/qdrant-sink.js";
 import { createQueueConsumer } from "./adapters/queue-consumer.js";
 import { QueueMetrics } from "./adapters/queue-metrics.js";
 import { TokenizerPool } from "./adapters/tokenizer-pool.js";
+import { shutdown, type ShutdownResult } from "./shutdown.js";
 
 export interface RunningWorker {
   worker: Worker;
@@ -41,9 +42,10 @@ export interface RunningWorker {
   /** The port the query API answers on (0 = QUERY_API is off). */
   queryPort: number;
   /** Stops taking jobs and lets in-flight jobs finish; jobs still running after DRAIN_TIMEOUT_MS
-   *  go back to the queue for another worker. Then releases every resource. Returns how many
-   *  jobs were handed back. */
-  close(): Promise<{ handedBack: number }>;
+   *  go back to the queue for another worker. Then releases every resource. Resolves within
+   *  DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS whatever Redis and Qdrant do (see `shutdown.ts`),
+   *  with how many jobs were handed back and what was abandoned. */
+  close(): Promise<ShutdownResult>;
 }
 
 export interface StartOptions {
@@ -174,35 +176,8 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
       log.info({ port: queryPort, apiKeys: auth!.required, rateLimit: cfg.QUERY_RATE_LIMIT || "off", fillTokens: cfg.QUERY_FILL_TOKENS, maxInputs: cfg.QUERY_MAX_INPUTS }, "query API answering (POST /v1/embeddings, POST /embed/batch, GET /v1/models)");
     }
 
-    let closing: Promise<{ handedBack: number }> | undefined;
-    const close = () =>
-      (closing ??= (async () => {
-        health.phase = "draining";
-        metrics.ready.set(0);
-        let handedBack = 0;
-        const deadline = setTimeout(() => {
-          handedBack = pipeline.abortAll(new ShutdownError(`the worker is shutting down and DRAIN_TIMEOUT_MS=${cfg.DRAIN_TIMEOUT_MS} passed`));
-          log.warn({ jobs: handedBack }, "drain deadline passed: handing in-flight jobs back to the queue");
-        }, cfg.DRAIN_TIMEOUT_MS);
-        const started = Date.now();
-        try {
-          await worker.close();
-        } finally {
-          clearTimeout(deadline);
-        }
-        // Upserts of handed-back jobs may still hang on a dead sink: wait for them only briefly.
-        const left = Math.max(0, cfg.DRAIN_TIMEOUT_MS - (Date.now() - started)) + 2000;
-        let timer: NodeJS.Timeout | undefined;
-        const gaveUp = await Promise.race([
-          pipeline.drain().then(() => false),
-          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), left))),
-        ]);
-        clearTimeout(timer);
-        if (gaveUp) log.warn("writes still pending at shutdown were abandoned; their jobs are back in the queue");
-        health.phase = "stopped";
-        for (const c of cleanups.reverse()) await c().catch((err: Error) => log.warn({ err: err.message }, "cleanup failed"));
-        return { handedBack };
-      })());
+    let closing: Promise<ShutdownResult> | undefined;
+    const close = () => (closing ??= shutdown({ cfg, worker, pipeline, connection, health, metrics, log, cleanups }));
     return { worker, pipeline, model, sink: s, metrics, health, connection, httpPort: http?.port ?? 0, queryPort, close };
   } catch (err) {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);

@@ -1,10 +1,15 @@
 /** `npm run worker`: reads the configuration, starts the worker and runs until SIGTERM or
- *  SIGINT, then stops taking jobs, finishes the ones in flight and exits 0. Any start-up
- *  failure (bad config, model, CUDA provider, collection schema) exits non-zero with the
- *  reason on stderr and in the log. */
+ *  SIGINT, then stops taking jobs, finishes the ones in flight and exits 0, within
+ *  DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS whatever Redis and Qdrant do; a backstop timer exits 1
+ *  if even that bound is missed. Any start-up failure (bad config, model, CUDA provider,
+ *  collection schema) exits non-zero with the reason on stderr and in the log. */
 import { loadConfigOrExit } from "../shared/config.js";
 import { createLogger } from "../shared/logger.js";
 import { startWorker } from "./app.js";
+import { SHUTDOWN_MARGIN_MS } from "./shutdown.js";
+
+/** How long past the shutdown bound the backstop waits before exiting anyway, milliseconds. */
+const BACKSTOP_MS = 2000;
 
 const cfg = loadConfigOrExit();
 const log = createLogger({ level: cfg.LOG_LEVEL, name: "worker" });
@@ -19,6 +24,12 @@ try {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down: finishing in-flight jobs");
+    const backstopMs = cfg.DRAIN_TIMEOUT_MS + SHUTDOWN_MARGIN_MS + BACKSTOP_MS;
+    setTimeout(() => {
+      log.fatal({ ms: backstopMs }, "shutdown did not finish in time; exiting anyway");
+      log.flush();
+      process.exit(1);
+    }, backstopMs).unref();
     running.close().then(
       () => {
         log.info("stopped");

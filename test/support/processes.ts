@@ -12,6 +12,8 @@ export interface ChildWorker extends Child {
   started: Promise<number>;
   /** Highest VmHWM seen, bytes (Linux; 0 elsewhere). */
   peakRss(): number;
+  /** Throws, with the end of its output, if the process has exited: for wait loops that must fail fast. */
+  assertAlive(): void;
 }
 
 /** Starts `node dist/worker/main.js` with `env` (plus PATH, LOG_LEVEL=info and a free HTTP_PORT unless given). */
@@ -44,5 +46,11 @@ export async function spawnWorker(env: NodeJS.ProcessEnv): Promise<ChildWorker> 
   });
   started.catch(() => undefined);
   const rss = trackPeakRss(child);
-  return { ...child, logs, started, peakRss: rss.peak };
+  const assertAlive = () => {
+    const { exitCode, signalCode } = child.proc;
+    if (exitCode !== null || signalCode !== null) {
+      throw new Error(`the worker exited (code ${exitCode}, signal ${signalCode}): ${child.output().slice(-2000)}`);
+    }
+  };
+  return { ...child, logs, started, peakRss: rss.peak, assertAlive };
 }

@@ -2,18 +2,39 @@
  *  batcher sorts across. Each job is validated, handed to the pipeline, and completed only
  *  when the pipeline says every chunk is stored. Failures become BullMQ failures with a
  *  reason that starts with the error kind (`validation: …`, `sink: …`), so failed jobs can
- *  be filtered by cause; errors retrying cannot fix are thrown as UnrecoverableError. A job
- *  still running when the drain deadline passes is moved back to the wait list. */
+ *  be filtered by cause; errors retrying cannot fix are thrown as UnrecoverableError. Before the
+ *  schema parse, cheap bounds on the raw data (`job-bounds.ts`) refuse enormous or deeply nested
+ *  jobs in milliseconds. Whatever a job throws, expected or not, fails that job with a kind and
+ *  never escapes to the process (issue 13). A job still running when the drain deadline passes
+ *  is moved back to the wait list. */
 import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { errorKind, isRetryable, ShutdownError } from "../../shared/errors.js";
-import { embedJobSchema, formatIssues, JOB_NAME, type EmbedJobResult } from "../../shared/job.js";
+import { asEmbedError, ShutdownError, ValidationError, type EmbedError } from "../../shared/errors.js";
+import { checkJobBounds, type JobLimits } from "../../shared/job-bounds.js";
+import { embedJobSchema, formatIssues, JOB_NAME, type EmbedJobData, type EmbedJobResult } from "../../shared/job.js";
 import type { Metrics } from "../../shared/metrics.js";
 import type { EmbeddingPipeline } from "../core/pipeline.js";
 
-type ConsumerConfig = Pick<Config, "QUEUE_NAME" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "LOCK_DURATION_MS" | "STALLED_INTERVAL_MS">;
+type ConsumerConfig = JobLimits &
+  Pick<Config, "QUEUE_NAME" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "LOCK_DURATION_MS" | "STALLED_INTERVAL_MS">;
+
+/** The job's data, checked: bounds on the raw data first, then the schema. Throws ValidationError. */
+export function parseJobData(name: string, data: unknown, limits: JobLimits): EmbedJobData {
+  if (name !== JOB_NAME) throw new ValidationError(`unknown job name "${name}" (expected "${JOB_NAME}")`);
+  checkJobBounds(data, limits);
+  const parsed = embedJobSchema.safeParse(data);
+  if (!parsed.success) throw new ValidationError(formatIssues(parsed.error));
+  return parsed.data;
+}
+
+/** The one place a failure becomes a BullMQ failure: reason prefixed with its kind, not retried
+ *  unless retrying can help. */
+function toQueueError(e: EmbedError): Error {
+  const msg = `${e.kind}: ${e.message}`;
+  return e.retryable ? new Error(msg, { cause: e }) : new UnrecoverableError(msg);
+}
 
 export function createQueueConsumer(
   cfg: ConsumerConfig,
@@ -24,17 +45,15 @@ export function createQueueConsumer(
   const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {
     const jl = log.child({ jobId: job.id });
     metrics.stage.observe({ stage: "queue_wait", lane: "queue" }, Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp) / 1000);
-    if (job.name !== JOB_NAME) {
-      metrics.errors.inc({ type: "validation" });
-      throw new UnrecoverableError(`validation: unknown job name "${job.name}" (expected "${JOB_NAME}")`);
+    let d: EmbedJobData;
+    try {
+      d = parseJobData(job.name, job.data, cfg);
+    } catch (err) {
+      const e = asEmbedError(err, "validating the job");
+      metrics.errors.inc({ type: e.kind });
+      jl.warn({ kind: e.kind, err: e.message }, "job failed validation");
+      throw toQueueError(e);
     }
-    const parsed = embedJobSchema.safeParse(job.data);
-    if (!parsed.success) {
-      metrics.errors.inc({ type: "validation" });
-      jl.warn({ issues: formatIssues(parsed.error) }, "job failed validation");
-      throw new UnrecoverableError(`validation: ${formatIssues(parsed.error)}`);
-    }
-    const d = parsed.data;
     try {
       const result = await pipeline.submit({
         id: job.id ?? "", docId: d.docId, docHash: d.docHash, enqueuedAt: d.enqueuedAt, metadata: d.metadata, chunks: d.chunks,
@@ -51,11 +70,9 @@ export function createQueueConsumer(
         throw new WaitingError();
       }
       // Counted in errors_total where it happened (pipeline, model, sink), not again here.
-      const kind = errorKind(err);
-      const msg = `${kind}: ${(err as Error).message}`;
-      jl.warn({ docId: d.docId, kind, err: (err as Error).message, attempt: job.attemptsMade + 1 }, "job failed");
-      if (!isRetryable(err)) throw new UnrecoverableError(msg);
-      throw new Error(msg, { cause: err });
+      const e = asEmbedError(err, "processing the job");
+      jl.warn({ docId: d.docId, kind: e.kind, err: e.message, attempt: job.attemptsMade + 1 }, "job failed");
+      throw toQueueError(e);
     }
   };
   const worker = new Worker(cfg.QUEUE_NAME, processor, {

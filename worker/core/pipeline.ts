@@ -9,11 +9,19 @@
  *  `docChunks` that older versions (lower `enqueuedAt`) wrote; a failed removal fails the job
  *  so it is retried. Query requests (`embedInteractive`) share the pool in a priority lane: their
  *  chunks are batched at once, ahead of every queued chunk, and their vectors go back to the
- *  caller instead of the sink. Knows nothing of Redis, ONNX, Qdrant or HTTP. */
+ *  caller instead of the sink. Knows nothing of Redis, ONNX, Qdrant or HTTP.
+ *  Last-resort guard (issue 13): every promise chain and timer this class starts ends in a catch
+ *  that fails the job(s) the work belonged to with InternalError, so an unexpected exception
+ *  (a bug, a value nobody foresaw) fails those jobs with a reason and never reaches the process.
+ *  A failure in the scheduler itself (`pump`) belongs to no single job: it fails every job in
+ *  flight, which BullMQ retries. */
 import assert from "node:assert/strict";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { ChunkTooLongError, EmbedError, errorKind, InferenceError, ShutdownError, SinkError, TimeoutError, ValidationError } from "../../shared/errors.js";
+import {
+  asEmbedError, ChunkTooLongError, EmbedError, errorKind, InferenceError, ShutdownError, SinkError, TimeoutError,
+  ValidationError,
+} from "../../shared/errors.js";
 import { chunkHash, pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
 import type { Metrics } from "../../shared/metrics.js";
@@ -170,7 +178,7 @@ export class EmbeddingPipeline {
     state.settled = done.then(() => undefined, () => undefined);
     this.jobs.add(state);
     this.metrics?.inflightJobs.set(this.jobs.size);
-    void this.start(state);
+    this.start(state).catch((err) => this.failUnexpected([state], err, "preparing the job"));
     return done;
   }
 
@@ -336,7 +344,20 @@ export class EmbeddingPipeline {
     }
   }
 
+  /** Schedules batches; called from timers and promise callbacks, so it must never throw. */
   private pump(): void {
+    try {
+      this.schedule();
+    } catch (err) {
+      const e = asEmbedError(err, "scheduling batches");
+      this.metrics?.errors.inc({ type: e.kind });
+      const jobs = this.jobs.size;
+      this.log?.error({ kind: e.kind, err: e.message, jobs }, "batch scheduling failed; failing every job in flight");
+      this.abortAll(e);
+    }
+  }
+
+  private schedule(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -346,7 +367,7 @@ export class EmbeddingPipeline {
       const batch = this.pool.takeInteractive(this.cfg.QUERY_FILL_TOKENS)!;
       this.interactiveInFlight++;
       this.modelInFlight++;
-      void this.runBatch(batch, ++this.batchSeq).finally(() => {
+      this.runGuarded(batch).finally(() => {
         this.interactiveInFlight--;
         this.modelInFlight--;
         this.pump();
@@ -361,7 +382,7 @@ export class EmbeddingPipeline {
         break;
       }
       this.modelInFlight++;
-      void this.runBatch(batch, ++this.batchSeq).finally(() => {
+      this.runGuarded(batch).finally(() => {
         this.modelInFlight--;
         this.pump();
       });
@@ -412,8 +433,14 @@ export class EmbeddingPipeline {
     this.log?.debug({ batchId, lane, size: live.length, paddedLength: padded, realTokens: live.reduce((a, it) => a + it.length, 0), pool: this.pool.size, ms: Math.round(seconds * 1000) }, "batch embedded");
     const toSink: Array<{ point: VectorPoint; done: (e?: Error) => void }> = [];
     live.forEach((it, i) => {
-      if (it.interactive) this.queryTextDone(it, out[i]);
-      else toSink.push({ point: this.toPoint(it, out[i]), done: (e?: Error) => this.chunkWritten(it, e) });
+      // Per item, so a chunk whose point cannot be built fails only its own job.
+      try {
+        if (it.interactive) this.queryTextDone(it, out[i]);
+        else toSink.push({ point: this.toPoint(it, out[i]), done: (e?: Error) => this.chunkWrittenGuarded(it, e) });
+      } catch (err) {
+        const index = it.interactive ? it.slot : it.chunk.index;
+        this.failUnexpected([it.state], err, `building the point of chunk ${index}`);
+      }
     });
     if (toSink.length > 0) this.grouper.add(toSink);
   }
@@ -468,6 +495,15 @@ export class EmbeddingPipeline {
     return { id: pointId(job.docId, it.chunk.index), dense: emb.dense, sparse: emb.sparse, colbert: emb.colbert, colbertDim: emb.colbertDim, payload };
   }
 
+  /** Called by the grouper, which must not see this job's exceptions. */
+  private chunkWrittenGuarded(it: JobItem, err?: Error): void {
+    try {
+      this.chunkWritten(it, err);
+    } catch (e) {
+      this.failUnexpected([it.state], e, "recording a stored point");
+    }
+  }
+
   private chunkWritten(it: JobItem, err?: Error): void {
     const s = it.state;
     if (s.failed) return;
@@ -478,7 +514,7 @@ export class EmbeddingPipeline {
     this.metrics?.chunks.inc({ lane: "queue" });
     this.metrics?.tokens.inc({ lane: "queue" }, it.length);
     if (it.truncated) this.metrics?.truncated.inc();
-    if (--s.remaining === 0) void this.complete(s);
+    if (--s.remaining === 0) this.complete(s).catch((e) => this.failUnexpected([s], e, "completing the job"));
   }
 
   /** Every point of the job is stored: remove what older versions left beyond this one, then resolve.
@@ -513,5 +549,25 @@ export class EmbeddingPipeline {
     this.jobs.delete(s);
     this.metrics?.inflightJobs.set(this.jobs.size);
     s.reject(err);
+  }
+
+  /** Runs a batch; whatever escapes `runBatch` fails the jobs and requests of its items. Never rejects. */
+  private runGuarded(batch: Batch<Item>): Promise<void> {
+    return this.runBatch(batch, ++this.batchSeq).catch((err) => {
+      const owners = new Set(batch.items.map((it) => it.state));
+      this.failUnexpected([...owners], err, "running a batch");
+    });
+  }
+
+  /** The last-resort guard: fails `owners` (jobs or query requests) with InternalError, logged and counted once. */
+  private failUnexpected(owners: Array<JobState | QueryState>, err: unknown, where: string): void {
+    const e = asEmbedError(err, where);
+    this.metrics?.errors.inc({ type: e.kind });
+    const stack = (err as Error)?.stack;
+    this.log?.error({ kind: e.kind, err: e.message, stack }, `unexpected error while ${where}; failing its jobs`);
+    for (const o of owners) {
+      if ("job" in o) this.fail(o, e);
+      else this.failQuery(o, e);
+    }
   }
 }

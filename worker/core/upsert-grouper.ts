@@ -5,7 +5,8 @@
  *  failures with exponential backoff; at most `maxInFlight` requests run at once. A request
  *  whose final answer may concern its content (HTTP 4xx, 500) is split in halves, each sent
  *  once, until the failing points are alone, so one bad point fails only its own job;
- *  outages (refused connections, timeouts, 503) fail the whole group without splitting. */
+ *  outages (refused connections, timeouts, 503) fail the whole group without splitting. An
+ *  unexpected exception while writing a group fails that group's points, never the process. */
 import pRetry, { AbortError } from "p-retry";
 import { isRetryable, SinkError } from "../../shared/errors.js";
 import { estimatePointBytes, type VectorPoint, type VectorSink } from "./ports.js";
@@ -100,13 +101,26 @@ export class UpsertGrouper {
     while (this.inFlight < (this.opts.maxInFlight ?? 2) && this.ready.length > 0) {
       const group = this.ready.shift()!;
       this.inFlight++;
-      void this.write(group).finally(() => {
+      this.write(group).catch((err) => this.failGroup(group, err)).finally(() => {
         this.inFlight--;
         this.pump();
         if (this.pending.length === 0 && this.ready.length === 0 && this.inFlight === 0) {
           for (const w of this.idleWaiters.splice(0)) w();
         }
       });
+    }
+  }
+
+  /** Last resort for a write that threw past its own handling: each point's callback gets the error once. */
+  private failGroup(group: GroupedPoint[], err: unknown): void {
+    const why = (err as Error)?.message ?? String(err);
+    const e = new SinkError(`writing ${group.length} points failed unexpectedly: ${why}`, undefined, { cause: err });
+    for (const g of group) {
+      try {
+        g.done(e);
+      } catch {
+        // The callback's owner guards its own exceptions; nothing more can be done for this point here.
+      }
     }
   }
 

@@ -1,0 +1,116 @@
+/** Cheap size bounds on a job's raw data, checked before the job schema parses it (issue 13):
+ *  chunk count, total chunk text bytes, and metadata depth and size. The schema walks every
+ *  value recursively and allocates a copy of the job; a job of a million chunks or metadata
+ *  nested ten thousand levels deep must fail in milliseconds, with a reason naming the setting,
+ *  instead of blocking the event loop for seconds or overflowing the stack. The walk is
+ *  iterative, stops at the first bound passed, and visits at most about MAX_METADATA_BYTES
+ *  metadata values plus MAX_CHUNKS_PER_JOB chunks, so its time is bounded whatever the job holds.
+ *  Anything it does not understand (wrong types, missing fields) is left to the schema. */
+import type { Config } from "./config.js";
+import { JobLimitError, ValidationError } from "./errors.js";
+
+export type JobLimits = Pick<
+  Config,
+  "MAX_CHUNKS_PER_JOB" | "MAX_JOB_BYTES" | "MAX_METADATA_DEPTH" | "MAX_METADATA_BYTES"
+>;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Throws JobLimitError (or ValidationError for a `__proto__` metadata key,
+ *  which the schema would silently drop and a spread would copy) when `data` passes a bound. */
+export function checkJobBounds(data: unknown, limits: JobLimits): void {
+  if (!isRecord(data)) return;
+  const chunks = Array.isArray(data.chunks) ? data.chunks : [];
+  if (chunks.length > limits.MAX_CHUNKS_PER_JOB) {
+    throw new JobLimitError(
+      `job has ${chunks.length} chunks, more than MAX_CHUNKS_PER_JOB=${limits.MAX_CHUNKS_PER_JOB}; ` +
+        "enqueue long documents as several jobs (the producer does)",
+      "MAX_CHUNKS_PER_JOB",
+      chunks.length,
+      limits.MAX_CHUNKS_PER_JOB,
+    );
+  }
+  let textBytes = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    const text = isRecord(chunks[i]) ? chunks[i].text : undefined;
+    if (typeof text !== "string") continue;
+    textBytes += Buffer.byteLength(text, "utf8");
+    if (textBytes > limits.MAX_JOB_BYTES) {
+      throw new JobLimitError(
+        `job's chunk texts reach ${textBytes} bytes (UTF-8) at chunk ${i}, ` +
+          `more than MAX_JOB_BYTES=${limits.MAX_JOB_BYTES}`,
+        "MAX_JOB_BYTES",
+        textBytes,
+        limits.MAX_JOB_BYTES,
+      );
+    }
+  }
+  const budget = { bytes: 0 };
+  if (data.metadata !== undefined) checkMetadata(data.metadata, "metadata", limits, budget);
+  for (let i = 0; i < chunks.length; i++) {
+    const c = chunks[i];
+    if (isRecord(c) && c.metadata !== undefined) checkMetadata(c.metadata, `chunks.${i}.metadata`, limits, budget);
+  }
+}
+
+/** A path short enough for a failed job's reason. */
+const clip = (path: string) => (path.length > 120 ? `${path.slice(0, 117)}...` : path);
+
+/** Rough JSON size of a scalar, bytes: enough to bound work, not an exact serialisation. */
+function scalarBytes(v: unknown): number {
+  if (typeof v === "string") return v.length + 2;
+  if (typeof v === "number") return 8;
+  return 4;
+}
+
+/** Walks one metadata value depth-first with an explicit stack. `budget` is shared by every
+ *  metadata object of the job, so MAX_METADATA_BYTES bounds the job's metadata as a whole; it is
+ *  charged before a value's children are pushed, so a wide object stops at the bound too. */
+function checkMetadata(root: unknown, label: string, limits: JobLimits, budget: { bytes: number }): void {
+  const charge = (bytes: number, path: string) => {
+    budget.bytes += bytes;
+    if (budget.bytes <= limits.MAX_METADATA_BYTES) return;
+    throw new JobLimitError(
+      `the job's metadata passes ${budget.bytes} bytes (as JSON, estimated) at ${clip(path)}, ` +
+        `more than MAX_METADATA_BYTES=${limits.MAX_METADATA_BYTES}`,
+      "MAX_METADATA_BYTES",
+      budget.bytes,
+      limits.MAX_METADATA_BYTES,
+    );
+  };
+  const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: root, depth: 1, path: label }];
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop()!;
+    if (typeof v !== "object" || v === null) {
+      charge(scalarBytes(v), path);
+      continue;
+    }
+    if (depth > limits.MAX_METADATA_DEPTH) {
+      throw new JobLimitError(
+        `${label} is nested more than MAX_METADATA_DEPTH=${limits.MAX_METADATA_DEPTH} levels deep (at ${clip(path)})`,
+        "MAX_METADATA_DEPTH",
+        depth,
+        limits.MAX_METADATA_DEPTH,
+      );
+    }
+    charge(2, path);
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) {
+        charge(1, path);
+        stack.push({ v: v[i], depth: depth + 1, path: `${path}.${i}` });
+      }
+      continue;
+    }
+    for (const k in v) {
+      if (!Object.hasOwn(v, k)) continue;
+      if (k === "__proto__")
+        throw new ValidationError(`${clip(path)} has the key "__proto__", which metadata may not use`);
+      charge(k.length + 3, path);
+      stack.push({
+        v: (v as Record<string, unknown>)[k],
+        depth: depth + 1,
+        path: `${path}.${/^[\w$-]+$/.test(k) ? k : JSON.stringify(k)}`,
+      });
+    }
+  }
+}
