@@ -18,7 +18,9 @@ import {
   COLBERT_SCORES, DENSE_SIMILARITY, LEXICAL_SCORES, QUERIES, QUERY_LEXICAL_WEIGHTS,
 } from "../worker/model-tools/bge-m3-published.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
-import { compareWithPublished, verifyModel, type Measured, type VerifyReport } from "../worker/model-tools/verify-model.js";
+import {
+  compareWithPublished, verifyModel, type Measured, type VerifyReport,
+} from "../worker/model-tools/verify-model.js";
 import { LocalQueryEmbedder } from "../worker/search/query-embedder.js";
 import {
   hasReference, referenceRoot, repoRoot, SKIP_NO_REFERENCE, testConfig, testModel,
@@ -93,8 +95,9 @@ test("with XLM-R's tokenizer the queries' tokens decode to exactly the published
     const dir = path.join(referenceRoot, "reference", "tokenizers", "xlm-roberta-250k");
     const json = gunzipSync(readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith(".json.gz"))!)));
     const tmp = mkdtempSync(path.join(os.tmpdir(), "verify-model-tok-"));
-    writeFileSync(path.join(tmp, "tokenizer.json"), json);
-    const pool = new TokenizerPool({ tokenizerPath: path.join(tmp, "tokenizer.json"), maxLength: 8192, eosId: 2, threads: 1 });
+    const tokenizerPath = path.join(tmp, "tokenizer.json");
+    writeFileSync(tokenizerPath, json);
+    const pool = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId: 2, threads: 1 });
     try {
       const native = NativeTokenizer.fromString(json.toString("utf8"));
       const chunks = await pool.encode([...QUERIES], { tokens: true });
