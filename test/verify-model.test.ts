@@ -157,7 +157,7 @@ test("verify-model on the generated random model exits 1 and prints the side-by-
   const r = await runCli(model.dir);
   assert.equal(r.code, 1, r.stderr);
   const lines = r.stdout.split("\n");
-  assert.match(lines[0], /^verify-model: .*model\.onnx$/);
+  assert.match(lines[0], /^verify-model: .*model\.onnx \(ONNX outputs dense_vecs, sparse_vecs, colbert_vecs\)$/);
   assert.ok(lines.some((l) => /^check\s+published\s+this model\s+deviation\s+tolerance$/.test(l)), r.stdout);
   for (const group of ["dense similarity q0·p0", "dense similarity q1·p1", 'lexical weight q0 "What"',
     'lexical weight q1 "25"', "lexical score q0·p0", "colbert score q0·p1"]) {

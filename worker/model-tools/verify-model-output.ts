@@ -43,7 +43,7 @@ export function formatReportText(r: VerifyReport): string {
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
   const skipped = OUTPUT_KINDS.filter((o) => !r.outputs.includes(o));
   return [
-    `verify-model: ${r.modelPath}`,
+    `verify-model: ${r.modelPath} (ONNX outputs ${r.onnxOutputs.join(", ")})`,
     "compared with FlagEmbedding's published numbers for BAAI/bge-m3 (use_fp16=True)" +
       (skipped.length > 0 ? `; not checked: ${skipped.join(", ")}` : ""),
     "",

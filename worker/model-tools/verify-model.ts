@@ -8,13 +8,16 @@
  *  and pays one model load (seconds on a CPU). Comparing and formatting are pure. */
 import { OUTPUT_KINDS, type OutputKind } from "../../shared/config.js";
 import type { ChunkEmbedding } from "../core/heads.js";
-import { LocalQueryEmbedder, type LocalModelConfig } from "../search/query-embedder.js";
+import { LocalQueryEmbedder } from "../search/query-embedder.js";
 import {
   COLBERT_SCORES, DENSE_SIMILARITY, LEXICAL_SCORES, PASSAGES, QUERIES, QUERY_LEXICAL_WEIGHTS, TOLERANCES,
 } from "./bge-m3-published.js";
 import { colbertScore, denseSimilarity, lexicalMatchingScore, weightsByToken } from "./bge-m3-scores.js";
 
 export type CheckGroup = "dense similarity" | "lexical weight" | "lexical score" | "colbert score";
+
+/** The settings the worker's model path reads (MODEL_DIR, MODEL_FILE, EXECUTION_PROVIDER, ...). */
+export type VerifyModelConfig = Parameters<typeof LocalQueryEmbedder.open>[0];
 
 export interface VerifyCheck {
   group: CheckGroup;
@@ -42,6 +45,8 @@ export interface Measured {
 export interface VerifyReport {
   ok: boolean;
   modelPath: string;
+  /** The ONNX outputs the model declares (its layout). */
+  onnxOutputs: string[];
   outputs: OutputKind[];
   tolerances: typeof TOLERANCES;
   checks: VerifyCheck[];
@@ -50,15 +55,15 @@ export interface VerifyReport {
 
 /** Loads the model as the worker would, with `outputs` switched on, and compares. */
 export async function verifyModel(
-  cfg: LocalModelConfig, outputs: readonly OutputKind[] = OUTPUT_KINDS,
+  cfg: VerifyModelConfig, outputs: readonly OutputKind[] = OUTPUT_KINDS,
 ): Promise<VerifyReport> {
   const wanted = OUTPUT_KINDS.filter((o) => outputs.includes(o));
   const embedder = await LocalQueryEmbedder.open({ ...cfg, OUTPUTS: wanted });
   try {
     const checks = compareWithPublished(await measure(embedder, wanted));
     const failed = checks.filter((c) => !c.ok).length;
-    return { ok: failed === 0 && checks.length > 0, modelPath: embedder.modelPath, outputs: wanted,
-      tolerances: TOLERANCES, checks, failed };
+    return { ok: failed === 0 && checks.length > 0, modelPath: embedder.modelPath,
+      onnxOutputs: embedder.info.onnxOutputs, outputs: wanted, tolerances: TOLERANCES, checks, failed };
   } finally {
     await embedder.close();
   }

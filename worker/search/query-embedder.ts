@@ -24,7 +24,7 @@ export interface QueryEmbedder {
   close(): Promise<void>;
 }
 
-export type LocalModelConfig = Pick<
+type LocalModelConfig = Pick<
   Config,
   "MODEL_DIR" | "MODEL_FILE" | "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS"
 >;
