@@ -4,6 +4,7 @@
 import { OUTPUT_KINDS } from "../../shared/config.js";
 import type { VerifyCheck, VerifyReport } from "./verify-model.js";
 
+const FAIL_HINT = "Not BGE-M3's weights or tokenizer, or an export read wrongly: see \"Getting a model\" in the README";
 const COLUMNS = ["check", "published", "this model", "deviation", "tolerance", ""] as const;
 
 function num(v: number | null, signed = false, none = "missing"): string {
@@ -31,9 +32,7 @@ export function verdict(r: VerifyReport): string {
   const w = worst(r);
   const how = w?.deviation === null ? "no value" : `deviation ${num(w?.deviation ?? null, true)}`;
   const worstText = w ? `; worst: ${w.group} ${w.name} (${how})` : "";
-  return `FAIL: ${r.failed} of ${r.checks.length} checks outside fp16 tolerance (${tol})${worstText}. ` +
-    "Not BGE-M3's weights, not its tokenizer, or an export whose outputs are read wrongly: " +
-    "see \"Getting a model\" in the README";
+  return `FAIL: ${r.failed} of ${r.checks.length} checks outside fp16 tolerance (${tol})${worstText}`;
 }
 
 export function formatReportText(r: VerifyReport): string {
@@ -51,6 +50,7 @@ export function formatReportText(r: VerifyReport): string {
     ...rows.slice(1).map(line),
     "",
     verdict(r),
+    ...(r.ok ? [] : [FAIL_HINT]),
     "",
   ].join("\n");
 }
