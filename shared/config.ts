@@ -25,6 +25,25 @@ const outputsSchema = z
     return [...new Set(parts)] as OutputKind[];
   });
 
+/** `dense=foo,sparse=bar,colbert=baz`: which ONNX output feeds each kind (issue 12). */
+const outputNamesSchema = z
+  .string()
+  .optional()
+  .transform((s, ctx) => {
+    if (s === undefined) return undefined;
+    const map: Partial<Record<OutputKind, string>> = {};
+    for (const part of s.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const [kind, name, ...rest] = part.split("=").map((x) => x.trim());
+      if (!(OUTPUT_KINDS as readonly string[]).includes(kind) || !name || rest.length > 0 || map[kind as OutputKind]) {
+        const kinds = OUTPUT_KINDS.join(", ");
+        ctx.addIssue({ code: "custom", message: `"${part}" is not <kind>=<output name>, each kind once, of ${kinds}` });
+        return z.NEVER;
+      }
+      map[kind as OutputKind] = name;
+    }
+    return map;
+  });
+
 export const configShape = {
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379").describe("Redis connection URL (redis:// or rediss:// for TLS; a password in the URL is never logged)"),
   REDIS_TLS_CA_FILE: z.string().min(1).optional().describe("PEM file of the CA that signed Redis's TLS certificate (rediss:// URLs); unset = the system CAs"),
@@ -42,7 +61,15 @@ export const configShape = {
   SINK_RETRIES: int(5, 0, 50).describe("Retries of a failed upsert before its jobs fail (and BullMQ retries them)"),
   SINK_RETRY_BASE_MS: int(200, 1).describe("First retry delay of a failed upsert, milliseconds (doubles each retry)"),
   MODEL_DIR: z.string().default("models/bge-m3").describe("Folder with model.onnx (or onnx/model.onnx), tokenizer.json and config.json"),
-  MODEL_FILE: z.string().optional().describe("ONNX file inside MODEL_DIR; default: model.onnx, then onnx/model.onnx"),
+  MODEL_FILE: z.string().optional().describe(
+    "ONNX file inside MODEL_DIR; unset = the one of model.onnx, model_fp16.onnx, model_quantized.onnx, " +
+      "bge_m3_model.onnx (in MODEL_DIR or its onnx/ folder) that exists; several exist = refused, set this",
+  ),
+  MODEL_OUTPUT_NAMES: outputNamesSchema.describe(
+    "Which ONNX output feeds each vector kind, as `dense=<output>,sparse=<output>,colbert=<output>` (any subset), " +
+      "for exports whose output names the worker does not know; unset = recognised by name (dense_vecs, dense, " +
+      "dense_embeddings, sentence_embedding, last_hidden_state and their sparse/ColBERT companions)",
+  ),
   MODEL_NAME: z.string().default("BAAI/bge-m3").describe("Model name written into each point's payload and metrics"),
   EXECUTION_PROVIDER: z.enum(["cpu", "cuda"]).default("cpu").describe("ONNX Runtime execution provider: cpu or cuda (never falls back silently)"),
   CUDA_DEVICE_ID: int(0, 0, 63).describe("CUDA device index when EXECUTION_PROVIDER=cuda"),

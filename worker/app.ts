@@ -128,7 +128,11 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     if (info.maxSeqLength < cfg.MAX_SEQ_LENGTH) {
       log.warn({ MAX_SEQ_LENGTH: cfg.MAX_SEQ_LENGTH, modelLimit: info.maxSeqLength }, "the model's position table is shorter than MAX_SEQ_LENGTH; truncating to the model's limit");
     }
-    log.info({ model: info.name, provider: info.provider, device: info.device, onnxOutputs: info.onnxOutputs, available: info.available, outputs: info.outputs, denseDim: info.denseDim, colbertDim: info.colbertDim, maxSeqLength: info.maxSeqLength }, "model loaded");
+    log.info({
+      model: info.name, provider: info.provider, device: info.device, modelFile: files.modelPath,
+      onnxOutputs: info.onnxOutputs, layout: info.layout, feeds: info.feeds, available: info.available,
+      outputs: info.outputs, denseDim: info.denseDim, colbertDim: info.colbertDim, maxSeqLength: info.maxSeqLength,
+    }, "model loaded");
     metrics.modelInfo.set({ model: info.name, provider: info.provider, outputs: info.outputs.join(","), device: info.device }, 1);
     details = { ...details, model: info.name, provider: info.provider, device: info.device, outputs: info.outputs, maxSeqLength: info.maxSeqLength };
     if (info.provider === "cuda") attachGpuMemory(metrics, cfg.CUDA_DEVICE_ID, info.device, cfg.METRICS_REDIS_TIMEOUT_MS);

@@ -11,6 +11,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { promises as fs } from "node:fs";
 import { countParameters, type TestModelOutputs } from "./onnx-model-gen.js";
 import { writeTestModel, type WriteTestModelOptions } from "./write-test-model.js";
+import { EXPORT_LAYOUTS, isExportLayout, writeExportLayout, type ExportLayout } from "./export-layouts.js";
 import { intInRange } from "../cli-options.js";
 
 const positiveInt = intInRange(1);
@@ -20,6 +21,11 @@ function outputsKind(value: string): TestModelOutputs {
   if (value !== "bge-m3" && value !== "last_hidden_state") {
     throw new InvalidArgumentError('expected "bge-m3" or "last_hidden_state"');
   }
+  return value;
+}
+
+function layoutName(value: string): ExportLayout {
+  if (!isExportLayout(value)) throw new InvalidArgumentError(`expected one of ${EXPORT_LAYOUTS.join(", ")}`);
   return value;
 }
 
@@ -37,6 +43,7 @@ interface CliOptions {
   outputs?: TestModelOutputs;
   seed?: number;
   tokenTypeIds?: boolean;
+  layout?: ExportLayout;
 }
 
 function toWriteOptions(o: CliOptions): WriteTestModelOptions {
@@ -55,6 +62,10 @@ function toWriteOptions(o: CliOptions): WriteTestModelOptions {
   if (o.seed !== undefined) opts.seed = o.seed;
   if (o.tokenTypeIds) opts.withTokenTypeIds = true;
   return opts;
+}
+
+function elapsed(started: number): string {
+  return ((performance.now() - started) / 1000).toFixed(2);
 }
 
 function mib(bytes: number): string {
@@ -78,12 +89,19 @@ async function main(argv: string[]): Promise<void> {
     .option("--outputs <kind>", "bge-m3 | last_hidden_state", outputsKind)
     .option("--seed <n>", "weight seed", nonNegativeInt)
     .option("--token-type-ids", "add a token_type_ids input")
+    .option("--layout <name>", `a published BGE-M3 export layout: ${EXPORT_LAYOUTS.join(" | ")}`, layoutName)
     .parse(argv);
 
   const cli = program.opts<CliOptions>();
   const started = performance.now();
+  if (cli.layout) {
+    const layout = await writeExportLayout(cli.out, cli.layout, toWriteOptions(cli));
+    console.log(`wrote the "${layout.layout}" layout to ${layout.dir} in ${elapsed(started)}s`);
+    for (const f of layout.files) console.log(`  ${f.padEnd(24)}${mib((await fs.stat(`${layout.dir}/${f}`)).size)}`);
+    return;
+  }
   const files = await writeTestModel(cli.out, toWriteOptions(cli));
-  const seconds = ((performance.now() - started) / 1000).toFixed(2);
+  const seconds = elapsed(started);
   const config = JSON.parse(await fs.readFile(files.configPath, "utf8")) as {
     _generated_test_model: { options: Parameters<typeof countParameters>[0] };
   };

@@ -15,7 +15,7 @@ const { onnx } = onnxProto;
 
 export const OPSET_VERSION = 17;
 export const IR_VERSION = 8;
-export const TensorType = { FLOAT: 1, INT64: 7 } as const;
+export const TensorType = { FLOAT: 1, INT32: 6, INT64: 7, FLOAT16: 10 } as const;
 export type ElemType = (typeof TensorType)[keyof typeof TensorType];
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
@@ -49,6 +49,12 @@ function attribute(name: string, value: AttrValue): OnnxTypes.IAttributeProto {
 function valueInfo(name: string, elemType: ElemType, dims: Dim[]): OnnxTypes.IValueInfoProto {
   const dim = dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d }));
   return { name, type: { tensorType: { elemType, shape: { dim } } } };
+}
+
+/** A model whose large initializers live in a separate file (ONNX external data). */
+export interface ExternalDataModel {
+  model: Uint8Array;
+  data: Uint8Array;
 }
 
 export class GraphBuilder {
@@ -126,6 +132,37 @@ export class GraphBuilder {
 
   /** Serialises the graph into a complete ModelProto. */
   encode(graphName: string, docString: string): Uint8Array {
+    return this.encodeWith(graphName, docString, this.initializers);
+  }
+
+  /**
+   * Serialises the graph with every initializer of at least `minBytes` moved to one external
+   * data file (named `location`, relative to the model), written back to back as `onnx`'s
+   * `save_model(..., save_as_external_data=True)` does with its 1 KiB default threshold.
+   */
+  encodeWithExternalData(graphName: string, docString: string, location: string, minBytes = 1024): ExternalDataModel {
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    const initializers = this.initializers.map((t): OnnxTypes.ITensorProto => {
+      const raw = t.rawData as Uint8Array;
+      if (raw.byteLength < minBytes) return t;
+      const entry = (key: string, value: number | string) => ({ key, value: String(value) });
+      const externalData = [entry("location", location), entry("offset", offset), entry("length", raw.byteLength)];
+      chunks.push(raw);
+      offset += raw.byteLength;
+      const { rawData: _inline, ...rest } = t;
+      return { ...rest, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData };
+    });
+    const data = new Uint8Array(offset);
+    let o = 0;
+    for (const c of chunks) {
+      data.set(c, o);
+      o += c.byteLength;
+    }
+    return { model: this.encodeWith(graphName, docString, initializers), data };
+  }
+
+  private encodeWith(graphName: string, docString: string, initializers: OnnxTypes.ITensorProto[]): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
       opsetImport: [{ domain: "", version: OPSET_VERSION }],
@@ -135,7 +172,7 @@ export class GraphBuilder {
       graph: {
         name: graphName,
         node: this.nodes,
-        initializer: this.initializers,
+        initializer: initializers,
         input: this.inputs,
         output: this.outputs,
       },

@@ -34,7 +34,7 @@ export const LAYER_NORM_EPS = 1e-5;
 export const PADDING_IDX = 1;
 /** Additive attention bias for padded keys, as in the HF BERT family. */
 const MASK_BIAS = -10000;
-const INT64_MAX = 0x7fffffffffffffffn;
+export const INT64_MAX = 0x7fffffffffffffffn;
 
 /*
  * Random-weight encoders collapse toward one shared direction (every text
@@ -48,9 +48,9 @@ const POSITION_STD = 0.1;
 const QK_GAIN = Math.SQRT2;
 const ATTENTION_OUT_GAIN = 2;
 
-const BATCH: Dim = "batch";
-const SEQUENCE: Dim = "sequence";
-const SEQUENCE_MINUS_1: Dim = "sequence_minus_1";
+export const BATCH: Dim = "batch";
+export const SEQUENCE: Dim = "sequence";
+export const SEQUENCE_MINUS_1: Dim = "sequence_minus_1";
 
 /** Generates weights; one independent stream per tensor name. */
 class WeightFactory {
@@ -171,8 +171,7 @@ function encoderLayer(ctx: Ctx, x: string, maskBias: string, i: number): string 
 }
 
 /** x / max(‖x‖₂, 1e-12) along `axis`, like torch.nn.functional.normalize. */
-function l2Normalize(ctx: Ctx, x: string, axis: number, name: string, outName: string): string {
-  const { g } = ctx;
+export function l2Normalize(g: GraphBuilder, x: string, axis: number, name: string, outName?: string): string {
   const norm = g.node("ReduceL2", [x], { axes: [axis], keepdims: 1 });
   const safe = g.node("Max", [norm, g.scalarFloat(`${name}.min_norm`, 1e-12)]);
   return g.node("Div", [x, safe], {}, outName);
@@ -181,7 +180,7 @@ function l2Normalize(ctx: Ctx, x: string, axis: number, name: string, outName: s
 function bgeM3Heads(ctx: Ctx, hidden: string, maskF: string): void {
   const { g, w, o } = ctx;
   const cls = g.node("Gather", [hidden, g.int64s("cls_index", [0], [])], { axis: 1 });
-  l2Normalize(ctx, cls, -1, "dense", "dense_vecs");
+  l2Normalize(g, cls, -1, "dense", "dense_vecs");
   g.output("dense_vecs", TensorType.FLOAT, [BATCH, o.hidden]);
 
   const sparseW = w.normal("sparse_linear.weight", [o.hidden, 1], 1 / Math.sqrt(o.hidden));
@@ -198,12 +197,41 @@ function bgeM3Heads(ctx: Ctx, hidden: string, maskF: string): void {
   const tokens = g.node("Slice", [hidden, starts, ends, axes]);
   const projected = w.linear(tokens, "colbert_linear", o.hidden, o.colbertDim);
   const tokenMask = g.node("Unsqueeze", [g.node("Slice", [maskF, starts, ends, axes]), g.int64s("colbert_mask_axes", [2])]);
-  l2Normalize(ctx, g.node("Mul", [projected, tokenMask]), -1, "colbert", "colbert_vecs");
+  l2Normalize(g, g.node("Mul", [projected, tokenMask]), -1, "colbert", "colbert_vecs");
   g.output("colbert_vecs", TensorType.FLOAT, [BATCH, SEQUENCE_MINUS_1, o.colbertDim]);
 }
 
+/** What the encoder hands to a variant's output heads. */
+export interface EncoderGraph {
+  g: GraphBuilder;
+  o: Required<TestModelOptions>;
+  /** last_hidden_state, [batch, sequence, hidden], float32. */
+  hidden: string;
+  /** attention_mask as float32, [batch, sequence]. */
+  maskF: string;
+}
+
+/**
+ * How a graph differs from the default export (see export-layouts.ts): the inputs' element
+ * type and the outputs. Without a variant the graph is the default model, byte for byte.
+ */
+export interface GraphVariant {
+  /** int32 inputs are cast to int64 inside, as ORT's transformer optimizer's `input_int32` does. */
+  inputType: typeof TensorType.INT64 | typeof TensorType.INT32;
+  /** Adds the graph's outputs in place of `options.outputs`. */
+  heads: (encoder: EncoderGraph) => void;
+}
+
+function modelInput(g: GraphBuilder, name: string, variant: GraphVariant | undefined): string {
+  if (variant?.inputType !== TensorType.INT32) return g.input(name, TensorType.INT64, [BATCH, SEQUENCE]);
+  return g.node("Cast", [g.input(name, TensorType.INT32, [BATCH, SEQUENCE])], { to: TensorType.INT64 });
+}
+
 /** Builds the graph; exposed separately so callers can read the parameter count. */
-export function buildModelGraph(opts: TestModelOptions): { graph: GraphBuilder; options: Required<TestModelOptions> } {
+export function buildModelGraph(
+  opts: TestModelOptions,
+  variant?: GraphVariant,
+): { graph: GraphBuilder; options: Required<TestModelOptions> } {
   const o = resolveModelOptions(opts);
   const g = new GraphBuilder();
   const w = new WeightFactory(g, o.seed);
@@ -215,9 +243,9 @@ export function buildModelGraph(opts: TestModelOptions): { graph: GraphBuilder; 
   };
   const ctx: Ctx = { g, w, o, c };
 
-  const inputIds = g.input("input_ids", TensorType.INT64, [BATCH, SEQUENCE]);
-  const mask = g.input("attention_mask", TensorType.INT64, [BATCH, SEQUENCE]);
-  const tokenTypeIds = o.withTokenTypeIds ? g.input("token_type_ids", TensorType.INT64, [BATCH, SEQUENCE]) : undefined;
+  const inputIds = modelInput(g, "input_ids", variant);
+  const mask = modelInput(g, "attention_mask", variant);
+  const tokenTypeIds = o.withTokenTypeIds ? modelInput(g, "token_type_ids", variant) : undefined;
 
   const maskF = g.node("Cast", [mask], { to: TensorType.FLOAT });
   const extended = g.node("Unsqueeze", [maskF, g.int64s("mask_axes", [1, 2])]);
@@ -226,7 +254,9 @@ export function buildModelGraph(opts: TestModelOptions): { graph: GraphBuilder; 
   let x = embeddings(ctx, inputIds, mask, tokenTypeIds);
   for (let i = 0; i < o.layers; i++) x = encoderLayer(ctx, x, maskBias, i);
 
-  if (o.outputs === "bge-m3") {
+  if (variant) {
+    variant.heads({ g, o, hidden: x, maskF });
+  } else if (o.outputs === "bge-m3") {
     bgeM3Heads(ctx, x, maskF);
   } else {
     g.node("Identity", [x], {}, "last_hidden_state");

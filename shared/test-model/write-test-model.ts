@@ -55,7 +55,7 @@ export interface TestModelFiles {
   vocabSize: number;
 }
 
-interface TokenizerPlan {
+export interface TokenizerPlan {
   text: string;
   vocabSize: number;
   origin: string;
@@ -71,7 +71,7 @@ export function tokenizerIdCount(json: unknown): number {
   return count;
 }
 
-async function planTokenizer(opts: WriteTestModelOptions): Promise<TokenizerPlan> {
+export async function planTokenizer(opts: WriteTestModelOptions): Promise<TokenizerPlan> {
   if (opts.tokenizerSource) {
     const raw = await fs.readFile(opts.tokenizerSource);
     const text = (opts.tokenizerSource.endsWith(".gz") ? gunzipSync(raw) : raw).toString("utf8");
@@ -82,7 +82,7 @@ async function planTokenizer(opts: WriteTestModelOptions): Promise<TokenizerPlan
   return { text: JSON.stringify(json), vocabSize: tokenizerIdCount(json), origin: "generated" };
 }
 
-function resolveOptions(opts: WriteTestModelOptions, tokenizerVocab: number): Required<TestModelOptions> {
+export function resolveOptions(opts: WriteTestModelOptions, tokenizerVocab: number): Required<TestModelOptions> {
   const { tokenizerVocabSize: _tv, tokenizerSource: _ts, onnxSubfolder: _os, ...given } = opts;
   // An explicit `undefined` must not override a default when spread below.
   const modelOpts = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TestModelOptions>;
@@ -93,13 +93,22 @@ function resolveOptions(opts: WriteTestModelOptions, tokenizerVocab: number): Re
   return resolveModelOptions({ ...TEST_MODEL_DEFAULTS, ...modelOpts, vocabSize });
 }
 
-function optionsHash(options: Required<TestModelOptions>, tokenizer: TokenizerPlan, tokenizerVocabSize?: number, onnxSubfolder?: boolean): string {
-  // `onnxSubfolder` joins the key only when set, so existing cached directories keep their hash.
-  const key = { generator: GENERATOR_VERSION, options, tokenizer: tokenizer.origin, tokenizerVocabSize, ...(onnxSubfolder ? { onnxSubfolder } : {}) };
+export function optionsHash(
+  options: Required<TestModelOptions>,
+  tokenizer: TokenizerPlan,
+  tokenizerVocabSize?: number,
+  onnxSubfolder?: boolean,
+  layout?: string,
+): string {
+  // `onnxSubfolder` and `layout` join the key only when set, so existing cached directories keep their hash.
+  const key = {
+    generator: GENERATOR_VERSION, options, tokenizer: tokenizer.origin, tokenizerVocabSize,
+    ...(onnxSubfolder ? { onnxSubfolder } : {}), ...(layout ? { layout } : {}),
+  };
   return createHash("sha256").update(JSON.stringify(key)).digest("hex");
 }
 
-function hfConfig(o: Required<TestModelOptions>, hash: string, tokenizerOrigin: string): object {
+function hfConfig(o: Required<TestModelOptions>, hash: string, tokenizerOrigin: string, layout?: string): object {
   return {
     architectures: ["XLMRobertaModel"],
     model_type: "xlm-roberta",
@@ -117,7 +126,10 @@ function hfConfig(o: Required<TestModelOptions>, hash: string, tokenizerOrigin: 
     eos_token_id: SPECIAL_TOKENS.eos.id,
     position_embedding_type: "absolute",
     torch_dtype: "float32",
-    _generated_test_model: { options: o, seed: o.seed, optionsHash: hash, generatorVersion: GENERATOR_VERSION, tokenizer: tokenizerOrigin },
+    _generated_test_model: {
+      options: o, seed: o.seed, optionsHash: hash, generatorVersion: GENERATOR_VERSION, tokenizer: tokenizerOrigin,
+      ...(layout ? { layout } : {}),
+    },
   };
 }
 
@@ -153,14 +165,44 @@ function filesIn(dir: string, vocabSize: number, onnxSubfolder = false): TestMod
   };
 }
 
-async function writeResolved(dir: string, o: Required<TestModelOptions>, tokenizer: TokenizerPlan, hash: string, onnxSubfolder = false): Promise<TestModelFiles> {
-  const files = filesIn(dir, o.vocabSize, onnxSubfolder);
-  await fs.mkdir(path.dirname(files.modelPath), { recursive: true });
-  await writeAtomic(files.modelPath, generateModelBytes(o));
+/** What a model folder holds besides the tokenizer and config files: paths relative to the folder. */
+export interface ModelFolderContents {
+  files: Array<[relativePath: string, bytes: Uint8Array]>;
+  /** Recorded in config.json's `_generated_test_model` when set. */
+  layout?: string;
+}
+
+/** Writes `contents`, tokenizer.json, tokenizer_config.json and, last, config.json into `dir`. */
+export async function writeModelFolder(
+  dir: string,
+  o: Required<TestModelOptions>,
+  tokenizer: TokenizerPlan,
+  hash: string,
+  contents: ModelFolderContents,
+): Promise<void> {
+  const files = filesIn(dir, o.vocabSize);
+  for (const [rel, bytes] of contents.files) {
+    const file = path.join(files.dir, rel);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await writeAtomic(file, bytes);
+  }
   await writeAtomic(files.tokenizerPath, tokenizer.text);
   await writeAtomic(files.tokenizerConfigPath, JSON.stringify(TOKENIZER_CONFIG, null, 2) + "\n");
   // Last: its presence with a matching hash means the other files are complete.
-  await writeAtomic(files.configPath, JSON.stringify(hfConfig(o, hash, tokenizer.origin), null, 2) + "\n");
+  const config = hfConfig(o, hash, tokenizer.origin, contents.layout);
+  await writeAtomic(files.configPath, JSON.stringify(config, null, 2) + "\n");
+}
+
+async function writeResolved(
+  dir: string,
+  o: Required<TestModelOptions>,
+  tokenizer: TokenizerPlan,
+  hash: string,
+  onnxSubfolder = false,
+): Promise<TestModelFiles> {
+  const files = filesIn(dir, o.vocabSize, onnxSubfolder);
+  const rel = path.relative(files.dir, files.modelPath);
+  await writeModelFolder(dir, o, tokenizer, hash, { files: [[rel, generateModelBytes(o)]] });
   return files;
 }
 

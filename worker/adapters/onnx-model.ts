@@ -11,7 +11,10 @@ import type { EmbeddingModel, ModelBatch, ModelInfo } from "../core/ports.js";
 import type { ModelFiles } from "./model-files.js";
 import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.js";
 
-type ModelConfig = Pick<Config, "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS">;
+type ModelConfig = Pick<
+  Config,
+  "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS"
+> & Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
 export class OnnxModel implements EmbeddingModel {
   private seq = 0;
@@ -35,6 +38,7 @@ export class OnnxModel implements EmbeddingModel {
       modelPath: files.modelPath, provider: cfg.EXECUTION_PROVIDER, deviceId: cfg.CUDA_DEVICE_ID,
       intraOpThreads: cfg.INTRA_OP_THREADS, outputs: cfg.OUTPUTS, padId: files.padId, bosId: files.bosId,
       eosId: files.eosId, specialIds: files.specialIds, mergeTokens: cfg.MAX_BATCH_TOKENS,
+      tokenizerPath: files.tokenizerPath, outputNames: cfg.MODEL_OUTPUT_NAMES, declared: files.declared,
     };
     const thread = new Worker(new URL("./onnx-thread.js", import.meta.url), { workerData: data });
     const ready = await new Promise<Extract<ThreadReply, { type: "ready" }>>((resolve, reject) => {
@@ -49,20 +53,13 @@ export class OnnxModel implements EmbeddingModel {
       await thread.terminate();
       throw err;
     });
+    // The thread refuses a model lacking an output OUTPUTS asks for, so every one is available.
     const outputs = cfg.OUTPUTS.filter((o) => ready.available.includes(o));
-    const missing = cfg.OUTPUTS.filter((o) => !ready.available.includes(o));
-    if (missing.length > 0) {
-      await thread.terminate();
-      throw new ModelLoadError(
-        `OUTPUTS asks for ${missing.join(", ")} but ${files.modelPath} provides only ${ready.available.join(", ") || "nothing usable"} ` +
-          `(its ONNX outputs: ${ready.outputNames.join(", ")}); a BGE-M3 export with dense_vecs, sparse_vecs, colbert_vecs gives all three, a plain encoder with last_hidden_state gives dense only`,
-      );
-    }
     const info: ModelInfo = {
       name: cfg.MODEL_NAME, provider: cfg.EXECUTION_PROVIDER,
       device: cfg.EXECUTION_PROVIDER === "cuda" ? `cuda:${cfg.CUDA_DEVICE_ID}` : "cpu",
       available: ready.available as OutputKind[], outputs, denseDim: ready.denseDim, colbertDim: ready.colbertDim,
-      onnxOutputs: ready.outputNames,
+      onnxOutputs: ready.outputNames, layout: ready.layout, feeds: ready.feeds,
       maxSeqLength: files.maxPositions !== undefined ? Math.min(cfg.MAX_SEQ_LENGTH, files.maxPositions) : cfg.MAX_SEQ_LENGTH,
     };
     return new OnnxModel(thread, info);

@@ -1,13 +1,25 @@
-/** Runs inside the model worker thread: owns the ONNX Runtime session, pads each batch with
- *  the model's pad id, runs it, and applies the output heads. onnxruntime-node's `run()`
- *  blocks its thread for the whole forward pass, so it lives here, one run at a time, while
- *  the main thread keeps renewing BullMQ locks and writing to Qdrant. */
+/** Runs inside the model worker thread: owns the ONNX Runtime session, feeds each batch as
+ *  the session's inputs declare (model-feeds.ts), decodes the outputs by element type and
+ *  applies the output layout found at start-up (output-layouts.ts). onnxruntime-node's
+ *  `run()` blocks its thread for the whole forward pass, so it lives here, one run at a time,
+ *  while the main thread keeps renewing BullMQ locks and writing to Qdrant. Start-up runs one
+ *  probe batch of a fixed multilingual sentence through the real path: its shapes confirm the
+ *  layout and its values must be sane, or the model is refused before it takes a job. */
+import { readFileSync } from "node:fs";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import type { OutputKind } from "../../shared/config.js";
-import { looksLikeOutOfMemory } from "../../shared/errors.js";
-import { clsRow, colbertRow, denseRow, sparseRow, sparseWeightsFromTensor, type ChunkEmbedding } from "../core/heads.js";
+import { ModelLoadError, looksLikeOutOfMemory } from "../../shared/errors.js";
+import type { ChunkEmbedding } from "../core/heads.js";
+import { applyLayout, probeProblems, type DecodedOutputs } from "../core/layout-heads.js";
+import { buildFeeds, planFeeds, type FeedSpec } from "../core/model-feeds.js";
+import {
+  checkOutputTypes, checkWanted, confirmLayout, describeLayout, matchLayout, type ConfirmedLayout, type TensorMeta,
+} from "../core/output-layouts.js";
+import { toFloat32 } from "../core/tensor-decode.js";
 import { cudaLoadError, executionProviders } from "./execution-provider.js";
+import { ELEM_TYPES, type DeclaredValue } from "./onnx-graph-scan.js";
 
 export interface OnnxThreadData {
   modelPath: string;
@@ -21,7 +33,16 @@ export interface OnnxThreadData {
   specialIds: number[];
   /** Interactive batches waiting together run as one, up to this many padded tokens. */
   mergeTokens: number;
+  /** Tokenizes the start-up probe sentence. */
+  tokenizerPath: string;
+  /** MODEL_OUTPUT_NAMES, when set. */
+  outputNames?: Partial<Record<OutputKind, string>>;
+  /** The graph's declared inputs and outputs, to name the ones ONNX Runtime cannot exchange. */
+  declared?: { inputs: DeclaredValue[]; outputs: DeclaredValue[] };
 }
+
+/** The start-up probe: several scripts, punctuation and a compound word. */
+export const PROBE_TEXT = "BGE M3 ist ein Embedding-Modell. 多语言 – multilingüe.";
 
 /** `interactive` batches (query requests) run before every queued batch that waits here. */
 export type ThreadRequest =
@@ -29,7 +50,10 @@ export type ThreadRequest =
   /** Drop the batches waiting here (each gets an error); the running one finishes. */
   | { type: "stop" };
 export type ThreadReply =
-  | { type: "ready"; inputNames: string[]; outputNames: string[]; available: OutputKind[]; denseDim: number; colbertDim?: number }
+  | {
+      type: "ready"; inputNames: string[]; outputNames: string[]; available: OutputKind[]; denseDim: number;
+      colbertDim?: number; layout: Record<string, string>; feeds: string[];
+    }
   | { type: "fatal"; message: string; name: string }
   /** `run` numbers the session runs: batches merged into one run share it. */
   | { type: "result"; id: number; results: ChunkEmbedding[]; run: number }
@@ -39,87 +63,89 @@ const cfg = workerData as OnnxThreadData;
 const port = parentPort!;
 const special = new Set(cfg.specialIds);
 let session: ort.InferenceSession;
-let wanted: { dense: boolean; sparse: boolean; colbert: boolean; lhs: boolean };
+let feedPlan: FeedSpec[];
+let fetches: string[];
+let layout: ConfirmedLayout;
 
-async function start(): Promise<void> {
+async function createSession(): Promise<ort.InferenceSession> {
   const providers = executionProviders(cfg.provider, cfg.deviceId);
   const opts: ort.InferenceSession.SessionOptions = { executionProviders: providers as never, graphOptimizationLevel: "all" };
   if (cfg.intraOpThreads > 0) opts.intraOpNumThreads = cfg.intraOpThreads;
   try {
-    session = await ort.InferenceSession.create(cfg.modelPath, opts);
+    return await ort.InferenceSession.create(cfg.modelPath, opts);
   } catch (err) {
     if (cfg.provider === "cuda") throw cudaLoadError(err, cfg.deviceId);
-    throw err;
+    throw unsupportedTypeError(err as Error) ?? err;
   }
-  const names = session.outputNames;
-  const lhs = names.includes("last_hidden_state");
-  const available: OutputKind[] = [];
-  if (names.includes("dense_vecs") || lhs) available.push("dense");
-  if (names.includes("sparse_vecs")) available.push("sparse");
-  if (names.includes("colbert_vecs")) available.push("colbert");
-  const on = (k: OutputKind) => cfg.outputs.includes(k) && available.includes(k);
-  wanted = { dense: on("dense") && names.includes("dense_vecs"), sparse: on("sparse"), colbert: on("colbert"), lhs: on("dense") && !names.includes("dense_vecs") };
-  // One probe run learns the output widths and proves the session works end to end.
-  const probe = await embed(Int32Array.from([cfg.bosId, cfg.eosId]), Int32Array.from([2]), 8);
+}
+
+/** onnxruntime-node 1.30 refuses a session with, e.g., bfloat16 inputs or outputs as
+ *  "Unsupported data type: 16": name the type and the values that carry it. */
+function unsupportedTypeError(err: Error): ModelLoadError | undefined {
+  const code = Number(/Unsupported data type: (\d+)/.exec(err.message)?.[1]);
+  if (!Number.isInteger(code)) return undefined;
+  const all = [...(cfg.declared?.inputs ?? []), ...(cfg.declared?.outputs ?? [])];
+  const which = all.filter((v) => v.elemType === code).map((v) => v.name).join(", ") || "an input or output";
+  return new ModelLoadError(
+    `${which} has element type ${ELEM_TYPES[code] ?? code}, which onnxruntime-node cannot exchange with JavaScript; ` +
+      "export the model with float32 or float16 inputs and outputs (a Cast at the graph's edge)",
+    { cause: err },
+  );
+}
+
+function metas(list: readonly ort.InferenceSession.ValueMetadata[]): TensorMeta[] {
+  return list.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: m.shape } : { name: m.name, type: "non-tensor", shape: [] }));
+}
+
+async function start(): Promise<void> {
+  session = await createSession();
+  const inputs = metas(session.inputMetadata);
+  const outputs = metas(session.outputMetadata);
+  feedPlan = planFeeds(inputs, outputs);
+  const match = matchLayout(inputs, outputs, cfg.outputNames);
+  checkWanted(match, cfg.outputs, inputs, outputs);
+  const used = { ...match, outputs: Object.fromEntries(cfg.outputs.map((k) => [k, match.outputs[k]])) };
+  checkOutputTypes(used, outputs);
+  fetches = [...new Set(Object.values(used.outputs) as string[])];
+  const { flat, lengths, seq } = probeBatch();
+  const raw = await runDecoded(flat, lengths, seq);
+  layout = confirmLayout(used, Object.fromEntries(Object.entries(raw).map(([k, t]) => [k, t.dims])), lengths.length, seq);
+  const problems = probeProblems(layout, raw, lengths);
+  if (problems.length > 0) {
+    throw new ModelLoadError(`the start-up probe ("${PROBE_TEXT}") gave unusable vectors: ${problems.join("; ")}`);
+  }
+  const probe = applyLayout(layout, raw, { flat, lengths }, special);
   port.postMessage({
-    type: "ready", inputNames: [...session.inputNames], outputNames: [...names], available,
+    type: "ready", inputNames: [...session.inputNames], outputNames: [...session.outputNames],
+    available: Object.keys(match.outputs) as OutputKind[],
     denseDim: probe[0].dense?.length ?? 0, colbertDim: probe[0].colbertDim,
+    layout: describeLayout(layout, outputs), feeds: feedPlan.map((f) => `${f.name} ${f.type}`),
   } satisfies ThreadReply);
 }
 
-function feeds(flat: Int32Array, lengths: Int32Array, L: number): Record<string, ort.Tensor> {
-  const B = lengths.length;
-  const ids = new BigInt64Array(B * L).fill(BigInt(cfg.padId));
-  const mask = new BigInt64Array(B * L);
-  let o = 0;
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < lengths[b]; t++) {
-      ids[b * L + t] = BigInt(flat[o + t]);
-      mask[b * L + t] = 1n;
-    }
-    o += lengths[b];
-  }
-  const f: Record<string, ort.Tensor> = {
-    input_ids: new ort.Tensor("int64", ids, [B, L]),
-    attention_mask: new ort.Tensor("int64", mask, [B, L]),
-  };
-  if (session.inputNames.includes("token_type_ids")) f.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * L), [B, L]);
-  return f;
+/** Two rows, the probe sentence and `<s></s>`, padded one past the longer so padding is exercised. */
+function probeBatch(): { flat: Int32Array; lengths: Int32Array; seq: number } {
+  const tokenizer = new Tokenizer(JSON.parse(readFileSync(cfg.tokenizerPath, "utf8")), {});
+  const ids = (tokenizer.encode(PROBE_TEXT).ids as number[]).slice(0, 64);
+  ids[ids.length - 1] = cfg.eosId;
+  const flat = Int32Array.from([...ids, cfg.bosId, cfg.eosId]);
+  return { flat, lengths: Int32Array.from([ids.length, 2]), seq: ids.length + 1 };
 }
 
-async function embed(flat: Int32Array, lengths: Int32Array, L: number): Promise<ChunkEmbedding[]> {
-  const fetches: string[] = [];
-  if (wanted.dense) fetches.push("dense_vecs");
-  if (wanted.lhs) fetches.push("last_hidden_state");
-  if (wanted.sparse) fetches.push("sparse_vecs");
-  if (wanted.colbert) fetches.push("colbert_vecs");
-  const out = await session.run(feeds(flat, lengths, L), fetches);
-  const results: ChunkEmbedding[] = [];
-  let o = 0;
-  for (let b = 0; b < lengths.length; b++) {
-    const len = lengths[b];
-    const r: ChunkEmbedding = {};
-    if (wanted.dense) {
-      const t = out.dense_vecs;
-      r.dense = denseRow(t.data as Float32Array, b, t.dims[t.dims.length - 1]);
-    } else if (wanted.lhs) {
-      const t = out.last_hidden_state;
-      r.dense = clsRow(t.data as Float32Array, b, t.dims[1], t.dims[2]);
-    }
-    if (wanted.sparse) {
-      const t = out.sparse_vecs;
-      const w = sparseWeightsFromTensor(t.data as Float32Array, b, t.dims[1], t.dims.length > 2 ? t.dims[2] : 1);
-      r.sparse = sparseRow(flat.subarray(o, o + len), w, special);
-    }
-    if (wanted.colbert) {
-      const t = out.colbert_vecs;
-      r.colbertDim = t.dims[2];
-      r.colbert = colbertRow(t.data as Float32Array, b, t.dims[1], t.dims[2], len);
-    }
-    results.push(r);
-    o += len;
+async function runDecoded(flat: Int32Array, lengths: Int32Array, seq: number): Promise<DecodedOutputs> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const f of buildFeeds(feedPlan, flat, lengths, seq, cfg.padId)) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+  const out = await session.run(feeds, fetches);
+  const decoded: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
+  for (const name of fetches) {
+    const t = out[name] as ort.Tensor;
+    decoded[name] = { data: toFloat32(t.type, t.data, name), dims: t.dims };
   }
-  return results;
+  return decoded;
+}
+
+async function embed(flat: Int32Array, lengths: Int32Array, seq: number): Promise<ChunkEmbedding[]> {
+  return applyLayout(layout, await runDecoded(flat, lengths, seq), { flat, lengths }, special);
 }
 
 function transferables(results: ChunkEmbedding[]): ArrayBuffer[] {

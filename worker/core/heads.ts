@@ -62,10 +62,13 @@ export function sparseRow(ids: ArrayLike<number>, weights: ArrayLike<number>, sp
 }
 
 /** ColBERT vectors of one sequence from a [batch, seq-1, dim] tensor (tokens after CLS):
- *  keeps the first `length - 1` rows (real tokens incl. </s>), each normalised. */
-export function colbertRow(data: Float32Array, row: number, seqMinus1: number, dim: number, length: number): Float32Array {
+ *  keeps the first `length - 1` rows (real tokens incl. </s>), each normalised. Exports that
+ *  keep the CLS row give [batch, seq, dim]: `skipRows` 1 starts after it. */
+export function colbertRow(
+  data: Float32Array, row: number, seqRows: number, dim: number, length: number, skipRows = 0,
+): Float32Array {
   const rows = Math.max(0, length - 1);
-  const start = row * seqMinus1 * dim;
+  const start = (row * seqRows + skipRows) * dim;
   const out = data.slice(start, start + rows * dim);
   for (let r = 0; r < rows; r++) normalizeInPlace(out.subarray(r * dim, (r + 1) * dim));
   return out;

@@ -39,6 +39,10 @@ export interface ModelInfo {
   colbertDim?: number;
   /** Raw ONNX output names, for the start-up log. */
   onnxOutputs: string[];
+  /** How each vector is read from the outputs (layout, names, element types, CLS handling). */
+  layout?: Record<string, string>;
+  /** The inputs fed, with their element types. */
+  feeds?: string[];
   maxSeqLength: number;
 }
 

@@ -27,7 +27,7 @@ export interface QueryEmbedder {
 type LocalModelConfig = Pick<
   Config,
   "MODEL_DIR" | "MODEL_FILE" | "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS"
->;
+> & Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
 export class LocalQueryEmbedder implements QueryEmbedder {
   private constructor(
