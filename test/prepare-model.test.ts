@@ -1,0 +1,250 @@
+/** `prepare-model` on generated backbone-only exports (issue 12): the prepared folder loads
+ *  through the worker's own model path with all three outputs, and its vectors equal a
+ *  from-scratch reference computed from the backbone's own `last_hidden_state` and the head
+ *  weights in the `.pt` files (FlagEmbedding's post-processing). Covers a float32 backbone with
+ *  external data in `onnx/`, a single-file backbone whose weights move out, a float16 hidden
+ *  state, a renamed hidden output, and the errors: a missing external-data file, an unknown
+ *  layout, a model that already has heads. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, promises as fs, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import ort from "onnxruntime-node";
+import { generateHeadWeights, transposed, type HeadWeights } from "../shared/test-model/head-weights.js";
+import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
+import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../shared/test-model/onnx-model-gen.js";
+import { writeLinearPt } from "../shared/test-model/pt-writer.js";
+import { writeTestModel } from "../shared/test-model/write-test-model.js";
+import { locateModelFiles } from "../worker/adapters/model-files.js";
+import { OnnxModel } from "../worker/adapters/onnx-model.js";
+import { padTo } from "../worker/core/batcher.js";
+import { normalizeInPlace, sparseRow, type ChunkEmbedding } from "../worker/core/heads.js";
+import { halfToFloat } from "../worker/model-tools/half-float.js";
+import { MissingExternalDataError, ModelLayoutError } from "../worker/model-tools/model-tool-errors.js";
+import { prepareModel } from "../worker/model-tools/prepare-model.js";
+import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
+import { repoRoot, testConfig } from "./support/harness.js";
+
+let root: string;
+let options: Required<TestModelOptions>;
+let heads: HeadWeights;
+/** Token ids: <s> … </s>, lengths 3 to 40, so the batch needs padding. */
+let sequences: Int32Array[];
+
+before(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), "prepare-model-"));
+  const files = await writeTestModel(path.join(root, "template"), { outputs: "last_hidden_state", seed: 7 });
+  options = JSON.parse(await fs.readFile(files.configPath, "utf8"))._generated_test_model.options;
+  heads = generateHeadWeights(options, true);
+  sequences = [3, 17, 40, 9].map((len, s) => Int32Array.from({ length: len }, (_, i) =>
+    i === 0 ? 0 : i === len - 1 ? 2 : 4 + ((i * 7919 + s * 104729) % (options.vocabSize - 4))));
+});
+
+after(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+type Layout = { external?: boolean; subfolder?: boolean; float16?: boolean; hiddenName?: string };
+
+/** A backbone export folder like BAAI's or Xenova's: graph, tokenizer, config and the two .pt heads. */
+async function backbone(name: string, layout: Layout = {}): Promise<string> {
+  const dir = path.join(root, name);
+  const modelDir = layout.subfolder ? path.join(dir, "onnx") : dir;
+  await fs.mkdir(modelDir, { recursive: true });
+  for (const f of ["tokenizer.json", "tokenizer_config.json", "config.json"]) {
+    await fs.copyFile(path.join(root, "template", f), path.join(dir, f));
+  }
+  const hiddenName = layout.hiddenName ?? "last_hidden_state";
+  const variant: GraphVariant = {
+    inputType: TensorType.INT64,
+    heads: ({ g, o, hidden }) => {
+      const type = layout.float16 ? TensorType.FLOAT16 : TensorType.FLOAT;
+      g.node(layout.float16 ? "Cast" : "Identity", [hidden], layout.float16 ? { to: type } : {}, hiddenName);
+      g.output(hiddenName, type, ["batch", "sequence", o.hidden]);
+    },
+  };
+  const { graph } = buildModelGraph(options, variant);
+  if (layout.external) {
+    const { model, data } = graph.encodeWithExternalData("backbone", "test backbone", "model.onnx_data");
+    await fs.writeFile(path.join(modelDir, "model.onnx"), model);
+    await fs.writeFile(path.join(modelDir, "model.onnx_data"), data);
+  } else {
+    await fs.writeFile(path.join(modelDir, "model.onnx"), graph.encode("backbone", "test backbone"));
+  }
+  const h = options.hidden;
+  const c = options.colbertDim;
+  await writeLinearPt(path.join(dir, "sparse_linear.pt"), { data: heads.sparseWeight, shape: [1, h] },
+    { data: heads.sparseBias, shape: [1] });
+  await writeLinearPt(path.join(dir, "colbert_linear.pt"), { data: transposed(heads.colbertWeight, h, c), shape: [c, h] },
+    { data: heads.colbertBias, shape: [c] });
+  return dir;
+}
+
+/** FlagEmbedding's post-processing from the backbone's hidden state, one unpadded sequence at a time. */
+async function reference(modelPath: string, hiddenName = "last_hidden_state"): Promise<ChunkEmbedding[]> {
+  const session = await ort.InferenceSession.create(modelPath);
+  const h = options.hidden;
+  const c = options.colbertDim;
+  const out: ChunkEmbedding[] = [];
+  try {
+    for (const ids of sequences) {
+      const L = ids.length;
+      const feeds = {
+        input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, L]),
+        attention_mask: new ort.Tensor("int64", new BigInt64Array(L).fill(1n), [1, L]),
+      };
+      const t = (await session.run(feeds))[hiddenName];
+      const hs = t.type === "float16" ? Float32Array.from(t.data as Uint16Array, halfToFloat) : (t.data as Float32Array);
+      const row = (p: number) => hs.subarray(p * h, (p + 1) * h);
+      const weights = Array.from({ length: L }, (_, p) => Math.max(0, dot(row(p), heads.sparseWeight, 1) + heads.sparseBias[0]));
+      const colbert = new Float32Array((L - 1) * c);
+      for (let p = 1; p < L; p++) {
+        const v = Float32Array.from({ length: c }, (_, j) => dot(row(p), heads.colbertWeight, c, j) + heads.colbertBias[j]);
+        colbert.set(normalizeInPlace(v), (p - 1) * c);
+      }
+      out.push({ dense: normalizeInPlace(row(0).slice()), sparse: sparseRow(ids, weights, new Set([0, 1, 2, 3])), colbert, colbertDim: c });
+    }
+  } finally {
+    await session.release();
+  }
+  return out;
+}
+
+/** Σ x[k]·W[k, col] for a row-major [x.length, cols] matrix W. */
+function dot(x: Float32Array, w: Float32Array, cols: number, col = 0): number {
+  let s = 0;
+  for (let k = 0; k < x.length; k++) s += x[k] * w[k * cols + col];
+  return s;
+}
+
+/** The prepared model through the worker's own path, all sequences in one padded batch. */
+async function embedPrepared(dir: string): Promise<ChunkEmbedding[]> {
+  const cfg = testConfig({ MODEL_DIR: dir, OUTPUTS: "dense,sparse,colbert" });
+  const model = await OnnxModel.load(cfg, locateModelFiles(dir));
+  try {
+    assert.deepEqual(model.info.available, ["dense", "sparse", "colbert"]);
+    const paddedLength = padTo(Math.max(...sequences.map((s) => s.length)), 8);
+    return await model.embed({ sequences, paddedLength });
+  } finally {
+    await model.close();
+  }
+}
+
+function assertClose(actual: ChunkEmbedding[], expected: ChunkEmbedding[], tol: number): void {
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+    assert.equal(a.length, b.length, `${what} length`);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  };
+  expected.forEach((e, i) => {
+    close(actual[i].dense!, e.dense!, `dense ${i}`);
+    assert.deepEqual([...actual[i].sparse!.indices], [...e.sparse!.indices], `sparse ids ${i}`);
+    close(actual[i].sparse!.values, e.sparse!.values, `sparse ${i}`);
+    assert.equal(actual[i].colbertDim, e.colbertDim);
+    close(actual[i].colbert!, e.colbert!, `colbert ${i}`);
+  });
+}
+
+test("h2's .pt writer output reads back as the generated head weights", async () => {
+  const dir = await backbone("pt-check");
+  const sparse = await readPtStateDict(path.join(dir, "sparse_linear.pt"));
+  assert.equal(sparse.get("weight")!.dtype, "float16");
+  assert.deepEqual([...ptToFloat32(sparse.get("weight")!)], [...heads.sparseWeight]);
+  const colbert = await readPtStateDict(path.join(dir, "colbert_linear.pt"));
+  assert.deepEqual(colbert.get("weight")!.shape, [options.colbertDim, options.hidden]);
+  assert.deepEqual([...ptToFloat32(colbert.get("bias")!)], [...heads.colbertBias]);
+});
+
+test("a float32 backbone with external data in onnx/ gains the three heads; data hard-linked", async () => {
+  const from = await backbone("external", { external: true, subfolder: true });
+  const out = path.join(root, "external-out");
+  const r = await prepareModel({ from, out });
+  assert.equal(r.hiddenType, "float32");
+  assert.equal(r.movedInitializers, 0);
+  const byName = Object.fromEntries(r.files.map((f) => [path.basename(f.file), f.how]));
+  assert.deepEqual(byName, { "model.onnx": "written", "model.onnx_data": "linked", "tokenizer.json": "copied",
+    "tokenizer_config.json": "copied", "config.json": "copied" });
+  assert.equal(statSync(path.join(out, "model.onnx_data")).ino, statSync(path.join(from, "onnx", "model.onnx_data")).ino);
+  assertClose(await embedPrepared(out), await reference(path.join(from, "onnx", "model.onnx")), 1e-4);
+});
+
+test("a single-file backbone's weights move to model.onnx_data; same vectors", async () => {
+  const from = await backbone("single");
+  const out = path.join(root, "single-out");
+  const r = await prepareModel({ from, out });
+  assert.ok(r.movedInitializers > 10, `moved ${r.movedInitializers}`);
+  const source = statSync(path.join(from, "model.onnx")).size;
+  assert.ok(statSync(path.join(out, "model.onnx")).size < source / 10, "the graph file keeps only small tensors");
+  assert.ok(statSync(path.join(out, "model.onnx_data")).size > source * 0.9);
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 1e-4);
+});
+
+test("a float16 hidden state: float16 heads, float32 outputs within float16 rounding", async () => {
+  const from = await backbone("fp16", { float16: true });
+  const out = path.join(root, "fp16-out");
+  const r = await prepareModel({ from, out });
+  assert.equal(r.hiddenType, "float16");
+  const session = await ort.InferenceSession.create(path.join(out, "model.onnx"));
+  const types = session.outputMetadata.map((m) => ("type" in m ? m.type : undefined));
+  await session.release();
+  assert.deepEqual(types, ["float32", "float32", "float32"]);
+  // The reference computes in float64 from the float16 hidden state; the graph's projections
+  // round to float16 (half an ulp is 1e-3 for sparse weights below 2; measured worst 4.3e-4).
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 2e-3);
+});
+
+test("--hidden-output names a differently called hidden state", async () => {
+  const from = await backbone("renamed", { hiddenName: "encoder_out" });
+  const out = path.join(root, "renamed-out");
+  await prepareModel({ from, out, hiddenOutput: "encoder_out" });
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx"), "encoder_out"), 1e-4);
+});
+
+test("an unknown layout is refused with the model's inputs and outputs listed", async () => {
+  const from = await backbone("unknown", { hiddenName: "encoder_out" });
+  await assert.rejects(prepareModel({ from, out: path.join(root, "unknown-out") }), (err: unknown) => {
+    assert.ok(err instanceof ModelLayoutError);
+    assert.match(err.message, /has no output last_hidden_state/);
+    assert.match(err.message, /inputs: input_ids: int64 \[batch, sequence\]; attention_mask: int64 \[batch, sequence\]/);
+    assert.match(err.message, new RegExp(`outputs: encoder_out: float32 \\[batch, sequence, ${options.hidden}\\]`));
+    assert.match(err.message, /--hidden-output/);
+    return true;
+  });
+  assert.ok(!existsSync(path.join(root, "unknown-out", "model.onnx")));
+});
+
+test("a model that already has the heads is refused", async () => {
+  const from = path.join(root, "three-head");
+  await writeTestModel(from, { seed: 7 });
+  await assert.rejects(prepareModel({ from, out: path.join(root, "three-head-out") }),
+    /already has BGE-M3 head outputs \(dense_vecs, sparse_vecs, colbert_vecs\)/);
+});
+
+test("a missing external-data file is named, with a tensor that needs it", async () => {
+  const from = await backbone("missing", { external: true });
+  await fs.rm(path.join(from, "model.onnx_data"));
+  await assert.rejects(prepareModel({ from, out: path.join(root, "missing-out") }), (err: unknown) => {
+    assert.ok(err instanceof MissingExternalDataError);
+    assert.match(err.message, /external files that are missing or truncated: model\.onnx_data \(needed by \d+ tensors, e\.g\. embeddings\.word_embeddings\)/);
+    return true;
+  });
+});
+
+test("the CLI prints what it wrote and refuses to overwrite without --force", async () => {
+  const from = await backbone("cli", { external: true });
+  const out = path.join(root, "cli-out");
+  const cli = path.join(repoRoot, "dist", "worker", "model-tools", "prepare-model-cli.js");
+  const run = promisify(execFile);
+  const { stdout } = await run(process.execPath, [cli, "--from", from, "--out", out]);
+  assert.match(stdout, /^prepared .*model\.onnx in [\d.]+ s \(peak RSS [\d.]+ MiB\)/);
+  assert.match(stdout, /linked +.*model\.onnx_data/);
+  assert.match(stdout, /colbert_vecs \[batch, sequence-1, 32\]/);
+  await assert.rejects(run(process.execPath, [cli, "--from", from, "--out", out]), (err: { stderr: string; code: number }) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /already holds config\.json, model\.onnx, model\.onnx_data, .*; pass --force/);
+    return true;
+  });
+  await run(process.execPath, [cli, "--from", from, "--out", out, "--force"]);
+});
