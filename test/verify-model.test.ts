@@ -22,6 +22,8 @@ import {
   compareWithPublished, verifyModel, type Measured, type VerifyReport,
 } from "../worker/model-tools/verify-model.js";
 import { LocalQueryEmbedder } from "../worker/search/query-embedder.js";
+import { writeExportLayout, type ExportLayout } from "../shared/test-model/export-layouts.js";
+import { prepareModel } from "../worker/model-tools/prepare-model.js";
 import {
   hasReference, referenceRoot, repoRoot, SKIP_NO_REFERENCE, testConfig, testModel,
 } from "./support/harness.js";
@@ -237,3 +239,49 @@ test("in-process verifyModel reports the model file discovery chose", async () =
   assert.deepEqual(report.checks.map((c) => `${c.group} ${c.name}`), ["colbert score q0·p0", "colbert score q0·p1"]);
   assert.ok(report.checks.every((c) => c.measured !== null && Number.isFinite(c.measured)));
 });
+
+/** measured value per check name (`group name`). */
+function measuredByName(r: VerifyReport): Map<string, number | null> {
+  return new Map(r.checks.map((c) => [`${c.group} ${c.name}`, c.measured]));
+}
+
+function assertSameMeasurements(got: VerifyReport, want: VerifyReport, eps: number, what: string): void {
+  const a = measuredByName(got);
+  const b = measuredByName(want);
+  let compared = 0;
+  for (const [name, v] of b) {
+    // fp16 rounding may push a near-zero weight across relu's edge: compare the tokens both weigh.
+    if (eps > 1e-5 && (!a.has(name) || a.get(name) === null || v === null)) continue;
+    assert.ok(a.has(name), `${what}: no ${name}`);
+    const w = a.get(name)!;
+    if (w === null && v === null) continue; // a published token neither model weighs
+    assert.ok(w !== null && v !== null && Math.abs(w - v) <= eps, `${what}: ${name} ${w} vs ${v}`);
+    compared++;
+  }
+  if (eps <= 1e-5) assert.equal(a.size, b.size, `${what}: the same checks`);
+  assert.ok(compared >= 10, `${what}: compared ${compared} checks`);
+}
+
+test("verify-model measures the same on every three-head export layout and on a prepare-model'd backbone",
+  async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), "verify-model-layouts-"));
+    const verify = async (dir: string) => verifyModel(testConfig({ MODEL_DIR: dir }));
+    try {
+      const layout = async (l: ExportLayout) => (await writeExportLayout(path.join(root, l), l)).dir;
+      const reference = await verify(await layout("vecs"));
+      assert.ok(reference.layout.layout, "the report names the detected layout");
+      for (const l of ["vecs-int32", "raw-cls", "renamed"] as const) {
+        const report = await verify(await layout(l));
+        assertSameMeasurements(report, reference, 1e-5, l);
+        if (l === "raw-cls") assert.match(report.layout.colbert ?? "", /CLS row skipped/);
+      }
+      assertSameMeasurements(await verify(await layout("vecs-fp16")), reference, 2e-2, "vecs-fp16");
+      for (const [backbone, eps] of [["backbone", 1e-5], ["backbone-fp16", 2e-2]] as const) {
+        const out = path.join(root, `${backbone}-prepared`);
+        await prepareModel({ from: await layout(backbone), out });
+        assertSameMeasurements(await verify(out), reference, eps, `${backbone} + prepare-model`);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });

@@ -43,6 +43,7 @@ export function formatReportText(r: VerifyReport): string {
   const skipped = OUTPUT_KINDS.filter((o) => !r.outputs.includes(o));
   return [
     `verify-model: ${r.modelPath} (ONNX outputs ${r.onnxOutputs.join(", ")})`,
+    ...Object.entries(r.layout).map(([k, v]) => `  ${k}: ${v}`),
     "compared with FlagEmbedding's published numbers for BAAI/bge-m3 (use_fp16=True)" +
       (skipped.length > 0 ? `; not checked: ${skipped.join(", ")}` : ""),
     "",

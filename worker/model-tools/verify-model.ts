@@ -45,8 +45,10 @@ export interface Measured {
 export interface VerifyReport {
   ok: boolean;
   modelPath: string;
-  /** The ONNX outputs the model declares (its layout). */
+  /** The ONNX outputs the model declares. */
   onnxOutputs: string[];
+  /** How the worker reads each vector from them (layout id, output, element type, CLS handling). */
+  layout: Record<string, string>;
   outputs: OutputKind[];
   tolerances: typeof TOLERANCES;
   checks: VerifyCheck[];
@@ -62,8 +64,9 @@ export async function verifyModel(
   try {
     const checks = compareWithPublished(await measure(embedder, wanted));
     const failed = checks.filter((c) => !c.ok).length;
-    return { ok: failed === 0 && checks.length > 0, modelPath: embedder.modelPath,
-      onnxOutputs: embedder.info.onnxOutputs, outputs: wanted, tolerances: TOLERANCES, checks, failed };
+    const { onnxOutputs, layout = {} } = embedder.info;
+    return { ok: failed === 0 && checks.length > 0, modelPath: embedder.modelPath, onnxOutputs, layout,
+      outputs: wanted, tolerances: TOLERANCES, checks, failed };
   } finally {
     await embedder.close();
   }
