@@ -31,8 +31,8 @@ async function run(cfg: Config, o: VerifyCliOptions): Promise<void> {
     if (!(err instanceof EmbedError)) throw err;
     process.stderr.write(`verify-model: ${err.message}\n`);
     if (err instanceof ModelLoadError && err.message.includes("OUTPUTS")) {
-      process.stderr.write(`verify-model: it sets OUTPUTS to --outputs (here ${o.outputs.join(",")}); for an export ` +
-        "without heads run prepare-model first, or pass --outputs dense to check its dense vectors alone\n");
+      process.stderr.write(`verify-model: it sets OUTPUTS to --outputs (here ${o.outputs.join(",")}); ` +
+        "--outputs dense checks the dense vectors alone\n");
     }
     process.exitCode = 2;
   }
