@@ -49,3 +49,13 @@ test("secrets never appear in error messages", () => {
 test("every variable is documented with a description", () => {
   for (const row of describeConfig()) assert.ok(row.description.length > 10, `${row.name} lacks a description`);
 });
+
+test("MODEL_OUTPUT_NAMES: kind=name pairs, any subset; unknown kinds, repeats and bare names are refused", () => {
+  assert.equal(parseConfig({}).MODEL_OUTPUT_NAMES, undefined);
+  assert.deepEqual(parseConfig({ MODEL_OUTPUT_NAMES: " dense=emb , colbert=multi" }).MODEL_OUTPUT_NAMES,
+    { dense: "emb", colbert: "multi" });
+  for (const bad of ["dense=a,dense=b", "lexical=a", "dense", "dense=a=b"]) {
+    assert.throws(() => parseConfig({ MODEL_OUTPUT_NAMES: bad }), (err: ConfigError) =>
+      err.problems.some((p) => p.startsWith("MODEL_OUTPUT_NAMES:") && p.includes("<kind>=<output name>")), bad);
+  }
+});

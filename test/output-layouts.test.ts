@@ -39,7 +39,8 @@ test("each published layout is recognised by its output names", () => {
 
 test("MODEL_OUTPUT_NAMES maps an unknown export; a name the model lacks is refused with its outputs", () => {
   const o = outs("emb", "lex", "multi");
-  assert.deepEqual(matchLayout(INPUTS, o, { dense: "emb", colbert: "multi" }).outputs, { dense: "emb", colbert: "multi" });
+  const mapping = { dense: "emb", colbert: "multi" };
+  assert.deepEqual(matchLayout(INPUTS, o, mapping).outputs, mapping);
   assert.throws(() => matchLayout(INPUTS, o, { dense: "emb", sparse: "nope" }), (e: Error) =>
     e instanceof ModelLoadError && /MODEL_OUTPUT_NAMES names outputs the model lacks \(sparse=nope\)/.test(e.message)
     && /its outputs: emb float32 \[batch, 8\], lex/.test(e.message));
@@ -82,7 +83,8 @@ test("the probe's shapes decide pooling and the CLS row; shapes the table cannot
   const hidden = confirmLayout(matchLayout(INPUTS, outs("last_hidden_state")), { last_hidden_state: [2, 7, 4] }, 2, 7);
   assert.equal(hidden.dense!.pool, "cls");
   assert.match(describeLayout(hidden, outs("last_hidden_state")).dense, /CLS row of a hidden state/);
-  assert.throws(() => confirmLayout(vecs, { dense_vecs: [2, 4], sparse_vecs: [2, 7, 2], colbert_vecs: [2, 6, 4] }, 2, 7),
+  const wide = { dense_vecs: [2, 4], sparse_vecs: [2, 7, 2], colbert_vecs: [2, 6, 4] };
+  assert.throws(() => confirmLayout(vecs, wide, 2, 7),
     /output sparse_vecs \(sparse\) has shape \[2, 7, 2\] on a probe batch of 2 x 7 tokens/);
   assert.throws(() => confirmLayout(vecs, { dense_vecs: [2, 4], sparse_vecs: [2, 7], colbert_vecs: [2, 5, 4] }, 2, 7),
     /colbert_vecs \(colbert\).*expected \[2, 6, H\] or \[2, 7, H\]/);
@@ -125,5 +127,6 @@ test("the probe check passes sane values, ignores padding, and names each failin
     "colbert (output colbert) has a non-finite value (Infinity)",
   ]);
   decoded.dense.data[3] = NaN;
-  assert.match(probeProblems(layout, decoded, rows.lengths).join("\n"), /dense \(output dense\) has a non-finite value \(NaN\)/);
+  assert.match(probeProblems(layout, decoded, rows.lengths).join("\n"),
+    /dense \(output dense\) has a non-finite value \(NaN\)/);
 });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { float16Bits } from "../shared/test-model/float16.js";
-import { halfToFloatTable, isDecodable, toFloat32 } from "../worker/core/tensor-decode.js";
+import { halfToFloatTable, isDecodable, rowsToFloat32, toFloat32 } from "../worker/core/tensor-decode.js";
 
 test("float16: every finite bit pattern round-trips through an independent encoder", () => {
   const table = halfToFloatTable();
@@ -34,7 +34,8 @@ test("bfloat16: the upper 16 bits of a float32", () => {
   const u = new Uint32Array(f.buffer);
   const bits = Uint16Array.from([...u].map((x) => x >>> 16));
   const v = toFloat32("bfloat16", bits);
-  assert.deepEqual([...v.subarray(0, 5)], [1, -2.5, 3.140625, new Float32Array(new Uint32Array([u[3] & 0xffff0000]).buffer)[0], -65536]);
+  const tiny = new Float32Array(new Uint32Array([u[3] & 0xffff0000]).buffer)[0];
+  assert.deepEqual([...v.subarray(0, 5)], [1, -2.5, 3.140625, tiny, -65536]);
   assert.ok(Math.abs(v[5] - 0.3333333) < 2e-3 && v[5] !== f[5], "truncated, not exact");
 });
 
@@ -54,7 +55,18 @@ test("float32 data is returned as is; a Float16Array is accepted when the runtim
 });
 
 test("data of another array type than declared, and undecodable types, are refused by name", () => {
-  assert.throws(() => toFloat32("float16", new Float32Array(2), "dense_vecs"), /dense_vecs: declared float16 but its data is a Float32Array/);
-  assert.throws(() => toFloat32("int8", new Int8Array(2), "sparse"), /sparse: element type int8 is not decodable; use float32, float16, bfloat16/);
+  assert.throws(() => toFloat32("float16", new Float32Array(2), "dense_vecs"),
+    /dense_vecs: declared float16 but its data is a Float32Array/);
+  assert.throws(() => toFloat32("int8", new Int8Array(2), "sparse"),
+    /sparse: element type int8 is not decodable; use float32, float16, bfloat16/);
   assert.ok(isDecodable("bfloat16") && !isDecodable("float64"));
+});
+
+test("rows only: the CLS rows of a [B, L, H] hidden state, for every element type", () => {
+  const hidden = Float32Array.from([1, 2, 9, 9, 9, 9, 3, 4, 9, 9, 9, 9]); // B 2, L 3, H 2
+  assert.deepEqual([...rowsToFloat32("float32", hidden, 6, 2)], [1, 2, 3, 4]);
+  const half = Uint16Array.from([...hidden].map((v) => float16Bits(v)));
+  assert.deepEqual([...rowsToFloat32("float16", half, 6, 2)], [1, 2, 3, 4]);
+  const bf = Uint16Array.from([...new Uint32Array(hidden.buffer)].map((x) => x >>> 16));
+  assert.deepEqual([...rowsToFloat32("bfloat16", bf, 6, 2)], [1, 2, 3, 4]);
 });

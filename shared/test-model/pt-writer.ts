@@ -6,8 +6,9 @@
  * which is a zip of `<name>/data.pkl` (pickle protocol 2), one raw little-endian file per
  * tensor storage (`<name>/data/0`, ...) and `<name>/version`. The archive folder is the file
  * name without its extension, as torch.save writes when given a path. Entries are stored
- * (not deflated) and their data start on 64-byte boundaries, padded with an "FB" extra field,
- * as PyTorch's own zip writer does. Tests use these files to exercise the `.pt` reader and
+ * (not deflated), their data start on 64-byte boundaries (padded with an "FB" extra field)
+ * and are followed by data descriptors, with zip64 end records, as PyTorch's own zip writer
+ * (miniz) does: byte for byte what torch 1.13 writes for such a dict. Tests use these files to exercise the `.pt` reader and
  * `prepare-model` against backbone-only layouts. Trade-off: only float16 tensors and the
  * opcodes torch 1.13 emits for such a dict; no compression, no zip64 (files stay small).
  */
@@ -106,7 +107,8 @@ class Pickler {
     this.put();
   }
 
-  stateDict(entries: Array<[string, number[]]>): Uint8Array {
+  /** `entries` are (key, shape) in order; storages are keyed "0", "1", ... in the same order. */
+  stateDict(entries: Array<[string, number[]]>, moduleMetadata: boolean): Uint8Array {
     this.op(0x80, 2); // PROTO 2
     this.global("collections", "OrderedDict");
     this.op(0x29, 0x52); // EMPTY_TUPLE REDUCE
@@ -117,8 +119,25 @@ class Pickler {
       this.tensor(String(i), shape.reduce((a, b) => a * b, 1), shape);
     });
     this.op(entries.length > 1 ? 0x75 : 0x73); // SETITEMS or SETITEM
+    if (moduleMetadata) this.metadata();
     this.op(0x2e); // STOP
     return Uint8Array.from(this.parts);
+  }
+
+  /** BUILD with `{'_metadata': OrderedDict([('', {'version': 1})])}`, which `module.state_dict()` attaches. */
+  private metadata(): void {
+    this.op(0x7d); // EMPTY_DICT
+    this.put();
+    this.str("_metadata");
+    this.global("collections", "OrderedDict");
+    this.op(0x29, 0x52); // EMPTY_TUPLE REDUCE
+    this.put();
+    this.str("");
+    this.op(0x7d); // EMPTY_DICT
+    this.put();
+    this.str("version");
+    this.int(1);
+    this.op(0x73, 0x73, 0x73, 0x62); // SETITEM x3, BUILD
   }
 }
 
@@ -126,6 +145,9 @@ class Pickler {
 const ALIGNMENT = 64;
 const LOCAL_HEADER = 30;
 const CENTRAL_HEADER = 46;
+const DATA_DESCRIPTOR = 16;
+/** Bit 3 (sizes and CRC in a data descriptor after the data) and bit 11 (UTF-8 names), as miniz sets them. */
+const FLAGS = 0x0808;
 
 interface ZipEntry {
   name: Buffer;
@@ -134,17 +156,14 @@ interface ZipEntry {
   offset: number;
 }
 
+/** Local header with zero CRC and sizes (they follow in the data descriptor) and the "FB" padding extra field. */
 function localHeader(e: ZipEntry): Buffer {
   const dataStart = e.offset + LOCAL_HEADER + e.name.length + 4;
   const padding = (ALIGNMENT - (dataStart % ALIGNMENT)) % ALIGNMENT;
   const h = Buffer.alloc(LOCAL_HEADER + e.name.length + 4 + padding, "Z".charCodeAt(0));
+  h.fill(0, 0, LOCAL_HEADER);
   h.writeUInt32LE(0x04034b50, 0);
-  h.writeUInt16LE(20, 4); // version needed
-  h.writeUInt32LE(0, 6); // flags 0, method 0 (stored)
-  h.writeUInt32LE(0x00210000, 10); // DOS time 00:00, date 1980-01-01
-  h.writeUInt32LE(e.crc, 14);
-  h.writeUInt32LE(e.data.length, 18);
-  h.writeUInt32LE(e.data.length, 22);
+  h.writeUInt16LE(FLAGS, 6);
   h.writeUInt16LE(e.name.length, 26);
   h.writeUInt16LE(4 + padding, 28);
   e.name.copy(h, LOCAL_HEADER);
@@ -153,12 +172,20 @@ function localHeader(e: ZipEntry): Buffer {
   return h;
 }
 
+function dataDescriptor(e: ZipEntry): Buffer {
+  const d = Buffer.alloc(DATA_DESCRIPTOR);
+  d.writeUInt32LE(0x08074b50, 0);
+  d.writeUInt32LE(e.crc, 4);
+  d.writeUInt32LE(e.data.length, 8);
+  d.writeUInt32LE(e.data.length, 12);
+  return d;
+}
+
+/** Central header: versions, times and attributes zero, no extra field, as PyTorch's miniz writes them. */
 function centralHeader(e: ZipEntry): Buffer {
   const h = Buffer.alloc(CENTRAL_HEADER + e.name.length);
   h.writeUInt32LE(0x02014b50, 0);
-  h.writeUInt16LE(20, 4); // version made by
-  h.writeUInt16LE(20, 6); // version needed
-  h.writeUInt32LE(0x00210000, 12); // flags 0 and method 0 at 8-11 stay zero; DOS time and date
+  h.writeUInt16LE(FLAGS, 8);
   h.writeUInt32LE(e.crc, 16);
   h.writeUInt32LE(e.data.length, 20);
   h.writeUInt32LE(e.data.length, 24);
@@ -168,7 +195,31 @@ function centralHeader(e: ZipEntry): Buffer {
   return h;
 }
 
-/** A zip of stored entries, each entry's data 64-byte aligned. */
+/** Zip64 end record and locator, then the classic end record: miniz writes all three. */
+function endRecords(count: number, centralOffset: number, centralSize: number): Buffer {
+  const z64 = Buffer.alloc(56);
+  z64.writeUInt32LE(0x06064b50, 0);
+  z64.writeBigUInt64LE(44n, 4); // size of the rest of the record
+  z64.writeUInt16LE(0x031e, 12); // made by: Unix, 3.0
+  z64.writeUInt16LE(45, 14); // needed: 4.5 (zip64)
+  z64.writeBigUInt64LE(BigInt(count), 24);
+  z64.writeBigUInt64LE(BigInt(count), 32);
+  z64.writeBigUInt64LE(BigInt(centralSize), 40);
+  z64.writeBigUInt64LE(BigInt(centralOffset), 48);
+  const locator = Buffer.alloc(20);
+  locator.writeUInt32LE(0x07064b50, 0);
+  locator.writeBigUInt64LE(BigInt(centralOffset + centralSize), 8);
+  locator.writeUInt32LE(1, 16); // total disks
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(count, 8);
+  end.writeUInt16LE(count, 10);
+  end.writeUInt32LE(centralSize, 12);
+  end.writeUInt32LE(centralOffset, 16);
+  return Buffer.concat([z64, locator, end]);
+}
+
+/** A zip of stored entries laid out as PyTorch's zip writer lays them out (each entry's data 64-byte aligned). */
 export function storedZip(files: Array<[string, Uint8Array]>): Buffer {
   const parts: Buffer[] = [];
   const entries: ZipEntry[] = [];
@@ -176,37 +227,42 @@ export function storedZip(files: Array<[string, Uint8Array]>): Buffer {
   for (const [name, data] of files) {
     const e: ZipEntry = { name: Buffer.from(name, "utf8"), data, crc: crc32(data), offset };
     const header = localHeader(e);
-    parts.push(header, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    parts.push(header, Buffer.from(data.buffer, data.byteOffset, data.byteLength), dataDescriptor(e));
     entries.push(e);
-    offset += header.length + data.length;
+    offset += header.length + data.length + DATA_DESCRIPTOR;
   }
   const central = Buffer.concat(entries.map(centralHeader));
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(central.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...parts, central, end]);
+  return Buffer.concat([...parts, central, endRecords(entries.length, offset, central.length)]);
 }
 
-/** The bytes `torch.save(state_dict, "<archiveName>.pt")` writes for float16 tensors, in order. */
-export function ptBytes(archiveName: string, tensors: Array<[string, PtTensor]>): Buffer {
+export interface PtOptions {
+  /** The folder inside the zip; torch.save names it after the file (without extension). */
+  archiveName: string;
+  /**
+   * Attach `_metadata` as `module.state_dict()` does. FlagEmbedding saves its heads through a
+   * copy (`type(sd)({k: v.clone().cpu() ...})`) that drops it, so BGE-M3's files lack it.
+   */
+  moduleMetadata?: boolean;
+}
+
+/** The bytes `torch.save(state_dict, "<archiveName>.pt")` (torch 1.13) writes for float16 tensors, in order. */
+export function ptBytes(tensors: Array<[string, PtTensor]>, opts: PtOptions): Buffer {
   for (const [name, t] of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) throw new Error(`tensor ${name}: ${t.data.length} values for shape [${t.shape}]`);
   }
-  const pickle = new Pickler().stateDict(tensors.map(([name, t]) => [name, t.shape]));
+  const pickle = new Pickler().stateDict(tensors.map(([name, t]) => [name, t.shape]), opts.moduleMetadata ?? false);
+  const dir = opts.archiveName;
   const storages = tensors.map(([, t], i): [string, Uint8Array] => {
     const bits = toFloat16Bits(t.data);
-    return [`${archiveName}/data/${i}`, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength)];
+    return [`${dir}/data/${i}`, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength)];
   });
   const version = new TextEncoder().encode("3\n");
-  return storedZip([[`${archiveName}/data.pkl`, pickle], ...storages, [`${archiveName}/version`, version]]);
+  return storedZip([[`${dir}/data.pkl`, pickle], ...storages, [`${dir}/version`, version]]);
 }
 
-/** Writes an nn.Linear state dict (`weight` [out, in], `bias` [out]) as float16 to `file`. */
+/** Writes an nn.Linear state dict (`weight` [out, in], `bias` [out]) as float16 to `file`, as FlagEmbedding saves heads. */
 export async function writeLinearPt(file: string, weight: PtTensor, bias: PtTensor): Promise<void> {
   const archiveName = path.basename(file, path.extname(file));
-  await fs.writeFile(file, ptBytes(archiveName, [["weight", weight], ["bias", bias]]));
+  await fs.writeFile(file, ptBytes([["weight", weight], ["bias", bias]], { archiveName }));
 }

@@ -2,7 +2,7 @@
  *  temp folder), a fresh BullMQ queue name per test, a Qdrant target (the in-process strict
  *  test server, or a real Qdrant when QDRANT_URL is set), and the reference-material folder
  *  when it exists beside the repository. */
-import { existsSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,14 @@ export const SKIP_NO_REFERENCE = "skipped: ../shared (reference tokenizer and tr
 
 export async function testModel(opts: WriteTestModelOptions = {}, name = "default"): Promise<TestModelFiles> {
   return ensureTestModel(path.join(os.tmpdir(), "bge-m3-queue-worker-test-models", name), opts);
+}
+
+/** `dir` created with the default test model's tokenizer.json and config.json, for a test to add an ONNX file. */
+export async function modelFolder(dir: string): Promise<string> {
+  const src = await testModel();
+  mkdirSync(dir, { recursive: true });
+  for (const f of ["tokenizer.json", "config.json"]) copyFileSync(path.join(src.dir, f), path.join(dir, f));
+  return dir;
 }
 
 export function uniqueQueue(prefix = "t"): string {

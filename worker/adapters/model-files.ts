@@ -80,7 +80,9 @@ function findModelFile(dir: string, modelFile?: string): string {
   }
   const names = [...MODEL_FILE_NAMES, ...MODEL_FILE_NAMES.map((n) => path.join("onnx", n))];
   const found = names.filter((n) => existsSync(path.resolve(dir, n)));
-  if (found.length === 0) throw new ModelLoadError(`no ONNX model in MODEL_DIR "${dir}": looked for ${names.join(", ")}`);
+  if (found.length === 0) {
+    throw new ModelLoadError(`no ONNX model in MODEL_DIR "${dir}": looked for ${names.join(", ")}`);
+  }
   if (found.length > 1) {
     throw new ModelLoadError(
       `MODEL_DIR "${dir}" holds several ONNX models (${found.join(", ")}); set MODEL_FILE to the one to use`,
@@ -116,7 +118,8 @@ function externalDataProblems(base: string, refs: readonly ExternalRef[]): strin
   const problems: string[] = [];
   for (const [location, list] of byFile) {
     const file = path.resolve(base, location);
-    const tensors = list.slice(0, 3).map((r) => r.tensor).join(", ") + (list.length > 3 ? `, ... (${list.length})` : "");
+    const more = list.length > 3 ? `, ... (${list.length})` : "";
+    const tensors = list.slice(0, 3).map((r) => r.tensor).join(", ") + more;
     if (!existsSync(file)) {
       problems.push(`missing: ${location} (holds ${tensors})`);
       continue;

@@ -13,7 +13,8 @@ import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.j
 
 type ModelConfig = Pick<
   Config,
-  "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS"
+  "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" |
+  "MAX_BATCH_TOKENS"
 > & Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
 export class OnnxModel implements EmbeddingModel {

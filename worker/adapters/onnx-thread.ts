@@ -17,7 +17,7 @@ import { buildFeeds, planFeeds, type FeedSpec } from "../core/model-feeds.js";
 import {
   checkOutputTypes, checkWanted, confirmLayout, describeLayout, matchLayout, type ConfirmedLayout, type TensorMeta,
 } from "../core/output-layouts.js";
-import { toFloat32 } from "../core/tensor-decode.js";
+import { rowsToFloat32, toFloat32 } from "../core/tensor-decode.js";
 import { cudaLoadError, executionProviders } from "./execution-provider.js";
 import { ELEM_TYPES, type DeclaredValue } from "./onnx-graph-scan.js";
 
@@ -65,7 +65,7 @@ const special = new Set(cfg.specialIds);
 let session: ort.InferenceSession;
 let feedPlan: FeedSpec[];
 let fetches: string[];
-let layout: ConfirmedLayout;
+let layout: ConfirmedLayout | undefined;
 
 async function createSession(): Promise<ort.InferenceSession> {
   const providers = executionProviders(cfg.provider, cfg.deviceId);
@@ -94,7 +94,10 @@ function unsupportedTypeError(err: Error): ModelLoadError | undefined {
 }
 
 function metas(list: readonly ort.InferenceSession.ValueMetadata[]): TensorMeta[] {
-  return list.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: m.shape } : { name: m.name, type: "non-tensor", shape: [] }));
+  return list.map((m) => {
+    if (m.isTensor) return { name: m.name, type: m.type, shape: m.shape };
+    return { name: m.name, type: "non-tensor", shape: [] };
+  });
 }
 
 async function start(): Promise<void> {
@@ -109,7 +112,8 @@ async function start(): Promise<void> {
   fetches = [...new Set(Object.values(used.outputs) as string[])];
   const { flat, lengths, seq } = probeBatch();
   const raw = await runDecoded(flat, lengths, seq);
-  layout = confirmLayout(used, Object.fromEntries(Object.entries(raw).map(([k, t]) => [k, t.dims])), lengths.length, seq);
+  const shapes = Object.fromEntries(Object.entries(raw).map(([k, t]) => [k, t.dims]));
+  layout = confirmLayout(used, shapes, lengths.length, seq);
   const problems = probeProblems(layout, raw, lengths);
   if (problems.length > 0) {
     throw new ModelLoadError(`the start-up probe ("${PROBE_TEXT}") gave unusable vectors: ${problems.join("; ")}`);
@@ -134,18 +138,26 @@ function probeBatch(): { flat: Int32Array; lengths: Int32Array; seq: number } {
 
 async function runDecoded(flat: Int32Array, lengths: Int32Array, seq: number): Promise<DecodedOutputs> {
   const feeds: Record<string, ort.Tensor> = {};
-  for (const f of buildFeeds(feedPlan, flat, lengths, seq, cfg.padId)) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+  for (const f of buildFeeds(feedPlan, flat, lengths, seq, cfg.padId)) {
+    feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+  }
   const out = await session.run(feeds, fetches);
   const decoded: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
   for (const name of fetches) {
     const t = out[name] as ort.Tensor;
-    decoded[name] = { data: toFloat32(t.type, t.data, name), dims: t.dims };
+    const [rows, seqLen, dim] = t.dims;
+    // A hidden state pooled to CLS (backbone exports): decode row 0 of each sequence only.
+    const shared = layout?.sparse?.output === name || layout?.colbert?.output === name;
+    const clsOnly = layout?.dense?.pool === "cls" && layout.dense.output === name && !shared;
+    decoded[name] = clsOnly
+      ? { data: rowsToFloat32(t.type, t.data, seqLen * dim, dim, name), dims: [rows, 1, dim] }
+      : { data: toFloat32(t.type, t.data, name), dims: t.dims };
   }
   return decoded;
 }
 
 async function embed(flat: Int32Array, lengths: Int32Array, seq: number): Promise<ChunkEmbedding[]> {
-  return applyLayout(layout, await runDecoded(flat, lengths, seq), { flat, lengths }, special);
+  return applyLayout(layout!, await runDecoded(flat, lengths, seq), { flat, lengths }, special);
 }
 
 function transferables(results: ChunkEmbedding[]): ArrayBuffer[] {

@@ -71,15 +71,17 @@ export function probeProblems(layout: ConfirmedLayout, out: DecodedOutputs, leng
       const bad = firstBad(t.data, start, start + dim, true);
       let norm = 0;
       for (let i = start; i < start + dim; i++) norm += t.data[i] * t.data[i];
-      if (bad !== undefined) problems.push(`dense (output ${layout.dense.output}) has a non-finite value (${show(bad)})`);
-      else if (norm === 0) problems.push(`dense (output ${layout.dense.output}) is a zero vector before normalisation`);
+      const what = `dense (output ${layout.dense.output})`;
+      if (bad !== undefined) problems.push(`${what} has a non-finite value (${show(bad)})`);
+      else if (norm === 0) problems.push(`${what} is a zero vector before normalisation`);
     }
     if (layout.sparse) {
       const t = out[layout.sparse.output];
       const start = b * t.dims[1];
       const bad = firstBad(t.data, start, start + len, false);
       if (bad !== undefined) {
-        problems.push(`sparse (output ${layout.sparse.output}) has a weight ${show(bad)}: weights must be finite and >= 0`);
+        const what = `sparse (output ${layout.sparse.output})`;
+        problems.push(`${what} has a weight ${show(bad)}: weights must be finite and >= 0`);
       }
     }
     if (layout.colbert) {
@@ -87,7 +89,8 @@ export function probeProblems(layout: ConfirmedLayout, out: DecodedOutputs, leng
       const dim = t.dims[2];
       const start = (b * t.dims[1] + (layout.colbert.clsRow ? 1 : 0)) * dim;
       const bad = firstBad(t.data, start, start + (len - 1) * dim, true);
-      if (bad !== undefined) problems.push(`colbert (output ${layout.colbert.output}) has a non-finite value (${show(bad)})`);
+      const what = `colbert (output ${layout.colbert.output})`;
+      if (bad !== undefined) problems.push(`${what} has a non-finite value (${show(bad)})`);
     }
   }
   return [...new Set(problems)];

@@ -29,7 +29,8 @@ export function planFeeds(inputs: readonly TensorMeta[], outputs: readonly Tenso
   const problems: string[] = [];
   const plan: FeedSpec[] = [];
   for (const m of inputs) {
-    if (!(FEED_ROLES as readonly string[]).includes(m.name)) problems.push(`input ${m.name} is not one the worker can fill`);
+    const known = (FEED_ROLES as readonly string[]).includes(m.name);
+    if (!known) problems.push(`input ${m.name} is not one the worker can fill`);
     else if (m.type !== "int64" && m.type !== "int32") problems.push(`input ${m.name} has element type ${m.type}`);
     else plan.push({ name: m.name as FeedRole, type: m.type });
   }
@@ -38,7 +39,8 @@ export function planFeeds(inputs: readonly TensorMeta[], outputs: readonly Tenso
   }
   if (problems.length > 0) {
     throw new ModelLoadError(
-      `${problems.join("; ")}: the worker feeds ${FEED_ROLES.join(", ")} as int64 or int32; ${describeIo(inputs, outputs)}`,
+      `${problems.join("; ")}: the worker feeds ${FEED_ROLES.join(", ")} as int64 or int32; ` +
+        describeIo(inputs, outputs),
     );
   }
   return plan;
@@ -58,7 +60,9 @@ function valueAt(role: FeedRole, id: number, t: number, len: number, padId: numb
 function fill(spec: FeedSpec, flat: Int32Array, lengths: Int32Array, seq: number, padId: number): FeedTensor {
   const rows = lengths.length;
   const data = spec.type === "int64" ? new BigInt64Array(rows * seq) : new Int32Array(rows * seq);
-  if (spec.type === "int64" && !LITTLE_ENDIAN) throw new Error("int64 feeds are written little-endian; big-endian hosts are unsupported");
+  if (spec.type === "int64" && !LITTLE_ENDIAN) {
+    throw new Error("int64 feeds are written little-endian; big-endian hosts are unsupported");
+  }
   const view = data instanceof Int32Array ? data : new Int32Array(data.buffer, data.byteOffset, data.length * 2);
   const stride = data instanceof Int32Array ? 1 : 2;
   let o = 0;

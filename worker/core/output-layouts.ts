@@ -76,7 +76,8 @@ export function matchLayout(
     const absent = Object.entries(mapping).filter(([, name]) => !present.has(name!));
     if (absent.length > 0) {
       const what = absent.map(([k, n]) => `${k}=${n}`).join(", ");
-      throw new ModelLoadError(`${OUTPUT_NAMES_SETTING} names outputs the model lacks (${what}); ${describeIo(inputs, outputs)}`);
+      const io = describeIo(inputs, outputs);
+      throw new ModelLoadError(`${OUTPUT_NAMES_SETTING} names outputs the model lacks (${what}); ${io}`);
     }
     return { id: OUTPUT_NAMES_SETTING, outputs: { ...mapping }, backboneOnly: false };
   }
@@ -86,7 +87,8 @@ export function matchLayout(
       const name = entry.names[kind]?.find((n) => present.has(n));
       if (name) found[kind] = name;
     }
-    if (Object.keys(found).length > 0) return { id: entry.id, outputs: found, backboneOnly: entry.backboneOnly ?? false };
+    if (Object.keys(found).length === 0) continue;
+    return { id: entry.id, outputs: found, backboneOnly: entry.backboneOnly ?? false };
   }
   throw new ModelLoadError(
     `no known BGE-M3 output layout matches this model (known output names: ${knownNames()}); ` +
@@ -120,7 +122,8 @@ export function checkOutputTypes(match: LayoutMatch, outputs: readonly TensorMet
     const meta = outputs.find((o) => o.name === name);
     if (meta && !isDecodable(meta.type)) {
       throw new ModelLoadError(
-        `output ${name} (${kind}) has element type ${meta.type}; the worker reads ${DECODABLE_TYPES.join(", ")} outputs`,
+        `output ${name} (${kind}) has element type ${meta.type}; ` +
+          `the worker reads ${DECODABLE_TYPES.join(", ")} outputs`,
       );
     }
   }
@@ -145,7 +148,8 @@ export function confirmLayout(
   const out: ConfirmedLayout = { id: match.id };
   const bad = (kind: string, name: string, expected: string) =>
     new ModelLoadError(
-      `output ${name} (${kind}) has shape [${shapes[name]?.join(", ")}] on a probe batch of ${batch} x ${seq} tokens; ` +
+      `output ${name} (${kind}) has shape [${shapes[name]?.join(", ")}] ` +
+        `on a probe batch of ${batch} x ${seq} tokens; ` +
         `expected ${expected}; ${mappingHint()} if another output holds it`,
     );
   const { dense, sparse, colbert } = match.outputs;
@@ -181,7 +185,8 @@ export function describeLayout(layout: ConfirmedLayout, outputs: readonly Tensor
   if (layout.sparse) r.sparse = `${layout.sparse.output} ${type(layout.sparse.output)}`;
   if (layout.colbert) {
     const cls = layout.colbert.clsRow ? "CLS row skipped here" : "CLS row already dropped";
-    r.colbert = `${layout.colbert.output} ${type(layout.colbert.output)}, ${cls}, padding rows dropped, normalised here`;
+    const name = layout.colbert.output;
+    r.colbert = `${name} ${type(name)}, ${cls}, padding rows dropped, normalised here`;
   }
   return r;
 }

@@ -3,7 +3,8 @@
  *  stored zeros and raw bit patterns). Trades 256 KB of memory, a 65,536-entry table built
  *  on first use, for a float16 decode that is one indexed load per element with no closure
  *  in the loop; bfloat16 is the upper half of a float32, so it is a 16-bit shift into a
- *  Uint32Array view. float32 data is returned as is, without a copy. Types other than these
+ *  Uint32Array view. float32 data is returned as is, without a copy; `rowsToFloat32` decodes only
+ *  the rows the heads read (the CLS rows of a hidden state). Types other than these
  *  three are refused when the model is loaded (`checkDecodable`), never at run time. Pure. */
 
 /** Element types the heads accept (onnxruntime-common's names). */
@@ -64,4 +65,19 @@ export function toFloat32(type: string, data: unknown, name = "output"): Float32
     throw new TypeError(`${name}: element type ${type} is not decodable; use ${DECODABLE_TYPES.join(", ")}`);
   }
   throw new TypeError(`${name}: declared ${type} but its data is a ${got}`);
+}
+
+/** Elements [r * stride, r * stride + length) of every row r, packed: e.g. the CLS rows of a
+ *  [B, L, H] hidden state (stride L*H, length H), so the other L-1 rows are never decoded. */
+export function rowsToFloat32(
+  type: string, data: unknown, stride: number, length: number, name = "output",
+): Float32Array {
+  const n = (data as ArrayLike<number>).length;
+  const rows = Math.floor(n / stride);
+  const out = new Float32Array(rows * length);
+  for (let r = 0; r < rows; r++) {
+    const part = (data as Float32Array).subarray(r * stride, r * stride + length);
+    out.set(toFloat32(type, part, name), r * length);
+  }
+  return out;
 }
