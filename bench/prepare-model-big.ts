@@ -17,13 +17,20 @@ import { generateHeadWeights, transposed } from "../shared/test-model/head-weigh
 import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
 import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../shared/test-model/onnx-model-gen.js";
 import { writeLinearPt } from "../shared/test-model/pt-writer.js";
+import { generateTokenizerJson } from "../shared/test-model/tokenizer-gen.js";
 import { gitInfo, machineInfo } from "./machine.js";
 import { repoRoot } from "./paths.js";
 
 const run = promisify(execFile);
 const BGE_M3 = { vocabSize: 250002, hidden: 1024, layers: 24, heads: 16, intermediate: 4096, maxPositions: 8194 };
 
-interface Case { name: string; description: string; options: TestModelOptions; external: boolean; float16Hidden: boolean }
+interface Case {
+  name: string;
+  description: string;
+  options: TestModelOptions;
+  external: boolean;
+  float16Hidden: boolean;
+}
 
 const CASES: Case[] = [
   { name: "bge-m3-fp32-external", description: "BGE-M3-size float32 backbone, weights in model.onnx_data",
@@ -39,8 +46,11 @@ async function generate(c: Case, dir: string): Promise<number> {
   const from = path.join(dir, c.name);
   const marker = path.join(from, "done.json");
   if (existsSync(marker)) return JSON.parse(await fs.readFile(marker, "utf8")).bytes;
+  // A real export ships its tokenizer; the worker's model discovery (which prepare-model uses) expects one.
+  const tokenizer = JSON.stringify(generateTokenizerJson({ vocabSize: 1000 }));
   await fs.rm(from, { recursive: true, force: true });
   await fs.mkdir(from, { recursive: true });
+  await fs.writeFile(path.join(from, "tokenizer.json"), tokenizer);
   const variant: GraphVariant = {
     inputType: TensorType.INT64,
     heads: ({ g, o, hidden }) => {
@@ -65,7 +75,8 @@ async function generate(c: Case, dir: string): Promise<number> {
   await writeLinearPt(path.join(from, "sparse_linear.pt"), { data: h.sparseWeight, shape: [1, options.hidden] },
     { data: h.sparseBias, shape: [1] });
   await writeLinearPt(path.join(from, "colbert_linear.pt"),
-    { data: transposed(h.colbertWeight, options.hidden, options.colbertDim), shape: [options.colbertDim, options.hidden] },
+    { data: transposed(h.colbertWeight, options.hidden, options.colbertDim),
+      shape: [options.colbertDim, options.hidden] },
     { data: h.colbertBias, shape: [options.colbertDim] });
   await fs.writeFile(marker, JSON.stringify({ bytes }));
   return bytes;
@@ -74,10 +85,12 @@ async function generate(c: Case, dir: string): Promise<number> {
 /** Runs the CLI under /usr/bin/time -v; returns wall seconds and peak RSS of the child. */
 async function prepare(from: string, out: string): Promise<{ seconds: number; peakRssMiB: number; stdout: string }> {
   const cli = path.join(repoRoot, "dist", "worker", "model-tools", "prepare-model-cli.js");
-  const { stdout, stderr } = await run("/usr/bin/time", ["-v", process.execPath, cli, "--from", from, "--out", out, "--force"]);
+  const args = ["-v", process.execPath, cli, "--from", from, "--out", out, "--force"];
+  const { stdout, stderr } = await run("/usr/bin/time", args);
   const field = (label: string) => stderr.match(new RegExp(`${label}: (.+)`))?.[1] ?? "";
   const [m, s] = field("Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)").split(":").slice(-2).map(Number);
-  return { seconds: m * 60 + s, peakRssMiB: Math.round(Number(field("Maximum resident set size \\(kbytes\\)")) / 1024), stdout };
+  const peakKiB = Number(field("Maximum resident set size \\(kbytes\\)"));
+  return { seconds: m * 60 + s, peakRssMiB: Math.round(peakKiB / 1024), stdout };
 }
 
 /** Loads the prepared model and runs one 16-token sequence; returns output shapes. */
@@ -106,7 +119,8 @@ async function main(): Promise<void> {
   for (const c of CASES) {
     const started = performance.now();
     const bytes = await generate(c, o.dir);
-    console.log(`${c.name}: backbone ${mib(bytes)} MiB (generated in ${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    const generated = ((performance.now() - started) / 1000).toFixed(0);
+    console.log(`${c.name}: backbone ${mib(bytes)} MiB (generated in ${generated} s)`);
     const out = path.join(o.dir, `${c.name}-prepared`);
     const p = await prepare(path.join(o.dir, c.name), out);
     process.stdout.write(p.stdout.replace(/^/gm, "  "));
@@ -121,14 +135,17 @@ async function main(): Promise<void> {
   const dir = path.join(repoRoot, "bench", "results", "prepare-model");
   await fs.mkdir(dir, { recursive: true });
   const git = gitInfo();
-  await fs.writeFile(path.join(dir, `${stamp}-${git.commit}.json`), JSON.stringify({ machine, git, results }, null, 2) + "\n");
+  const json = JSON.stringify({ machine, git, results }, null, 2) + "\n";
+  await fs.writeFile(path.join(dir, `${stamp}-${git.commit}.json`), json);
   const md = [`# prepare-model on generated BGE-M3-size backbones (${stamp})`, "",
     `${machine.cpus}-core ${machine.cpuModel}, ${mib(machine.totalMemoryBytes)} MiB RAM, Node ${machine.node}, ` +
     `load ${machine.loadAverage.start.toFixed(1)}-${machine.loadAverage.end.toFixed(1)}; commit ${git.commit}` +
     `${git.dirty ? " (dirty)" : ""}.`, "",
     "| backbone | size | time | peak RSS |", "|---|---|---|---|",
-    ...results.map((r) => `| ${r.description} | ${r.backboneMiB} MiB | ${r.seconds.toFixed(1)} s | ${r.peakRssMiB} MiB |`),
-    "", "Each prepared model was loaded in ONNX Runtime and run once on 16 tokens (finite dense, sparse, ColBERT).", ""];
+    ...results.map((r) =>
+      `| ${r.description} | ${r.backboneMiB} MiB | ${r.seconds.toFixed(1)} s | ${r.peakRssMiB} MiB |`),
+    "", "Each prepared model was loaded in ONNX Runtime and run once on 16 tokens (finite dense, sparse, ColBERT).",
+    ""];
   await fs.writeFile(path.join(dir, `${stamp}-${git.commit}.md`), md.join("\n"));
   if (!o.keep) await fs.rm(o.dir, { recursive: true, force: true });
 }

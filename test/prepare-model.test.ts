@@ -4,7 +4,7 @@
  *  weights in the `.pt` files (FlagEmbedding's post-processing). Covers a float32 backbone with
  *  external data in `onnx/`, a single-file backbone whose weights move out, a float16 hidden
  *  state, a renamed hidden output, and the errors: a missing external-data file, an unknown
- *  layout, a model that already has heads. */
+ *  layout, a model that already has heads (the header scan itself is tested in model-files). */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, promises as fs, statSync } from "node:fs";
@@ -22,8 +22,9 @@ import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { padTo } from "../worker/core/batcher.js";
 import { normalizeInPlace, sparseRow, type ChunkEmbedding } from "../worker/core/heads.js";
-import { halfToFloat } from "../worker/model-tools/half-float.js";
-import { MissingExternalDataError, ModelLayoutError } from "../worker/model-tools/model-tool-errors.js";
+import { toFloat32 } from "../worker/core/tensor-decode.js";
+import { ModelLoadError } from "../shared/errors.js";
+import { ModelLayoutError } from "../worker/model-tools/model-tool-errors.js";
 import { prepareModel } from "../worker/model-tools/prepare-model.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
 import { repoRoot, testConfig } from "./support/harness.js";
@@ -78,13 +79,14 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
   const c = options.colbertDim;
   await writeLinearPt(path.join(dir, "sparse_linear.pt"), { data: heads.sparseWeight, shape: [1, h] },
     { data: heads.sparseBias, shape: [1] });
-  await writeLinearPt(path.join(dir, "colbert_linear.pt"), { data: transposed(heads.colbertWeight, h, c), shape: [c, h] },
+  const colbertTorch = { data: transposed(heads.colbertWeight, h, c), shape: [c, h] };
+  await writeLinearPt(path.join(dir, "colbert_linear.pt"), colbertTorch,
     { data: heads.colbertBias, shape: [c] });
   return dir;
 }
 
 /** FlagEmbedding's post-processing from the backbone's hidden state, one unpadded sequence at a time. */
-async function reference(modelPath: string, hiddenName = "last_hidden_state"): Promise<ChunkEmbedding[]> {
+async function reference(modelPath: string, hiddenName = "last_hidden_state", w = heads): Promise<ChunkEmbedding[]> {
   const session = await ort.InferenceSession.create(modelPath);
   const h = options.hidden;
   const c = options.colbertDim;
@@ -97,15 +99,18 @@ async function reference(modelPath: string, hiddenName = "last_hidden_state"): P
         attention_mask: new ort.Tensor("int64", new BigInt64Array(L).fill(1n), [1, L]),
       };
       const t = (await session.run(feeds))[hiddenName];
-      const hs = t.type === "float16" ? Float32Array.from(t.data as Uint16Array, halfToFloat) : (t.data as Float32Array);
+      const hs = toFloat32(t.type, t.data);
       const row = (p: number) => hs.subarray(p * h, (p + 1) * h);
-      const weights = Array.from({ length: L }, (_, p) => Math.max(0, dot(row(p), heads.sparseWeight, 1) + heads.sparseBias[0]));
+      const weights = Array.from({ length: L }, (_, p) =>
+        Math.max(0, dot(row(p), w.sparseWeight, 1) + w.sparseBias[0]));
       const colbert = new Float32Array((L - 1) * c);
       for (let p = 1; p < L; p++) {
-        const v = Float32Array.from({ length: c }, (_, j) => dot(row(p), heads.colbertWeight, c, j) + heads.colbertBias[j]);
+        const v = Float32Array.from({ length: c }, (_, j) =>
+          dot(row(p), w.colbertWeight, c, j) + w.colbertBias[j]);
         colbert.set(normalizeInPlace(v), (p - 1) * c);
       }
-      out.push({ dense: normalizeInPlace(row(0).slice()), sparse: sparseRow(ids, weights, new Set([0, 1, 2, 3])), colbert, colbertDim: c });
+      const sparse = sparseRow(ids, weights, new Set([0, 1, 2, 3]));
+      out.push({ dense: normalizeInPlace(row(0).slice()), sparse, colbert, colbertDim: c });
     }
   } finally {
     await session.release();
@@ -166,7 +171,8 @@ test("a float32 backbone with external data in onnx/ gains the three heads; data
   const byName = Object.fromEntries(r.files.map((f) => [path.basename(f.file), f.how]));
   assert.deepEqual(byName, { "model.onnx": "written", "model.onnx_data": "linked", "tokenizer.json": "copied",
     "tokenizer_config.json": "copied", "config.json": "copied" });
-  assert.equal(statSync(path.join(out, "model.onnx_data")).ino, statSync(path.join(from, "onnx", "model.onnx_data")).ino);
+  const inode = (p: string) => statSync(p).ino;
+  assert.equal(inode(path.join(out, "model.onnx_data")), inode(path.join(from, "onnx", "model.onnx_data")));
   assertClose(await embedPrepared(out), await reference(path.join(from, "onnx", "model.onnx")), 1e-4);
 });
 
@@ -195,6 +201,25 @@ test("a float16 hidden state: float16 heads, float32 outputs within float16 roun
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 2e-3);
 });
 
+test("float32 head files on a float16 backbone (--heads): cast in the graph, same vectors", async () => {
+  const from = await backbone("fp16-fp32-heads", { float16: true });
+  const headsDir = path.join(repoRoot, "test", "fixtures", "pt", "heads_fp32_h32");
+  const out = path.join(root, "fp16-fp32-heads-out");
+  await prepareModel({ from, out, headsDir });
+  const read = async (file: string) => readPtStateDict(path.join(headsDir, file));
+  const [sparse, colbert] = [await read("sparse_linear.pt"), await read("colbert_linear.pt")];
+  const [c, h] = colbert.get("weight")!.shape;
+  const fromPt: HeadWeights = {
+    hidden: h, colbertDim: c,
+    sparseWeight: ptToFloat32(sparse.get("weight")!), sparseBias: ptToFloat32(sparse.get("bias")!),
+    colbertWeight: transposed(ptToFloat32(colbert.get("weight")!), c, h),
+    colbertBias: ptToFloat32(colbert.get("bias")!),
+  };
+  assert.equal(colbert.get("weight")!.dtype, "float32");
+  // The graph rounds the float32 weights to float16 as well as the projections.
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx"), undefined, fromPt), 2e-3);
+});
+
 test("--hidden-output names a differently called hidden state", async () => {
   const from = await backbone("renamed", { hiddenName: "encoder_out" });
   const out = path.join(root, "renamed-out");
@@ -207,8 +232,9 @@ test("an unknown layout is refused with the model's inputs and outputs listed", 
   await assert.rejects(prepareModel({ from, out: path.join(root, "unknown-out") }), (err: unknown) => {
     assert.ok(err instanceof ModelLayoutError);
     assert.match(err.message, /has no output last_hidden_state/);
-    assert.match(err.message, /inputs: input_ids: int64 \[batch, sequence\]; attention_mask: int64 \[batch, sequence\]/);
-    assert.match(err.message, new RegExp(`outputs: encoder_out: float32 \\[batch, sequence, ${options.hidden}\\]`));
+    assert.match(err.message, /inputs: input_ids int64 \[batch, sequence\], attention_mask int64 \[batch, sequence\];/);
+    const outputs = `its outputs: encoder_out float32 \\[batch, sequence, ${options.hidden}\\]\\)`;
+    assert.match(err.message, new RegExp(outputs));
     assert.match(err.message, /--hidden-output/);
     return true;
   });
@@ -226,8 +252,9 @@ test("a missing external-data file is named, with a tensor that needs it", async
   const from = await backbone("missing", { external: true });
   await fs.rm(path.join(from, "model.onnx_data"));
   await assert.rejects(prepareModel({ from, out: path.join(root, "missing-out") }), (err: unknown) => {
-    assert.ok(err instanceof MissingExternalDataError);
-    assert.match(err.message, /external files that are missing or truncated: model\.onnx_data \(needed by \d+ tensors, e\.g\. embeddings\.word_embeddings\)/);
+    assert.ok(err instanceof ModelLoadError);
+    assert.match(err.message, /keeps weights in external data files that are missing: model\.onnx_data /);
+    assert.match(err.message, /\(holds embeddings\.word_embeddings, /);
     return true;
   });
 });
@@ -241,7 +268,8 @@ test("the CLI prints what it wrote and refuses to overwrite without --force", as
   assert.match(stdout, /^prepared .*model\.onnx in [\d.]+ s \(peak RSS [\d.]+ MiB\)/);
   assert.match(stdout, /linked +.*model\.onnx_data/);
   assert.match(stdout, /colbert_vecs \[batch, sequence-1, 32\]/);
-  await assert.rejects(run(process.execPath, [cli, "--from", from, "--out", out]), (err: { stderr: string; code: number }) => {
+  const again = run(process.execPath, [cli, "--from", from, "--out", out]);
+  await assert.rejects(again, (err: { stderr: string; code: number }) => {
     assert.equal(err.code, 1);
     assert.match(err.stderr, /already holds config\.json, model\.onnx, model\.onnx_data, .*; pass --force/);
     return true;

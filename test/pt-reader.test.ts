@@ -8,7 +8,6 @@ import path from "node:path";
 import { repoRoot } from "./support/harness.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
 import { PtFormatError, UnsafePickleError } from "../worker/model-tools/model-tool-errors.js";
-import { floatToHalf, halfToFloat } from "../worker/model-tools/half-float.js";
 
 const dir = path.join(repoRoot, "test", "fixtures", "pt");
 interface Expected { dtype: string; shape: number[]; values: number[] }
@@ -45,7 +44,8 @@ test("a pickle that calls os.system is refused by name, with GLOBAL and with STA
     assert.equal(err.kind, "model");
     return true;
   });
-  await assert.rejects(readPtStateDict(path.join(dir, "malicious_stack_global.pt")), /refused: the pickle calls posix\.system/);
+  const stackGlobal = readPtStateDict(path.join(dir, "malicious_stack_global.pt"));
+  await assert.rejects(stackGlobal, /refused: the pickle calls posix\.system/);
 });
 
 test("a file that is not a torch zip gets a clear format error", async () => {
@@ -54,15 +54,4 @@ test("a file that is not a torch zip gets a clear format error", async () => {
     assert.match(err.message, /expected\.json: not a readable PyTorch state dict: not a zip archive/);
     return true;
   });
-});
-
-test("float16 conversion round-trips every finite half and rounds to nearest even", () => {
-  for (let h = 0; h < 0x10000; h++) {
-    const x = halfToFloat(h);
-    if (Number.isNaN(x)) continue;
-    assert.equal(floatToHalf(x), h, `half 0x${h.toString(16)}`);
-  }
-  assert.equal(halfToFloat(floatToHalf(1 + 2 ** -11)), 1); // tie goes to the even mantissa
-  assert.equal(halfToFloat(floatToHalf(1 + 3 * 2 ** -11)), 1 + 2 ** -9);
-  assert.equal(halfToFloat(floatToHalf(70000)), Infinity);
 });

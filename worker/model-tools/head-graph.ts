@@ -7,7 +7,6 @@
  *  Emits the opset-specific forms (ReduceL2 axes as attribute before opset 18, as input after). */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import { floatToHalf } from "./half-float.js";
 import { ModelLayoutError } from "./model-tool-errors.js";
 import { ptToFloat32, type PtTensor } from "./pt-reader.js";
 
@@ -77,18 +76,32 @@ class Fragment {
 
 const A = onnx.AttributeProto.AttributeType;
 
-/** Weight [out,in] as a MatMul operand [in,out] in `elemType`; bias [out] likewise. */
-function operand(t: PtTensor, elemType: number, transpose: boolean): Uint8Array {
-  const src = ptToFloat32(t);
-  let values = src;
-  if (transpose) {
-    const [rows, cols] = t.shape;
-    values = new Float32Array(src.length);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) values[c * rows + r] = src[r * cols + c];
+/** [rows, cols] elements of `size` bytes to [cols, rows]. */
+function transposeBytes(src: Uint8Array, rows: number, cols: number, size: number): Uint8Array {
+  const out = new Uint8Array(src.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const from = (r * cols + c) * size;
+      out.set(src.subarray(from, from + size), (c * rows + r) * size);
+    }
   }
-  if (elemType === FLOAT) return new Uint8Array(values.buffer);
-  const half = Uint16Array.from(values, floatToHalf);
-  return new Uint8Array(half.buffer);
+  return out;
+}
+
+/** A head tensor as an initializer in the backbone's element type; a weight [out,in] becomes the
+ *  MatMul operand [in,out]. float16 on a float16 backbone and float32 on a float32 one are
+ *  copied bit for bit; float16/bfloat16 on a float32 backbone are widened exactly; float32 (or
+ *  bfloat16) on a float16 backbone goes in as float32 behind a Cast, which ONNX Runtime folds
+ *  into a float16 constant when the session starts. */
+function initializer(f: Fragment, base: string, t: PtTensor, elemType: number): string {
+  const [rows, cols] = t.shape;
+  const dims = t.shape.length === 2 ? [cols, rows] : t.shape;
+  const same = (t.dtype === "float16" && elemType === FLOAT16) || (t.dtype === "float32" && elemType === FLOAT);
+  const size = t.dtype === "float32" || !same ? 4 : 2;
+  let bytes = same ? t.bytes : new Uint8Array(ptToFloat32(t).buffer);
+  if (t.shape.length === 2) bytes = transposeBytes(bytes, rows, cols, size);
+  const name = f.init(base, same ? elemType : FLOAT, dims, bytes);
+  return same || elemType === FLOAT ? name : f.node("Cast", [name], [{ name: "to", type: A.INT, i: elemType }]);
 }
 
 function toFloat32(f: Fragment, x: string, elemType: number): string {
@@ -106,9 +119,8 @@ function normalise(f: Fragment, x: string, opset: number, out: string): string {
 }
 
 function linear(f: Fragment, x: string, head: LinearHead, base: string, elemType: number): string {
-  const [out, inp] = head.weight.shape;
-  const w = f.init(`${base}.weight_t`, elemType, [inp, out], operand(head.weight, elemType, true));
-  const b = f.init(`${base}.bias`, elemType, [out], operand(head.bias, elemType, false));
+  const w = initializer(f, `${base}.weight_t`, head.weight, elemType);
+  const b = initializer(f, `${base}.bias`, head.bias, elemType);
   return f.node("Add", [f.node("MatMul", [x, w]), b]);
 }
 
@@ -117,10 +129,13 @@ export function buildHeadGraph(g: HeadGraphInput): Uint8Array {
   if (g.elemType !== FLOAT && g.elemType !== FLOAT16) {
     throw new ModelLayoutError(`${g.hidden} has element type ${g.elemType}; prepare-model handles float32 and float16`);
   }
-  if (g.opset < MIN_OPSET) throw new ModelLayoutError(`the backbone uses opset ${g.opset}; prepare-model needs ${MIN_OPSET}+`);
+  if (g.opset < MIN_OPSET) {
+    throw new ModelLayoutError(`the backbone uses opset ${g.opset}; prepare-model needs ${MIN_OPSET}+`);
+  }
   const colbertDim = linearOutSize(g.colbert, g.hiddenSize, "colbert_linear.pt");
   if (linearOutSize(g.sparse, g.hiddenSize, "sparse_linear.pt") !== 1) {
-    throw new ModelLayoutError(`sparse_linear.pt maps to ${g.sparse.weight.shape[0]} values per token; BGE-M3's maps to 1`);
+    const n = g.sparse.weight.shape[0];
+    throw new ModelLayoutError(`sparse_linear.pt maps to ${n} values per token; BGE-M3's maps to 1`);
   }
   const f = new Fragment(g.taken);
   const cls = f.node("Gather", [g.hidden, f.int64s("cls_index", [0n], [])], [{ name: "axis", type: A.INT, i: 1 }]);
@@ -136,7 +151,8 @@ export function buildHeadGraph(g: HeadGraphInput): Uint8Array {
   const projected = linear(f, tokens, g.colbert, "colbert_linear", g.elemType);
   normalise(f, toFloat32(f, projected, g.elemType), g.opset, "colbert_vecs");
 
-  const dims = (...d: Array<string | number>) => d.map((x) => (typeof x === "number" ? { dimValue: x } : { dimParam: x }));
+  const dims = (...d: Array<string | number>) =>
+    d.map((x) => (typeof x === "number" ? { dimValue: x } : { dimParam: x }));
   const output = (name: string, shape: Array<string | number>) =>
     ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims(...shape) } } } });
   return onnx.GraphProto.encode({

@@ -23,11 +23,3 @@ export class UnsafePickleError extends ModelLoadError {
 
 /** The backbone's ONNX graph is not one `prepare-model` can extend. */
 export class ModelLayoutError extends ModelLoadError {}
-
-/** The backbone references external-data files that are not beside it (or are too short). */
-export class MissingExternalDataError extends ModelLoadError {
-  constructor(readonly modelPath: string, readonly missing: string[]) {
-    super(`${modelPath} keeps weights in external files that are missing or truncated: ${missing.join("; ")}; ` +
-      "download every file of the export into the same folder");
-  }
-}

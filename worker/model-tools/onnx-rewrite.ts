@@ -39,13 +39,13 @@ const copyOf = (f: WireField): Segment => ({ start: f.start, end: f.end });
 
 export async function rewriteModel(plan: RewritePlan): Promise<RewriteResult> {
   const src = await open(plan.scan.path, "r");
-  const moves: Array<{ raw: WireField; offset: number }> = [];
+  const moves: Move[] = [];
   let dataBytes = 0;
   const graphSegs: Segment[] = [];
   for (const entry of plan.scan.graphFields) {
-    if (entry.value && entry.field.field === FIELD.graph.output && plan.dropOutputs.has(entry.value.name ?? "")) continue;
+    if (entry.field.field === FIELD.graph.output && plan.dropOutputs.has(entry.valueName ?? "")) continue;
     const raw = entry.tensor?.raw;
-    if (!raw || entry.tensor?.external || raw.end - raw.valueStart < plan.threshold) {
+    if (!raw || raw.end - raw.valueStart < plan.threshold) {
       graphSegs.push(copyOf(entry.field));
       continue;
     }
@@ -109,7 +109,9 @@ async function writeSegments(src: FileHandle, outPath: string, segs: Segment[]):
   }
 }
 
-async function writeData(src: FileHandle, dataPath: string, moves: Array<{ raw: WireField; offset: number }>): Promise<void> {
+type Move = { raw: WireField; offset: number };
+
+async function writeData(src: FileHandle, dataPath: string, moves: Move[]): Promise<void> {
   const dst = await open(dataPath, "w");
   const buf = Buffer.alloc(COPY_CHUNK);
   let written = 0;

@@ -9,7 +9,14 @@ export const WIRE = { VARINT: 0, I64: 1, LEN: 2, I32: 5 } as const;
 
 /** One field of a message: `start` is where its tag begins, `valueStart..end` its payload
  *  (for varints, `value` holds the number). */
-export interface WireField { field: number; wire: number; start: number; valueStart: number; end: number; value: number }
+export interface WireField {
+  field: number;
+  wire: number;
+  start: number;
+  valueStart: number;
+  end: number;
+  value: number;
+}
 
 const WINDOW = 1 << 20;
 

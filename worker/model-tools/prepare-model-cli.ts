@@ -6,7 +6,15 @@ import { Command } from "commander";
 import { intInRange } from "../../shared/cli-options.js";
 import { prepareModel } from "./prepare-model.js";
 
-interface CliOptions { from: string; out: string; model?: string; heads?: string; hiddenOutput?: string; externalThreshold?: number; force?: boolean }
+interface CliOptions {
+  from: string;
+  out: string;
+  model?: string;
+  heads?: string;
+  hiddenOutput?: string;
+  externalThreshold?: number;
+  force?: boolean;
+}
 
 function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -15,13 +23,15 @@ function mib(bytes: number): string {
 async function main(argv: string[]): Promise<void> {
   const cli = new Command()
     .name("prepare-model")
-    .description("Add BGE-M3's dense, sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) to a backbone-only ONNX export")
+    .description("Add BGE-M3's dense, sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) " +
+      "to a backbone-only ONNX export")
     .requiredOption("--from <dir>", "folder with the backbone export (model.onnx, onnx/model.onnx or model_fp16.onnx)")
-    .requiredOption("--out <dir>", "folder to write the prepared model into (model.onnx, its data, tokenizer and config)")
+    .requiredOption("--out <dir>", "folder for the prepared model (model.onnx, its data, tokenizer and config)")
     .option("--model <file>", "backbone file relative to --from, when the folder holds several")
     .option("--heads <dir>", "folder holding sparse_linear.pt and colbert_linear.pt (default: --from, then its parent)")
     .option("--hidden-output <name>", "backbone output with the hidden state (default: last_hidden_state)")
-    .option("--external-threshold <bytes>", "inline weights of at least this size move to model.onnx_data", intInRange(0))
+    .option("--external-threshold <bytes>", "inline weights of this size or more move to model.onnx_data",
+      intInRange(0))
     .option("--force", "replace files already in --out")
     .parse(argv)
     .opts<CliOptions>();

@@ -9,7 +9,7 @@ import path from "node:path";
 import { unzipSync } from "fflate";
 import { PtFormatError } from "./model-tool-errors.js";
 import { isTensor, unpickleStateDict, type StorageDtype, type TensorRef } from "./safe-unpickler.js";
-import { bfloat16ToFloat, halfToFloat } from "./half-float.js";
+import { toFloat32 } from "../core/tensor-decode.js";
 
 export interface PtTensor {
   dtype: StorageDtype;
@@ -63,22 +63,18 @@ function materialise(file: string, key: string, t: TensorRef, storage: Uint8Arra
   for (let i = 0; i < count; i++) {
     let element = t.offset;
     for (let d = 0; d < index.length; d++) element += index[d] * t.stride[d];
-    if (element < 0 || element >= t.storage.numel) throw new PtFormatError(file, `${key}: view reaches past its storage`);
+    if (element < 0 || element >= t.storage.numel) {
+      throw new PtFormatError(file, `${key}: view reaches past its storage`);
+    }
     bytes.set(storage.subarray(element * size, (element + 1) * size), i * size);
     for (let d = index.length - 1; d >= 0 && ++index[d] === t.shape[d]; d--) index[d] = 0;
   }
   return { dtype: t.storage.dtype, shape: [...t.shape], bytes };
 }
 
-/** The tensor's values as float32 (exact for all three dtypes). */
+/** The tensor's values as float32 (exact for all three dtypes), decoded as the worker decodes
+ *  model outputs. Copies the bytes first so the typed array is aligned. */
 export function ptToFloat32(t: PtTensor): Float32Array {
-  const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  const n = t.bytes.length / ELEMENT_BYTES[t.dtype];
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    if (t.dtype === "float32") out[i] = view.getFloat32(i * 4, true);
-    else if (t.dtype === "float16") out[i] = halfToFloat(view.getUint16(i * 2, true));
-    else out[i] = bfloat16ToFloat(view.getUint16(i * 2, true));
-  }
-  return out;
+  const buffer = t.bytes.slice().buffer;
+  return toFloat32(t.dtype, t.dtype === "float32" ? new Float32Array(buffer) : new Uint16Array(buffer), "pt tensor");
 }

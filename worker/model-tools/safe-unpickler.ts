@@ -13,7 +13,9 @@ const STORAGE_CLASSES: Record<string, StorageDtype> = {
   "torch.FloatStorage": "float32",
   "torch.BFloat16Storage": "bfloat16",
 };
-const CALLABLES = new Set(["collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"]);
+const CALLABLES = new Set([
+  "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+]);
 
 /** A storage the pickle refers to by persistent id: raw bytes live in the zip as data/<key>. */
 export interface StorageRef { kind: "storage"; dtype: StorageDtype; key: string; numel: number }
@@ -21,7 +23,8 @@ export interface StorageRef { kind: "storage"; dtype: StorageDtype; key: string;
 export interface TensorRef { kind: "tensor"; storage: StorageRef; offset: number; shape: number[]; stride: number[] }
 
 interface GlobalRef { kind: "global"; name: string }
-type Value = null | boolean | number | bigint | string | Value[] | Map<Value, Value> | GlobalRef | StorageRef | TensorRef;
+type Value =
+  | null | boolean | number | bigint | string | Value[] | Map<Value, Value> | GlobalRef | StorageRef | TensorRef;
 const MARK = Symbol("mark");
 type Slot = Value | typeof MARK;
 
