@@ -1,7 +1,9 @@
 /** verify-model: FlagEmbedding's scores reproduced on hand-made inputs whose results are worked
  *  out below; the comparison with the published numbers (passes on them, fails just past each
  *  tolerance); and the command as a user runs it (`node dist/worker/model-tools/verify-model-cli.js`)
- *  on the generated random model, which must fail, in text and in JSON. */
+ *  on the generated random model, which must fail, in text and in JSON; the decoded token keys
+ *  against the real XLM-R tokenizer (when ../shared is present); and the same measurements from
+ *  every three-head export layout of one set of weights and from prepare-model'd backbones. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
