@@ -21,7 +21,7 @@ import {
 } from "../worker/model-tools/bge-m3-published.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
 import {
-  compareWithPublished, verifyModel, type Measured, type VerifyReport,
+  compareBatched, compareWithPublished, verifyModel, type Measured, type VerifyReport,
 } from "../worker/model-tools/verify-model.js";
 import { LocalQueryEmbedder } from "../worker/search/query-embedder.js";
 import { writeExportLayout, type ExportLayout } from "../shared/test-model/export-layouts.js";
@@ -154,6 +154,15 @@ test("the comparison passes on the published numbers and fails just past each to
   assert.equal(missing.measured, null);
   assert.equal(missing.deviation, null);
   assert.ok(!compareWithPublished({ dense: [[Number.NaN, 0.3477], [0.3499, 0.678]] })[0].ok, "NaN fails");
+  // The batched rows: the scores again (the weights are carried by the lexical scores), named as such.
+  const batched = compareBatched(m);
+  assert.deepEqual(batched.map((c) => `${c.group} ${c.name}`), [
+    "dense similarity q0·p0 batched", "dense similarity q0·p1 batched", "dense similarity q1·p0 batched",
+    "dense similarity q1·p1 batched", "lexical score q0·p0 batched", "lexical score q0·q1 batched",
+    "colbert score q0·p0 batched", "colbert score q0·p1 batched",
+  ]);
+  const failed = batched.filter((c) => !c.ok).map((c) => c.name);
+  assert.deepEqual(failed, ["q0·p1 batched", "q0·q1 batched", "q0·p0 batched"]);
 });
 
 test("verify-model on the generated random model exits 1 and prints the side-by-side table", async () => {
@@ -187,9 +196,16 @@ test("verify-model --json parses, flags every deviation past its tolerance, and 
       assert.equal(c.ok, within, JSON.stringify(c));
     }
     // The random model's dense similarities are far from BGE-M3's: each is flagged.
-    const dense = report.checks.filter((c) => c.group === "dense similarity");
+    const dense = report.checks.filter((c) => c.group === "dense similarity" && !c.name.endsWith("batched"));
     assert.equal(dense.length, 4);
     assert.ok(dense.some((c) => !c.ok));
+    // An fp32 model's vectors do not depend on their batch: every batched score equals its one-at-a-time twin.
+    const alone = new Map(report.checks.map((c) => [`${c.group} ${c.name}`, c.measured]));
+    const batched = report.checks.filter((c) => c.name.endsWith(" batched"));
+    assert.equal(batched.length, 8);
+    for (const c of batched) {
+      near(c.measured!, alone.get(`${c.group} ${c.name.replace(/ batched$/, "")}`)!, 1e-5);
+    }
 
     // The numbers are the worker's own vectors: recompute q0·p0 from the query embedder.
     const embedder = await LocalQueryEmbedder.open(testConfig({ MODEL_DIR: model.dir, OUTPUTS: "dense,sparse" }));
@@ -238,7 +254,9 @@ test("in-process verifyModel reports the model file discovery chose", async () =
   const model = await testModel();
   const report = await verifyModel(testConfig({ MODEL_DIR: model.dir }), ["colbert"]);
   assert.equal(report.modelPath, model.modelPath);
-  assert.deepEqual(report.checks.map((c) => `${c.group} ${c.name}`), ["colbert score q0·p0", "colbert score q0·p1"]);
+  assert.deepEqual(report.checks.map((c) => `${c.group} ${c.name}`), [
+    "colbert score q0·p0", "colbert score q0·p1", "colbert score q0·p0 batched", "colbert score q0·p1 batched",
+  ]);
   assert.ok(report.checks.every((c) => c.measured !== null && Number.isFinite(c.measured)));
 });
 

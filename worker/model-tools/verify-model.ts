@@ -62,7 +62,8 @@ export async function verifyModel(
   const wanted = OUTPUT_KINDS.filter((o) => outputs.includes(o));
   const embedder = await LocalQueryEmbedder.open({ ...cfg, OUTPUTS: wanted });
   try {
-    const checks = compareWithPublished(await measure(embedder, wanted));
+    const { alone, batched } = await measure(embedder, wanted);
+    const checks = [...compareWithPublished(alone), ...compareBatched(batched)];
     const failed = checks.filter((c) => !c.ok).length;
     const { onnxOutputs, layout = {} } = embedder.info;
     return { ok: failed === 0 && checks.length > 0, modelPath: embedder.modelPath, onnxOutputs, layout,
@@ -72,9 +73,21 @@ export async function verifyModel(
   }
 }
 
-async function measure(embedder: LocalQueryEmbedder, outputs: readonly OutputKind[]): Promise<Measured> {
-  const runs = [];
-  for (const text of [...QUERIES, ...PASSAGES]) runs.push(await embedder.embedTokenized(text));
+type Run = Awaited<ReturnType<LocalQueryEmbedder["embedTokenized"]>>[number];
+
+/** The examples one at a time (as published), and all four as one padded batch. */
+async function measure(
+  embedder: LocalQueryEmbedder, outputs: readonly OutputKind[],
+): Promise<{ alone: Measured; batched: Measured }> {
+  const texts = [...QUERIES, ...PASSAGES];
+  const alone: Run[] = [];
+  for (const text of texts) alone.push(...(await embedder.embedTokenized([text])));
+  const batched = await embedder.embedTokenized(texts);
+  return { alone: scores(alone, outputs), batched: scores(batched, outputs) };
+}
+
+/** The published scores of runs for the queries and passages, in that order. */
+function scores(runs: readonly Run[], outputs: readonly OutputKind[]): Measured {
   const [q0, q1, p0, p1] = runs.map((r) => r.embedding);
   const m: Measured = {};
   if (outputs.includes("dense")) {
@@ -140,4 +153,12 @@ export function compareWithPublished(m: Measured): VerifyCheck[] {
     checks.push(check("colbert score", "q0·p1", COLBERT_SCORES.q0p1, m.colbert.q0p1, TOLERANCES.score));
   }
   return checks;
+}
+
+/** The published scores again from the four texts run as one padded batch, as FlagEmbedding
+ *  runs them: an export whose vectors depend on their batch-mates (dynamic int8 quantisation
+ *  scales activations over the whole batch) or on padding shows here. The lexical weights
+ *  are left to the one-at-a-time rows; the lexical scores carry them. Pure. */
+export function compareBatched(m: Measured): VerifyCheck[] {
+  return compareWithPublished({ ...m, queryWeights: undefined }).map((c) => ({ ...c, name: `${c.name} batched` }));
 }

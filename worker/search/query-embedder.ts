@@ -49,16 +49,20 @@ export class LocalQueryEmbedder implements QueryEmbedder {
   }
 
   async embed(text: string): Promise<EmbeddedQuery> {
-    const { embedding, chunk } = await this.embedTokenized(text, false);
+    const [{ embedding, chunk }] = await this.embedTokenized([text], false);
     return { vectors: toQdrantVectors(embedding), tokens: chunk.ids.length, truncated: chunk.truncated };
   }
 
-  /** The worker's own vectors for `text` and the tokens they came from (with their token
-   *  strings when `pieces`): verify-model keys lexical weights by token. */
-  async embedTokenized(text: string, pieces = true): Promise<{ embedding: ChunkEmbedding; chunk: TokenizedChunk }> {
-    const [chunk] = await this.tokenizer.encode([text], { tokens: pieces });
-    const [embedding] = await this.model.embed({ sequences: [chunk.ids], paddedLength: chunk.ids.length });
-    return { embedding, chunk };
+  /** The worker's own vectors for `texts`, run as one batch padded to the longest, and the
+   *  tokens they came from (with their token strings when `pieces`): verify-model keys lexical
+   *  weights by token and compares a batch with its texts one at a time. */
+  async embedTokenized(
+    texts: string[], pieces = true,
+  ): Promise<Array<{ embedding: ChunkEmbedding; chunk: TokenizedChunk }>> {
+    const chunks = await this.tokenizer.encode(texts, { tokens: pieces });
+    const paddedLength = Math.max(...chunks.map((c) => c.ids.length));
+    const embeddings = await this.model.embed({ sequences: chunks.map((c) => c.ids), paddedLength });
+    return chunks.map((chunk, i) => ({ embedding: embeddings[i], chunk }));
   }
 
   async close(): Promise<void> {
