@@ -2,10 +2,12 @@
  *  queries and two passages through the worker's own model path (model discovery, ONNX
  *  session in its thread, layout detection, heads, tokenizer; see query-embedder.ts) and
  *  compares dense similarities, the queries' lexical weights, lexical matching scores and
- *  ColBERT scores with what FlagEmbedding prints for BAAI/bge-m3 with fp16. Passing means the
- *  export, its layout and the tokenizer give BGE-M3's vectors as this worker stores them; a
- *  random or wrong model, a wrong tokenizer or a mis-read layout fails. It acts once per run
- *  and pays one model load (seconds on a CPU). Comparing and formatting are pure. */
+ *  ColBERT scores with what FlagEmbedding prints for BAAI/bge-m3 with fp16, the scores both
+ *  from each text alone and from the four in one padded batch. Passing means the export, its
+ *  layout and the tokenizer give BGE-M3's vectors as this worker stores them; a random or wrong
+ *  model, a wrong tokenizer, a mis-read layout or batch-dependent vectors fail. It acts once per
+ *  run and pays one model load (12 s for a BGE-M3-sized fp32 model on a busy 2-core CPU).
+ *  Comparing is pure. */
 import { OUTPUT_KINDS, type OutputKind } from "../../shared/config.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import { LocalQueryEmbedder } from "../search/query-embedder.js";
