@@ -8,6 +8,8 @@ import { locateModelFiles } from "../adapters/model-files.js";
 import { OnnxModel } from "../adapters/onnx-model.js";
 import { toQdrantVectors, type QdrantVectors } from "../adapters/qdrant-sink.js";
 import { TokenizerPool } from "../adapters/tokenizer-pool.js";
+import type { ChunkEmbedding } from "../core/heads.js";
+import type { ModelInfo, TokenizedChunk } from "../core/ports.js";
 
 export interface EmbeddedQuery {
   vectors: QdrantVectors;
@@ -28,19 +30,39 @@ type LocalModelConfig = Pick<
 > & Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
 export class LocalQueryEmbedder implements QueryEmbedder {
-  private constructor(private readonly model: OnnxModel, private readonly tokenizer: TokenizerPool) {}
+  private constructor(
+    private readonly model: OnnxModel,
+    private readonly tokenizer: TokenizerPool,
+    /** The ONNX file model discovery chose. */
+    readonly modelPath: string,
+  ) {}
+
+  get info(): ModelInfo {
+    return this.model.info;
+  }
 
   static async open(cfg: LocalModelConfig): Promise<LocalQueryEmbedder> {
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
     const model = await OnnxModel.load(cfg, files);
     const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: model.info.maxSeqLength, eosId: files.eosId, threads: 1 });
-    return new LocalQueryEmbedder(model, tokenizer);
+    return new LocalQueryEmbedder(model, tokenizer, files.modelPath);
   }
 
   async embed(text: string): Promise<EmbeddedQuery> {
-    const [t] = await this.tokenizer.encode([text]);
-    const [e] = await this.model.embed({ sequences: [t.ids], paddedLength: t.ids.length });
-    return { vectors: toQdrantVectors(e), tokens: t.ids.length, truncated: t.truncated };
+    const [{ embedding, chunk }] = await this.embedTokenized([text], false);
+    return { vectors: toQdrantVectors(embedding), tokens: chunk.ids.length, truncated: chunk.truncated };
+  }
+
+  /** The worker's own vectors for `texts`, run as one batch padded to the longest, and the
+   *  tokens they came from (with their token strings when `pieces`): verify-model keys lexical
+   *  weights by token and compares a batch with its texts one at a time. */
+  async embedTokenized(
+    texts: string[], pieces = true,
+  ): Promise<Array<{ embedding: ChunkEmbedding; chunk: TokenizedChunk }>> {
+    const chunks = await this.tokenizer.encode(texts, { tokens: pieces });
+    const paddedLength = Math.max(...chunks.map((c) => c.ids.length));
+    const embeddings = await this.model.embed({ sequences: chunks.map((c) => c.ids), paddedLength });
+    return chunks.map((chunk, i) => ({ embedding: embeddings[i], chunk }));
   }
 
   async close(): Promise<void> {
