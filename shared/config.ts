@@ -60,7 +60,7 @@ export const configShape = {
   UPSERT_LINGER_MS: int(10, 0).describe("How long points wait to be grouped with others before an upsert, milliseconds"),
   SINK_RETRIES: int(5, 0, 50).describe("Retries of a failed upsert before its jobs fail (and BullMQ retries them)"),
   SINK_RETRY_BASE_MS: int(200, 1).describe("First retry delay of a failed upsert, milliseconds (doubles each retry)"),
-  MODEL_DIR: z.string().default("models/bge-m3").describe("Folder with model.onnx (or onnx/model.onnx), tokenizer.json and config.json"),
+  MODEL_DIR: z.string().default("models/bge-m3").describe("Folder with the ONNX export (found as MODEL_FILE says), tokenizer.json and config.json"),
   MODEL_FILE: z.string().optional().describe(
     "ONNX file inside MODEL_DIR; unset = the one of model.onnx, model_fp16.onnx, model_quantized.onnx, " +
       "bge_m3_model.onnx (in MODEL_DIR or its onnx/ folder) that exists; several exist = refused, set this",

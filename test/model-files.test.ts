@@ -115,3 +115,28 @@ test("a Constant node's external tensor attribute is found, named when missing, 
     await session.release();
   }
 });
+
+test("external tensors inside subgraphs (If branches) and sparse initializers are found too", () => {
+  const ext = (location: string) => ({
+    name: location, dims: [2], dataType: 1, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [{ key: "location", value: location }, { key: "offset", value: "8" }, { key: "length", value: "8" }],
+  });
+  const branch = { name: "then", initializer: [ext("then_weights.bin")], output: [{ name: "then_weights.bin" }] };
+  const file = path.join(root, "subgraph.onnx");
+  writeFileSync(file, onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: "", version: 17 }],
+    graph: {
+      name: "g",
+      node: [{ opType: "If", name: "if", input: ["c"], output: ["y"], attribute: [
+        { name: "then_branch", type: onnx.AttributeProto.AttributeType.GRAPH, g: branch },
+        { name: "else_branch", type: onnx.AttributeProto.AttributeType.GRAPH, g: { ...branch, name: "else" } },
+      ] }],
+      sparseInitializer: [{ values: ext("sparse_values.bin"), indices: { name: "i", dims: [2], dataType: 7 } }],
+    },
+  })).finish());
+  const scan = scanOnnxGraph(file);
+  assert.deepEqual(scan.external.map((e) => [e.tensor, e.location, e.offset, e.length]), [
+    ["then_weights.bin", "then_weights.bin", 8, 8], ["then_weights.bin", "then_weights.bin", 8, 8],
+    ["sparse_values.bin", "sparse_values.bin", 8, 8],
+  ]);
+});

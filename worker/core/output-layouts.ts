@@ -108,7 +108,8 @@ export function checkWanted(
   const missing = wanted.filter((k) => !available.includes(k));
   if (missing.length === 0) return;
   const fix = match.backboneOnly
-    ? "this is a backbone-only export: run `npm run prepare-model` to add BGE-M3's sparse and ColBERT heads to it"
+    ? "this is a backbone-only export: `npm run prepare-model -- --from <its folder> --out <new folder>` adds " +
+      "BGE-M3's sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) to it"
     : `if the model has them under other names, ${mappingHint()}`;
   throw new ModelLoadError(
     `OUTPUTS asks for ${missing.join(", ")} but the model provides only ${available.join(", ") || "nothing usable"} ` +

@@ -72,12 +72,20 @@ export function toFloat32(type: string, data: unknown, name = "output"): Float32
 export function rowsToFloat32(
   type: string, data: unknown, stride: number, length: number, name = "output",
 ): Float32Array {
-  const n = (data as ArrayLike<number>).length;
-  const rows = Math.floor(n / stride);
+  if (!isTypedArray(data)) throw new TypeError(`${name}: ${type} data is not a typed array`);
+  const rows = Math.floor(data.length / stride);
   const out = new Float32Array(rows * length);
   for (let r = 0; r < rows; r++) {
-    const part = (data as Float32Array).subarray(r * stride, r * stride + length);
-    out.set(toFloat32(type, part, name), r * length);
+    out.set(toFloat32(type, data.subarray(r * stride, r * stride + length), name), r * length);
   }
   return out;
+}
+
+interface TypedArrayLike {
+  length: number;
+  subarray(begin: number, end: number): unknown;
+}
+
+function isTypedArray(data: unknown): data is TypedArrayLike {
+  return ArrayBuffer.isView(data) && !(data instanceof DataView);
 }
