@@ -1,10 +1,11 @@
 /** `prepare-model` on generated backbone-only exports (issue 12): the prepared folder loads
- *  through the worker's own model path with all three outputs, and its vectors equal a
- *  from-scratch reference computed from the backbone's own `last_hidden_state` and the head
- *  weights in the `.pt` files (FlagEmbedding's post-processing). Covers a float32 backbone with
- *  external data in `onnx/`, a single-file backbone whose weights move out, a float16 hidden
- *  state, a renamed hidden output, and the errors: a missing external-data file, an unknown
- *  layout, a model that already has heads (the header scan itself is tested in model-files). */
+ *  through the worker's own model path with all three outputs, and its vectors equal the test
+ *  kit's three-head layout built from the same weights and a from-scratch FlagEmbedding
+ *  reference computed from the backbone's own hidden state and the `.pt` head weights. Covers
+ *  float32 backbones with external data in `onnx/` and as a single file (weights moved out),
+ *  float16 hidden states with float16 and float32 head files, opsets 17 and 18, a renamed hidden
+ *  output, the CLI, and the refusals: a missing external-data file, an unknown layout, a model
+ *  that already has heads (the header scan itself is tested in model-files). */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, promises as fs, statSync } from "node:fs";
@@ -13,7 +14,9 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import ort from "onnxruntime-node";
+import onnxProto from "onnx-proto";
 import { generateHeadWeights, transposed, type HeadWeights } from "../shared/test-model/head-weights.js";
+import { writeExportLayout } from "../shared/test-model/export-layouts.js";
 import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
 import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../shared/test-model/onnx-model-gen.js";
 import { writeLinearPt } from "../shared/test-model/pt-writer.js";
@@ -21,14 +24,16 @@ import { writeTestModel } from "../shared/test-model/write-test-model.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { padTo } from "../worker/core/batcher.js";
-import { normalizeInPlace, sparseRow, type ChunkEmbedding } from "../worker/core/heads.js";
+import type { ChunkEmbedding } from "../worker/core/heads.js";
 import { toFloat32 } from "../worker/core/tensor-decode.js";
 import { ModelLoadError } from "../shared/errors.js";
 import { ModelLayoutError } from "../worker/model-tools/model-tool-errors.js";
 import { prepareModel } from "../worker/model-tools/prepare-model.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
+import { flagEmbeddingOutputs, type LinearWeights } from "./support/bge-m3-reference.js";
 import { repoRoot, testConfig } from "./support/harness.js";
 
+const { onnx } = onnxProto;
 let root: string;
 let options: Required<TestModelOptions>;
 let heads: HeadWeights;
@@ -48,7 +53,7 @@ after(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-type Layout = { external?: boolean; subfolder?: boolean; float16?: boolean; hiddenName?: string };
+type Layout = { external?: boolean; subfolder?: boolean; float16?: boolean; hiddenName?: string; opset?: number };
 
 /** A backbone export folder like BAAI's or Xenova's: graph, tokenizer, config and the two .pt heads. */
 async function backbone(name: string, layout: Layout = {}): Promise<string> {
@@ -73,7 +78,14 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
     await fs.writeFile(path.join(modelDir, "model.onnx"), model);
     await fs.writeFile(path.join(modelDir, "model.onnx_data"), data);
   } else {
-    await fs.writeFile(path.join(modelDir, "model.onnx"), graph.encode("backbone", "test backbone"));
+    let bytes = graph.encode("backbone", "test backbone");
+    if (layout.opset) {
+      // The backbone's ops mean the same in opsets 17 and 18; only the heads' ReduceL2 form differs.
+      const m = onnx.ModelProto.decode(bytes);
+      m.opsetImport = [{ domain: "", version: layout.opset }];
+      bytes = onnx.ModelProto.encode(m).finish();
+    }
+    await fs.writeFile(path.join(modelDir, "model.onnx"), bytes);
   }
   const h = options.hidden;
   const c = options.colbertDim;
@@ -85,44 +97,44 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
   return dir;
 }
 
-/** FlagEmbedding's post-processing from the backbone's hidden state, one unpadded sequence at a time. */
-async function reference(modelPath: string, hiddenName = "last_hidden_state", w = heads): Promise<ChunkEmbedding[]> {
-  const session = await ort.InferenceSession.create(modelPath);
+type Heads = { sparse: LinearWeights; colbert: LinearWeights };
+
+/** The generated heads as nn.Linear holds them (weight [out, in]). */
+function generatedHeads(): Heads {
   const h = options.hidden;
   const c = options.colbertDim;
+  return {
+    sparse: { weight: heads.sparseWeight, bias: heads.sparseBias, out: 1, in: h },
+    colbert: { weight: transposed(heads.colbertWeight, h, c), bias: heads.colbertBias, out: c, in: h },
+  };
+}
+
+/** FlagEmbedding's post-processing (test/support/bge-m3-reference.ts) on the backbone's hidden
+ *  state, decoded from float32 or float16, one unpadded sequence at a time; in the worker's shape. */
+async function reference(modelPath: string, hiddenName = "last_hidden_state", w = generatedHeads()) {
+  const session = await ort.InferenceSession.create(modelPath);
   const out: ChunkEmbedding[] = [];
   try {
     for (const ids of sequences) {
-      const L = ids.length;
+      const dims = [1, ids.length];
       const feeds = {
-        input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, L]),
-        attention_mask: new ort.Tensor("int64", new BigInt64Array(L).fill(1n), [1, L]),
+        input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), dims),
+        attention_mask: new ort.Tensor("int64", new BigInt64Array(ids.length).fill(1n), dims),
       };
       const t = (await session.run(feeds))[hiddenName];
-      const hs = toFloat32(t.type, t.data);
-      const row = (p: number) => hs.subarray(p * h, (p + 1) * h);
-      const weights = Array.from({ length: L }, (_, p) =>
-        Math.max(0, dot(row(p), w.sparseWeight, 1) + w.sparseBias[0]));
-      const colbert = new Float32Array((L - 1) * c);
-      for (let p = 1; p < L; p++) {
-        const v = Float32Array.from({ length: c }, (_, j) =>
-          dot(row(p), w.colbertWeight, c, j) + w.colbertBias[j]);
-        colbert.set(normalizeInPlace(v), (p - 1) * c);
-      }
-      const sparse = sparseRow(ids, weights, new Set([0, 1, 2, 3]));
-      out.push({ dense: normalizeInPlace(row(0).slice()), sparse, colbert, colbertDim: c });
+      const r = flagEmbeddingOutputs(toFloat32(t.type, t.data), ids, w, [0, 1, 2, 3]);
+      const ranked = [...r.sparse.entries()].sort(([a], [b]) => a - b);
+      out.push({
+        dense: Float32Array.from(r.dense),
+        sparse: { indices: Uint32Array.from(ranked, ([id]) => id), values: Float32Array.from(ranked, ([, v]) => v) },
+        colbert: Float32Array.from(r.colbert.flatMap((row) => [...row])),
+        colbertDim: w.colbert.out,
+      });
     }
   } finally {
     await session.release();
   }
   return out;
-}
-
-/** Σ x[k]·W[k, col] for a row-major [x.length, cols] matrix W. */
-function dot(x: Float32Array, w: Float32Array, cols: number, col = 0): number {
-  let s = 0;
-  for (let k = 0; k < x.length; k++) s += x[k] * w[k * cols + col];
-  return s;
 }
 
 /** The prepared model through the worker's own path, all sequences in one padded batch. */
@@ -162,6 +174,19 @@ test("h2's .pt writer output reads back as the generated head weights", async ()
   assert.deepEqual([...ptToFloat32(colbert.get("bias")!)], [...heads.colbertBias]);
 });
 
+// backbone-fp16 rounds the hidden state to float16 (measured worst difference 1.4e-4 on CPU, where
+// ONNX Runtime runs the float16 projections in float32 after inserting casts).
+for (const [layout, tol] of [["backbone", 1e-4], ["backbone-fp16", 1e-3]] as const) {
+  test(`the test kit's ${layout} layout, prepared, equals its three-head vecs layout (same weights)`, async () => {
+    const vecs = await writeExportLayout(path.join(root, `${layout}-vecs`), "vecs");
+    const from = await writeExportLayout(path.join(root, layout), layout);
+    const out = path.join(root, `${layout}-prepared`);
+    await prepareModel({ from: from.dir, out });
+    const actual = await embedPrepared(out);
+    assertClose(actual, await embedPrepared(vecs.dir), tol);
+  });
+}
+
 test("a float32 backbone with external data in onnx/ gains the three heads; data hard-linked", async () => {
   const from = await backbone("external", { external: true, subfolder: true });
   const out = path.join(root, "external-out");
@@ -184,7 +209,38 @@ test("a single-file backbone's weights move to model.onnx_data; same vectors", a
   const source = statSync(path.join(from, "model.onnx")).size;
   assert.ok(statSync(path.join(out, "model.onnx")).size < source / 10, "the graph file keeps only small tensors");
   assert.ok(statSync(path.join(out, "model.onnx_data")).size > source * 0.9);
+  // The streamed rewrite is a well-formed ModelProto: decoded in full, outputs are the three heads
+  // and every moved initializer points into model.onnx_data at a page-aligned offset.
+  const decoded = onnx.ModelProto.decode(await fs.readFile(path.join(out, "model.onnx")));
+  assert.deepEqual(decoded.graph!.output!.map((o) => o.name), ["dense_vecs", "sparse_vecs", "colbert_vecs"]);
+  for (const n of decoded.graph!.node!.filter((x) => x.opType === "ReduceL2")) {
+    assert.deepEqual(n.attribute!.find((a) => a.name === "axes")?.ints?.map(Number), [-1], "opset 17: axes attribute");
+  }
+  const moved = decoded.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+  assert.equal(moved.length, r.movedInitializers);
+  for (const t of moved) {
+    const kv = Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]));
+    assert.equal(kv.location, "model.onnx_data");
+    assert.equal(Number(kv.offset) % 4096, 0);
+    assert.equal(t.rawData?.length ?? 0, 0);
+  }
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 1e-4);
+  // The *_vecs contract itself, not only what the worker makes of it: ColBERT has L-1 rows (no CLS).
+  const session = await ort.InferenceSession.create(path.join(out, "model.onnx"));
+  try {
+    const ids = sequences[1];
+    const dims = [1, ids.length];
+    const run = await session.run({
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), dims),
+      attention_mask: new ort.Tensor("int64", new BigInt64Array(ids.length).fill(1n), dims),
+    });
+    const shape = (name: string) => run[name].dims.map(Number);
+    assert.deepEqual(shape("dense_vecs"), [1, options.hidden]);
+    assert.deepEqual(shape("sparse_vecs"), [1, ids.length, 1]);
+    assert.deepEqual(shape("colbert_vecs"), [1, ids.length - 1, options.colbertDim]);
+  } finally {
+    await session.release();
+  }
 });
 
 test("a float16 hidden state: float16 heads, float32 outputs within float16 rounding", async () => {
@@ -196,8 +252,8 @@ test("a float16 hidden state: float16 heads, float32 outputs within float16 roun
   const types = session.outputMetadata.map((m) => ("type" in m ? m.type : undefined));
   await session.release();
   assert.deepEqual(types, ["float32", "float32", "float32"]);
-  // The reference computes in float64 from the float16 hidden state; the graph's projections
-  // round to float16 (half an ulp is 1e-3 for sparse weights below 2; measured worst 4.3e-4).
+  // The reference computes in float64 from the float16 hidden state; a float16 projection may round
+  // its result (half an ulp is 1e-3 below 2). Measured worst 4.3e-4 on CPU.
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 2e-3);
 });
 
@@ -208,16 +264,28 @@ test("float32 head files on a float16 backbone (--heads): cast in the graph, sam
   await prepareModel({ from, out, headsDir });
   const read = async (file: string) => readPtStateDict(path.join(headsDir, file));
   const [sparse, colbert] = [await read("sparse_linear.pt"), await read("colbert_linear.pt")];
-  const [c, h] = colbert.get("weight")!.shape;
-  const fromPt: HeadWeights = {
-    hidden: h, colbertDim: c,
-    sparseWeight: ptToFloat32(sparse.get("weight")!), sparseBias: ptToFloat32(sparse.get("bias")!),
-    colbertWeight: transposed(ptToFloat32(colbert.get("weight")!), c, h),
-    colbertBias: ptToFloat32(colbert.get("bias")!),
+  const linear = (sd: typeof sparse): LinearWeights => {
+    const [out, inp] = sd.get("weight")!.shape;
+    return { weight: ptToFloat32(sd.get("weight")!), bias: ptToFloat32(sd.get("bias")!), out, in: inp };
   };
+  const fromPt = { sparse: linear(sparse), colbert: linear(colbert) };
   assert.equal(colbert.get("weight")!.dtype, "float32");
   // The graph rounds the float32 weights to float16 as well as the projections.
   assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx"), undefined, fromPt), 2e-3);
+});
+
+test("an opset 18 backbone gets ReduceL2 with its axes as an input; same vectors", async () => {
+  const from = await backbone("opset18", { opset: 18 });
+  const out = path.join(root, "opset18-out");
+  assert.equal((await prepareModel({ from, out })).opset, 18);
+  const decoded = onnx.ModelProto.decode(await fs.readFile(path.join(out, "model.onnx")));
+  const reduces = decoded.graph!.node!.filter((n) => n.opType === "ReduceL2");
+  assert.equal(reduces.length, 2);
+  for (const n of reduces) {
+    assert.equal(n.input!.length, 2);
+    assert.ok(!n.attribute!.some((a) => a.name === "axes"));
+  }
+  assertClose(await embedPrepared(out), await reference(path.join(from, "model.onnx")), 1e-4);
 });
 
 test("--hidden-output names a differently called hidden state", async () => {
@@ -271,7 +339,7 @@ test("the CLI prints what it wrote and refuses to overwrite without --force", as
   const again = run(process.execPath, [cli, "--from", from, "--out", out]);
   await assert.rejects(again, (err: { stderr: string; code: number }) => {
     assert.equal(err.code, 1);
-    assert.match(err.stderr, /already holds config\.json, model\.onnx, model\.onnx_data, .*; pass --force/);
+    assert.match(err.stderr, /^model: .* already holds config\.json, model\.onnx, model\.onnx_data, .*; pass --force/);
     return true;
   });
   await run(process.execPath, [cli, "--from", from, "--out", out, "--force"]);

@@ -3,7 +3,9 @@
  *  views match what torch reported, and a pickle naming any other callable is refused. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import { unzipSync, zipSync } from "fflate";
 import path from "node:path";
 import { repoRoot } from "./support/harness.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
@@ -46,6 +48,19 @@ test("a pickle that calls os.system is refused by name, with GLOBAL and with STA
   });
   const stackGlobal = readPtStateDict(path.join(dir, "malicious_stack_global.pt"));
   await assert.rejects(stackGlobal, /refused: the pickle calls posix\.system/);
+});
+
+test("a storage missing from the zip is named", async () => {
+  const entries = unzipSync(readFileSync(path.join(dir, "colbert_linear_fp16.pt")));
+  delete entries["colbert_linear_fp16/data/1"];
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "pt-reader-"));
+  try {
+    writeFileSync(path.join(tmp, "truncated.pt"), zipSync(entries, { level: 0 }));
+    await assert.rejects(readPtStateDict(path.join(tmp, "truncated.pt")),
+      /truncated\.pt: not a readable PyTorch state dict: bias: storage data\/1 is missing from the zip/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 test("a file that is not a torch zip gets a clear format error", async () => {

@@ -21,8 +21,9 @@ export interface WireField {
 const WINDOW = 1 << 20;
 
 export class WireFile {
-  private buf = Buffer.alloc(0);
+  private readonly buf = Buffer.alloc(WINDOW);
   private bufStart = 0;
+  private bufLength = 0;
 
   private constructor(private readonly fh: FileHandle, readonly size: number, readonly path: string) {}
 
@@ -44,10 +45,9 @@ export class WireFile {
   }
 
   private async byteAt(pos: number): Promise<number> {
-    if (pos < this.bufStart || pos >= this.bufStart + this.buf.length) {
+    if (pos < this.bufStart || pos >= this.bufStart + this.bufLength) {
       if (pos >= this.size) throw new Error(`${this.path}: truncated protobuf (read past byte ${this.size})`);
-      this.buf = Buffer.alloc(Math.min(WINDOW, this.size - pos));
-      await this.fh.read(this.buf, 0, this.buf.length, pos);
+      this.bufLength = (await this.fh.read(this.buf, 0, Math.min(WINDOW, this.size - pos), pos)).bytesRead;
       this.bufStart = pos;
     }
     return this.buf[pos - this.bufStart];

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /** `npm run prepare-model -- --from <dir> --out <dir>`: adds BGE-M3's dense, sparse and ColBERT
  *  heads to a backbone-only ONNX export (see prepare-model.ts) and prints what it wrote, how
- *  long it took and the process's peak memory. Exits 1 with the error's message on failure. */
+ *  long it took and the process's peak memory. Exits 1 with the kind-prefixed error on failure. */
 import { Command } from "commander";
 import { intInRange } from "../../shared/cli-options.js";
+import { EmbedError } from "../../shared/errors.js";
 import { prepareModel } from "./prepare-model.js";
 
 interface CliOptions {
@@ -25,10 +26,12 @@ async function main(argv: string[]): Promise<void> {
     .name("prepare-model")
     .description("Add BGE-M3's dense, sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) " +
       "to a backbone-only ONNX export")
-    .requiredOption("--from <dir>", "folder with the backbone export (model.onnx, onnx/model.onnx or model_fp16.onnx)")
+    .requiredOption("--from <dir>", "folder with the backbone export, found as the worker finds its model " +
+      "(model.onnx, model_fp16.onnx, ... here or in onnx/)")
     .requiredOption("--out <dir>", "folder for the prepared model (model.onnx, its data, tokenizer and config)")
-    .option("--model <file>", "backbone file relative to --from, when the folder holds several")
-    .option("--heads <dir>", "folder holding sparse_linear.pt and colbert_linear.pt (default: --from, then its parent)")
+    .option("--model <file>", "backbone file relative to --from, when the folder holds several (like MODEL_FILE)")
+    .option("--heads <dir>", "folder holding sparse_linear.pt and colbert_linear.pt " +
+      "(default: --from, the backbone's folder, then the parent of --from)")
     .option("--hidden-output <name>", "backbone output with the hidden state (default: last_hidden_state)")
     .option("--external-threshold <bytes>", "inline weights of this size or more move to model.onnx_data",
       intInRange(0))
@@ -51,6 +54,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv).catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  // Failures the tool anticipates carry their kind ("model: ..."); anything else is a bug: full stack.
+  console.error(err instanceof EmbedError ? `${err.kind}: ${err.message}` : err instanceof Error ? err.stack : err);
   process.exitCode = 1;
 });

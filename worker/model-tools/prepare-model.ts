@@ -5,7 +5,8 @@
  *  state is copied to the host (issue 12). The weights are never decoded: the graph is
  *  rewritten in one streaming pass, existing external-data files are hard-linked (copied
  *  across file systems), and inline weights move to `model.onnx_data`. Acts once, offline; peak
- *  memory does not grow with the model (79 MiB on a 2.2 GB backbone, 141 MiB on a 1.1 GB one). */
+ *  memory does not grow with the model (about 100 MiB peak RSS for 2.2 GB and 1.1 GB backbones,
+ *  `npm run bench:prepare-model`). */
 import { existsSync } from "node:fs";
 import { copyFile, link, mkdir, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
@@ -13,6 +14,7 @@ import { locateModelFiles, type ModelFiles } from "../adapters/model-files.js";
 import { ELEM_TYPES, type DeclaredValue } from "../adapters/onnx-graph-scan.js";
 import { describeIo } from "../core/output-layouts.js";
 import { buildHeadGraph, HEAD_OUTPUTS, type LinearHead } from "./head-graph.js";
+import { ModelLoadError } from "../../shared/errors.js";
 import { ModelLayoutError } from "./model-tool-errors.js";
 import { rewriteModel } from "./onnx-rewrite.js";
 import { scanModel } from "./onnx-scan.js";
@@ -122,10 +124,21 @@ function checkLocations(files: ModelFiles): void {
   }
 }
 
+/** The worker's own discovery: known file names, refusal to pick between several, every missing
+ *  or truncated external-data file named before anything is read; its messages name the
+ *  worker's settings, which are flags here. */
+function locate(o: PrepareOptions): ModelFiles {
+  try {
+    return locateModelFiles(o.from, o.modelFile);
+  } catch (err) {
+    if (!(err instanceof ModelLoadError)) throw err;
+    const message = err.message.replace(/\bMODEL_FILE\b/g, "--model").replace(/\bMODEL_DIR\b/g, "--from");
+    throw new ModelLoadError(message, { cause: err });
+  }
+}
+
 export async function prepareModel(o: PrepareOptions): Promise<PrepareResult> {
-  // The worker's own discovery: known file names, refusal to pick between several, every
-  // missing or truncated external-data file named before anything is read.
-  const files = locateModelFiles(o.from, o.modelFile);
+  const files = locate(o);
   const modelDir = path.dirname(files.modelPath);
   if (path.resolve(o.out) === modelDir) {
     throw new ModelLayoutError(`--out must differ from the backbone's folder ${modelDir}`);

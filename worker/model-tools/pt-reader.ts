@@ -19,6 +19,10 @@ export interface PtTensor {
 }
 
 const ELEMENT_BYTES: Record<StorageDtype, number> = { float16: 2, bfloat16: 2, float32: 4 };
+/** Largest zip entry inflated (BGE-M3's biggest head storage is 2 MB); a larger one is refused
+ *  before it is decompressed, so a zip bomb cannot exhaust memory. */
+const MAX_ENTRY_BYTES = 512 * 2 ** 20;
+const WANTED = /^[^/]+\/(data\.pkl|byteorder|data\/[^/]+)$/;
 
 /** Every tensor of the state dict in `file`, by key, in file order. */
 export async function readPtStateDict(file: string): Promise<Map<string, PtTensor>> {
@@ -26,7 +30,7 @@ export async function readPtStateDict(file: string): Promise<Map<string, PtTenso
   const raw = await readFile(file);
   let entries: Record<string, Uint8Array>;
   try {
-    entries = unzipSync(raw);
+    entries = unzipSync(raw, { filter: (f) => WANTED.test(f.name) && f.originalSize <= MAX_ENTRY_BYTES });
   } catch (err) {
     throw new PtFormatError(name, `not a zip archive (${(err as Error).message}); torch.save before 1.6 wrote ` +
       "a legacy format this reader does not accept: re-save it with a current torch");
@@ -34,6 +38,7 @@ export async function readPtStateDict(file: string): Promise<Map<string, PtTenso
   const pkl = Object.keys(entries).filter((k) => /^[^/]+\/data\.pkl$/.test(k));
   if (pkl.length !== 1) throw new PtFormatError(name, `expected one <name>/data.pkl in the zip, found ${pkl.length}`);
   const prefix = pkl[0].slice(0, -"data.pkl".length);
+  // An entry left out by the filter for its size shows up here as a missing storage.
   const order = entries[`${prefix}byteorder`];
   if (order && new TextDecoder().decode(order).trim() !== "little") {
     throw new PtFormatError(name, "tensors were saved big-endian");
@@ -53,7 +58,9 @@ export async function readPtStateDict(file: string): Promise<Map<string, PtTenso
 /** Copies the tensor's view (offset, strides) out of its storage into contiguous bytes. */
 function materialise(file: string, key: string, t: TensorRef, storage: Uint8Array | undefined): PtTensor {
   const size = ELEMENT_BYTES[t.storage.dtype];
-  if (!storage) throw new PtFormatError(file, `${key}: storage data/${t.storage.key} is missing from the zip`);
+  if (!storage) {
+    throw new PtFormatError(file, `${key}: storage data/${t.storage.key} is missing from the zip (or past 512 MiB)`);
+  }
   if (storage.length !== t.storage.numel * size) {
     throw new PtFormatError(file, `${key}: storage has ${storage.length} bytes, expected ${t.storage.numel * size}`);
   }
