@@ -6,12 +6,16 @@
  *  Texts of different lengths run as one padded batch. Backbone-only layouts give dense only
  *  and refuse sparse at start-up. */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
 import onnxProto from "onnx-proto";
-import { EXPORT_LAYOUTS, LAYOUT_SPECS, writeExportLayout, type LayoutOutput } from "../shared/test-model/export-layouts.js";
+import {
+  EXPORT_LAYOUTS, LAYOUT_SPECS, writeExportLayout, type LayoutOutput,
+} from "../shared/test-model/export-layouts.js";
 import { generateHeadWeights, transposed } from "../shared/test-model/head-weights.js";
 import { TensorType } from "../shared/test-model/onnx-graph-builder.js";
 import { ModelLoadError } from "../shared/errors.js";
@@ -22,7 +26,7 @@ import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
 import { ptToFloat32, readPtStateDict } from "../worker/model-tools/pt-reader.js";
 import { backboneReference, type LinearWeights, type ReferenceEmbedding } from "./support/bge-m3-reference.js";
-import { testConfig } from "./support/harness.js";
+import { repoRoot, testConfig, testModel } from "./support/harness.js";
 
 const { onnx } = onnxProto;
 
@@ -60,7 +64,8 @@ before(async () => {
   root = await fs.mkdtemp(path.join(os.tmpdir(), "model-layouts-"));
   for (const layout of EXPORT_LAYOUTS) await writeExportLayout(path.join(root, layout), layout);
   const backbone = locateModelFiles(path.join(root, "backbone"));
-  const tokenizer = new TokenizerPool({ tokenizerPath: backbone.tokenizerPath, maxLength: 8192, eosId: backbone.eosId, threads: 1 });
+  const { tokenizerPath, eosId } = backbone;
+  const tokenizer = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId, threads: 1 });
   try {
     sequences = (await tokenizer.encode(TEXTS)).map((t) => t.ids);
   } finally {
@@ -101,7 +106,13 @@ test("the .pt heads hold the default model's head weights rounded to float16", a
 });
 
 /** Inputs and outputs a layout's ONNX file declares: name → [element type, dims]. */
-async function declared(modelPath: string): Promise<{ inputs: Map<string, number>; outputs: Map<string, [number, string[]]>; external: string[] }> {
+interface Declared {
+  inputs: Map<string, number>;
+  outputs: Map<string, [number, string[]]>;
+  external: string[];
+}
+
+async function declared(modelPath: string): Promise<Declared> {
   const model = onnx.ModelProto.decode(await fs.readFile(modelPath));
   const g = model.graph!;
   const dims = (v: onnxProto.onnx.IValueInfoProto) =>
@@ -119,7 +130,9 @@ test("each layout declares the published names, shapes and element types", async
   const want: Record<string, Record<string, string>> = {
     vecs: { dense_vecs: "batch,32", sparse_vecs: "batch,sequence,1", colbert_vecs: "batch,sequence_minus_1,32" },
     "raw-cls": { dense: "batch,32", sparse: "batch,sequence", colbert: "batch,sequence,32" },
-    renamed: { dense_embeddings: "batch,32", sparse_weights: "batch,sequence,1", colbert_vectors: "batch,sequence_minus_1,32" },
+    renamed: {
+      dense_embeddings: "batch,32", sparse_weights: "batch,sequence,1", colbert_vectors: "batch,sequence_minus_1,32",
+    },
     "sentence-transformers": { token_embeddings: "batch,sequence,32", sentence_embedding: "batch,32" },
     backbone: { last_hidden_state: "batch,sequence,32" },
   };
@@ -142,6 +155,45 @@ test("each layout declares the published names, shapes and element types", async
   }
 });
 
+test("every layout folder holds the default test model's tokenizer and config files", async () => {
+  const base = await testModel();
+  const read = (file: string) => fs.readFile(file, "utf8");
+  const config = async (file: string) => {
+    const c = JSON.parse(await read(file));
+    delete c._generated_test_model.optionsHash;
+    return c;
+  };
+  const want = await config(base.configPath);
+  for (const layout of EXPORT_LAYOUTS) {
+    const dir = path.join(root, layout);
+    assert.equal(await read(path.join(dir, "tokenizer.json")), await read(base.tokenizerPath), layout);
+    assert.equal(await read(path.join(dir, "tokenizer_config.json")), await read(base.tokenizerConfigPath), layout);
+    const got = await config(path.join(dir, "config.json"));
+    assert.equal(got._generated_test_model.layout, layout);
+    delete got._generated_test_model.layout;
+    assert.deepEqual(got, want, layout);
+  }
+});
+
+test("gen-model --layout writes a layout folder (in onnx/ on request); an unknown layout is refused", async () => {
+  const cli = path.join(repoRoot, "dist", "shared", "test-model", "cli.js");
+  const out = path.join(root, "cli-renamed");
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, "--out", out, "--layout", "renamed"]);
+  assert.match(stdout, /bge_m3_model\.onnx_data/);
+  const files = await fs.readdir(out);
+  for (const f of ["bge_m3_model.onnx", "bge_m3_model.onnx_data", "tokenizer.json", "config.json"]) {
+    assert.ok(files.includes(f), `${f} in ${files}`);
+  }
+  const sub = path.join(root, "cli-backbone");
+  await promisify(execFile)(process.execPath, [cli, "--out", sub, "--layout", "backbone", "--onnx-subfolder"]);
+  assert.equal(locateModelFiles(sub).modelPath, path.join(sub, "onnx", "model.onnx"));
+  await fs.access(path.join(sub, "sparse_linear.pt"));
+  await assert.rejects(promisify(execFile)(process.execPath, [cli, "--out", out, "--layout", "nope"]), (err: Error) => {
+    assert.match(String((err as Error & { stderr: string }).stderr), /expected one of vecs, vecs-fp16/);
+    return true;
+  });
+});
+
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let ab = 0;
   let aa = 0;
@@ -154,48 +206,72 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return ab / Math.sqrt(aa * bb);
 }
 
-function assertVectorClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  if (tol.cosine !== undefined) {
-    const c = cosine(actual, expected);
-    assert.ok(c >= tol.cosine, `${what}: cosine ${c} < ${tol.cosine}`);
-    return;
-  }
-  for (let i = 0; i < actual.length; i++) {
-    const diff = Math.abs(actual[i] - expected[i]);
-    assert.ok(diff <= tol.abs!, `${what}[${i}]: ${actual[i]} vs ${expected[i]} (|Δ| ${diff.toExponential(2)})`);
+/** The worst agreement seen in one layout's comparison, reported as a test diagnostic. */
+class Worst {
+  abs = 0;
+  cosine = 1;
+  sparse = 0;
+
+  toString(): string {
+    return `max |Δ| ${this.abs.toExponential(1)}, max 1 - cosine ${(1 - this.cosine).toExponential(1)}, ` +
+      `max sparse |Δ| ${this.sparse.toExponential(1)}`;
   }
 }
 
+type Vector = ArrayLike<number>;
+
+function assertVectorClose(actual: Vector, expected: Vector, tol: Tolerance, what: string, worst: Worst): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  const c = cosine(actual, expected);
+  worst.cosine = Math.min(worst.cosine, c);
+  let max = 0;
+  for (let i = 0; i < actual.length; i++) max = Math.max(max, Math.abs(actual[i] - expected[i]));
+  worst.abs = Math.max(worst.abs, max);
+  if (tol.cosine !== undefined) assert.ok(c >= tol.cosine, `${what}: cosine ${c} < ${tol.cosine}`);
+  else assert.ok(max <= tol.abs!, `${what}: max |Δ| ${max.toExponential(2)} > ${tol.abs}`);
+}
+
 /** Sparse weights over the union of ids (an id one side lacks weighs 0). */
-function assertSparseClose(actual: ChunkEmbedding["sparse"], expected: Map<number, number>, tol: number, what: string): void {
+function assertSparseClose(
+  actual: ChunkEmbedding["sparse"],
+  expected: Map<number, number>,
+  tol: number,
+  what: string,
+  worst: Worst,
+): void {
   const got = new Map<number, number>();
   actual!.indices.forEach((id, k) => got.set(id, actual!.values[k]));
   for (const id of new Set([...got.keys(), ...expected.keys()])) {
     const a = got.get(id) ?? 0;
     const e = expected.get(id) ?? 0;
+    worst.sparse = Math.max(worst.sparse, Math.abs(a - e));
     assert.ok(Math.abs(a - e) <= tol, `${what} id ${id}: ${a} vs ${e}`);
   }
 }
 
-function assertMatchesReference(out: ChunkEmbedding[], provides: LayoutOutput[], tol: Tolerance): void {
+function assertMatchesReference(out: ChunkEmbedding[], provides: LayoutOutput[], tol: Tolerance): Worst {
+  const worst = new Worst();
   out.forEach((e, i) => {
     const ref = reference[i];
-    assertVectorClose(e.dense!, ref.dense, tol, `text ${i} dense`);
-    if (provides.includes("sparse")) assertSparseClose(e.sparse, ref.sparse, tol.sparse, `text ${i} sparse`);
+    assertVectorClose(e.dense!, ref.dense, tol, `text ${i} dense`, worst);
+    if (provides.includes("sparse")) assertSparseClose(e.sparse, ref.sparse, tol.sparse, `text ${i} sparse`, worst);
     else assert.equal(e.sparse, undefined);
     if (!provides.includes("colbert")) return assert.equal(e.colbert, undefined);
     const d = e.colbertDim!;
     assert.equal(e.colbert!.length / d, ref.colbert.length, `text ${i}: ColBERT rows (length - 1, </s> included)`);
-    ref.colbert.forEach((row, r) => assertVectorClose(e.colbert!.subarray(r * d, (r + 1) * d), row, tol, `text ${i} colbert ${r}`));
+    ref.colbert.forEach((row, r) => {
+      assertVectorClose(e.colbert!.subarray(r * d, (r + 1) * d), row, tol, `text ${i} colbert ${r}`, worst);
+    });
   });
+  return worst;
 }
 
 for (const layout of EXPORT_LAYOUTS) {
   const spec = LAYOUT_SPECS[layout];
   const tol = spec.float16Outputs ? FP16 : FP32;
   const bound = tol.abs !== undefined ? `within ${tol.abs}` : `cosine ≥ ${tol.cosine}, sparse within ${tol.sparse}`;
-  test(`${layout}: the worker's ${spec.provides.join(", ")} equal FlagEmbedding's post-processing (${bound})`, async () => {
+  const name = `${layout}: the worker's ${spec.provides.join(", ")} equal FlagEmbedding's post-processing (${bound})`;
+  test(name, async (t) => {
     const dir = path.join(root, layout);
     const files = locateModelFiles(dir);
     assert.equal(files.modelPath, path.join(dir, spec.file));
@@ -203,7 +279,7 @@ for (const layout of EXPORT_LAYOUTS) {
     try {
       assert.deepEqual(model.info.outputs, spec.provides);
       const out = await model.embed({ sequences, paddedLength: padTo(Math.max(...sequences.map((s) => s.length)), 8) });
-      assertMatchesReference(out, spec.provides, tol);
+      t.diagnostic(`${layout}: ${assertMatchesReference(out, spec.provides, tol)}`);
     } finally {
       await model.close();
     }

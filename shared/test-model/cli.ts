@@ -44,6 +44,7 @@ interface CliOptions {
   seed?: number;
   tokenTypeIds?: boolean;
   layout?: ExportLayout;
+  onnxSubfolder?: boolean;
 }
 
 function toWriteOptions(o: CliOptions): WriteTestModelOptions {
@@ -61,6 +62,7 @@ function toWriteOptions(o: CliOptions): WriteTestModelOptions {
   if (o.outputs !== undefined) opts.outputs = o.outputs;
   if (o.seed !== undefined) opts.seed = o.seed;
   if (o.tokenTypeIds) opts.withTokenTypeIds = true;
+  if (o.onnxSubfolder) opts.onnxSubfolder = true;
   return opts;
 }
 
@@ -89,6 +91,7 @@ async function main(argv: string[]): Promise<void> {
     .option("--outputs <kind>", "bge-m3 | last_hidden_state", outputsKind)
     .option("--seed <n>", "weight seed", nonNegativeInt)
     .option("--token-type-ids", "add a token_type_ids input")
+    .option("--onnx-subfolder", "write the ONNX file (and its external data) in onnx/, as BAAI/bge-m3 does")
     .option("--layout <name>", `a published BGE-M3 export layout: ${EXPORT_LAYOUTS.join(" | ")}`, layoutName)
     .parse(argv);
 

@@ -148,16 +148,18 @@ export async function writeExportLayout(
   const inputType = spec.int32Inputs ? TensorType.INT32 : TensorType.INT64;
   const { graph } = buildModelGraph(o, { inputType, heads: (e) => addHeads({ ...e, weights, spec }) });
   const doc = `Synthetic BGE-M3 test encoder in the "${layout}" export layout (random weights, seed ${o.seed}).`;
+  // onnxSubfolder: the graph (and its data) in onnx/, as in BAAI/bge-m3 and Xenova's repositories.
+  const at = (file: string) => (opts.onnxSubfolder ? path.join("onnx", file) : file);
   const files: Array<[string, Uint8Array]> = [];
   if (spec.externalData) {
     const { model, data } = graph.encodeWithExternalData("bge_m3_test_encoder", doc, spec.externalData);
-    files.push([spec.file, model], [spec.externalData, data]);
-  } else files.push([spec.file, graph.encode("bge_m3_test_encoder", doc)]);
-  const hash = optionsHash(o, tokenizer, opts.tokenizerVocabSize, false, layout);
+    files.push([at(spec.file), model], [at(spec.externalData), data]);
+  } else files.push([at(spec.file), graph.encode("bge_m3_test_encoder", doc)]);
+  const hash = optionsHash(o, tokenizer, opts.tokenizerVocabSize, opts.onnxSubfolder, layout);
   await writeModelFolder(dir, o, tokenizer, hash, { files, layout });
   const written = [...files.map(([rel]) => rel), "tokenizer.json", "tokenizer_config.json", "config.json"];
   if (spec.headFiles) written.push(...(await writeHeadFiles(dir, weights)));
-  return { dir: path.resolve(dir), layout, modelPath: path.resolve(dir, spec.file), files: written };
+  return { dir: path.resolve(dir), layout, modelPath: path.resolve(dir, files[0][0]), files: written };
 }
 
 /** sparse_linear.pt and colbert_linear.pt: nn.Linear state dicts in float16, weight [out, in]. */

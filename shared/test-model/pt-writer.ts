@@ -8,9 +8,10 @@
  * name without its extension, as torch.save writes when given a path. Entries are stored
  * (not deflated), their data start on 64-byte boundaries (padded with an "FB" extra field)
  * and are followed by data descriptors, with zip64 end records, as PyTorch's own zip writer
- * (miniz) does: byte for byte what torch 1.13 writes for such a dict. Tests use these files to exercise the `.pt` reader and
- * `prepare-model` against backbone-only layouts. Trade-off: only float16 tensors and the
- * opcodes torch 1.13 emits for such a dict; no compression, no zip64 (files stay small).
+ * (miniz) does: byte for byte what torch 1.13 writes for such a dict. Tests use these files
+ * to exercise the `.pt` reader and `prepare-model` against backbone-only layouts. Trade-off:
+ * only float16 tensors and the opcodes torch 1.13 emits for such a dict; no compression, and
+ * no zip64 sizes or offsets (entries past 4 GiB), which heads never need.
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
@@ -261,7 +262,8 @@ export function ptBytes(tensors: Array<[string, PtTensor]>, opts: PtOptions): Bu
   return storedZip([[`${dir}/data.pkl`, pickle], ...storages, [`${dir}/version`, version]]);
 }
 
-/** Writes an nn.Linear state dict (`weight` [out, in], `bias` [out]) as float16 to `file`, as FlagEmbedding saves heads. */
+/** Writes an nn.Linear state dict (`weight` [out, in], `bias` [out]) as float16 to `file`, as FlagEmbedding
+ *  saves its heads. */
 export async function writeLinearPt(file: string, weight: PtTensor, bias: PtTensor): Promise<void> {
   const archiveName = path.basename(file, path.extname(file));
   await fs.writeFile(file, ptBytes([["weight", weight], ["bias", bias]], { archiveName }));

@@ -80,7 +80,7 @@ export async function backboneReference(
         attention_mask: new ort.Tensor("int64", new BigInt64Array(ids.length).fill(1n), dims),
       };
       const t = (await session.run(feeds, ["last_hidden_state"])).last_hidden_state;
-      if (t.type !== "float32") throw new Error(`reference backbone must give float32 last_hidden_state, got ${t.type}`);
+      if (t.type !== "float32") throw new Error(`the reference backbone must give float32, got ${t.type}`);
       out.push(flagEmbeddingOutputs(t.data as Float32Array, ids, heads, specialIds));
     }
     return out;
