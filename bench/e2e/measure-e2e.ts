@@ -8,7 +8,7 @@
 import os from "node:os";
 import type { Job, Queue } from "bullmq";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
-import { cpuWindow, ownCpuSeconds, processCpuSeconds } from "../lib/cpu.js";
+import { cpuWindow, harnessCpuSeconds } from "../lib/cpu.js";
 import type { BenchJob, ChunkSet } from "../lib/corpus.js";
 import type { E2eResult, LatencyResult } from "../lib/results-schema.js";
 import { closeWorkerChild, startWorkerChild, type E2eContext } from "../lib/worker-process.js";
@@ -37,13 +37,13 @@ export async function measureE2e(ctx: E2eContext, set: ChunkSet, extraEnv: Recor
   const { child, queue, collection, warmupPoints } = await startWorkerChild(ctx, extraEnv, set.texts);
   const quietWait = await ctx.gate(child.pid);
   await child.request({ type: "mark" }, "marked");
-  const harness0 = ownCpuSeconds() + (ctx.redisPid ? processCpuSeconds(ctx.redisPid) : 0);
+  const harness0 = harnessCpuSeconds(ctx.redisPid);
   const t0 = Date.now();
   for (let i = 0; i < set.jobs.length; i += 500) await queue.addBulk(set.jobs.slice(i, i + 500).map((j) => stamped(j, Date.now())));
   const { done, failed } = await finishedJobs(queue, set.jobs.length);
   const end = Math.max(...done.map((j) => j.finishedOn ?? 0));
   const stats = (await child.request({ type: "stats" }, "stats")) as unknown as WorkerStats;
-  const harness = ownCpuSeconds() + (ctx.redisPid ? processCpuSeconds(ctx.redisPid) : 0) - harness0;
+  const harness = harnessCpuSeconds(ctx.redisPid) - harness0;
   const { peakRssBytes, points } = await closeWorkerChild(child, queue, ctx.server, collection, warmupPoints);
   const b = stats.batches;
   const stageMeanSeconds: Record<string, number> = {};

@@ -4,6 +4,7 @@
 import { GPU_ESTIMATES, DATASHEET_SOURCE, TRT_SOURCE, tokenizerThreadsFor } from "./gpu-figures.js";
 import type { BenchResults, GranularityResult, MeasurementKind, ThroughputRun } from "../lib/results-schema.js";
 import { granularity, medianRun, partnerRun, speedRatio } from "./targets.js";
+import { fix, int, machineLine, resultsFileLine } from "../lib/report-format.js";
 
 const LABELS: Record<MeasurementKind, string> = {
   model: "model alone (ceiling)",
@@ -20,17 +21,14 @@ function label(kind: MeasurementKind, r?: Pick<BenchResults, "options">): string
 
 const ORDER: MeasurementKind[] = ["model", "e2e", "e2e-pad1", "fifo", "peer"];
 
-const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
-const fix = (x: number | undefined, d: number) => (x !== undefined && Number.isFinite(x) ? x.toFixed(d) : "n/a");
 const mb = (bytes: number | undefined) => (bytes ? `${int(bytes / 1e6)}` : "n/a");
 const pct = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? `${Math.round(x * 100)}%` : "n/a");
 
 function header(r: BenchResults, file: string): string[] {
   const m = r.model;
   const lines = [
-    `Results file \`${file}\`: commit ${r.git.commit}${r.git.dirty ? " (uncommitted changes)" : ""}, ${r.startedAt}, ${int(r.durationSeconds)} s.`,
-    `Machine: ${r.machine.cpus} x ${r.machine.cpuModel}, ${fix(r.machine.totalMemoryBytes / 2 ** 30, 1)} GiB, Node ${r.machine.node}; ` +
-      `1-minute load average ${fix(r.machine.loadAverage.start, 2)} at start, ${fix(r.machine.loadAverage.end, 2)} at end.`,
+    resultsFileLine(r, file),
+    `${machineLine(r)}.`,
     `Model: generated XLM-R-shaped encoder with random weights, ${m.layers} layers x ${m.hidden} hidden (${m.heads} heads, FFN ${m.intermediate}), ` +
       `vocabulary ${int(m.vocabSize)}, ${fix(m.parameters / 1e6, 1)}M parameters, ${fix(m.fileBytes / 1e6, 1)} MB ${m.precision} ONNX (${m.outputs}); tokenizer: ${m.tokenizer}.`,
     `Corpus: ${r.corpus.label}.`,

@@ -33,6 +33,11 @@ export function ownCpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** CPU seconds of the harness so far: this process (producer, Qdrant stand-in) and Redis when its pid is known. */
+export function harnessCpuSeconds(redisPid: number | undefined): number {
+  return ownCpuSeconds() + (redisPid ? processCpuSeconds(redisPid) : 0);
+}
+
 /** CPU used during one measurement window, in seconds. */
 export interface CpuWindow {
   /** All cores, all processes. */

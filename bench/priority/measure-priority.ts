@@ -10,7 +10,7 @@ import type { QueryOutcome } from "./query-load.js";
 import { runQueryLoad } from "./query-load.js";
 import { Backlog } from "./backfill-backlog.js";
 import type { BenchJob } from "../lib/corpus.js";
-import { cpuWindow, machineBusySeconds, ownCpuSeconds, processCpuSeconds, type QuietWait } from "../lib/cpu.js";
+import { cpuWindow, harnessCpuSeconds, machineBusySeconds, processCpuSeconds, type QuietWait } from "../lib/cpu.js";
 import type { LaneFigures, StoredPhase } from "../lib/results-schema.js";
 import { closeWorkerChild, startWorkerChild, type E2eContext } from "../lib/worker-process.js";
 import { parsePrometheusText, sumOf, type Sample } from "../lib/prom-text.js";
@@ -104,7 +104,7 @@ export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
     for (let round = 1; round <= p.rounds; round++) {
       for (const kind of ["A", "B"] as const) {
         const before = await scrape(port);
-        const cpu0 = { machine: machineBusySeconds(), worker: processCpuSeconds(child.pid), harness: ownCpuSeconds() + (p.ctx.redisPid ? processCpuSeconds(p.ctx.redisPid) : 0) };
+        const cpu0 = { machine: machineBusySeconds(), worker: processCpuSeconds(child.pid), harness: harnessCpuSeconds(p.ctx.redisPid) };
         const t0 = Date.now();
         let queries: QueryOutcome[] | undefined;
         if (kind === "B") {
@@ -115,7 +115,7 @@ export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
         await new Promise((r) => setTimeout(r, Math.max(0, t0 + p.phaseSeconds * 1000 - Date.now())));
         const after = await scrape(port);
         const t1 = Date.now();
-        const harness = ownCpuSeconds() + (p.ctx.redisPid ? processCpuSeconds(p.ctx.redisPid) : 0) - cpu0.harness;
+        const harness = harnessCpuSeconds(p.ctx.redisPid) - cpu0.harness;
         const cpu = cpuWindow(machineBusySeconds() - cpu0.machine, processCpuSeconds(child.pid) - cpu0.worker, harness, (t1 - t0) / 1000, os.cpus().length);
         const samples = backlog.between(t0, t1);
         phases.push({

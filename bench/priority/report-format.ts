@@ -2,9 +2,8 @@
  *  README can carry), then every phase, how the run was done and the notes. Pure: same file,
  *  same text. */
 import type { PriorityResults } from "../lib/results-schema.js";
+import { fix, int, machineLine, resultsFileLine } from "../lib/report-format.js";
 
-const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
-const fix = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
 const pct = (x: number, d = 1) => (Number.isFinite(x) ? `${(x * 100).toFixed(d)}%` : "n/a");
 
 function header(r: PriorityResults, file: string): string[] {
@@ -12,8 +11,8 @@ function header(r: PriorityResults, file: string): string[] {
   const w = r.workerConfig;
   const o = r.options;
   return [
-    `Results file \`${file}\`: commit ${r.git.commit}${r.git.dirty ? " (uncommitted changes)" : ""}, ${r.startedAt}, ${int(r.durationSeconds)} s.`,
-    `Machine: ${r.machine.cpus} x ${r.machine.cpuModel}, ${fix(r.machine.totalMemoryBytes / 2 ** 30, 1)} GiB, Node ${r.machine.node}; 1-minute load average ${fix(r.machine.loadAverage.start, 2)} at start, ${fix(r.machine.loadAverage.end ?? NaN, 2)} at end; ` +
+    resultsFileLine(r, file),
+    `${machineLine(r)}; ` +
       `other processes took at most ${pct(r.summary.othersCpuShareMax, 0)} of the CPU in any phase${r.quietWait.quiet ? "" : ` (no quiet second before the phases: others took ${pct(r.quietWait.othersShareBefore, 0)})`}.`,
     `Model: generated XLM-R-shaped encoder with random weights, ${m.layers} layers x ${m.hidden} hidden, vocabulary ${int(m.vocabSize)}, ${fix(m.parameters / 1e6, 1)}M parameters, fp32; tokenizer: ${m.tokenizer}.`,
     `Corpus: ${r.corpus.label}. Backfill: ${r.backfill.how}. Queries: ${r.queryTexts.how}.`,
