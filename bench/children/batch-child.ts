@@ -7,12 +7,7 @@ import { parseConfig } from "../../shared/config.js";
 import { locateModelFiles } from "../../worker/adapters/model-files.js";
 import { OnnxModel } from "../../worker/adapters/onnx-model.js";
 import { childPort, type Message } from "../lib/child-process.js";
-
-export interface TimedBatch {
-  name: string;
-  ids: number[][];
-  paddedLength: number;
-}
+import type { TimedBatch } from "../lib/measure-children.js";
 
 const port = childPort();
 const cfg = parseConfig(process.env);

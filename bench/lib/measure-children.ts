@@ -3,11 +3,17 @@
  *  peer and tokenizer throughput, each in a fresh child process. */
 import { BenchChild, type Message } from "./child-process.js";
 import type { QuietWait } from "./cpu.js";
+import type { TokenizerResult } from "./results-schema.js";
 
 /** Called with the measured process's pid right before its timed part (see waitForQuiet). */
 export type Gate = (pid: number) => Promise<QuietWait>;
-import type { TokenizerResult } from "./results-schema.js";
-import type { TimedBatch } from "../children/batch-child.js";
+
+/** One batch timed by children/batch-child.ts: token ids per row, padded to `paddedLength`. */
+export interface TimedBatch {
+  name: string;
+  ids: number[][];
+  paddedLength: number;
+}
 
 export interface ModelAloneResult {
   seconds: number;
