@@ -3,16 +3,12 @@
  *  process. Each named batch runs once untimed, then `reps` timed times, the batches taking
  *  turns so a burst of outside load does not land on one of them only. Settings come from the
  *  environment, as for the worker. */
-import { parseConfig } from "../../shared/config.js";
-import { locateModelFiles } from "../../worker/adapters/model-files.js";
-import { OnnxModel } from "../../worker/adapters/onnx-model.js";
+import { loadChildModel } from "../lib/child-model.js";
 import { childPort, type Message } from "../lib/child-process.js";
 import type { TimedBatch } from "../lib/measure-children.js";
 
 const port = childPort();
-const cfg = parseConfig(process.env);
-const model = await OnnxModel.load(cfg, locateModelFiles(cfg.MODEL_DIR));
-port.send({ type: "ready" });
+const { model } = await loadChildModel(port);
 
 port.on(async (m) => {
   if (m.type !== "run") return;

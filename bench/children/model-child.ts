@@ -3,10 +3,8 @@
  *  batched by the worker's planner (`planBatches`) over the whole set at once under the same
  *  limits, two batches in flight like the worker. Only the model calls are timed. Settings come
  *  from the environment, as for the worker. */
-import { parseConfig } from "../../shared/config.js";
 import { planBatches } from "../../worker/core/batcher.js";
-import { locateModelFiles } from "../../worker/adapters/model-files.js";
-import { OnnxModel } from "../../worker/adapters/onnx-model.js";
+import { loadChildModel } from "../lib/child-model.js";
 import { childPort, peakRssBytes, type Message } from "../lib/child-process.js";
 import { machineBusySeconds } from "../lib/cpu.js";
 
@@ -18,9 +16,7 @@ interface RunRequest extends Message {
 }
 
 const port = childPort();
-const cfg = parseConfig(process.env);
-const model = await OnnxModel.load(cfg, locateModelFiles(cfg.MODEL_DIR));
-port.send({ type: "ready" });
+const { cfg, model } = await loadChildModel(port);
 
 port.on(async (m) => {
   if (m.type !== "run") return;
