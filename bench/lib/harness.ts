@@ -54,16 +54,23 @@ export async function redisPid(connection: Redis): Promise<number | undefined> {
 
 /** Before each timed part, waits for a quiet second (see waitForQuiet) unless `--quiet-wait 0`. */
 export function quietGate(o: Pick<SharedOptions, "quietWait" | "quietThreshold">, redis: number | undefined): Gate {
+  const cores = os.cpus().length;
   return (pid: number) =>
     o.quietWait > 0
-      ? waitForQuiet([process.pid, pid, ...(redis ? [redis] : [])], { threshold: o.quietThreshold, maxSeconds: o.quietWait, cores: os.cpus().length })
+      ? waitForQuiet([process.pid, pid, ...(redis ? [redis] : [])], {
+        threshold: o.quietThreshold, maxSeconds: o.quietWait, cores,
+      })
       : Promise.resolve({ waitedSeconds: 0, othersShareBefore: NaN, quiet: false });
 }
 
 /** A tokenizer pool as the worker would build it for this model and configuration. */
 export function benchTokenizer(model: BenchModel, cfg: Config): TokenizerPool {
-  const eosId = locateModelFiles(model.files.dir).eosId;
-  return new TokenizerPool({ tokenizerPath: model.files.tokenizerPath, maxLength: cfg.MAX_SEQ_LENGTH, eosId, threads: Math.min(2, os.cpus().length) });
+  return new TokenizerPool({
+    tokenizerPath: model.files.tokenizerPath,
+    maxLength: cfg.MAX_SEQ_LENGTH,
+    eosId: locateModelFiles(model.files.dir).eosId,
+    threads: Math.min(2, os.cpus().length),
+  });
 }
 
 /** When and where a run started, logged as it starts. */
@@ -79,15 +86,21 @@ export function startRun(log: (s: string) => void): RunStart {
   const t0 = performance.now();
   const machine = machineInfo();
   const git = gitInfo();
-  log(`machine: ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, load average ${machine.loadAverage.start.toFixed(2)}; commit ${git.commit}${git.dirty ? " (dirty)" : ""}`);
+  log(`machine: ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, ` +
+    `load average ${machine.loadAverage.start.toFixed(2)}; commit ${git.commit}${git.dirty ? " (dirty)" : ""}`);
   return { started, t0, machine, git };
 }
 
-/** What a run measured on, for its notes: stand-ins that make the figures only show that the harness works. */
+/** Notes on stand-ins a run measured with: then its figures only show that the harness works. */
 export function standInNotes(source: CorpusSource, model: BenchModel): string[] {
   const notes: string[] = [];
-  if (source.kind === "sample") notes.push("Corpus: the bundled synthetic sample (bench/sample), not real transcripts; figures only show that the harness works.");
-  if (model.description.tokenizer.startsWith("generated")) notes.push("Tokenizer: the generated test tokenizer, not BGE-M3's; token counts are not BGE-M3's.");
+  if (source.kind === "sample") {
+    notes.push("Corpus: the bundled synthetic sample (bench/sample), not real transcripts; " +
+      "figures only show that the harness works.");
+  }
+  if (model.description.tokenizer.startsWith("generated")) {
+    notes.push("Tokenizer: the generated test tokenizer, not BGE-M3's; token counts are not BGE-M3's.");
+  }
   return notes;
 }
 
@@ -98,9 +111,17 @@ export function runHeader(
 ): RunHeader {
   run.machine.loadAverage.end = os.loadavg()[0];
   return {
-    startedAt: run.started.toISOString(), finishedAt: new Date().toISOString(), durationSeconds: (performance.now() - run.t0) / 1000,
-    git: run.git, machine: run.machine, args: args.map((x) => (path.isAbsolute(x) ? displayPath(x) : x)),
-    options: { ...o, corpus: o.corpus && displayPath(o.corpus), out: displayPath(o.out) }, workerConfig: publicConfig(cfg), model: model.description,
-    corpus: { kind: corpus.source.kind, label: corpus.source.label, documents: corpus.documents, skippedRecords: corpus.skipped },
+    startedAt: run.started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: (performance.now() - run.t0) / 1000,
+    git: run.git,
+    machine: run.machine,
+    args: args.map((x) => (path.isAbsolute(x) ? displayPath(x) : x)),
+    options: { ...o, corpus: o.corpus && displayPath(o.corpus), out: displayPath(o.out) },
+    workerConfig: publicConfig(cfg),
+    model: model.description,
+    corpus: {
+      kind: corpus.source.kind, label: corpus.source.label, documents: corpus.documents, skippedRecords: corpus.skipped,
+    },
   };
 }

@@ -10,7 +10,8 @@ export const fix = (x: number | undefined, d: number) => (x !== undefined && Num
 
 /** Which results file, from which commit, when and how long. */
 export function resultsFileLine(r: RunHeader, file: string): string {
-  return `Results file \`${file}\`: commit ${r.git.commit}${r.git.dirty ? " (uncommitted changes)" : ""}, ${r.startedAt}, ${int(r.durationSeconds)} s.`;
+  const dirty = r.git.dirty ? " (uncommitted changes)" : "";
+  return `Results file \`${file}\`: commit ${r.git.commit}${dirty}, ${r.startedAt}, ${int(r.durationSeconds)} s.`;
 }
 
 /** The machine and its load, without closing punctuation (each report goes on differently). */

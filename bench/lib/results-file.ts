@@ -10,8 +10,10 @@ export function resultsBaseName(r: Pick<RunHeader, "startedAt" | "git">): string
   return `${ts}-${r.git.commit}`;
 }
 
-/** Writes `<dir>/<timestamp>-<commit>.json` and the Markdown beside it (any results shape with a start time and commit). */
-export function writeResults(dir: string, r: Pick<RunHeader, "startedAt" | "git">, markdown: string): { json: string; md: string } {
+/** Writes `<dir>/<timestamp>-<commit>.json` and the Markdown beside it. */
+export function writeResults(
+  dir: string, r: Pick<RunHeader, "startedAt" | "git">, markdown: string,
+): { json: string; md: string } {
   mkdirSync(dir, { recursive: true });
   const base = path.join(dir, resultsBaseName(r));
   writeFileSync(`${base}.json`, JSON.stringify(r, null, 2) + "\n");
