@@ -112,8 +112,9 @@ async function smoke(modelPath: string): Promise<Record<string, number[]>> {
 }
 
 async function main(): Promise<void> {
-  const o = new Command().option("--dir <dir>", "scratch folder for the generated GB-sized models",
-    path.join(os.tmpdir(), "bge-m3-prepare-bench")).option("--keep", "keep the generated models").parse().opts();
+  const o = new Command("npm run bench:prepare-model --")
+    .option("--dir <dir>", "scratch folder for the generated GB-sized models", path.join(os.tmpdir(), "bge-m3-prepare-bench"))
+    .option("--keep", "keep the generated models").parse().opts();
   const machine = machineInfo();
   const results = [];
   for (const c of CASES) {
