@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { after, test } from "node:test";
-import type { PriorityResults } from "../bench/priority-results.js";
+import type { PriorityResults } from "../bench/lib/results-schema.js";
 import { repoRoot } from "./support/harness.js";
 
 const out = mkdtempSync(path.join(os.tmpdir(), "bench-priority-smoke-"));
@@ -23,7 +23,7 @@ const TINY = [
 ];
 
 test("bench:priority (tiny mode) writes a results file with every figure and sane values", { timeout: 90_000 }, async () => {
-  const { stdout } = await promisify(execFile)(process.execPath, [path.join(repoRoot, "dist", "bench", "priority-lane.js"), ...TINY], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(repoRoot, "dist", "bench", "priority", "run.js"), ...TINY], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
   assert.match(stdout, /How it ran:/);
   const files = readdirSync(out);
   const json = files.find((f) => f.endsWith(".json"));

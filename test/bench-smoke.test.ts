@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { after, test } from "node:test";
-import type { BenchResults, MeasurementKind } from "../bench/results.js";
+import type { BenchResults, MeasurementKind } from "../bench/lib/results-schema.js";
 import { repoRoot } from "./support/harness.js";
 
 const out = mkdtempSync(path.join(os.tmpdir(), "bench-smoke-"));
@@ -24,7 +24,7 @@ const TINY = [
 ];
 
 test("bench (tiny mode) writes a results file with every measurement and sane values", { timeout: 120_000 }, async () => {
-  const { stdout } = await promisify(execFile)(process.execPath, [path.join(repoRoot, "dist", "bench", "run.js"), ...TINY], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(repoRoot, "dist", "bench", "e2e", "run.js"), ...TINY], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
   const files = readdirSync(out);
   const json = files.find((f) => f.endsWith(".json"));
   assert.ok(json, `no results file written; output:\n${stdout}`);

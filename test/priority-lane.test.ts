@@ -14,7 +14,7 @@ import { OnnxModel } from "../worker/adapters/onnx-model.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import type { EmbeddingModel, ModelBatch } from "../worker/core/ports.js";
 import { startWorker } from "../worker/app.js";
-import { percentile } from "../bench/stats.js";
+import { percentile } from "../bench/lib/stats.js";
 import { qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "./support/harness.js";
 
 const connection = redisConnection("redis://127.0.0.1:6379");

@@ -1,0 +1,281 @@
+/** The shape of every results file the benches write: `npm run bench` (BenchResults) and
+ *  `npm run bench:priority` (PriorityResults), both starting with a RunHeader. Everything needed
+ *  to reproduce and judge a run (machine, commit, settings, model, corpus), every raw
+ *  measurement, and the targets or goals evaluated from them. Types only: measurers fill these
+ *  shapes and reporters (e2e/report-format.ts, priority/report-format.ts) render them, so both
+ *  import from here and neither imports the other. Never acts. */
+import type { ModelDescription } from "./bench-model.js";
+import type { Granularity } from "./corpus.js";
+import type { GitInfo, MachineInfo } from "./machine.js";
+import type { CpuWindow, QuietWait } from "./cpu.js";
+import type { LengthSummary } from "./stats.js";
+
+export const RESULTS_SCHEMA = 1;
+
+export type MeasurementKind = "model" | "e2e" | "e2e-pad1" | "fifo" | "peer";
+
+export interface ThroughputRun {
+  kind: MeasurementKind;
+  /** 1-based round; with --repeat N every measurement runs N times, interleaved. */
+  round: number;
+  seconds: number;
+  chunks: number;
+  /** Real tokens (special tokens included, padding excluded). */
+  tokens: number;
+  /** Tokens the model computed, padding included. */
+  paddedTokens: number;
+  batches: number;
+  tokensPerSecond: number;
+  chunksPerSecond: number;
+  paddingEfficiency: number;
+  peakRssBytes?: number;
+  /** CPU during the timed part: the measured process, the harness, and other processes on the machine. */
+  cpu?: CpuWindow;
+  /** How long the run waited for a quiet moment before starting, and how quiet it was. */
+  quietWait?: QuietWait;
+  e2e?: Omit<E2eResult, "seconds" | "chunks" | "tokens" | "paddedTokens" | "batches" | "peakRssBytes" | "cpu" | "quietWait">;
+  /** Peer only: largest |1 - cosine| between its CLS vectors and the worker model's dense vectors. */
+  peerDenseMaxCosineGap?: number;
+}
+
+/** One end-to-end run through the worker process (e2e/measure-e2e.ts). */
+export interface E2eResult {
+  seconds: number;
+  chunks: number;
+  tokens: number;
+  paddedTokens: number;
+  batches: number;
+  jobs: number;
+  failedJobs: number;
+  expectedPoints: number;
+  pointsWritten: number;
+  peakRssBytes: number;
+  /** CPU used between the first add and the end (worker = measured; this process and Redis = harness). */
+  cpu: CpuWindow;
+  quietWait: QuietWait;
+  /** Where the wall time went, from the model-port log and the worker's metrics. */
+  analysis: {
+    modelBusySeconds: number;
+    /** First add -> first batch handed to the model thread. */
+    headSeconds: number;
+    /** Last batch back from the model thread -> last job finished. */
+    tailSeconds: number;
+    /** Mean seconds per observation of each pipeline stage (per job for queue_wait and tokenize, per chunk for batch_wait, per batch for infer, per request for sink_write). */
+    stageMeanSeconds: Record<string, number>;
+    /** CPU seconds of this process (producer, Qdrant stand-in) and Redis during the run. */
+    harnessCpuSeconds: number;
+    cpuSeconds: number;
+    mainThreadCpuSeconds: number;
+    otherThreadsCpuSeconds: number[];
+    meanBatchSize: number;
+  };
+}
+
+/** Job latency under a steady offered load (e2e/measure-e2e.ts). */
+export interface LatencyResult {
+  offeredTokensPerSecond: number;
+  achievedTokensPerSecond: number;
+  enqueueSeconds: number;
+  jobs: number;
+  chunksPerJob: number;
+  meanTokensPerJob: number;
+  failedJobs: number;
+  quietWait: QuietWait;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  peakRssBytes: number;
+}
+
+/** Where one thread of a profiled worker spent its time (e2e/profile-summary.ts). */
+export interface ThreadProfile {
+  thread: string;
+  sampledSeconds: number;
+  idleSeconds: number;
+  /** Functions by self time (seconds), largest first; `(program)` is native code outside JS, such as ONNX Runtime's run or the tokenizer's regexes. */
+  top: Array<{ fn: string; seconds: number }>;
+}
+
+export interface PlannerRow {
+  padMultiple: number;
+  batchOverheadTokens: number;
+  batches: number;
+  paddingEfficiency: number;
+}
+
+export interface GranularityResult {
+  granularity: Granularity;
+  how: string;
+  documents: number;
+  jobs: number;
+  lengths: LengthSummary;
+  /** How each measurement was run, in words. */
+  methods: Partial<Record<MeasurementKind, string>>;
+  runs: ThroughputRun[];
+  /** planBatches over the whole set at once (no timing): the batcher's best case per setting. */
+  planner: PlannerRow[];
+}
+
+export interface TokenizerResult {
+  method: string;
+  texts: number;
+  js: { tokens: number; seconds: number; tokensPerSecond: number };
+  native: { tokens: number; seconds: number; tokensPerSecond: number };
+  identicalIdsRate: number;
+  quietWait?: QuietWait;
+}
+
+export interface TargetResult {
+  id: string;
+  description: string;
+  value: number;
+  comparator: ">=";
+  threshold: number;
+  met: boolean;
+}
+
+/** Where, when, from what and with which settings a bench ran: how every results file starts
+ *  (this bench's and `npm run bench:priority`'s). */
+export interface RunHeader {
+  startedAt: string;
+  finishedAt: string;
+  durationSeconds: number;
+  git: GitInfo;
+  machine: MachineInfo;
+  /** The command-line arguments after `npm run bench --` (or `bench:priority --`). */
+  args: string[];
+  options: Record<string, unknown>;
+  /** Worker configuration used for every worker-side measurement (no URLs, paths or secrets). */
+  workerConfig: Record<string, unknown>;
+  model: ModelDescription;
+  corpus: { kind: string; label: string; documents: number; skippedRecords: number };
+}
+
+export interface BenchResults extends RunHeader {
+  schema: typeof RESULTS_SCHEMA;
+  granularities: GranularityResult[];
+  tokenizers?: TokenizerResult;
+  latency?: LatencyResult & { method: string; loadRatio: number };
+  /** With --cpu-prof: per-thread summary of the end-to-end worker's CPU profile (turns, round 1). */
+  profile?: ThreadProfile[];
+  targets: TargetResult[];
+  notes: string[];
+}
+
+// The priority-lane bench (`npm run bench:priority`).
+
+export const PRIORITY_SCHEMA = 1;
+
+export type PhaseKind = "A" | "B";
+
+export interface LaneFigures {
+  /** Real tokens of chunks written (queue) or answered (interactive), from embed_tokens_total. */
+  tokens: number;
+  chunks: number;
+  batches: number;
+  /** embed_stage_duration_seconds{stage="infer"} sum and count: time from handing a batch to the
+   *  model thread to its vectors, waiting behind the batch ahead included. */
+  inferSum: number;
+  inferCount: number;
+  /** From the model-port log: batches that ended in the phase, their service time on the model
+   *  thread (end minus the later of its start and the previous batch's end) and sizes. */
+  serviceSeconds: number[];
+  paddedTokens: number;
+  realTokensInBatches: number;
+}
+
+/** A query phase's requests, raw: one latency per request in sending order. */
+export interface PhaseQueries {
+  sent: number;
+  ok: number;
+  /** Requests answered other than 200, unanswered, or with an unusable body. */
+  failed: number;
+  byStatus: Record<string, number>;
+  firstError?: string;
+  latenciesMs: number[];
+  promptTokens: number;
+  maxSendLagMs: number;
+}
+
+/** One phase of the priority bench as stored (priority/measure-priority.ts measures it). */
+export interface StoredPhase {
+  kind: PhaseKind;
+  round: number;
+  seconds: number;
+  queue: LaneFigures;
+  interactive: LaneFigures;
+  /** Smallest waiting and active job counts sampled during the phase (the backlog check). */
+  minWaiting: number;
+  minActive: number;
+  backlogSamples: number;
+  cpu: CpuWindow;
+  /** B only: the phase's query requests, summarised (priority/summarize.ts). */
+  queries?: PhaseQueries;
+}
+
+export interface BatchTiming {
+  name: string;
+  rows: number;
+  paddedLength: number;
+  paddedTokens: number;
+  realTokens: number;
+  seconds: number[];
+  medianMs: number;
+  p95Ms: number;
+}
+
+export interface GoalResult {
+  id: "query-p95" | "queue-drop";
+  description: string;
+  value: number;
+  comparator: "<=" | "<";
+  threshold: number;
+  met: boolean;
+}
+
+export interface PrioritySummary {
+  /** One batch at the token budget, model alone (the goal's yardstick). */
+  tBatchMedianMs: number;
+  tBatchP95Ms: number;
+  /** The priority lane's own batch (one query + its fill), model alone. */
+  tQueryBatchMedianMs: number;
+  /** Mean embed_stage_duration_seconds{stage="infer",lane="queue"} over all phases (queued behind the batch ahead included). */
+  workerQueueInferMeanMs: number;
+  /** Mean service time of queued batches on the worker's model thread, all phases. */
+  workerQueueServiceMeanMs: number;
+  workerInteractiveServiceMeanMs: number;
+  queries: { requests: number; ok: number; failed: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
+  p95OverTBatch: number;
+  p95OverWorkerService: number;
+  queueTokensPerSecondA: number;
+  queueTokensPerSecondB: number;
+  throughputDrop: number;
+  perRoundDrop: number[];
+  /** Estimate: each phase's queued tokens/s divided by the share of the CPU other processes left it. */
+  throughputDropAdjusted: number;
+  /** Interactive tokens / all tokens embedded during the B phases. */
+  queryTokenShare: number;
+  /** Share of the B phases' wall time the model thread spent on interactive batches. */
+  interactiveModelShare: number;
+  /** Real / padded tokens in the interactive batches (query rows and their fill). */
+  interactivePaddingEfficiency: number;
+  queuePaddingEfficiency: number;
+  minWaitingJobs: number;
+  othersCpuShareMax: number;
+}
+
+export interface PriorityResults extends RunHeader {
+  schema: typeof PRIORITY_SCHEMA;
+  bench: "priority-lane";
+  /** How the run was done, in words, one item per part. */
+  method: string[];
+  backfill: { how: string; jobsPerPass: number; chunksPerPass: number; jobsAdded: number; passes: number; failedJobs: number };
+  queryTexts: { how: string; distinct: number; meanTokens: number };
+  batchTimes: { full: BatchTiming; query: BatchTiming; quietWait: QuietWait };
+  quietWait: QuietWait;
+  phases: StoredPhase[];
+  summary: PrioritySummary;
+  goals: GoalResult[];
+  notes: string[];
+}
