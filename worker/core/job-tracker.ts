@@ -96,12 +96,14 @@ export class JobTracker implements BatchOwner {
     await this.ctx.scheduler.whileTokenizing(() => this.tokenize());
   }
 
-  /** Reads the stored hashes once per job, before tokenizing, so skipped chunks cost no tokenizer or model time. */
+  /** Reads the stored hashes once per job, before tokenizing, so skipped chunks cost no tokenizer
+   *  or model time. */
   private async skipUnchanged(): Promise<void> {
     const { job, ctx } = this;
     const hashed = job.chunks.filter((c) => c.hash !== undefined);
     const ids = hashed.map((c) => pointId(job.docId, c.index));
-    const stored = await this.withSinkRetries(`reading stored hashes of "${job.docId}"`, () => ctx.sink.readStored!(ids));
+    const what = `reading stored hashes of "${job.docId}"`;
+    const stored = await this.withSinkRetries(what, () => ctx.sink.readStored!(ids));
     const same = new Set<number>();
     hashed.forEach((c, i) => {
       const s = stored.get(ids[i]);
@@ -124,7 +126,8 @@ export class JobTracker implements BatchOwner {
         },
       });
     } catch (err) {
-      throw err instanceof SinkError ? err : new SinkError(`${what} failed: ${(err as Error).message}`, undefined, { cause: err });
+      if (err instanceof SinkError) throw err;
+      throw new SinkError(`${what} failed: ${(err as Error).message}`, undefined, { cause: err });
     }
   }
 
@@ -147,7 +150,9 @@ export class JobTracker implements BatchOwner {
       }
       if (!this.isSettled) this.ctx.scheduler.add(items);
     } catch (err) {
-      const e = err instanceof EmbedError ? err : new ValidationError(`tokenizing failed: ${(err as Error).message}`, { cause: err });
+      const e = err instanceof EmbedError
+        ? err
+        : new ValidationError(`tokenizing failed: ${(err as Error).message}`, { cause: err });
       metrics?.errors.inc({ type: e.kind });
       this.fail(e);
     }
@@ -190,7 +195,8 @@ export class JobTracker implements BatchOwner {
     const { job } = this;
     const docChunks = job.chunks[0].docChunks;
     const { sink } = this.ctx;
-    // One part per document is enough (the removal never touches indexes below docChunks): the one holding the last chunk.
+    // One part per document is enough (the removal never touches indexes below docChunks):
+    // the one holding the last chunk.
     if (docChunks !== undefined && sink.deleteStale && job.chunks.some((c) => c.index === docChunks - 1)) {
       try {
         await this.withSinkRetries(`removing stale points of "${job.docId}"`, () =>

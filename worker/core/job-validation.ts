@@ -11,7 +11,8 @@ export function validateJob(
   const { docId, chunks } = job;
   if (chunks.length > cfg.MAX_CHUNKS_PER_JOB) {
     throw new ValidationError(
-      `job for document "${docId}" has ${chunks.length} chunks, more than MAX_CHUNKS_PER_JOB=${cfg.MAX_CHUNKS_PER_JOB}; ` +
+      `job for document "${docId}" has ${chunks.length} chunks, ` +
+        `more than MAX_CHUNKS_PER_JOB=${cfg.MAX_CHUNKS_PER_JOB}; ` +
         "enqueue long documents as several jobs (the producer does)",
     );
   }

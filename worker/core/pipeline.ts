@@ -165,7 +165,9 @@ export class EmbeddingPipeline {
   }
 
   /** Tokenizes a request's texts into the query lane and schedules at once. */
-  private async poolQuery(q: QueryTracker, texts: string[], withTokens?: boolean): Promise<Map<number, string>[] | undefined> {
+  private async poolQuery(
+    q: QueryTracker, texts: string[], withTokens?: boolean,
+  ): Promise<Map<number, string>[] | undefined> {
     const tokenizer = this.ports.queryTokenizer ?? this.ports.tokenizer;
     const started = performance.now();
     const encoded = await tokenizer.encode(texts, { tokens: withTokens });
@@ -174,7 +176,8 @@ export class EmbeddingPipeline {
     const items: BatchItem[] = encoded.map((t, i) => {
       if (t.truncated && !this.cfg.TRUNCATE) throw new ChunkTooLongError(i, t.fullLength, this.cfg.MAX_SEQ_LENGTH);
       q.tokens[i] = t.ids.length;
-      return { queryLane: true, owner: q, index: i, ids: t.ids, truncated: t.truncated, length: t.ids.length, pooledAt: now };
+      const { ids, truncated } = t;
+      return { queryLane: true, owner: q, index: i, ids, truncated, length: ids.length, pooledAt: now };
     });
     const tokenMaps = withTokens
       ? encoded.map((t) => new Map(Array.from(t.ids, (id, k) => [id, t.tokens?.[k] ?? ""])))

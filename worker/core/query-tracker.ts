@@ -55,7 +55,8 @@ export class QueryTracker implements BatchOwner {
    *  request is on the pipeline's books: an already aborted signal fails it at once. */
   watch(): void {
     const { signal, timeoutMs } = this.o;
-    const timer = setTimeout(() => this.fail(new TimeoutError(`not answered within ${Math.round(timeoutMs)} ms`)), timeoutMs);
+    const late = () => this.fail(new TimeoutError(`not answered within ${Math.round(timeoutMs)} ms`));
+    const timer = setTimeout(late, timeoutMs);
     const onAbort = () => {
       const reason: unknown = signal?.reason;
       this.fail(reason instanceof Error ? reason : new ShutdownError("the client closed the request"));

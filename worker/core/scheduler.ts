@@ -49,8 +49,8 @@ export interface BatchItem extends Pooled {
 const MODEL_DEPTH = 2;
 
 export type SchedulerConfig = Pick<Config,
-  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_OVERHEAD_TOKENS" | "BATCH_LINGER_MS" | "BATCH_STRATEGY" |
-  "QUERY_FILL_TOKENS">;
+  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_OVERHEAD_TOKENS" | "BATCH_LINGER_MS" |
+  "BATCH_STRATEGY" | "QUERY_FILL_TOKENS">;
 
 export interface SchedulerHooks {
   model: EmbeddingModel;
@@ -157,31 +157,40 @@ export class BatchScheduler {
     const lane = laneLabel(queryLane);
     const { metrics, log } = this.hooks;
     const now = Date.now();
-    for (const it of live) metrics?.stage.observe({ stage: "batch_wait", lane: laneLabel(it.queryLane) }, (now - it.pooledAt) / 1000);
+    for (const it of live) {
+      metrics?.stage.observe({ stage: "batch_wait", lane: laneLabel(it.queryLane) }, (now - it.pooledAt) / 1000);
+    }
     const padded = batch.paddedLength;
     const started = performance.now();
     let out: ChunkEmbedding[];
     try {
-      out = await this.hooks.model.embed({ sequences: live.map((it) => it.ids), paddedLength: padded, queryLane });
+      const sequences = live.map((it) => it.ids);
+      out = await this.hooks.model.embed({ sequences, paddedLength: padded, queryLane });
       assert.equal(out.length, live.length, "model returned a different number of results than inputs; this is a bug");
     } catch (err) {
       metrics?.errors.inc({ type: errorKind(err) });
       if (live.length === 1) return this.failAlone(live[0], err, batchId, lane);
-      log?.warn({ batchId, lane, size: live.length, err: (err as Error).message }, "batch failed; splitting and retrying");
-      const half = Math.ceil(live.length / 2);
-      for (const part of [live.slice(0, half), live.slice(half)]) await this.runBatch(batchOf(part, this.cfg.PAD_MULTIPLE), batchId);
+      const size = live.length;
+      log?.warn({ batchId, lane, size, err: (err as Error).message }, "batch failed; splitting and retrying");
+      const half = Math.ceil(size / 2);
+      for (const part of [live.slice(0, half), live.slice(half)]) {
+        await this.runBatch(batchOf(part, this.cfg.PAD_MULTIPLE), batchId);
+      }
       return;
     }
     const seconds = (performance.now() - started) / 1000;
     this.recordBatch(live, padded, seconds, lane);
     const realTokens = live.reduce((a, it) => a + it.length, 0);
     const ms = Math.round(seconds * 1000);
-    log?.debug({ batchId, lane, size: live.length, paddedLength: padded, realTokens, pool: this.pool.size, ms }, "batch embedded");
+    const pool = this.pool.size;
+    log?.debug({ batchId, lane, size: live.length, paddedLength: padded, realTokens, pool, ms }, "batch embedded");
     this.deliver(live, out);
   }
 
   private failAlone(it: BatchItem, err: unknown, batchId: number, lane: LaneLabel): void {
-    const e = err instanceof EmbedError ? err : new InferenceError(`inference failed: ${(err as Error).message}`, { cause: err });
+    const e = err instanceof EmbedError
+      ? err
+      : new InferenceError(`inference failed: ${(err as Error).message}`, { cause: err });
     const { nouns, logFields } = it.owner;
     const msg = `${nouns.item} failed alone; failing its ${nouns.owner}`;
     this.hooks.log?.warn({ batchId, ...logFields, lane, kind: e.kind, err: e.message }, msg);
