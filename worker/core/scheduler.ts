@@ -3,9 +3,10 @@
  *  halves until the failing item runs alone, so one bad item fails only its owner. Trades a
  *  little latency for throughput: `MODEL_DEPTH` batches sit in the model thread so it never
  *  idles on a round trip, and partial batches wait in the pool to be sorted with later
- *  arrivals. Which lane goes first is not decided here but in query-lane.ts. Acts whenever
- *  items arrive, a batch returns, or the linger timer fires. Knows nothing of jobs or requests:
- *  an item's owner receives its vectors (`embedded`) and failures (`fail`).
+ *  arrivals. It serves the query lane first; what a query batch holds and how many may be in
+ *  the model thread is decided in query-lane.ts. Acts whenever items arrive, a batch returns,
+ *  or the linger timer fires. Knows nothing of jobs or requests: an item's owner receives its
+ *  vectors (`embedded`) and failures (`fail`).
  *  Last-resort guard (issue 13): every promise chain and timer started here ends in a catch that
  *  fails the owners the work belonged to with InternalError; a failure of the scheduling pass
  *  itself belongs to no single owner and goes to `onSchedulerFailure`. */
