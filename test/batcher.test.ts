@@ -125,8 +125,8 @@ test("BatchPool fifo: fixed-size batches in arrival order, no token budget, wait
   assert.equal(pool.size, 0);
 });
 
-// Priority lane (query texts): see BatchPool.takeInteractive.
-type LaneItem = { id: number; length: number; pooledAt: number; interactive?: boolean };
+// Priority lane (query texts): see BatchPool.takeQuery.
+type LaneItem = { id: number; length: number; pooledAt: number; queryLane?: boolean };
 
 test("BatchPool priority lane: queries first and at once, queued chunks fill up to the fill budget, nothing lost", () => {
   fc.assert(
@@ -139,15 +139,15 @@ test("BatchPool priority lane: queries first and at once, queued chunks fill up 
         const pool = new BatchPool<LaneItem>(limits);
         let id = 0;
         const q = queued.map((length) => ({ id: id++, length, pooledAt: 0 }));
-        const i = queries.map((length, k) => ({ id: id++, length, pooledAt: k, interactive: true }));
+        const i = queries.map((length, k) => ({ id: id++, length, pooledAt: k, queryLane: true }));
         pool.add([...q, ...i]);
         const fill = Math.min(fillTokens, limits.maxBatchTokens);
         const seen: number[] = [];
         let asked = 0;
-        while (pool.interactiveSize > 0) {
-          const b = pool.takeInteractive(fillTokens)!;
-          const lead = b.items.filter((it) => it.interactive);
-          const rest = b.items.filter((it) => !it.interactive);
+        while (pool.querySize > 0) {
+          const b = pool.takeQuery(fillTokens)!;
+          const lead = b.items.filter((it) => it.queryLane);
+          const rest = b.items.filter((it) => !it.queryLane);
           assert.ok(lead.length >= 1, "every interactive batch carries a query");
           // queries come first, oldest first, and the oldest waiting query is always taken
           assert.deepEqual(b.items.slice(0, lead.length), lead);
@@ -166,7 +166,7 @@ test("BatchPool priority lane: queries first and at once, queued chunks fill up 
         // take() never hands out queries, and what is left are exactly the queued chunks not used as fill
         const left: number[] = [];
         for (let r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 }); r.batch; r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 })) {
-          assert.ok(r.batch.items.every((it) => !it.interactive));
+          assert.ok(r.batch.items.every((it) => !it.queryLane));
           left.push(...r.batch.items.map((it) => it.id));
         }
         assert.deepEqual([...seen, ...left].sort((a, b) => a - b), [...q, ...i].map((it) => it.id));
@@ -181,18 +181,18 @@ test("BatchPool priority lane: the fill takes only queued chunks about as long a
   // queued: 10 chunks of 100 tokens, 3 of 12, 3 of 11, 5 of 10 (under 90% of 12); one 12-token query.
   const lengths = [...Array(10).fill(100), 12, 12, 12, 11, 11, 11, 10, 10, 10, 10, 10];
   pool.add(lengths.map((length, id) => ({ id, length, pooledAt: 0 })));
-  pool.add([{ id: 99, length: 12, pooledAt: 5, interactive: true }]);
+  pool.add([{ id: 99, length: 12, pooledAt: 5, queryLane: true }]);
   // Fill budget 60 tokens = 5 rows of 12: the query and the four longest fitting chunks (12, 12, 12, 11).
-  const b = pool.takeInteractive(60)!;
+  const b = pool.takeQuery(60)!;
   assert.equal(b.items[0].id, 99);
   assert.equal(b.paddedLength, 12, "the 100-token chunks never pad the query row");
   assert.deepEqual(b.items.slice(1).map((it) => it.length), [12, 12, 12, 11]);
-  assert.equal(pool.takeInteractive(60), null);
+  assert.equal(pool.takeQuery(60), null);
   const next = pool.take({ now: 10, moreComing: false, lingerMs: 5 });
-  assert.ok(next.batch && next.batch.items.every((it) => !it.interactive));
+  assert.ok(next.batch && next.batch.items.every((it) => !it.queryLane));
   // With a fill budget of 0 the query runs alone, padded to its own length.
-  pool.add([{ id: 100, length: 12, pooledAt: 20, interactive: true }]);
-  const alone = pool.takeInteractive(0)!;
+  pool.add([{ id: 100, length: 12, pooledAt: 20, queryLane: true }]);
+  const alone = pool.takeQuery(0)!;
   assert.deepEqual(alone.items.map((it) => it.id), [100]);
   assert.equal(alone.paddedTokens, 12);
 });

@@ -51,7 +51,7 @@ test("model thread: an interactive batch runs before queued batches already wait
   const runsBefore = model.sessionRuns;
   const first = run("q1", seqs(16, 512));
   await new Promise((r) => setTimeout(r, 50));
-  const query = (name: string, length: number) => run(name, { ...seqs(1, length), interactive: true });
+  const query = (name: string, length: number) => run(name, { ...seqs(1, length), queryLane: true });
   await Promise.all([first, run("q2", seqs(16, 512)), run("q3", seqs(16, 512)), query("i1", 12), query("i2", 20), query("i3", 9)]);
   assert.deepEqual(order.slice(0, 1), ["q1"]);
   assert.deepEqual(order.slice(1, 4).sort(), ["i1", "i2", "i3"], "the queries run right after the running batch");
@@ -59,7 +59,7 @@ test("model thread: an interactive batch runs before queued batches already wait
   assert.equal(model.sessionRuns - runsBefore, 4, "the three queries waiting together ran as one session run");
   // All sent while the thread is idle: the query goes first of all.
   order.length = 0;
-  await Promise.all([run("q1", seqs(4, 64)), run("query", { ...seqs(1, 12), interactive: true })]);
+  await Promise.all([run("q1", seqs(4, 64)), run("query", { ...seqs(1, 12), queryLane: true })]);
   assert.equal(order.length, 2);
 });
 
@@ -78,7 +78,7 @@ test("under a saturating backlog a query waits for at most the running batch, ov
     info: inner.info,
     close: () => inner.close(),
     async embed(batch) {
-      const c: Call = { interactive: Boolean(batch.interactive), rows: batch.sequences.length, calledAt: ++clock };
+      const c: Call = { interactive: Boolean(batch.queryLane), rows: batch.sequences.length, calledAt: ++clock };
       calls.push(c);
       const t = performance.now();
       const out = await inner.embed(batch);

@@ -172,7 +172,7 @@ test("a client that goes away counts as client_closed, logs at info, and its tex
     info: inner.info,
     close: () => inner.close(),
     async embed(batch) {
-      if (batch.interactive) {
+      if (batch.queryLane) {
         rows += batch.sequences.length;
         await new Promise((r) => setTimeout(r, 300));
       }

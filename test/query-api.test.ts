@@ -220,9 +220,9 @@ test("408 past QUERY_TIMEOUT_MS, 500 out_of_memory for a text the device cannot 
     info: inner.info,
     close: () => inner.close(),
     async embed(batch) {
-      if (batch.interactive && slowMs > 0) await new Promise((r) => setTimeout(r, slowMs));
+      if (batch.queryLane && slowMs > 0) await new Promise((r) => setTimeout(r, slowMs));
       // Simulated device limit: any sequence over 40 tokens does not fit.
-      if (batch.interactive && batch.sequences.some((s) => s.length > 40)) throw new OutOfMemoryError("out of memory: simulated (CUDA failure 2)");
+      if (batch.queryLane && batch.sequences.some((s) => s.length > 40)) throw new OutOfMemoryError("out of memory: simulated (CUDA failure 2)");
       return inner.embed(batch);
     },
   });

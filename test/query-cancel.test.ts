@@ -63,7 +63,7 @@ test("a cancelled query rejects with its reason; its texts not yet in the model 
   const model = new HeldModel();
   const p = new EmbeddingPipeline(cfg, { tokenizer, model, sink });
   const ask = (id: string, signal?: AbortSignal) =>
-    p.embedInteractive([`${id} one`, `${id} two`], { id, timeoutMs: 10_000, signal });
+    p.embedQuery([`${id} one`, `${id} two`], { id, timeoutMs: 10_000, signal });
   const first = ask("first");
   await waitFor(() => model.rows === 2, 2000, "the first request's batch in the model");
   const later = ["second", "third"].map((id) => {

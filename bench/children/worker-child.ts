@@ -80,7 +80,7 @@ model.embed = async (batch: ModelBatch) => {
   const out = await embed(batch);
   let real = 0;
   for (const s of batch.sequences) real += s.length;
-  batches.push({ start, end: performance.timeOrigin + performance.now(), size: batch.sequences.length, paddedLength: batch.paddedLength, realTokens: real, interactive: Boolean(batch.interactive) });
+  batches.push({ start, end: performance.timeOrigin + performance.now(), size: batch.sequences.length, paddedLength: batch.paddedLength, realTokens: real, interactive: Boolean(batch.queryLane) });
   return out;
 };
 

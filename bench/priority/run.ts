@@ -32,14 +32,14 @@ const o = parsePriorityArgs(args);
 const log = console.log;
 
 /** The yardstick batch (the planner's fullest batch of real windows) and the priority lane's
- *  batch (one query with the fill BatchPool.takeInteractive picks from those windows). */
+ *  batch (one query with the fill BatchPool.takeQuery picks from those windows). */
 function yardsticks(windows: Int32Array[], query: Int32Array, limits: ConstructorParameters<typeof BatchPool>[0], fillTokens: number): TimedBatch[] {
   const items = windows.map((ids) => ({ ids, length: ids.length, pooledAt: 0 }));
   const full = planBatches(items, limits).reduce((a, b) => (b.paddedTokens > a.paddedTokens ? b : a));
-  const pool = new BatchPool<(typeof items)[number] & { interactive?: boolean }>(limits);
+  const pool = new BatchPool<(typeof items)[number] & { queryLane?: boolean }>(limits);
   pool.add(items);
-  pool.add([{ ids: query, length: query.length, pooledAt: 1, interactive: true }]);
-  const lane = pool.takeInteractive(fillTokens)!;
+  pool.add([{ ids: query, length: query.length, pooledAt: 1, queryLane: true }]);
+  const lane = pool.takeQuery(fillTokens)!;
   const toIds = (b: { items: Array<{ ids: Int32Array }> }) => b.items.map((it) => Array.from(it.ids));
   return [
     { name: "full", ids: toIds(full), paddedLength: full.paddedLength },
@@ -98,7 +98,7 @@ async function main(): Promise<{ results: PriorityResults; problems: string[] }>
   const results: PriorityResults = {
     schema: PRIORITY_SCHEMA, bench: "priority-lane", ...runHeader(run, args, o, cfg, model, { source, documents: docs.length, skipped }),
     method: [
-      `Yardstick: the worker's model thread alone in its own process (no worker, no queue) runs the batch planner's fullest batch of the corpus's first windows (${full.ids.length} x ${full.paddedLength} padded tokens), and the priority lane's batch that BatchPool.takeInteractive cuts for one query among those windows; once untimed, then ${o.batchReps} timed runs each, alternating.`,
+      `Yardstick: the worker's model thread alone in its own process (no worker, no queue) runs the batch planner's fullest batch of the corpus's first windows (${full.ids.length} x ${full.paddedLength} padded tokens), and the priority lane's batch that BatchPool.takeQuery cuts for one query among those windows; once untimed, then ${o.batchReps} timed runs each, alternating.`,
       `Worker: one process assembled as \`npm run worker\` does (QUERY_API=true), on the real Redis, writing to the strict Qdrant-compatible test server in the bench process; its first job and the queries of its first second (2 per second) warm it up.`,
       `Backfill: every window of the corpus (${backfill.how}; ${backfill.jobs.length} jobs of up to ${o.perJob} chunks), added pass after pass under new document ids; every second the bench samples the queue and tops it up to ${o.backlogJobs} waiting jobs beyond the ${o.concurrency} the worker holds.`,
       `Phases: after ${o.settleSeconds} s of backfill alone (unmeasured), ${o.rounds} rounds of A (backfill only) then B (backfill + queries), ${o.phaseSeconds} s each. Queued and interactive tokens per phase are deltas of the worker's embed_tokens_total{lane} read from its /metrics over HTTP at each phase's start and end; a B phase ends when its last query is answered.`,

@@ -8,6 +8,7 @@ import type { Config, OutputKind } from "../../shared/config.js";
 import { InferenceError, ModelLoadError, ExecutionProviderError, OutOfMemoryError } from "../../shared/errors.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import type { EmbeddingModel, ModelBatch, ModelInfo } from "../core/ports.js";
+import { modelRunBudget } from "../core/query-lane.js";
 import type { ModelFiles } from "./model-files.js";
 import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.js";
 
@@ -22,7 +23,7 @@ export class OnnxModel implements EmbeddingModel {
   private readonly pending = new Map<number, { resolve: (r: ChunkEmbedding[]) => void; reject: (e: Error) => void }>();
   private broken: Error | undefined;
   private lastRun = 0;
-  /** Session runs so far (interactive batches merged in the thread share one run). */
+  /** Session runs so far (query-lane batches merged in the thread share one run). */
   sessionRuns = 0;
   /** Called when the last pending call settles (close() waits for it). */
   private idle: (() => void) | undefined;
@@ -38,7 +39,7 @@ export class OnnxModel implements EmbeddingModel {
     const data: OnnxThreadData = {
       modelPath: files.modelPath, provider: cfg.EXECUTION_PROVIDER, deviceId: cfg.CUDA_DEVICE_ID,
       intraOpThreads: cfg.INTRA_OP_THREADS, outputs: cfg.OUTPUTS, padId: files.padId, bosId: files.bosId,
-      eosId: files.eosId, specialIds: files.specialIds, mergeTokens: cfg.MAX_BATCH_TOKENS,
+      eosId: files.eosId, specialIds: files.specialIds, mergeTokens: modelRunBudget(cfg),
       tokenizerPath: files.tokenizerPath, outputNames: cfg.MODEL_OUTPUT_NAMES, declared: files.declared,
     };
     const thread = new Worker(new URL("./onnx-thread.js", import.meta.url), { workerData: data });
@@ -81,7 +82,7 @@ export class OnnxModel implements EmbeddingModel {
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const req: ThreadRequest = { type: "embed", id, flat, lengths, paddedLength: batch.paddedLength, interactive: batch.interactive };
+      const req: ThreadRequest = { type: "embed", id, flat, lengths, paddedLength: batch.paddedLength, queryLane: batch.queryLane };
       this.thread.postMessage(req, [flat.buffer, lengths.buffer]);
     });
   }

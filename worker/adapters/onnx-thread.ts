@@ -17,6 +17,7 @@ import { buildFeeds, planFeeds, type FeedSpec } from "../core/model-feeds.js";
 import {
   checkOutputTypes, checkWanted, confirmLayout, describeLayout, matchLayout, type ConfirmedLayout, type TensorMeta,
 } from "../core/output-layouts.js";
+import { nextModelRun } from "../core/query-lane.js";
 import { rowsToFloat32, toFloat32 } from "../core/tensor-decode.js";
 import { cudaLoadError, executionProviders } from "./execution-provider.js";
 import { ELEM_TYPES, type DeclaredValue } from "./onnx-graph-scan.js";
@@ -31,7 +32,7 @@ export interface OnnxThreadData {
   bosId: number;
   eosId: number;
   specialIds: number[];
-  /** Interactive batches waiting together run as one, up to this many padded tokens. */
+  /** Query-lane batches waiting together run as one, up to this many padded tokens (MAX_BATCH_TOKENS). */
   mergeTokens: number;
   /** Tokenizes the start-up probe sentence. */
   tokenizerPath: string;
@@ -44,9 +45,9 @@ export interface OnnxThreadData {
 /** The start-up probe: several scripts, punctuation and a compound word. */
 export const PROBE_TEXT = "BGE M3 ist ein Embedding-Modell. 多语言 – multilingüe.";
 
-/** `interactive` batches (query requests) run before every queued batch that waits here. */
+/** `queryLane` batches (query requests) run before every queued batch that waits here. */
 export type ThreadRequest =
-  | { type: "embed"; id: number; flat: Int32Array; lengths: Int32Array; paddedLength: number; interactive?: boolean }
+  | { type: "embed"; id: number; flat: Int32Array; lengths: Int32Array; paddedLength: number; queryLane?: boolean }
   /** Drop the batches waiting here (each gets an error); the running one finishes. */
   | { type: "stop" };
 export type ThreadReply =
@@ -170,14 +171,12 @@ function transferables(results: ChunkEmbedding[]): ArrayBuffer[] {
   return list;
 }
 
-/** Batches sent while one runs wait here; the next to run is the oldest interactive one, else
- *  the oldest. The main thread keeps a queued batch waiting behind the running one so the
- *  session never idles on a round trip; a query batch overtakes it here. Interactive batches
- *  that arrived while one batch ran are merged into one run (up to `mergeTokens` padded
- *  tokens): the queries are cut as one batch when the device frees up, and pay one call's
- *  overhead between them. */
+/** Batches sent while one runs wait here; the next run is chosen by the query lane's merge rule
+ *  (`nextModelRun` in core/query-lane.ts): the oldest query batch, with the other query batches
+ *  that fit beside it, else the oldest batch. The main thread keeps a queued batch waiting behind
+ *  the running one so the session never idles on a round trip; a query batch overtakes it here. */
 type EmbedRequest = Extract<ThreadRequest, { type: "embed" }>;
-const waiting: EmbedRequest[] = [];
+let waiting: EmbedRequest[] = [];
 let running = false;
 let runs = 0;
 
@@ -188,23 +187,13 @@ function accept(msg: ThreadRequest): void {
   }
 }
 
-/** The next run: the oldest interactive batch with every other waiting one that fits beside it, or the oldest batch. */
+/** Takes the next run's batches out of `waiting`. */
 function nextGroup(): EmbedRequest[] {
-  const first = waiting.findIndex((r) => r.interactive);
-  const [lead] = waiting.splice(first >= 0 ? first : 0, 1);
-  const group = [lead];
-  if (!lead.interactive) return group;
-  let rows = lead.lengths.length;
-  let padded = lead.paddedLength;
-  for (let i = 0; i < waiting.length; ) {
-    const r = waiting[i];
-    const p = Math.max(padded, r.paddedLength);
-    if (r.interactive && p * (rows + r.lengths.length) <= cfg.mergeTokens) {
-      group.push(...waiting.splice(i, 1));
-      rows += r.lengths.length;
-      padded = p;
-    } else i++;
-  }
+  const shapes = waiting.map((r) => ({ rows: r.lengths.length, paddedLength: r.paddedLength, queryLane: r.queryLane }));
+  const picked = nextModelRun(shapes, cfg.mergeTokens);
+  const group = picked.map((i) => waiting[i]);
+  const taken = new Set(picked);
+  waiting = waiting.filter((_, i) => !taken.has(i));
   return group;
 }
 

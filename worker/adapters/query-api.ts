@@ -1,5 +1,5 @@
 /** The query API: embeddings for search queries from the worker's own model session, in the
- *  pipeline's priority lane (see BatchPool.takeInteractive), so one GPU serves both the
+ *  pipeline's query lane (see worker/core/query-lane.ts), so one GPU serves both the
  *  backfill and the searches. Routes:
  *  - `POST /v1/embeddings`: OpenAI-compatible (input string or array, model, encoding_format
  *    float|base64; dimensions other than the model's is refused).
@@ -22,6 +22,7 @@ import { ChunkTooLongError, OutOfMemoryError, ShutdownError, TimeoutError } from
 import type { Metrics } from "../../shared/metrics.js";
 import type { EmbeddingPipeline } from "../core/pipeline.js";
 import type { ModelInfo } from "../core/ports.js";
+import { QUERY_LANE_LABEL } from "../core/query-lane.js";
 import type { HealthState } from "./health.js";
 import { QueryAuth } from "./query-auth.js";
 import { checkContentHeaders, readJsonBody } from "./query-body.js";
@@ -159,7 +160,7 @@ export class QueryApi {
     else res.once("close", leave);
     const left = this.left(ctx);
     if (left <= 0) throw new TimeoutError("deadline passed while reading the request");
-    const result = await pipeline.embedInteractive(parsed.texts, {
+    const result = await pipeline.embedQuery(parsed.texts, {
       id: ctx.requestId,
       timeoutMs: left,
       signal: controller.signal,
@@ -233,7 +234,7 @@ export class QueryApi {
   private logLine(route: Route, ctx: RequestContext, seconds: number, status: number) {
     return {
       requestId: ctx.requestId,
-      lane: "interactive",
+      lane: QUERY_LANE_LABEL,
       endpoint: route.endpoint,
       caller: ctx.caller,
       client: ctx.address,

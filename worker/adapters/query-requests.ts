@@ -4,7 +4,7 @@
 import { z } from "zod";
 import type { OutputKind } from "../../shared/config.js";
 import { colbertRows } from "../core/heads.js";
-import type { InteractiveResult } from "../core/pipeline.js";
+import type { QueryResult } from "../core/pipeline.js";
 
 export class RequestError extends Error {
   constructor(
@@ -148,12 +148,12 @@ export function float32Base64(v: Float32Array): string {
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64");
 }
 
-const usage = (r: InteractiveResult) => {
+const usage = (r: QueryResult) => {
   const n = r.tokens.reduce((a, b) => a + b, 0);
   return { prompt_tokens: n, total_tokens: n };
 };
 
-export function openAiResponse(r: InteractiveResult, req: OpenAiRequest, modelName: string) {
+export function openAiResponse(r: QueryResult, req: OpenAiRequest, modelName: string) {
   return {
     object: "list",
     data: r.embeddings.map((e, index) => ({
@@ -166,7 +166,7 @@ export function openAiResponse(r: InteractiveResult, req: OpenAiRequest, modelNa
   };
 }
 
-export function batchResponse(r: InteractiveResult, req: BatchRequest, modelName: string, ms: number) {
+export function batchResponse(r: QueryResult, req: BatchRequest, modelName: string, ms: number) {
   return {
     model: modelName,
     data: r.embeddings.map((e, index) => {

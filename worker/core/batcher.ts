@@ -5,6 +5,11 @@
  *  single chunk longer than the budget alone is the only exception, and config validation
  *  rules it out. Performs no I/O; time is passed in. */
 import assert from "node:assert/strict";
+import { padTo } from "./padding.js";
+import { cutQueryBatch } from "./query-lane.js";
+
+export { padTo } from "./padding.js";
+export { FILL_MIN_SHARE } from "./query-lane.js";
 
 export interface BatchLimits {
   maxBatchTokens: number;
@@ -29,10 +34,6 @@ export interface Batch<T extends Sized> {
   paddedLength: number;
   realTokens: number;
   paddedTokens: number;
-}
-
-export function padTo(length: number, multiple: number): number {
-  return Math.ceil(length / multiple) * multiple;
 }
 
 function makeBatch<T extends Sized>(items: T[], paddedLength: number): Batch<T> {
@@ -82,8 +83,8 @@ export function planBatches<T extends Sized>(items: readonly T[], limits: BatchL
 export interface Pooled extends Sized {
   /** When the chunk entered the pool (ms, caller's clock). */
   pooledAt: number;
-  /** A query-time chunk (priority lane): see `BatchPool.takeInteractive`. */
-  interactive?: boolean;
+  /** A query text (the query lane): see `BatchPool.takeQuery`. */
+  queryLane?: boolean;
 }
 
 export interface TakeOptions {
@@ -98,72 +99,51 @@ export interface TakeOptions {
   onlyFull?: boolean;
 }
 
-/** A queued chunk rides in a query's batch only if it is at least this share of the batch's padded length. */
-export const FILL_MIN_SHARE = 0.9;
-
-/** Holds the pool and decides which batch runs next. Two lanes: queued chunks (jobs) and
- *  interactive chunks (query requests). Interactive chunks never wait for company and never
- *  sit behind queued ones: `takeInteractive` cuts their batch at once, and `take` never
- *  picks them. */
+/** Holds the pool and decides which batch runs next. Two lanes: queued chunks (jobs) and the
+ *  query lane (query requests' texts). Query texts never wait for company and never sit behind
+ *  queued ones: `takeQuery` cuts their batch at once (policy in query-lane.ts), and `take`
+ *  never picks them. */
 export class BatchPool<T extends Pooled> {
   private pool: T[] = [];
-  private interactive: T[] = [];
+  private queries: T[] = [];
 
   constructor(private readonly limits: BatchLimits) {
     assert.ok(limits.maxBatchTokens > 0 && limits.maxBatchSize > 0 && limits.padMultiple > 0, "batch limits must be positive");
   }
 
   get size(): number {
-    return this.pool.length + this.interactive.length;
+    return this.pool.length + this.queries.length;
   }
 
-  /** Interactive chunks waiting for a batch. */
-  get interactiveSize(): number {
-    return this.interactive.length;
+  /** Query texts waiting for a batch. */
+  get querySize(): number {
+    return this.queries.length;
   }
 
   add(items: readonly T[]): void {
-    for (const it of items) (it.interactive ? this.interactive : this.pool).push(it);
+    for (const it of items) (it.queryLane ? this.queries : this.pool).push(it);
   }
 
   /** Drops pooled items matching `pred` (their job or request failed); returns how many. */
   remove(pred: (item: T) => boolean): number {
     const before = this.size;
     this.pool = this.pool.filter((it) => !pred(it));
-    this.interactive = this.interactive.filter((it) => !pred(it));
+    this.queries = this.queries.filter((it) => !pred(it));
     return before - this.size;
   }
 
-  /** The priority lane. Takes the waiting interactive chunks, oldest first, as many as one batch
-   *  holds, and pads them to the longest of them (L). Queued chunks then ride along, up to
-   *  `fillTokens` padded tokens in all, but only where they cost next to nothing: a chunk joins
-   *  only if it needs no more than L (so query rows are never padded for the queue's sake) and is
-   *  at least `FILL_MIN_SHARE` of L long (its own padding stays small); the longest such chunks
-   *  first. On a GPU a small batch costs about as much as a fuller one, so the fill is work the
-   *  queue gets for free; on a CPU, where time grows with tokens, it costs the queue about what
-   *  the same chunks would cost later. Null when no interactive chunk waits. */
-  takeInteractive(fillTokens: number): Batch<T> | null {
-    if (this.interactive.length === 0) return null;
-    const { maxBatchSize, maxBatchTokens, padMultiple } = this.limits;
-    const byAge = [...this.interactive].sort((a, b) => a.pooledAt - b.pooledAt);
-    const lead: T[] = [];
-    let L = 0;
-    for (const it of byAge) {
-      const next = Math.max(L, padTo(it.length, padMultiple));
-      if (lead.length > 0 && (lead.length >= maxBatchSize || next * (lead.length + 1) > maxBatchTokens)) break;
-      lead.push(it);
-      L = next;
-    }
+  /** The query lane's next batch: the waiting query texts with their fill of queued chunks,
+   *  under `fillTokens` (QUERY_FILL_TOKENS), as `cutQueryBatch` decides. Null when no query text waits. */
+  takeQuery(fillTokens: number): Batch<T> | null {
+    if (this.queries.length === 0) return null;
+    const { lead, fill, paddedLength } = cutQueryBatch(this.queries, this.pool, this.limits, fillTokens);
     const leadSet = new Set(lead);
-    this.interactive = this.interactive.filter((it) => !leadSet.has(it));
-    const room = Math.min(maxBatchSize, Math.floor(Math.min(fillTokens, maxBatchTokens) / L)) - lead.length;
-    const fill = room > 0 ? this.pool.filter((it) => padTo(it.length, padMultiple) <= L && it.length >= FILL_MIN_SHARE * L) : [];
-    fill.sort((a, b) => b.length - a.length).splice(Math.max(0, room));
+    this.queries = this.queries.filter((it) => !leadSet.has(it));
     if (fill.length > 0) {
       const taken = new Set(fill);
       this.pool = this.pool.filter((it) => !taken.has(it));
     }
-    return makeBatch([...lead, ...fill], L);
+    return makeBatch([...lead, ...fill], paddedLength);
   }
 
   /** The next batch to run, or null with how long to wait before asking again. */

@@ -23,8 +23,8 @@ export interface ModelBatch {
   /** One id sequence per chunk; the model pads them to `paddedLength` with its pad id. */
   sequences: Int32Array[];
   paddedLength: number;
-  /** Carries query chunks: runs before queued batches already waiting for the model. */
-  interactive?: boolean;
+  /** Carries query texts (the query lane): runs before queued batches already waiting for the model. */
+  queryLane?: boolean;
 }
 
 export interface ModelInfo {
