@@ -303,19 +303,27 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
   const ids = (r: { points: Array<{ id: unknown }> }) => r.points.map((p) => p.id);
   const dense = (limit: number) => ({ query: [1, 0], using: "dense", limit });
   const sparse = (limit: number) => ({ query: { indices: [7], values: [1] }, using: "sparse", limit });
+  const hybrid = { prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" as const } };
+  const rows = [[1, 0], [0, 1]];
   // dense cosine to [1, 0]: 1 > 2 > 3 > 4; sparse on index 7: 3 > 4 > 2 (1 has none).
   const POINTS = [
-    { id: 1, dense: [1, 0], sparse: { indices: [1], values: [1] }, multi: [[1, 0]], colbert: [[2, 0], [0, 3]], eu: [[0, 1], [3, 0]] },
-    { id: 2, dense: [0.8, 0.6], sparse: { indices: [7], values: [1] }, multi: [[0.5, 0.5], [0, 2]], colbert: [[1, 0]], eu: [[5, 5]] },
-    { id: 3, dense: [0.6, 0.8], sparse: { indices: [7], values: [3] }, multi: [[3, 0]], colbert: [[0, 1]], eu: [[1, 2]] },
+    { id: 1, dense: [1, 0], sparse: { indices: [1], values: [1] }, multi: [[1, 0]], colbert: [[2, 0], [0, 3]],
+      eu: [[0, 1], [3, 0]] },
+    { id: 2, dense: [0.8, 0.6], sparse: { indices: [7], values: [1] }, multi: [[0.5, 0.5], [0, 2]], colbert: [[1, 0]],
+      eu: [[5, 5]] },
+    { id: 3, dense: [0.6, 0.8], sparse: { indices: [7], values: [3] }, multi: [[3, 0]], colbert: [[0, 1]],
+      eu: [[1, 2]] },
     { id: 4, dense: [0, 1], sparse: { indices: [7], values: [2] }, multi: [[1, 1]], colbert: [[1, 1]], eu: [[0, 0]] },
   ];
 
   before(async () => {
     name = collectionName();
-    const multi = (distance: "Dot" | "Cosine" | "Euclid") => ({ size: 2, distance, multivector_config: { comparator: "max_sim" as const } });
+    const multi = (distance: "Dot" | "Cosine" | "Euclid") =>
+      ({ size: 2, distance, multivector_config: { comparator: "max_sim" as const } });
     await client.createCollection(name, {
-      vectors: { dense: { size: 2, distance: "Cosine" }, multi: multi("Dot"), colbert: multi("Cosine"), eu: multi("Euclid") },
+      vectors: {
+        dense: { size: 2, distance: "Cosine" }, multi: multi("Dot"), colbert: multi("Cosine"), eu: multi("Euclid"),
+      },
       sparse_vectors: { sparse: {} },
     });
     const points = POINTS.map(({ id, ...vector }) => ({ id, vector, payload: { kind: id === 2 ? "b" : "a" } }));
@@ -334,42 +342,37 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
     assert.equal(float32Json(1 / 3), 0.33333334);
   });
 
-  test("max_sim (pure): sum over query rows of the best similarity; Euclid and Manhattan as post-processed distances", () => {
-    assert.equal(maxSim("Dot", [[1, 0], [0, 1]], [[0.5, 0.5], [0, 2]]), 2.5);
+  test("max_sim (pure): sum over query rows of the best similarity; Euclid, Manhattan post-processed", () => {
+    assert.equal(maxSim("Dot", rows, [[0.5, 0.5], [0, 2]]), 2.5);
     assert.equal(maxSim("Euclid", [[0, 0], [1, 0]], [[0, 1], [3, 0]]), Math.sqrt(1 + 2));
     assert.equal(maxSim("Manhattan", [[0, 0], [1, 0]], [[0, 1], [3, 0]]), 1 + 2);
   });
 
-  test("fusion: RRF of dense and sparse prefetches, with score_threshold, limit, and offset replicated into prefetches", async () => {
-    const fused = await client.query(name, { prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" } });
+  test("fusion: RRF of dense and sparse prefetches; threshold, limit, offset replicated into prefetches", async () => {
+    const fused = await client.query(name, hybrid);
     assert.deepEqual(ids(fused), [3, 2, 1, 4]);
     assert.deepEqual(fused.points.map((p) => p.score), [0.75, 0.5833334, 0.5, 0.33333334]);
-    const above = await client.query(name, { prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" }, score_threshold: 0.55 });
-    assert.deepEqual(ids(above), [3, 2]);
+    assert.deepEqual(ids(await client.query(name, { ...hybrid, score_threshold: 0.55 })), [3, 2]);
     // offset 1 makes each prefetch keep 4: point 4 enters the dense ranking and overtakes point 1.
-    const paged = await client.query(name, { prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" }, offset: 1, limit: 2 });
-    assert.deepEqual(ids(paged), [2, 4]);
-    const k60 = await client.query(name, { prefetch: [dense(3), sparse(3)], query: { rrf: { k: 60 } } });
+    assert.deepEqual(ids(await client.query(name, { ...hybrid, offset: 1, limit: 2 })), [2, 4]);
+    const k60 = await client.query(name, { prefetch: hybrid.prefetch, query: { rrf: { k: 60 } } });
     assert.ok(near(k60.points[0].score, 1 / 62 + 1 / 60), `k=60 score ${k60.points[0].score}`);
   });
 
   test("the request's filter reaches every prefetch", async () => {
-    const r = await client.query(name, {
-      prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" }, filter: { must: [{ key: "kind", match: { value: "a" } }] },
-    });
+    const r = await client.query(name, { ...hybrid, filter: { must: [{ key: "kind", match: { value: "a" } }] } });
     assert.deepEqual(ids(r), [3, 4, 1]);
     assert.deepEqual(r.points.map((p) => p.score), [0.8333334, 0.5833334, 0.5]);
   });
 
   test("rerank: a max_sim query scores only the prefetch's candidates; nested prefetch reranks a fusion", async () => {
-    const all = await client.query(name, { query: [[1, 0], [0, 1]], using: "multi" });
-    assert.deepEqual(ids(all), [3, 2, 4, 1]);
-    const reranked = await client.query(name, { prefetch: dense(2), query: [[1, 0], [0, 1]], using: "multi" });
+    assert.deepEqual(ids(await client.query(name, { query: rows, using: "multi" })), [3, 2, 4, 1]);
+    const reranked = await client.query(name, { prefetch: dense(2), query: rows, using: "multi" });
     assert.deepEqual(reranked.points.map((p) => [p.id, p.score]), [[2, 2.5], [1, 1]]);
-    const nested = await client.query(name, {
-      prefetch: { prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" }, limit: 2 }, query: [[1, 0], [0, 1]], using: "multi", with_payload: true,
-    });
-    assert.deepEqual(nested.points.map((p) => [p.id, p.score, p.payload]), [[3, 3, { kind: "a" }], [2, 2.5, { kind: "b" }]]);
+    const prefetch = { ...hybrid, limit: 2 };
+    const nested = await client.query(name, { prefetch, query: rows, using: "multi", with_payload: true });
+    const got = nested.points.map((p) => [p.id, p.score, p.payload]);
+    assert.deepEqual(got, [[3, 3, { kind: "a" }], [2, 2.5, { kind: "b" }]]);
   });
 
   test("max_sim on Cosine normalises query and stored rows; on Euclid smaller is better", async () => {
@@ -381,12 +384,14 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
     assert.ok(near(eu.points[1].score, Math.sqrt(3)), `euclid max_sim ${eu.points[1].score}`);
   });
 
-  test("what Qdrant refuses: fusion without prefetches, prefetches without a query, a prefetch limit of 0, an unknown fusion", async () => {
-    await expectQdrantError(client.query(name, { query: { fusion: "rrf" } }), 400, /cannot apply Fusion without prefetches/);
-    await expectQdrantError(client.query(name, { prefetch: [dense(3), sparse(3)] }), 400, /cannot have prefetches without a query/);
-    await expectQdrantError(client.query(name, { prefetch: [dense(0)], query: { fusion: "rrf" } }), 422);
-    await expectQdrantError(client.query(name, { prefetch: [dense(3)], query: { fusion: "best" as never } }), 400, /Format error/);
-    await expectQdrantError(client.query(name, { prefetch: dense(3), query: [[1, 0]], using: "nope" }), 400, /Not existing vector name error: nope/);
+  test("Qdrant's refusals: fusion without prefetches, prefetches without a query, limit 0, unknown fusion", async () => {
+    const refused = (body: Record<string, unknown>) => client.query(name, body as never);
+    await expectQdrantError(refused({ query: { fusion: "rrf" } }), 400, /cannot apply Fusion without prefetches/);
+    await expectQdrantError(refused({ prefetch: hybrid.prefetch }), 400, /cannot have prefetches without a query/);
+    await expectQdrantError(refused({ prefetch: [dense(0)], query: { fusion: "rrf" } }), 422);
+    await expectQdrantError(refused({ prefetch: [dense(3)], query: { fusion: "best" } }), 400, /Format error/);
+    const unknownName = refused({ prefetch: dense(3), query: [[1, 0]], using: "nope" });
+    await expectQdrantError(unknownName, 400, /Not existing vector name error: nope/);
   });
 });
 
@@ -474,7 +479,7 @@ describe("in-process only", () => {
     srv.setFault(null);
   });
 
-  test("setFault unsupported refuses requests using a key with 400, others pass", { skip: IN_PROCESS_ONLY }, async () => {
+  test("setFault unsupported refuses requests using a key with 400", { skip: IN_PROCESS_ONLY }, async () => {
     const srv = server!;
     const name = await createCollection();
     srv.setFault({ kind: "unsupported", key: "fusion" });

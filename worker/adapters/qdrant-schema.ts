@@ -74,7 +74,9 @@ export function schemaProblems(params: { vectors?: unknown; sparse_vectors?: unk
       if (have.distance !== spec.distance) {
         problems.push(`vector "${name}" uses distance ${have.distance}, expected ${String(spec.distance)}`);
       }
-      if (name === VECTOR_NAMES.colbert && !have.multivector_config) problems.push(`vector "colbert" is not a multivector`);
+      if (name === VECTOR_NAMES.colbert && !have.multivector_config) {
+        problems.push(`vector "colbert" is not a multivector`);
+      }
     }
   }
   const sparse = (params.sparse_vectors ?? {}) as Record<string, unknown>;
