@@ -384,7 +384,7 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
     assert.ok(near(eu.points[1].score, Math.sqrt(3)), `euclid max_sim ${eu.points[1].score}`);
   });
 
-  test("Qdrant's refusals: fusion without prefetches, prefetches without a query, limit 0, unknown fusion", async () => {
+  test("Qdrant's refusals: Fusion without prefetches, prefetches without a query, limit 0", async () => {
     const refused = (body: Record<string, unknown>) => client.query(name, body as never);
     await expectQdrantError(refused({ query: { fusion: "rrf" } }), 400, /cannot apply Fusion without prefetches/);
     await expectQdrantError(refused({ prefetch: hybrid.prefetch }), 400, /cannot have prefetches without a query/);
