@@ -18,7 +18,7 @@ import { isPlainObject, isSparse, type VectorValue } from "./model.js";
 import { describeJson } from "./point-ids.js";
 import { parseLimit } from "./point-reads.js";
 import { parseVector } from "./point-validation.js";
-import { formatError, noVariant, notSupported, QdrantHttpError, validationError } from "./qdrant-errors.js";
+import { badRequest, formatError, noVariant, notSupported, validationError } from "./qdrant-errors.js";
 import { DEFAULT_RRF_K } from "./score-fusion.js";
 
 const MAX_PREFETCH_DEPTH = 64;
@@ -32,11 +32,6 @@ export interface Stage {
   filter: Predicate;
   limit: number;
   threshold: number | null;
-}
-
-/** CollectionError::BadRequest → 400 "Bad request: ...". */
-function badRequest(description: string): QdrantHttpError {
-  return new QdrantHttpError(400, `Bad request: ${description}`);
 }
 
 function parseRrf(raw: unknown, path: string): StageQuery {

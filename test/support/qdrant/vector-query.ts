@@ -14,7 +14,7 @@
  * something that merely looks plausible.
  */
 import type { Predicate } from "./filters.js";
-import type { CollectionState, StoredPoint } from "./model.js";
+import type { CollectionState, PointId, StoredPoint } from "./model.js";
 import { comparePointIds, describeJson } from "./point-ids.js";
 import { parseWithPayload, parseWithVector, requireObject } from "./point-reads.js";
 import { formatError, notSupported, wrongInput } from "./qdrant-errors.js";
@@ -75,7 +75,7 @@ function runStage(state: CollectionState, stage: Stage, filters: Predicate[], of
     const fused = rrfFuse(sources.map((list) => list.map((x) => ({ id: x.p.id, item: x.p }))), stage.query.k);
     return keepBest(fused.map((f) => ({ p: f.item, s: f.score })), true, stage.threshold, limit);
   }
-  const union = new Map<unknown, StoredPoint>();
+  const union = new Map<PointId, StoredPoint>();
   for (const list of sources) for (const x of list) union.set(x.p.id, x.p);
   const using = stage.query?.kind === "nearest" ? stage.query.using : "";
   return keepBest(rescore(state, stage, union.values()), higherIsBetterFor(state, using), stage.threshold, limit);
