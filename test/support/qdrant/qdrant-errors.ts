@@ -49,14 +49,9 @@ export function collectionNotFound(name: string): QdrantHttpError {
   return new QdrantHttpError(404, `Not found: Collection \`${name}\` doesn't exist!`);
 }
 
-/** CollectionError::BadRequest → 400 "Bad request: ..." (e.g. a query plan Qdrant cannot run). */
-export function badRequest(description: string): QdrantHttpError {
-  return new QdrantHttpError(400, `Bad request: ${description}`);
-}
-
 /** A feature real Qdrant has but this server deliberately does not implement. */
 export function notSupported(feature: string): QdrantHttpError {
-  return badRequest(`${feature} is not supported by the test server`);
+  return new QdrantHttpError(400, `Bad request: ${feature} is not supported by the test server`);
 }
 
 export function unauthorized(message: string): QdrantHttpError {

@@ -4,9 +4,11 @@
  * its own `query`, `using`, `filter`, `limit` (default 10) and
  * `score_threshold`. Parsed strictly into Stage objects; Qdrant's request
  * shapes (QueryRequest, Prefetch, FusionQuery `{"fusion": "rrf"}`, RrfQuery
- * `{"rrf": {"k": n}}`, NearestQuery, plain vectors) and its refusals:
- * 400 "cannot apply Fusion without prefetches", 400 "cannot have prefetches
- * without a query", 422 for a limit or k below 1.
+ * `{"rrf": {"k": n}}`, NearestQuery, plain vectors) and its planner's
+ * refusals (Qdrant 1.13+ wording): 400 "Wrong input: Validation failed:
+ * cannot apply Fusion without prefetches" / "cannot have prefetches without
+ * a query" / "prefetches depth N exceeds max depth 64"; 422 for a limit or
+ * k below 1.
  *
  * Trade-off: DBSF fusion, RRF weights, recommend/discover/context, formula,
  * order_by, sample, MMR and query by point id answer 400 "not supported by
@@ -18,7 +20,7 @@ import { isPlainObject, isSparse, type VectorValue } from "./model.js";
 import { describeJson } from "./point-ids.js";
 import { parseLimit } from "./point-reads.js";
 import { parseVector } from "./point-validation.js";
-import { badRequest, formatError, noVariant, notSupported, validationError } from "./qdrant-errors.js";
+import { formatError, noVariant, notSupported, validationError, wrongInput } from "./qdrant-errors.js";
 import { DEFAULT_RRF_K } from "./score-fusion.js";
 
 const MAX_PREFETCH_DEPTH = 64;
@@ -111,20 +113,26 @@ function depth(stage: Stage): number {
   return stage.prefetch.length === 0 ? 0 : 1 + Math.max(...stage.prefetch.map(depth));
 }
 
-/** Leaves first, as Qdrant's planner recurses into prefetches before it looks at a merge. */
+/** Qdrant's planner (OperationError::ValidationError → 400 "Wrong input: Validation failed: ..."). */
+function planError(description: string): Error {
+  return wrongInput(`Validation failed: ${description}`);
+}
+
+/** A nested stage's prefetches are planned before its own query is looked at. */
 function checkStage(stage: Stage): void {
   if (stage.prefetch.length === 0) {
-    if (stage.query?.kind === "rrf") throw badRequest("cannot apply Fusion without prefetches");
+    if (stage.query?.kind === "rrf") throw planError("cannot apply Fusion without prefetches");
     if (stage.query === null) throw notSupported("query without `query` (id-ordered listing)");
     return;
   }
   stage.prefetch.forEach(checkStage);
-  if (stage.query === null) throw badRequest("cannot have prefetches without a query");
+  if (stage.query === null) throw planError("cannot have prefetches without a query");
 }
 
-/** Qdrant's planning checks, in its order: depth first, then each stage's query. */
+/** Qdrant's planning checks, in its order: depth, the root's query, then the prefetches. */
 export function checkStages(root: Stage): void {
   const d = depth(root);
-  if (d > MAX_PREFETCH_DEPTH) throw badRequest(`prefetches depth ${d} exceeds max depth ${MAX_PREFETCH_DEPTH}`);
+  if (d > MAX_PREFETCH_DEPTH) throw planError(`prefetches depth ${d} exceeds max depth ${MAX_PREFETCH_DEPTH}`);
+  if (root.prefetch.length > 0 && root.query === null) throw planError("cannot have prefetches without a query");
   checkStage(root);
 }

@@ -5,9 +5,9 @@
  * collection under every filter from the root down to them, a stage with a
  * vector query rescores the union of its prefetches' results on its own
  * `using` vector, and a fusion stage merges their rankings by RRF
- * (score-fusion.ts). Each stage keeps its `limit` (plus the request's
- * `offset`, which Qdrant replicates down the tree) and its
- * `score_threshold`; the request's offset is skipped at the end.
+ * (score-fusion.ts). Each stage keeps its `limit` and `score_threshold`;
+ * the request keeps `limit + offset` and skips `offset` at the end (Qdrant
+ * 1.13+ no longer adds the offset to prefetch limits).
  *
  * Trade-off: brute force over all points; what query-stages.ts does not
  * parse answers 400 "not supported by the test server" rather than returning
@@ -61,16 +61,15 @@ function keepBest(scored: Scored[], higher: boolean, threshold: number | null, l
     .slice(0, limit);
 }
 
-/** Runs one stage; `filters` are those of every stage above it (applied at the leaves). */
-function runStage(state: CollectionState, stage: Stage, filters: Predicate[], offset: number): Scored[] {
+/** Runs one stage, keeping `limit`; `filters` are those of every stage above it (applied at the leaves). */
+function runStage(state: CollectionState, stage: Stage, filters: Predicate[], limit: number): Scored[] {
   const own = [...filters, stage.filter];
-  const limit = stage.limit + offset;
   if (stage.prefetch.length === 0) {
     const matching = [...state.points.values()].filter((p) => own.every((f) => f(p)));
     const using = stage.query?.kind === "nearest" ? stage.query.using : "";
     return keepBest(rescore(state, stage, matching), higherIsBetterFor(state, using), stage.threshold, limit);
   }
-  const sources = stage.prefetch.map((child) => runStage(state, child, own, offset));
+  const sources = stage.prefetch.map((child) => runStage(state, child, own, child.limit));
   if (stage.query?.kind === "rrf") {
     const fused = rrfFuse(sources.map((list) => list.map((x) => ({ id: x.p.id, item: x.p }))), stage.query.k);
     return keepBest(fused.map((f) => ({ p: f.item, s: f.score })), true, stage.threshold, limit);
@@ -90,7 +89,7 @@ export function queryPoints(store: CollectionStore, name: string, body: unknown)
   const vector = parseWithVector(req.with_vector);
   const state = store.get(name);
   checkStages(root);
-  const points = runStage(state, root, [], offset).slice(offset).map(({ p, s }) => ({
+  const points = runStage(state, root, [], root.limit + offset).slice(offset).map(({ p, s }) => ({
     id: p.id,
     version: state.versions.get(p.id) ?? 0,
     score: s,
