@@ -10,6 +10,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { startQdrantTestServer, type QdrantTestServer } from "./support/qdrant/qdrant-test-server.js";
+import { DEFAULT_RRF_K, float32Json, rrfFuse } from "./support/qdrant/score-fusion.js";
+import { maxSim } from "./support/qdrant/vector-scoring.js";
 
 const REAL_URL = process.env.QDRANT_URL;
 const REAL_KEY = process.env.QDRANT_API_KEY;
@@ -295,6 +297,104 @@ describe("filters, scroll, count, delete, query", () => {
   });
 });
 
+describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
+  let name = "";
+  const near = (a: number, b: number) => Math.abs(a - b) < 1e-5;
+  const ids = (r: { points: Array<{ id: unknown }> }) => r.points.map((p) => p.id);
+  const dense = (limit: number) => ({ query: [1, 0], using: "dense", limit });
+  const sparse = (limit: number) => ({ query: { indices: [7], values: [1] }, using: "sparse", limit });
+  const hybrid = { prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" as const } };
+  const rows = [[1, 0], [0, 1]];
+  // dense cosine to [1, 0]: 1 > 2 > 3 > 4; sparse on index 7: 3 > 4 > 2 (1 has none).
+  const POINTS = [
+    { id: 1, dense: [1, 0], sparse: { indices: [1], values: [1] }, multi: [[1, 0]], colbert: [[2, 0], [0, 3]],
+      eu: [[0, 1], [3, 0]] },
+    { id: 2, dense: [0.8, 0.6], sparse: { indices: [7], values: [1] }, multi: [[0.5, 0.5], [0, 2]], colbert: [[1, 0]],
+      eu: [[5, 5]] },
+    { id: 3, dense: [0.6, 0.8], sparse: { indices: [7], values: [3] }, multi: [[3, 0]], colbert: [[0, 1]],
+      eu: [[1, 2]] },
+    { id: 4, dense: [0, 1], sparse: { indices: [7], values: [2] }, multi: [[1, 1]], colbert: [[1, 1]], eu: [[0, 0]] },
+  ];
+
+  before(async () => {
+    name = collectionName();
+    const multi = (distance: "Dot" | "Cosine" | "Euclid") =>
+      ({ size: 2, distance, multivector_config: { comparator: "max_sim" as const } });
+    await client.createCollection(name, {
+      vectors: {
+        dense: { size: 2, distance: "Cosine" }, multi: multi("Dot"), colbert: multi("Cosine"), eu: multi("Euclid"),
+      },
+      sparse_vectors: { sparse: {} },
+    });
+    const points = POINTS.map(({ id, ...vector }) => ({ id, vector, payload: { kind: id === 2 ? "b" : "a" } }));
+    await client.upsert(name, { wait: true, points });
+  });
+  after(async () => {
+    await client.deleteCollection(name);
+  });
+
+  test("RRF (pure): Qdrant's k = 2 and its own example, float32 scores as Qdrant's JSON writes them", () => {
+    assert.equal(DEFAULT_RRF_K, 2);
+    const r = (...list: number[]) => list.map((id) => ({ id, item: id }));
+    const fused = rrfFuse([r(2, 1), r(1, 2, 3), r(5, 3, 1)]);
+    assert.deepEqual(fused.map((f) => [f.id, f.score]), [[1, 1.0833334], [2, 0.8333334], [3, 0.5833334], [5, 0.5]]);
+    assert.deepEqual(rrfFuse([r(1), r(2)], 60).map((f) => f.score), [float32Json(1 / 60), float32Json(1 / 60)]);
+    assert.equal(float32Json(1 / 3), 0.33333334);
+  });
+
+  test("max_sim (pure): sum over query rows of the best similarity; Euclid, Manhattan post-processed", () => {
+    assert.equal(maxSim("Dot", rows, [[0.5, 0.5], [0, 2]]), 2.5);
+    assert.equal(maxSim("Euclid", [[0, 0], [1, 0]], [[0, 1], [3, 0]]), Math.sqrt(1 + 2));
+    assert.equal(maxSim("Manhattan", [[0, 0], [1, 0]], [[0, 1], [3, 0]]), 1 + 2);
+  });
+
+  test("fusion: RRF of dense and sparse prefetches; score_threshold, limit and offset on the fused list", async () => {
+    const fused = await client.query(name, hybrid);
+    assert.deepEqual(ids(fused), [3, 2, 1, 4]);
+    assert.deepEqual(fused.points.map((p) => p.score), [0.75, 0.5833334, 0.5, 0.33333334]);
+    assert.deepEqual(ids(await client.query(name, { ...hybrid, score_threshold: 0.55 })), [3, 2]);
+    // The offset applies to the fused list only: the prefetches still keep 3 each (Qdrant 1.13+).
+    assert.deepEqual(ids(await client.query(name, { ...hybrid, offset: 1, limit: 2 })), [2, 1]);
+    const k60 = await client.query(name, { prefetch: hybrid.prefetch, query: { rrf: { k: 60 } } });
+    assert.ok(near(k60.points[0].score, 1 / 62 + 1 / 60), `k=60 score ${k60.points[0].score}`);
+  });
+
+  test("the request's filter reaches every prefetch", async () => {
+    const r = await client.query(name, { ...hybrid, filter: { must: [{ key: "kind", match: { value: "a" } }] } });
+    assert.deepEqual(ids(r), [3, 4, 1]);
+    assert.deepEqual(r.points.map((p) => p.score), [0.8333334, 0.5833334, 0.5]);
+  });
+
+  test("rerank: a max_sim query scores only the prefetch's candidates; nested prefetch reranks a fusion", async () => {
+    assert.deepEqual(ids(await client.query(name, { query: rows, using: "multi" })), [3, 2, 4, 1]);
+    const reranked = await client.query(name, { prefetch: dense(2), query: rows, using: "multi" });
+    assert.deepEqual(reranked.points.map((p) => [p.id, p.score]), [[2, 2.5], [1, 1]]);
+    const prefetch = { ...hybrid, limit: 2 };
+    const nested = await client.query(name, { prefetch, query: rows, using: "multi", with_payload: true });
+    const got = nested.points.map((p) => [p.id, p.score, p.payload]);
+    assert.deepEqual(got, [[3, 3, { kind: "a" }], [2, 2.5, { kind: "b" }]]);
+  });
+
+  test("max_sim on Cosine normalises query and stored rows; on Euclid smaller is better", async () => {
+    const cos = await client.query(name, { query: [[1, 1]], using: "colbert", limit: 4 });
+    assert.equal(cos.points.find((p) => p.id === 4)!.score > 0.99, true);
+    assert.ok(near(cos.points.find((p) => p.id === 1)!.score, Math.SQRT1_2));
+    const eu = await client.query(name, { query: [[0, 0], [1, 0]], using: "eu", limit: 4 });
+    assert.deepEqual(ids(eu), [4, 1, 3, 2]);
+    assert.ok(near(eu.points[1].score, Math.sqrt(3)), `euclid max_sim ${eu.points[1].score}`);
+  });
+
+  test("Qdrant's refusals: Fusion without prefetches, prefetches without a query, limit 0", async () => {
+    const refused = (body: Record<string, unknown>) => client.query(name, body as never);
+    await expectQdrantError(refused({ query: { fusion: "rrf" } }), 400, /cannot apply Fusion without prefetches/);
+    await expectQdrantError(refused({ prefetch: hybrid.prefetch }), 400, /cannot have prefetches without a query/);
+    await expectQdrantError(refused({ prefetch: [dense(0)], query: { fusion: "rrf" } }), 422);
+    await expectQdrantError(refused({ prefetch: [dense(3)], query: { fusion: "best" } }), 400, /Format error/);
+    const unknownName = refused({ prefetch: dense(3), query: [[1, 0]], using: "nope" });
+    await expectQdrantError(unknownName, 400, /Not existing vector name error: nope/);
+  });
+});
+
 describe("keyword payload index", () => {
   test("filters on an indexed keyword give the same results, also after points move between values", async () => {
     const name = await createCollection();
@@ -377,6 +477,18 @@ describe("in-process only", () => {
     await client.getCollections();
     assert.ok(Date.now() - t0 >= 100, "delayed answer");
     srv.setFault(null);
+  });
+
+  test("setFault unsupported refuses requests using a key with 400", { skip: IN_PROCESS_ONLY }, async () => {
+    const srv = server!;
+    const name = await createCollection();
+    srv.setFault({ kind: "unsupported", key: "fusion" });
+    const fusion = { prefetch: [{ query: [1, 0, 0, 0], using: "dense" }], query: { fusion: "rrf" as const } };
+    await expectQdrantError(client.query(name, fusion), 400, /`fusion` is not supported by the test server/);
+    await client.query(name, { query: [1, 0, 0, 0], using: "dense" });
+    srv.setFault(null);
+    await client.query(name, fusion);
+    await client.deleteCollection(name);
   });
 
   test("reset clears collections, request log and faults", { skip: IN_PROCESS_ONLY }, async () => {

@@ -1,12 +1,13 @@
 /** The search command as a user runs it (`node dist/worker/search-cli.js`, a real child
  *  process with the generated model) against chunks a real worker stored through real Redis
  *  in the strict Qdrant test server, or in a real Qdrant when QDRANT_URL is set; its expected
- *  failures; and the exact Query API requests each mode builds. The test server refuses
- *  prefetch and fusion, so hybrid and ColBERT rerank run only against a real Qdrant. */
+ *  failures; and the exact Query API requests each mode builds. Hybrid (RRF fusion of
+ *  prefetches) and ColBERT rerank (max_sim over a prefetch) run on every run: the test
+ *  server computes them as Qdrant does. */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { after, before, test, type TestContext } from "node:test";
+import { after, before, test } from "node:test";
 import { Queue } from "bullmq";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { createLogger } from "../shared/logger.js";
@@ -24,7 +25,6 @@ import { buildQueryRequest } from "../worker/search/search-query.js";
 import { freePort, qdrantTarget, repoRoot, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "./support/harness.js";
 
 const cli = path.join(repoRoot, "dist", "worker", "search-cli.js");
-const NEEDS_QDRANT = "needs a real Qdrant (the test server answers 400 to prefetch and fusion): set QDRANT_URL";
 const connection = redisConnection(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
 let target: QdrantTarget;
 let modelDir: string;
@@ -136,11 +136,6 @@ function assertOneLineError(r: Run, code: number, pattern: RegExp): void {
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 }
 
-function skipWithoutRealQdrant(t: TestContext): boolean {
-  if (target.server) t.skip(NEEDS_QDRANT);
-  return Boolean(target.server);
-}
-
 before(async () => {
   target = await qdrantTarget();
   modelDir = (await testModel()).dir;
@@ -206,8 +201,7 @@ test("search prints aligned lines with score, doc id, chunk index and the text c
   assert.equal(lines.length, 3);
 });
 
-test("search --mode hybrid: RRF fusion of dense and sparse finds the chunk first", async (t) => {
-  if (skipWithoutRealQdrant(t)) return;
+test("search --mode hybrid: RRF fusion of dense and sparse finds the chunk first", async () => {
   const c = await storedCollection("dense,sparse");
   const key = c.alone[0];
   const hits = await topHits(c, key, ["--mode", "hybrid"]);
@@ -216,8 +210,7 @@ test("search --mode hybrid: RRF fusion of dense and sparse finds the chunk first
   assert.deepEqual(byDefault.map((h) => h.id), hits.map((h) => h.id), "hybrid is the default on a collection with a sparse vector");
 });
 
-test("search --rerank colbert: dense and hybrid candidates reranked by max_sim find the chunk first", async (t) => {
-  if (skipWithoutRealQdrant(t)) return;
+test("search --rerank colbert: dense and hybrid candidates reranked by max_sim find the chunk first", async () => {
   const c = await storedCollection("dense,sparse,colbert");
   // Each query row's best match is itself (max_sim sums those), and every chunk is a candidate (prefetch 40 > chunks).
   const key = c.alone[0];
@@ -253,9 +246,10 @@ test("search when Qdrant is unreachable says where it looked", async () => {
 });
 
 test("search passes on Qdrant's own message when it refuses the query (HTTP 400)", async (t) => {
-  if (!target.server) return void t.skip("needs the test server, which refuses the hybrid query a real Qdrant answers");
+  if (!target.server) return void t.skip("needs the test server, told to refuse fusion as a Qdrant without it would");
   const c = await storedCollection("dense,sparse");
-  const r = await runSearch(["budget", "--collection", c.name]);
+  target.server.setFault({ kind: "unsupported", key: "fusion" });
+  const r = await runSearch(["budget", "--collection", c.name]).finally(() => target.server!.setFault(null));
   assertOneLineError(r, 1, /Qdrant refused the query on "search_.*" \(HTTP 400\): .*not supported by the test server/);
 });
 

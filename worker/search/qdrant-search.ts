@@ -5,7 +5,8 @@
  *  is waiting and can run it again. */
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import type { Config } from "../../shared/config.js";
-import { errorStatus, qdrantErrorDetail, VECTOR_NAMES } from "../adapters/qdrant-sink.js";
+import { errorStatus, qdrantErrorDetail } from "../adapters/qdrant-error-detail.js";
+import { VECTOR_NAMES } from "../adapters/qdrant-schema.js";
 import { CollectionNotFoundError, QdrantRequestError } from "./search-errors.js";
 import type { CollectionVectors } from "./search-plan.js";
 import type { QueryRequest } from "./search-query.js";

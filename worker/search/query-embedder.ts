@@ -6,7 +6,7 @@
 import type { Config } from "../../shared/config.js";
 import { locateModelFiles } from "../adapters/model-files.js";
 import { OnnxModel } from "../adapters/onnx-model.js";
-import { toQdrantVectors, type QdrantVectors } from "../adapters/qdrant-sink.js";
+import { toQdrantVectors, type QdrantVectors } from "../adapters/qdrant-schema.js";
 import { TokenizerPool } from "../adapters/tokenizer-pool.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import type { ModelInfo, TokenizedChunk } from "../core/ports.js";

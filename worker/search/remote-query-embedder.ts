@@ -4,7 +4,7 @@
  *  outputs the plan needs; one the answer lacks is reported, not guessed. */
 import { z } from "zod";
 import type { OutputKind } from "../../shared/config.js";
-import type { QdrantVectors } from "../adapters/qdrant-sink.js";
+import type { QdrantVectors } from "../adapters/qdrant-schema.js";
 import { EmbedServiceError } from "./search-errors.js";
 import type { EmbeddedQuery, QueryEmbedder } from "./query-embedder.js";
 

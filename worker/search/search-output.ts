@@ -3,6 +3,7 @@
  *  with the whole text and metadata. Scores are Qdrant's own: cosine for dense, a dot
  *  product for sparse, max_sim sums for a ColBERT rerank and rank-based RRF values for hybrid,
  *  so they are comparable only within one mode. Pure. */
+import { PAYLOAD_FIELDS as F } from "../adapters/qdrant-schema.js";
 import type { ScoredPoint } from "./qdrant-search.js";
 import type { SearchPlan } from "./search-plan.js";
 
@@ -20,14 +21,15 @@ export interface SearchHit {
 export function toHits(points: ScoredPoint[]): SearchHit[] {
   return points.map((p, i) => {
     const payload = (p.payload ?? {}) as Record<string, unknown>;
+    const [docId, chunkIndex, text] = [payload[F.docId], payload[F.chunkIndex], payload[F.text]];
     return {
       rank: i + 1,
       id: p.id,
       score: p.score,
-      doc_id: typeof payload.doc_id === "string" ? payload.doc_id : null,
-      chunk_index: typeof payload.chunk_index === "number" ? payload.chunk_index : null,
-      text: typeof payload.text === "string" ? payload.text : null,
-      metadata: payload.metadata ?? null,
+      doc_id: typeof docId === "string" ? docId : null,
+      chunk_index: typeof chunkIndex === "number" ? chunkIndex : null,
+      text: typeof text === "string" ? text : null,
+      metadata: payload[F.metadata] ?? null,
     };
   });
 }

@@ -4,7 +4,7 @@
  *  here, so it fails in a second with a sentence rather than as a 400 after the model has
  *  loaded. Performs no I/O. */
 import type { OutputKind } from "../../shared/config.js";
-import { VECTOR_NAMES, type QdrantVectors } from "../adapters/qdrant-sink.js";
+import { VECTOR_NAMES, type QdrantVectors } from "../adapters/qdrant-schema.js";
 import { OutputDisabledError, SearchUsageError, VectorMismatchError } from "./search-errors.js";
 
 export const SEARCH_MODES = ["dense", "sparse", "hybrid"] as const;

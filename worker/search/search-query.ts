@@ -7,7 +7,7 @@
  *  without an HNSW index for that reason). The doc_id filter sits on every stage that
  *  searches the index; fusion and rerank only reorder what those stages found. Pure. */
 import type { Schemas } from "@qdrant/js-client-rest";
-import { VECTOR_NAMES, type QdrantVectors } from "../adapters/qdrant-sink.js";
+import { PAYLOAD_FIELDS, VECTOR_NAMES, type QdrantVectors } from "../adapters/qdrant-schema.js";
 import type { SearchPlan } from "./search-plan.js";
 
 export type QueryRequest = Schemas["QueryRequest"];
@@ -15,7 +15,7 @@ type Prefetch = Schemas["Prefetch"];
 type Filter = Schemas["Filter"];
 
 export function docFilter(docId: string | undefined): Filter | undefined {
-  return docId === undefined ? undefined : { must: [{ key: "doc_id", match: { value: docId } }] };
+  return docId === undefined ? undefined : { must: [{ key: PAYLOAD_FIELDS.docId, match: { value: docId } }] };
 }
 
 function nearest(kind: "dense" | "sparse", v: QdrantVectors, limit: number, filter: Filter | undefined): Prefetch {

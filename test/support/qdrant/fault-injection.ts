@@ -11,6 +11,10 @@
  * - `delay`: every request waits `ms` before being handled.
  * - `reject-points`: upserts holding any of `ids` get that HTTP status (after
  *   the body is read), other requests are served: a point Qdrant never takes.
+ * - `unsupported`: requests whose JSON body has an object key `key` at any
+ *   depth (e.g. "fusion") get 400 "not supported by the test server", as
+ *   from a server without that feature: how a client's handling of a
+ *   Qdrant refusal is tested now that the server answers what it sends.
  * - `holdUpserts()`: upsert requests wait before being applied until the
  *   returned release function is called.
  *
@@ -26,7 +30,15 @@ export type Fault =
   | { kind: "status"; status: number; count?: number }
   | { kind: "delay"; ms: number }
   | { kind: "down" }
-  | { kind: "reject-points"; status: number; ids: Array<number | string> };
+  | { kind: "reject-points"; status: number; ids: Array<number | string> }
+  | { kind: "unsupported"; key: string };
+
+/** Whether `key` is an object key anywhere in a decoded JSON body (number arrays are skipped fast). */
+function hasKey(value: unknown, key: string): boolean {
+  if (Array.isArray(value)) return value.some((v) => typeof v === "object" && v !== null && hasKey(v, key));
+  if (typeof value !== "object" || value === null) return false;
+  return Object.entries(value).some(([k, v]) => k === key || hasKey(v, key));
+}
 
 export class FaultInjector {
   private fault: Fault = null;
@@ -58,6 +70,12 @@ export class FaultInjector {
     const ids = [...(Array.isArray(b?.points) ? b.points.map((p) => p?.id) : []), ...(Array.isArray(b?.batch?.ids) ? b.batch.ids : [])];
     const rejected = new Set<unknown>(this.fault.ids);
     return ids.some((id) => rejected.has(id)) ? this.fault.status : null;
+  }
+
+  /** The refused feature's key when this body uses it; null when none. */
+  unsupportedKey(body: unknown): string | null {
+    if (this.fault?.kind !== "unsupported") return null;
+    return hasKey(body, this.fault.key) ? this.fault.key : null;
   }
 
   get refusing(): boolean {

@@ -14,7 +14,7 @@ import type { AddressInfo } from "node:net";
 import { CollectionStore } from "./collection-store.js";
 import { FaultInjector, type Fault } from "./fault-injection.js";
 import type { PointId, StoredPoint } from "./model.js";
-import { QdrantHttpError, errorEnvelope, unauthorized } from "./qdrant-errors.js";
+import { QdrantHttpError, errorEnvelope, notSupported, unauthorized } from "./qdrant-errors.js";
 import { matchRoute, type Route, type RouteOutput } from "./routes.js";
 
 export type { Fault } from "./fault-injection.js";
@@ -150,6 +150,8 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const body = await readRouteBody(req, match.route);
     const rejected = match.route.isUpsert ? deps.faults.upsertStatus(body) : null;
     if (rejected !== null) throw new QdrantHttpError(rejected, `Injected fault: HTTP ${rejected} for a rejected point id`);
+    const unsupported = deps.faults.unsupportedKey(body);
+    if (unsupported !== null) throw notSupported(`\`${unsupported}\``);
     if (match.route.isUpsert) await deps.faults.waitForHolds();
     const out = match.route.handle({ store: deps.store, params: match.params, query: url.searchParams, body, version: deps.version });
     sendOutput(res, out, started);
