@@ -28,6 +28,9 @@ test("ingest and backfill walk a folder in the same code-unit order", async () =
   const backfill: string[] = [];
   for await (const e of walkInputs([dir])) backfill.push(path.relative(dir, e.file));
   const expected = ["B.txt", "Z/z.txt", "a-b/x.txt", "a.b/y.txt", "a.txt", "b.txt", "e.txt", "é.txt"];
-  assert.deepEqual(ingest, expected.map((f) => path.join(...f.split("/"))));
+  assert.deepEqual(
+    ingest,
+    expected.map((f) => path.join(...f.split("/"))),
+  );
   assert.deepEqual(backfill, ingest);
 });
