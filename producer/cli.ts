@@ -104,13 +104,15 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     .option("--no-progress", "neither a progress bar nor progress lines")
     .option("--json", "print the summary as JSON")
     .action(async (inputs: string[], o) => {
+      const marks = {
+        highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks,
+      };
+      const progress = o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log";
       process.exitCode = await runBackfillCommand(cfg(), {
         inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
-        chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk,
-        marks: { highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks },
+        chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk, marks,
         skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait,
-        tokensPerSecond: o.tokensPerSecond,
-        progress: o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log", progressIntervalMs: o.progressInterval * 1000,
+        tokensPerSecond: o.tokensPerSecond, progress, progressIntervalMs: o.progressInterval * 1000,
       }, Boolean(o.json));
     });
 }

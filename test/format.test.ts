@@ -4,6 +4,7 @@
  *  commit; files `.prettierignore` excludes are left out, as `npm run format:check` leaves them.
  *  Static: reads files only. */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,7 +12,14 @@ import { test } from "node:test";
 import * as prettier from "prettier";
 import { glob } from "tinyglobby";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The checkout: the nearest folder above this file with a .prettier-scope (wherever the test layers put it). */
+function findRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, ".prettier-scope"))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no .prettier-scope above ${from}`);
+  }
+}
+const root = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 
 async function scopeGlobs(): Promise<string[]> {
   const text = await readFile(path.join(root, ".prettier-scope"), "utf8");
