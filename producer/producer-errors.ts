@@ -9,6 +9,7 @@ export type ProducerErrorKind =
   | "input" // a file cannot be read or is not what its format requires (readers: becomes a counted skip)
   | "options" // chunker options or backfill flags that cannot work together
   | "token_count" // the token counter returned something that is not a count
+  | "model" // the model folder's tokenizer cannot be read
   | "strict" // a bad record stopped a run in strict mode
   | "checkpoint"; // a backfill checkpoint cannot be read, parsed or resumed
 
