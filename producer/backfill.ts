@@ -28,6 +28,7 @@ import type { ReadEvent } from "./document.js";
 import { chunksForQueue, enqueueOptionsFrom, jobsForDocument, reasonKey, type BulkJob, type EnqueueOptions, type SkippedRecord } from "./enqueue.js";
 import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { formatForFile, LINE_FORMATS, readDocuments, type InputFormat } from "./readers/index.js";
+import { ProducerError } from "./producer-errors.js";
 
 export const BACKFILL_DEFAULTS = {
   priority: 1_000_000,
@@ -113,11 +114,9 @@ export interface BackfillSummary {
   maxRssBytes: number;
 }
 
-export class BackfillError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "BackfillError";
-  }
+/** Backfill options that cannot work together (low-water marks not below high-water marks). */
+export class BackfillError extends ProducerError {
+  readonly kind = "options";
 }
 
 const add = (a: BackfillCounts, b: BackfillCounts) => {

@@ -7,6 +7,8 @@
  * wrapping it in `checkedCounter` turns that into an immediate, explicit error.
  */
 
+import { ProducerError } from "./producer-errors.js";
+
 /** Tokens the model adds around every sequence (`<s>` … `</s>` for XLM-RoBERTa / BGE-M3). */
 export const SPECIAL_TOKENS = 2;
 /** Smallest target that leaves room for useful content next to the special tokens. */
@@ -31,20 +33,21 @@ export interface ChunkProgress {
 }
 
 /** An option is out of range; `option` names it, `value` is what was passed. */
-export class ChunkerOptionsError extends Error {
+export class ChunkerOptionsError extends ProducerError {
+  readonly kind = "options";
   readonly option: keyof ChunkerOptions;
   readonly value: unknown;
 
   constructor(option: keyof ChunkerOptions, value: unknown, requirement: string) {
     super(`invalid chunker option ${option}=${String(value)}: ${requirement}`);
-    this.name = "ChunkerOptionsError";
     this.option = option;
     this.value = value;
   }
 }
 
 /** `countTokens` returned something that is not a non-negative integer. */
-export class TokenCountError extends Error {
+export class TokenCountError extends ProducerError {
+  readonly kind = "token_count";
   readonly textPreview: string;
   readonly value: unknown;
 
@@ -54,7 +57,6 @@ export class TokenCountError extends Error {
       `countTokens returned ${String(value)} for "${preview}"; it must return a non-negative integer ` +
         `(the number of content tokens, without special tokens)`,
     );
-    this.name = "TokenCountError";
     this.textPreview = preview;
     this.value = value;
   }

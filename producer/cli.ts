@@ -2,26 +2,17 @@
  *  transcript JSON), chunks them with the model's tokenizer and enqueues one job per
  *  document; `backfill` does the same for whole archives (streamed, backpressure, resumable,
  *  below live traffic in priority; see backfill.ts); `stats` prints the queue's counts as
- *  JSON. Configuration comes from the same environment variables as the worker; flags
- *  override the chunking ones. */
-import path from "node:path";
+ *  JSON; `requeue-failed` moves failed jobs back to waiting. Configuration comes from the same
+ *  environment variables as the worker; flags override the chunking ones. This file only
+ *  parses the command line: each command is one library call (ingest-run.ts,
+ *  backfill/backfill-command.ts, queue-commands.ts) that returns the exit code. */
 import { Command, InvalidArgumentError } from "commander";
-import { Queue } from "bullmq";
 import { loadConfigOrExit, type Config } from "../shared/config.js";
-import { redisConnection } from "../shared/redis.js";
-import { BACKFILL_DEFAULTS, BackfillError, runBackfill, type BackfillSummary } from "./backfill.js";
-import { CheckpointError } from "./backfill/checkpoint.js";
-import { formatSeconds } from "./backfill/progress.js";
-import { enqueueDocuments, enqueueOptionsFrom, StrictModeError, type EnqueueSummary } from "./enqueue.js";
-import { formatBytes } from "./readers/reader-errors.js";
-import { inputEntries } from "./input-files.js";
+import { BACKFILL_DEFAULTS } from "./backfill.js";
+import { runBackfillCommand } from "./backfill/backfill-command.js";
 import { intInRange } from "../shared/cli-options.js";
-import { queueStats } from "./queue-stats.js";
-import { formatRequeueSummary, requeueFailed } from "./requeue-failed.js";
-import { readDocuments, type InputFormat } from "./readers/index.js";
-import { loadTokenCounter } from "./token-counter.js";
-import { skippedEvent, type ReadEvent, type SourceDocument } from "./document.js";
-import type { ChunkProgress } from "./chunker.js";
+import { runIngest } from "./ingest-run.js";
+import { printQueueStats, requeueFailedCommand } from "./queue-commands.js";
 
 const wholeNumber = intInRange(0);
 const atLeastOne = intInRange(1);
@@ -34,86 +25,6 @@ const DUPLICATE_IDS_HELP =
   "enqueue a document whose id an earlier one in this run had (it overwrites its points); default: skip it, counted";
 /** BullMQ's priority range. */
 const priority = intInRange(1, 2_097_151);
-
-async function* readAll(paths: string[], format: "auto" | InputFormat, idPrefix?: string): AsyncGenerator<ReadEvent> {
-  for await (const e of inputEntries(paths)) {
-    if (e.kind === "skipped") yield skippedEvent(e.file, e.reason);
-    else yield* readDocuments(e.file, { format, idPrefix });
-  }
-}
-
-/** Progress lines on stderr while one document takes longer than `everyMs` to chunk (a multi-MiB cue). */
-function chunkProgressLog(everyMs = 5000): (doc: SourceDocument, p: ChunkProgress) => void {
-  let current: SourceDocument | undefined;
-  let started = 0;
-  let last = 0;
-  return (doc, p) => {
-    const now = performance.now();
-    if (doc !== current) [current, started, last] = [doc, now, now];
-    if (now - last < everyMs) return;
-    last = now;
-    const pct = p.totalChars === 0 ? 100 : Math.floor((100 * p.chars) / p.totalChars);
-    const mchars = (n: number) => (n / 1e6).toFixed(1);
-    process.stderr.write(
-      `chunking ${doc.source.file}: ${pct}% (${mchars(p.chars)} of ${mchars(p.totalChars)} M characters), ` +
-        `${p.chunks} chunks, ${((now - started) / 1000).toFixed(0)} s\n`,
-    );
-  };
-}
-
-function printSummary(s: EnqueueSummary, ms: number, json: boolean, dryRun: boolean): void {
-  if (json) {
-    process.stdout.write(JSON.stringify({ ...s, elapsedMs: Math.round(ms), dryRun }, null, 2) + "\n");
-    return;
-  }
-  const verb = dryRun ? "would enqueue" : "enqueued";
-  process.stdout.write(`${verb} ${s.documents} documents as ${s.jobs} jobs: ${s.chunks} chunks, ${s.tokens} tokens in ${(ms / 1000).toFixed(1)} s\n`);
-  if (s.repaired > 0) {
-    process.stdout.write(`repaired ${s.repaired} documents: invalid UTF-8 or lone surrogates became U+FFFD\n`);
-  }
-  if (s.skipped > 0) {
-    process.stdout.write(`skipped ${s.skipped} records:\n`);
-    for (const [reason, n] of Object.entries(s.skippedByReason)) process.stdout.write(`  ${n} x ${reason}\n`);
-    for (const r of s.skippedSamples.slice(0, 10)) process.stdout.write(`  e.g. ${r.file}${r.line ? `:${r.line}` : ""}: ${r.reason}\n`);
-  }
-}
-
-interface IngestOptions {
-  format: "auto" | InputFormat;
-  idPrefix?: string;
-  chunkTokens: number;
-  overlap: number;
-  priority?: number;
-  dryRun?: boolean;
-  strict?: boolean;
-  json?: boolean;
-  skipUnchanged?: boolean;
-  allowDuplicateIds?: boolean;
-}
-
-async function ingest(cfg: Config, paths: string[], o: IngestOptions) {
-  const countTokens = loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"));
-  const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL, cfg);
-  const queue = connection ? new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX }) : undefined;
-  const started = performance.now();
-  try {
-    const s = await enqueueDocuments(queue, readAll(paths, o.format, o.idPrefix), {
-      ...enqueueOptionsFrom(cfg, countTokens),
-      chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, dryRun: o.dryRun, strict: o.strict, skipUnchanged: o.skipUnchanged,
-      allowDuplicateIds: o.allowDuplicateIds, onChunkProgress: o.json ? undefined : chunkProgressLog(),
-    });
-    printSummary(s, performance.now() - started, Boolean(o.json), Boolean(o.dryRun));
-    if (s.documents === 0 && s.skipped > 0) process.exitCode = 1;
-  } catch (err) {
-    if (err instanceof StrictModeError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exitCode = 1;
-    } else throw err;
-  } finally {
-    await queue?.close();
-    await connection?.quit();
-  }
-}
 
 export function buildCli(cfg: () => Config): Command {
   const program = new Command("producer").description("Enqueue documents for embedding and inspect the queue");
@@ -133,23 +44,14 @@ export function buildCli(cfg: () => Config): Command {
     .option("--json", "print the summary as JSON")
     .action(async (paths: string[], o) => {
       const c = cfg();
-      await ingest(c, paths, { ...o, chunkTokens: o.chunkTokens ?? c.CHUNK_TOKENS, overlap: o.overlap ?? c.CHUNK_OVERLAP_TOKENS });
+      const chunking = { chunkTokens: o.chunkTokens ?? c.CHUNK_TOKENS, overlap: o.overlap ?? c.CHUNK_OVERLAP_TOKENS };
+      process.exitCode = await runIngest(c, paths, { ...o, ...chunking });
     });
   addBackfillCommand(program, cfg);
   program
     .command("stats")
     .description("print the queue's job counts as JSON")
-    .action(async () => {
-      const c = cfg();
-      const connection = redisConnection(c.REDIS_URL, c);
-      const queue = new Queue(c.QUEUE_NAME, { connection, prefix: c.QUEUE_PREFIX });
-      try {
-        process.stdout.write(JSON.stringify({ queue: c.QUEUE_NAME, ...(await queueStats(queue)) }, null, 2) + "\n");
-      } finally {
-        await queue.close();
-        await connection.quit();
-      }
-    });
+    .action(async () => printQueueStats(cfg()));
   program
     .command("requeue-failed")
     .description("list failed jobs (id, document, attempts, reason, time) and move the matching ones back to waiting")
@@ -167,50 +69,11 @@ export function buildCli(cfg: () => Config): Command {
         throw new InvalidArgumentError(`--match: ${(err as Error).message}`);
       }
       const c = cfg();
-      const connection = redisConnection(c.REDIS_URL, c);
-      const queue = new Queue(c.QUEUE_NAME, { connection, prefix: c.QUEUE_PREFIX });
-      try {
-        const reasons = o.reason?.split(",").map((r) => r.trim()).filter(Boolean);
-        const s = await requeueFailed(queue, { reasons, match, limit: o.limit, dryRun: o.dryRun, keepAttempts: o.keepAttempts });
-        process.stdout.write(o.json ? JSON.stringify({ queue: c.QUEUE_NAME, ...s }, null, 2) + "\n" : formatRequeueSummary(s));
-        if (s.jobs.some((j) => j.error)) process.exitCode = 1;
-      } finally {
-        await queue.close();
-        await connection.quit();
-      }
+      const reasons = o.reason?.split(",").map((r) => r.trim()).filter(Boolean);
+      const requeue = { reasons, match, limit: o.limit, dryRun: o.dryRun, keepAttempts: o.keepAttempts };
+      process.exitCode = await requeueFailedCommand(c, requeue, Boolean(o.json));
     });
   return program;
-}
-
-function printBackfillSummary(s: BackfillSummary): void {
-  const out: string[] = [];
-  const r = s.run;
-  if (s.alreadyComplete) out.push(`backfill ${s.runId} was already complete (${s.checkpoint}); nothing to do (--restart to run it again)`);
-  else {
-    const verb = s.dryRun ? "would enqueue" : "enqueued";
-    out.push(`backfill ${s.runId}: ${verb} ${r.documents} documents as ${r.jobs} jobs: ${r.chunks} chunks, ${r.tokens} tokens from ${r.files} files (${formatBytes(r.bytes)}) in ${s.elapsedSeconds} s${s.interrupted ? " (interrupted)" : ""}`);
-  }
-  if (s.resumed || s.alreadyComplete) out.push(`  whole run so far: ${s.total.documents} documents, ${s.total.jobs} jobs, ${s.total.chunks} chunks, ${s.total.tokens} tokens, ${s.total.files} files`);
-  if (s.checkpoint) out.push(`  checkpoint: ${s.checkpoint} (${s.complete ? "complete" : "resumable"})`);
-  if (s.alreadyComplete) {
-    process.stdout.write(out.join("\n") + "\n");
-    return;
-  }
-  if (s.backlog) out.push(`  backlog: peak ${s.backlog.peakJobs} jobs / ${s.backlog.peakChunks} chunks (high-water ${s.backlog.highJobs} / ${s.backlog.highChunks}), paused ${s.backlog.pauses} times for ${s.backlog.pausedSeconds} s; priority ${s.priority}`);
-  if (s.worker) out.push(`  workers (this invocation's jobs${s.worker.drained ? ", all finished" : ", seen so far"}): ${s.worker.completedJobs} completed, ${s.worker.failedJobs} failed, ${s.worker.duplicateJobs} already in Redis (not added again), ${s.worker.unchangedChunks} chunks unchanged (not re-embedded)`);
-  if (s.estimate) {
-    const e = s.estimate;
-    out.push(`  estimate: Redis peak ${formatBytes(e.peakRedisBytes)} for ${e.peakJobsInRedis} jobs (${formatBytes(e.unboundedRedisBytes)} without backpressure); mean job ${formatBytes(e.meanJobDataBytes)}, ${e.meanChunksPerJob} chunks`);
-    out.push(`  embedding time: ${e.embedSeconds === null ? "unknown: pass --tokens-per-second with a throughput measured on your workers" : formatSeconds(e.embedSeconds)}`);
-    for (const a of e.assumptions) out.push(`    assumes ${a}`);
-  }
-  if (s.total.skipped > 0) {
-    out.push(`  skipped ${s.total.skipped} records:`);
-    for (const [reason, n] of Object.entries(s.skippedByReason)) out.push(`    ${n} x ${reason}`);
-    for (const x of s.skippedSamples.slice(0, 10)) out.push(`    e.g. ${x.file}${x.line ? `:${x.line}` : ""}: ${x.reason}`);
-  }
-  out.push(`  peak memory: ${formatBytes(s.maxRssBytes)}`);
-  process.stdout.write(out.join("\n") + "\n");
 }
 
 function addBackfillCommand(program: Command, cfg: () => Config): void {
@@ -241,39 +104,16 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     .option("--no-progress", "neither a progress bar nor progress lines")
     .option("--json", "print the summary as JSON")
     .action(async (inputs: string[], o) => {
-      const c = cfg();
-      const countTokens = loadTokenCounter(path.join(c.MODEL_DIR, "tokenizer.json"));
-      const ac = new AbortController();
-      const onSignal = (sig: NodeJS.Signals) => {
-        if (ac.signal.aborted) process.exit(130);
-        process.stderr.write(`${sig}: stopping; the checkpoint keeps what was enqueued (send again to exit at once)\n`);
-        ac.abort();
+      const marks = {
+        highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks,
       };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
-      try {
-        const s = await runBackfill(c, {
-          inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
-          chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk,
-          marks: { highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks },
-          skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait,
-          tokensPerSecond: o.tokensPerSecond,
-          progress: o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log", progressIntervalMs: o.progressInterval * 1000,
-          signal: ac.signal, countTokens,
-        });
-        if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + "\n");
-        else printBackfillSummary(s);
-        if (s.interrupted) process.exitCode = 130;
-        else if ((s.worker?.failedJobs ?? 0) > 0 || (s.run.documents === 0 && s.run.skipped > 0)) process.exitCode = 1;
-      } catch (err) {
-        if (err instanceof CheckpointError || err instanceof BackfillError) {
-          process.stderr.write(`${err.message}\n`);
-          process.exitCode = 1;
-        } else throw err;
-      } finally {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-      }
+      const progress = o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log";
+      process.exitCode = await runBackfillCommand(cfg(), {
+        inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
+        chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk, marks,
+        skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait,
+        tokensPerSecond: o.tokensPerSecond, progress, progressIntervalMs: o.progressInterval * 1000,
+      }, Boolean(o.json));
     });
 }
 

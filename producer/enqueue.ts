@@ -15,6 +15,7 @@ import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
 import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { toJsonMetadata } from "./metadata.js";
 import { ensureWellFormed } from "./unicode-guard.js";
+import { ProducerError } from "./producer-errors.js";
 
 export interface EnqueueOptions {
   countTokens: (text: string) => number;
@@ -69,7 +70,8 @@ export interface EnqueueSummary {
   skippedSamples: SkippedRecord[];
 }
 
-export class StrictModeError extends Error {
+export class StrictModeError extends ProducerError {
+  readonly kind = "strict";
   constructor(readonly record: SkippedRecord) {
     super(`${record.file}${record.line ? `:${record.line}` : ""}: ${record.reason} (stopping: strict mode)`);
   }

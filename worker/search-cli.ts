@@ -3,62 +3,15 @@
  *  the Qdrant collection the worker writes. The collection is read first, so a missing
  *  collection or vector fails before the model loads. Settings come from the worker's
  *  environment (QDRANT_URL, QDRANT_API_KEY, COLLECTION, MODEL_DIR, OUTPUTS, ...). Expected
- *  failures print one line to stderr and exit non-zero (2: fix the command or a setting). */
+ *  failures print one line to stderr and exit non-zero (2: fix the command or a setting). This
+ *  file only parses the command line and reports failures; the search is search/run-search.ts. */
 import { Command, Option } from "commander";
 import { loadConfigOrExit, type Config } from "../shared/config.js";
 import { intInRange } from "../shared/cli-options.js";
 import { EmbedError } from "../shared/errors.js";
-import { QdrantSearch } from "./search/qdrant-search.js";
-import { LocalQueryEmbedder, type EmbeddedQuery, type QueryEmbedder } from "./search/query-embedder.js";
-import { RemoteQueryEmbedder } from "./search/remote-query-embedder.js";
-import { SearchError, SearchUsageError } from "./search/search-errors.js";
-import { formatHitsJson, formatHitsText, toHits } from "./search/search-output.js";
-import { checkQueryVectors, planSearch, requireOutputs, RERANKERS, SEARCH_MODES, type Reranker, type SearchMode, type SearchPlan } from "./search/search-plan.js";
-import { buildQueryRequest } from "./search/search-query.js";
-
-interface SearchCliOptions {
-  mode?: SearchMode;
-  rerank?: Reranker;
-  limit: number;
-  prefetchLimit?: number;
-  collection?: string;
-  embedUrl?: string;
-  embedTimeoutMs: number;
-  filterDoc?: string;
-  json?: boolean;
-  width: number;
-}
-
-async function openEmbedder(cfg: Config, plan: SearchPlan, o: SearchCliOptions): Promise<QueryEmbedder> {
-  if (o.embedUrl) {
-    return new RemoteQueryEmbedder({ url: o.embedUrl, apiKey: process.env.QUERY_API_KEY || undefined, timeoutMs: o.embedTimeoutMs, needs: plan.needs });
-  }
-  requireOutputs(plan, cfg.OUTPUTS);
-  return LocalQueryEmbedder.open(cfg);
-}
-
-async function embedQuery(cfg: Config, plan: SearchPlan, o: SearchCliOptions, text: string): Promise<EmbeddedQuery> {
-  const embedder = await openEmbedder(cfg, plan, o);
-  try {
-    return await embedder.embed(text);
-  } finally {
-    await embedder.close();
-  }
-}
-
-async function search(cfg: Config, query: string, o: SearchCliOptions): Promise<void> {
-  const text = query.trim();
-  if (text === "") throw new SearchUsageError(`the query is empty; pass the text to search for: npm run search -- "budget debate"`);
-  if (!cfg.QDRANT_URL) throw new SearchUsageError("QDRANT_URL is not set; search reads the Qdrant collection the worker writes");
-  const qdrant = new QdrantSearch({ ...cfg, QDRANT_URL: cfg.QDRANT_URL });
-  const vectors = await qdrant.vectors(o.collection ?? cfg.COLLECTION);
-  const plan = planSearch({ mode: o.mode, rerank: o.rerank, limit: o.limit, prefetchLimit: o.prefetchLimit, docId: o.filterDoc }, vectors);
-  const embedded = await embedQuery(cfg, plan, o, text);
-  if (embedded.truncated) process.stderr.write(`search: warning: the query was cut to the model's longest sequence (MAX_SEQ_LENGTH)${embedded.tokens ? `, ${embedded.tokens} tokens` : ""}\n`);
-  checkQueryVectors(plan, vectors, embedded.vectors);
-  const hits = toHits(await qdrant.query(plan.collection, buildQueryRequest(plan, embedded.vectors)));
-  process.stdout.write(o.json ? formatHitsJson(plan, text, hits) : formatHitsText(plan, hits, o.width));
-}
+import { runSearch, type SearchOptions } from "./search/run-search.js";
+import { SearchError } from "./search/search-errors.js";
+import { RERANKERS, SEARCH_MODES } from "./search/search-plan.js";
 
 function buildSearchCli(cfg: () => Config): Command {
   return new Command("search")
@@ -74,8 +27,8 @@ function buildSearchCli(cfg: () => Config): Command {
     .option("--embed-timeout-ms <ms>", "how long to wait for --embed-url, milliseconds", intInRange(1), 30_000)
     .option("--json", "print the hits as one JSON document (full text and metadata)")
     .option("--width <n>", "cut each hit's text to this many characters (0 = whole text)", intInRange(0), 100)
-    .action(async (words: string[], o: SearchCliOptions) => {
-      await search(cfg(), words.join(" "), o);
+    .action(async (words: string[], o: SearchOptions) => {
+      await runSearch(cfg(), words.join(" "), o);
     });
 }
 

@@ -13,6 +13,7 @@ import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { ProducerError } from "../producer-errors.js";
 
 const count = z.number().int().min(0);
 
@@ -62,11 +63,8 @@ export const checkpointSchema = z.object({
 });
 export type Checkpoint = z.infer<typeof checkpointSchema>;
 
-export class CheckpointError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "CheckpointError";
-  }
+export class CheckpointError extends ProducerError {
+  readonly kind = "checkpoint";
 }
 
 export interface CheckpointStore {

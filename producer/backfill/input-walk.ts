@@ -3,14 +3,15 @@
  *  segment by segment in UTF-16 code-unit order (not locale order), which is the order of a
  *  depth-first walk over sorted directory listings. A checkpoint names a place in this order
  *  (`WalkPosition`), and a resumed walk skips whole subtrees before it without reading them.
- *  Folders are read one listing at a time (memory: the largest directory); only files with a
- *  supported extension are taken from folders; entries that are not regular files are skips with a
- *  reason, and symlinks to folders are not followed (input-entry.ts). A glob is expanded by tinyglobby, which returns
- *  all matches at once (about 100 bytes per file): for millions of files pass the folder. */
-import { readdir, stat } from "node:fs/promises";
+ *  Folders are walked by folder-walk.ts, the same walk as `ingest`'s (memory: the largest directory);
+ *  only files with a supported extension are taken from folders; entries that are not regular files
+ *  are skips with a reason, and symlinks to folders are not followed (input-entry.ts). A glob is
+ *  expanded by tinyglobby, which returns all matches at once (about 100 bytes per file): for
+ *  millions of files pass the folder. */
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import { glob, isDynamicPattern } from "tinyglobby";
-import { classifyEntry } from "../input-entry.js";
+import { compareSegments, pathSegments as segments, walkFolder } from "../folder-walk.js";
 
 export interface WalkPosition {
   /** Index of the input (as given) the file came from. */
@@ -30,21 +31,9 @@ export interface WalkOptions {
   from?: { position: WalkPosition; inclusive: boolean };
 }
 
-const segments = (p: string) => path.normalize(p).split(path.sep).filter((s) => s !== "" && s !== ".");
-
-/** Code-unit comparison of segment lists; a prefix sorts first (a folder before its contents). */
-function compareSegments(a: string[], b: string[]): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
-  }
-  return a.length - b.length;
-}
-
 export function compareWalkPositions(a: WalkPosition, b: WalkPosition): number {
   return a.input !== b.input ? a.input - b.input : compareSegments(segments(a.file), segments(b.file));
 }
-
-const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 export async function* walkInputs(inputs: string[], opts: WalkOptions = {}): AsyncGenerator<WalkedEntry> {
   const from = opts.from;
@@ -68,7 +57,7 @@ async function* expandOne(p: string, input: number, target: string[] | undefined
     st = undefined;
   }
   if (st?.isDirectory()) {
-    yield* walkFolder(p, input, target);
+    yield* walkFolderOf(p, input, target);
   } else if (st) {
     yield { kind: "file", input, file: p };
   } else if (isDynamicPattern(p)) {
@@ -81,23 +70,9 @@ async function* expandOne(p: string, input: number, target: string[] | undefined
   }
 }
 
-/** Depth-first over sorted listings; skips entries (and whole subtrees) that sort before `target`. */
-async function* walkFolder(dir: string, input: number, target: string[] | undefined): AsyncGenerator<WalkedEntry> {
-  const entries = (await readdir(dir, { withFileTypes: true })).sort(byName);
-  for (const e of entries) {
-    const full = path.join(dir, e.name);
-    let t = target;
-    if (t) {
-      const s = segments(full);
-      const isAncestor = e.isDirectory() && s.length < t.length && compareSegments(s, t.slice(0, s.length)) === 0;
-      if (!isAncestor && compareSegments(s, t) < 0) continue;
-      if (!isAncestor) t = undefined; // past the target: everything after is kept
-    }
-    const verdict = await classifyEntry(full, e);
-    if (verdict.kind === "folder") yield* walkFolder(full, input, t);
-    else if (verdict.kind === "file") yield { kind: "file", input, file: full };
-    else if (verdict.kind === "skipped") yield { kind: "skipped", input, file: full, reason: verdict.reason };
-  }
+/** The folder walk with the input's index on each entry. */
+async function* walkFolderOf(dir: string, input: number, target: string[] | undefined): AsyncGenerator<WalkedEntry> {
+  for await (const e of walkFolder(dir, target)) yield { ...e, input };
 }
 
 /** Files and bytes the inputs hold (what `walkInputs` would yield), for progress and ETA. */

@@ -6,14 +6,16 @@
  * written once, in a form a person can act on.
  */
 
+import { ProducerError } from "../producer-errors.js";
+
 /** Base class: every reader failure names the file and, when known, a 1-based line. */
-export abstract class ReaderError extends Error {
+export abstract class ReaderError extends ProducerError {
+  readonly kind = "input";
   readonly file: string;
   readonly line?: number;
 
   constructor(file: string, message: string, line?: number) {
     super(message);
-    this.name = new.target.name;
     this.file = file;
     this.line = line;
   }

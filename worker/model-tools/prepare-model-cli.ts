@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /** `npm run prepare-model -- --from <dir> --out <dir>`: adds BGE-M3's dense, sparse and ColBERT
  *  heads to a backbone-only ONNX export (see prepare-model.ts) and prints what it wrote, how
- *  long it took and the process's peak memory. Exits 1 with the kind-prefixed error on failure. */
+ *  long it took and the process's peak memory (prepare-model-summary.ts). Exits 1 with the
+ *  kind-prefixed error on failure. This file only parses the command line and reports. */
 import { Command } from "commander";
 import { intInRange } from "../../shared/cli-options.js";
 import { EmbedError } from "../../shared/errors.js";
 import { prepareModel } from "./prepare-model.js";
+import { formatPrepareSummary } from "./prepare-model-summary.js";
 
 interface CliOptions {
   from: string;
@@ -15,10 +17,6 @@ interface CliOptions {
   hiddenOutput?: string;
   externalThreshold?: number;
   force?: boolean;
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -43,14 +41,8 @@ async function main(argv: string[]): Promise<void> {
     from: cli.from, out: cli.out, modelFile: cli.model, headsDir: cli.heads, hiddenOutput: cli.hiddenOutput,
     externalThreshold: cli.externalThreshold, force: cli.force,
   });
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(`prepared ${r.modelPath} in ${seconds} s (peak RSS ${mib(process.resourceUsage().maxRSS * 1024)})`);
-  console.log(`  backbone: opset ${r.opset}, hidden state ${r.hiddenType} [batch, sequence, ${r.hiddenSize}]; ` +
-    `heads added: dense_vecs [batch, ${r.hiddenSize}], sparse_vecs [batch, sequence, 1], ` +
-    `colbert_vecs [batch, sequence-1, ${r.colbertDim}] (float32)`);
-  if (r.movedInitializers > 0) console.log(`  moved ${r.movedInitializers} inline weights to external data`);
-  for (const f of r.files) console.log(`  ${f.how.padEnd(7)} ${f.file} (${mib(f.bytes)})`);
-  console.log(`next: MODEL_DIR=${cli.out} OUTPUTS=dense,sparse,colbert npm run worker`);
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(formatPrepareSummary(r, cli.out, seconds, process.resourceUsage().maxRSS * 1024));
 }
 
 main(process.argv).catch((err: unknown) => {
