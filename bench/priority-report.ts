@@ -1,5 +1,5 @@
 /** Renders a priority-lane results file as Markdown: the figures table and goals (the block a
- *  README can carry), then every phase, how the run was done and the notes. Pure: same file,
+ *  docs/performance.md carries), then every phase, how the run was done and the notes. Pure: same file,
  *  same text. */
 import type { PriorityResults } from "./priority-results.js";
 
@@ -71,7 +71,7 @@ function phaseRows(r: PriorityResults): string[] {
   return rows;
 }
 
-/** The README block: header, figures, goals. */
+/** The block docs/performance.md carries: header, figures, goals. */
 export function renderPriorityReport(r: PriorityResults, file: string): string {
   return [header(r, file).join("\n"), figures(r).join("\n"), goals(r).join("\n")].join("\n\n") + "\n";
 }
