@@ -1,6 +1,6 @@
-/** Renders a priority-lane results file as Markdown: the figures table and goals (the block a
- *  docs/performance.md carries), then every phase, how the run was done and the notes. Pure: same file,
- *  same text. */
+/** Renders a priority-lane results file as Markdown: the figures table and goals (the block
+ *  docs/performance.md carries), then every phase, how the run was done and the notes. Pure: same
+ *  file, same text. */
 import type { PriorityResults } from "./priority-results.js";
 
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "n/a");
