@@ -26,7 +26,8 @@ export function markdownLinks(markdown: string): MarkdownLink[] {
   const links: MarkdownLink[] = [];
   withoutFences(markdown).forEach((line, i) => {
     const text = line.replace(/(`+)[^`]*?\1/g, "");
-    for (const m of text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) links.push({ line: i + 1, target: m[1] });
+    const targets = text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g);
+    for (const m of targets) links.push({ line: i + 1, target: m[1] });
   });
   return links;
 }
