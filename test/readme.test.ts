@@ -1,19 +1,23 @@
 /** Keeps the README and the docs/ pages true: docs/configuration.md is the page the config schema
  *  prints, every `npm run` script they mention exists, every relative link (file and `#anchor`)
- *  resolves, every page is linked from the README, and the README stays a front page. */
+ *  resolves, every repository path they name in code exists, every page is linked from the README,
+ *  and the README stays a front page. */
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { configShape } from "../shared/config.js";
 import { repoRoot } from "./support/harness.js";
-import { headingAnchors, isExternal, markdownLinks } from "./support/markdown-links.js";
+import { codePaths, headingAnchors, isExternal, markdownLinks } from "./support/markdown-links.js";
 
 const read = (rel: string) => readFileSync(path.join(repoRoot, rel), "utf8");
 const docsPages = readdirSync(path.join(repoRoot, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`);
 const pages = ["README.md", ...docsPages];
 const configPage = read("docs/configuration.md");
 const pkg = JSON.parse(read("package.json")) as { scripts: Record<string, string> };
+
+/** Paths of other repositories the docs quote, which look like ours. */
+const FOREIGN_PATHS = new Set(["demo/BERT/README.md"]); // NVIDIA's TensorRT repository, in docs/models.md
 
 /** Most lines the README may have and still be a front page (issue 14). */
 const FRONT_PAGE_MAX_LINES = 250;
@@ -66,6 +70,20 @@ test("every relative link in the README and docs resolves, anchors included", ()
   assert.ok(checked > 20, `only ${checked} relative links found: is the link parser broken?`);
 });
 
+test("every repository path the README and docs name in code exists", () => {
+  let checked = 0;
+  for (const page of pages) {
+    for (const { line, target } of codePaths(read(page))) {
+      if (FOREIGN_PATHS.has(target)) continue;
+      // `dist/x/y.js` is built from `x/y.ts`.
+      const source = target.startsWith("dist/") ? target.slice(5).replace(/\.js$/, ".ts") : target;
+      assert.ok(existsSync(path.join(repoRoot, source)), `${page}:${line}: \`${target}\` does not exist`);
+      checked++;
+    }
+  }
+  assert.ok(checked > 50, `only ${checked} paths found: is the path reader broken?`);
+});
+
 test("the README is a front page that links every docs page", () => {
   const readme = read("README.md");
   const lines = readme.split("\n").length;
@@ -83,4 +101,6 @@ test("the link reader follows GitHub's rules", () => {
   assert.deepEqual([...headingAnchors(page)], ["a-code-title-here", "dup", "dup-1"]);
   assert.deepEqual(markdownLinks(page).map((l) => `${l.line}:${l.target}`), ["7:b.md#c", "7:j.png"]);
   assert.ok(isExternal("https://x.org") && isExternal("mailto:a@b") && !isExternal("docs/a.md"));
+  const code = "`test/a.test.ts` `./k8s/base/` `node dist/x.js` `bench/results/<file>.json` `test/r-*.ts`\n```\n`docs/x.md`\n```";
+  assert.deepEqual(codePaths(code).map((l) => l.target), ["test/a.test.ts", "k8s/base/"]);
 });

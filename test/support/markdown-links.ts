@@ -32,6 +32,22 @@ export function markdownLinks(markdown: string): MarkdownLink[] {
   return links;
 }
 
+/** Top-level folders of this repository: a code span naming a path under one of them names a file. */
+const REPO_FOLDERS = "test|bench|shared|worker|producer|demo|samples|k8s|grafana|deploy|docs|kit";
+
+/** Every inline code span outside fenced blocks that is exactly a path in this repository (`test/x.test.ts`,
+ *  `k8s/base/`, `dist/bench/report.js`), without placeholders or globs. */
+export function codePaths(markdown: string): MarkdownLink[] {
+  const pathLike = new RegExp(`^(?:\\./)?(?:dist/)?(?:${REPO_FOLDERS})/[\\w./-]*$`);
+  const paths: MarkdownLink[] = [];
+  withoutFences(markdown).forEach((line, i) => {
+    for (const m of line.matchAll(/(`+)([^`]*?)\1/g)) {
+      if (pathLike.test(m[2].trim())) paths.push({ line: i + 1, target: m[2].trim().replace(/^\.\//, "") });
+    }
+  });
+  return paths;
+}
+
 /** True for links that leave the repository (a scheme such as `https:` or `mailto:`). */
 export function isExternal(target: string): boolean {
   return /^[a-z][a-z0-9+.-]*:/i.test(target);
