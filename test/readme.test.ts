@@ -102,7 +102,8 @@ test("the link reader follows GitHub's rules", () => {
   assert.deepEqual(markdownLinks(page).map((l) => `${l.line}:${l.target}`), ["7:b.md#c", "7:j.png"]);
   assert.ok(isExternal("https://x.org") && isExternal("mailto:a@b") && !isExternal("docs/a.md"));
   const code = [
-    "`test/a.test.ts` `./k8s/base/` `node dist/x.js` `bench/results/<file>.json` `test/r-*.ts`", "```", "`docs/x.md`", "```",
+    "`test/a.test.ts` `./k8s/base/` `node dist/x.js` `bench/results/<file>.json` `test/r-*.ts`",
+    "```", "`docs/x.md`", "```",
   ].join("\n");
   assert.deepEqual(codePaths(code).map((l) => l.target), ["test/a.test.ts", "k8s/base/"]);
 });
