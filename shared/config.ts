@@ -1,6 +1,6 @@
 /** The one configuration schema for every process (worker, producer, demo), read from the
  *  environment once at start-up. Every variable carries its unit and default in `.describe()`
- *  so the README table and `--help` output come from the same place. Parsing reports every
+ *  so docs/configuration.md and `--help` output come from the same place. Parsing reports every
  *  problem at once; cross-field rules name both keys and values. Performs no I/O. */
 import { z } from "zod";
 import { ConfigError } from "./errors.js";

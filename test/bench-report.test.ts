@@ -1,26 +1,31 @@
-/** Keeps the README's performance numbers true: its Performance section names a results file
- *  under bench/results, and the tables there must be exactly what `node dist/bench/e2e/report.js
- *  <that file>` prints. Also checks how targets and ratios are computed from a results file. */
+/** Keeps docs/performance.md's numbers true: every block it introduces as the output of
+ *  `node dist/bench/e2e/report.js bench/results/<file>.json` must be exactly what that command prints
+ *  (throughput tables for a `npm run bench` file, figures and goals for a `npm run bench:priority`
+ *  file). Also checks how targets and ratios are computed from a results file. */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { renderReport } from "../bench/e2e/report-format.js";
-import type { BenchResults, GranularityResult, ThroughputRun } from "../bench/lib/results-schema.js";
+import { renderResultsBlock } from "../bench/e2e/report.js";
+import type { BenchResults, GranularityResult, PriorityResults, ThroughputRun } from "../bench/lib/results-schema.js";
 import { percentile, unionLength } from "../bench/lib/stats.js";
 import { evaluateTargets, speedRatio } from "../bench/e2e/targets.js";
 import { repoRoot } from "./support/harness.js";
 
-test("the README's performance tables are the report of the results file it names", () => {
-  const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
-  const section = /^## Performance\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(readme);
-  assert.ok(section, "README.md has no \"## Performance\" section: add it with the output of `node dist/bench/e2e/report.js bench/results/<file>.json`");
-  const named = /bench\/results\/[\w.-]+\.json/.exec(section[1]);
-  assert.ok(named, "the README's Performance section names no bench/results/<file>.json");
-  const file = path.join(repoRoot, named[0]);
-  assert.ok(existsSync(file), `the README names ${named[0]}, which does not exist`);
-  const expected = renderReport(JSON.parse(readFileSync(file, "utf8")) as BenchResults, named[0]);
-  assert.ok(section[1].includes(expected), `the README's performance tables differ from \`node dist/bench/e2e/report.js ${named[0]}\`; paste its output`);
+test("docs/performance.md's tables are the report of the results files it names", () => {
+  const page = readFileSync(path.join(repoRoot, "docs", "performance.md"), "utf8");
+  const named = [...page.matchAll(/`node dist\/bench\/e2e\/report\.js (bench\/results\/[\w./-]+\.json)`/g)].map((m) => m[1]);
+  assert.ok(named.some((f) => !f.includes("/priority/")), "docs/performance.md shows no `npm run bench` results file");
+  const priority = named.some((f) => f.includes("/priority/"));
+  assert.ok(priority, "docs/performance.md shows no `npm run bench:priority` results file");
+  for (const name of named) {
+    const file = path.join(repoRoot, name);
+    assert.ok(existsSync(file), `docs/performance.md names ${name}, which does not exist`);
+    const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults | PriorityResults;
+    const expected = renderResultsBlock(results, name);
+    const command = `node dist/bench/e2e/report.js ${name}`;
+    assert.ok(page.includes(expected), `docs/performance.md differs from \`${command}\`; paste its output`);
+  }
 });
 
 function run(kind: ThroughputRun["kind"], round: number, tokensPerSecond: number, paddingEfficiency = 0.9): ThroughputRun {

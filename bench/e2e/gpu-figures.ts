@@ -59,7 +59,7 @@ const published = (gpu: string, from: "T4" | "A100"): GpuEstimate => ({
   gpu, low: PUBLISHED[from].tokensPerSecond, high: PUBLISHED[from].tokensPerSecond, how: `published: ${PUBLISHED[from].basis}`,
 });
 
-/** The GPUs the README covers. */
+/** The GPUs docs/models.md covers. */
 export const GPU_ESTIMATES: GpuEstimate[] = [
   published("T4", "T4"),
   scaled("A10", "A30"),

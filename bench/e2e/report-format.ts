@@ -1,4 +1,4 @@
-/** Renders a results file as Markdown: `renderReport` is the table block the README carries
+/** Renders a results file as Markdown: `renderReport` is the table block docs/performance.md carries
  *  (checked by test/bench-report.test.ts against the file it names), `renderSummary` the
  *  longer per-run summary written next to each results file. Pure: same file, same text. */
 import { GPU_ESTIMATES, DATASHEET_SOURCE, TRT_SOURCE, tokenizerThreadsFor } from "./gpu-figures.js";
@@ -89,7 +89,7 @@ function extrasTable(r: BenchResults): string[] {
   return rows;
 }
 
-/** The README block: header lines and tables. */
+/** The block docs/performance.md carries: header lines and tables. */
 export function renderReport(r: BenchResults, file: string): string {
   const parts = [header(r, file).join("\n"), throughputTable(r).join("\n"), targetTable(r).join("\n"), extrasTable(r).join("\n")];
   return parts.filter((p) => p.trim().length > 0).join("\n\n") + "\n";

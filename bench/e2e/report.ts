@@ -1,9 +1,12 @@
-/** `node dist/bench/e2e/report.js [results.json]`: prints the Markdown block the README's
- *  Performance section carries, rendered from a results file (default: the newest in
- *  bench/results). `--summary` prints the longer per-run summary instead. */
+/** `node dist/bench/e2e/report.js [results.json]`: prints the Markdown block docs/performance.md
+ *  carries for a results file (default: the newest in bench/results): the throughput tables for
+ *  a `npm run bench` file, the figures and goals for a `npm run bench:priority` file (one with
+ *  `phases`). `--summary` prints the longer per-run summary instead. */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { displayPath, repoRoot } from "../lib/paths.js";
+import type { PriorityResults } from "../lib/results-schema.js";
+import { renderPriorityReport, renderPrioritySummary } from "../priority/report-format.js";
 import { renderReport, renderSummary } from "./report-format.js";
 import type { BenchResults } from "../lib/results-schema.js";
 
@@ -14,8 +17,15 @@ function newestResults(): string {
   return path.join(dir, files[files.length - 1]);
 }
 
-const args = process.argv.slice(2);
-const summary = args.includes("--summary");
-const file = args.find((a) => !a.startsWith("--")) ?? newestResults();
-const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults;
-process.stdout.write(summary ? renderSummary(results, displayPath(file)) : renderReport(results, displayPath(file)));
+/** The block for either kind of results file, as docs/performance.md carries it. */
+export function renderResultsBlock(results: BenchResults | PriorityResults, file: string, summary = false): string {
+  if ("phases" in results) return summary ? renderPrioritySummary(results, file) : renderPriorityReport(results, file);
+  return summary ? renderSummary(results, file) : renderReport(results, file);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const file = args.find((a) => !a.startsWith("--")) ?? newestResults();
+  const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults | PriorityResults;
+  process.stdout.write(renderResultsBlock(results, displayPath(file), args.includes("--summary")));
+}

@@ -1,6 +1,6 @@
-/** Renders a priority-lane results file as Markdown: the figures table and goals (the block a
- *  README can carry), then every phase, how the run was done and the notes. Pure: same file,
- *  same text. */
+/** Renders a priority-lane results file as Markdown: the figures table and goals (the block
+ *  docs/performance.md carries), then every phase, how the run was done and the notes. Pure: same
+ *  file, same text. */
 import type { PriorityResults } from "../lib/results-schema.js";
 import { fix, int, machineLine, resultsFileLine } from "../lib/report-format.js";
 
@@ -70,7 +70,7 @@ function phaseRows(r: PriorityResults): string[] {
   return rows;
 }
 
-/** The README block: header, figures, goals. */
+/** The block docs/performance.md carries: header, figures, goals. */
 export function renderPriorityReport(r: PriorityResults, file: string): string {
   return [header(r, file).join("\n"), figures(r).join("\n"), goals(r).join("\n")].join("\n\n") + "\n";
 }
