@@ -15,7 +15,7 @@ import { enqueueOptionsFrom } from "../producer/enqueue.js";
 import { loadTokenCounter } from "../producer/token-counter.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
-import { startQdrantTestServer } from "../test/support/qdrant/qdrant-test-server.js";
+import { startQdrantTestServer } from "../kit/qdrant-server/qdrant-test-server.js";
 import { ensureBenchModel } from "./bench-model.js";
 import type { SourceDocument } from "../producer/document.js";
 import { readCorpus, resolveCorpus, turnChunks, windowChunks, type ChunkSet } from "./corpus.js";

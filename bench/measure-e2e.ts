@@ -12,7 +12,7 @@ import os from "node:os";
 import { Queue, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
-import type { QdrantTestServer } from "../test/support/qdrant/qdrant-test-server.js";
+import type { QdrantTestServer } from "../kit/qdrant-server/qdrant-test-server.js";
 import { BenchChild } from "./child-process.js";
 import { cpuWindow, ownCpuSeconds, processCpuSeconds, type CpuWindow, type QuietWait } from "./cpu.js";
 import type { Gate } from "./measure-children.js";

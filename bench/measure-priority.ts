@@ -14,7 +14,7 @@ import { cpuWindow, machineBusySeconds, ownCpuSeconds, processCpuSeconds, type C
 import { closeWorkerChild, startWorkerChild, type E2eContext } from "./measure-e2e.js";
 import { parsePrometheusText, sumOf, type Sample } from "./prom-text.js";
 import type { BatchRecord, WorkerStats } from "./worker-child.js";
-import { freePort } from "../test/support/harness.js";
+import { freePort } from "../kit/harness.js";
 
 export type PhaseKind = "A" | "B";
 

@@ -15,7 +15,7 @@ import { loadTokenCounter } from "../producer/token-counter.js";
 import { BatchPool, planBatches } from "../worker/core/batcher.js";
 import { locateModelFiles } from "../worker/adapters/model-files.js";
 import { TokenizerPool } from "../worker/adapters/tokenizer-pool.js";
-import { startQdrantTestServer } from "../test/support/qdrant/qdrant-test-server.js";
+import { startQdrantTestServer } from "../kit/qdrant-server/qdrant-test-server.js";
 import { ensureBenchModel } from "./bench-model.js";
 import type { TimedBatch } from "./batch-child.js";
 import { killAllChildren } from "./child-process.js";

@@ -7,7 +7,7 @@
 import { Command, Option } from "commander";
 import { loadConfigOrExit, type Config } from "../shared/config.js";
 import { intInRange } from "../shared/cli-options.js";
-import { EmbedError } from "../shared/errors.js";
+import { EmbedError } from "./errors.js";
 import { QdrantSearch } from "./search/qdrant-search.js";
 import { LocalQueryEmbedder, type EmbeddedQuery, type QueryEmbedder } from "./search/query-embedder.js";
 import { RemoteQueryEmbedder } from "./search/remote-query-embedder.js";

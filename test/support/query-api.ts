@@ -7,10 +7,10 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../../shared/config.js";
 import { createLogger } from "../../shared/logger.js";
-import { createMetrics } from "../../shared/metrics.js";
+import { createMetrics } from "../../worker/metrics.js";
 import { redisConnection } from "../../shared/redis.js";
 import { startWorker, type RunningWorker, type StartOptions } from "../../worker/app.js";
-import { qdrantTarget, testConfig, testModel, uniqueQueue, type QdrantTarget } from "./harness.js";
+import { qdrantTarget, testConfig, testModel, uniqueQueue, type QdrantTarget } from "../../kit/harness.js";
 
 export interface Api {
   w: RunningWorker;

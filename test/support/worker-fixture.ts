@@ -7,9 +7,9 @@ import { after, before } from "node:test";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { redisConnection } from "../../shared/redis.js";
-import { testModel, uniqueQueue } from "./harness.js";
-import { spawnWorker, type ChildWorker } from "./processes.js";
-import { startQdrantTestServer, type QdrantTestServer } from "./qdrant/qdrant-test-server.js";
+import { testModel, uniqueQueue } from "../../kit/harness.js";
+import { spawnWorker, type ChildWorker } from "../../kit/processes.js";
+import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
 
 export const SHARED_REDIS_URL = "redis://127.0.0.1:6379";
 

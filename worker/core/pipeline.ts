@@ -21,10 +21,10 @@ import type { Config } from "../../shared/config.js";
 import {
   asEmbedError, ChunkTooLongError, EmbedError, errorKind, InferenceError, ShutdownError, SinkError, TimeoutError,
   ValidationError,
-} from "../../shared/errors.js";
+} from "../errors.js";
 import { chunkHash, pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
-import type { Metrics } from "../../shared/metrics.js";
+import type { Metrics } from "../metrics.js";
 import { BatchPool, batchOf, type Batch, type Pooled } from "./batcher.js";
 import type { ChunkEmbedding } from "./heads.js";
 import type { ChunkTokenizer, EmbeddingModel, VectorPoint, VectorSink } from "./ports.js";

@@ -4,7 +4,7 @@
  *  long it took and the process's peak memory. Exits 1 with the kind-prefixed error on failure. */
 import { Command } from "commander";
 import { intInRange } from "../../shared/cli-options.js";
-import { EmbedError } from "../../shared/errors.js";
+import { EmbedError } from "../errors.js";
 import { prepareModel } from "./prepare-model.js";
 
 interface CliOptions {
