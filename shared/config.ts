@@ -3,7 +3,7 @@
  *  so the README table and `--help` output come from the same place. Parsing reports every
  *  problem at once; cross-field rules name both keys and values. Performs no I/O. */
 import { z } from "zod";
-import { ConfigError } from "../worker/errors.js";
+import { ConfigError } from "./errors.js";
 
 const int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);

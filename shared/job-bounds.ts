@@ -7,7 +7,7 @@
  *  metadata values plus MAX_CHUNKS_PER_JOB chunks, so its time is bounded whatever the job holds.
  *  Anything it does not understand (wrong types, missing fields) is left to the schema. */
 import type { Config } from "./config.js";
-import { JobLimitError, ValidationError } from "../worker/errors.js";
+import { JobLimitError, ValidationError } from "./errors.js";
 
 export type JobLimits = Pick<
   Config,

@@ -4,7 +4,7 @@
  *  BullMQ needs maxRetriesPerRequest=null so blocking commands survive reconnects. */
 import { readFileSync } from "node:fs";
 import { Redis, type RedisOptions } from "ioredis";
-import { ConfigError } from "../worker/errors.js";
+import { ConfigError } from "./errors.js";
 
 export interface RedisTlsSettings {
   /** PEM file with the CA(s) that signed the Redis server's certificate (rediss:// only). */
