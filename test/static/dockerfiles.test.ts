@@ -201,6 +201,26 @@ test("Dockerfile (CPU) skips the CUDA download and never selects CUDA", () => {
   assert.ok(npmrcCopy >= 0 && npmrcCopy < npmCi, ".npmrc is not in place before npm ci");
 });
 
+/** Folders of test code: fixtures, demo, tests and benchmarks. None of them may reach an image (issue 14). */
+const TEST_CODE = ["kit", "demo", "test", "bench"];
+
+for (const file of FILES) {
+  test(`${file}: copies no test code into the image (kit/, demo/, test/, bench/)`, () => {
+    const copied = parsed[file].flatMap((s) => s.instructions.filter((i) => i.cmd === "COPY" || i.cmd === "ADD"))
+      .map((i) => copyArgs(i.args)).filter((c) => !c.from).flatMap((c) => c.sources);
+    assert.ok(copied.length > 0, "no COPY from the build context found: the reader is broken");
+    for (const src of copied) {
+      const top = path.posix.normalize(src).replace(/^\.\//, "").split("/")[0];
+      assert.ok(src !== "." && !TEST_CODE.includes(top), `COPY ${src}: test code in the production image`);
+    }
+  });
+}
+
+test(".dockerignore keeps test code out of the build context", () => {
+  const ignored = dockerignore();
+  for (const p of TEST_CODE) assert.ok(ignored(p), `${p}/ is sent to the Docker daemon`);
+});
+
 test(".dockerignore keeps host builds, dependencies, models and .env out of the context", () => {
   const ignored = dockerignore();
   for (const p of ["node_modules", "dist", ".git", "models/bge-m3/model.onnx", ".env"]) assert.ok(ignored(p), `${p} is sent to the Docker daemon`);
