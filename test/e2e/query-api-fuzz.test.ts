@@ -6,12 +6,12 @@
  *  shape; afterwards a valid request must still succeed. */
 import assert from "node:assert/strict";
 import http from "node:http";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import fc from "fast-check";
 import { Queue } from "bullmq";
 import { freePort, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { spawnWorker, type ChildWorker } from "../../kit/processes.js";
-import { apiFixture, call, type ApiFixture } from "../support/query-api.js";
+import { apiFixture, call } from "../support/query-api.js";
 
 /** The worker under test: its two ports and its dense size. */
 interface Target {
@@ -52,13 +52,7 @@ const STATUS_OF: Record<string, number> = {
   not_ready: 503,
 };
 
-let fx: ApiFixture;
-
-before(async () => {
-  fx = await apiFixture();
-});
-
-after(() => fx.close());
+const fx = apiFixture();
 
 interface FuzzRequest {
   method: string;

@@ -11,21 +11,15 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { ConfigError } from "../../worker/errors.js";
 import type { EmbeddingModel } from "../../worker/core/ports.js";
 import { loadApiKeys } from "../../worker/adapters/query-auth.js";
 import { waitFor } from "../../kit/harness.js";
-import { apiFixture, assertError, call, type ApiFixture } from "../support/query-api.js";
+import { apiFixture, assertError, call } from "../support/query-api.js";
 
 const KEY = "key-a-0123456789abcdef";
-let fx: ApiFixture;
-
-before(async () => {
-  fx = await apiFixture();
-});
-
-after(() => fx.close());
+const fx = apiFixture();
 
 interface Exchange {
   /** What the server sent back. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { Queue } from "bullmq";
@@ -21,25 +21,22 @@ import type { EmbeddingModel, ModelInfo } from "../../worker/core/ports.js";
 import { QdrantSink } from "../../worker/adapters/qdrant-sink.js";
 import { startWorker, type StartOptions } from "../../worker/app.js";
 import { testConfig, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
-import { apiFixture, assertError, call, type ApiFixture } from "../support/query-api.js";
+import { apiFixture, assertError, call } from "../support/query-api.js";
 import type { Redis } from "ioredis";
 
 const KEY_A = "key-a-0123456789abcdef";
 const KEY_B = "key-b-fedcba9876543210";
 const MARKER = "zebra-marker-7731";
-let fx: ApiFixture;
+const fx = apiFixture();
 let target: QdrantTarget;
 let modelDir: string;
 let connection: Redis;
 let tokenizer: Tokenizer;
 
 before(async () => {
-  fx = await apiFixture();
   ({ target, modelDir, connection } = fx);
   tokenizer = new Tokenizer(JSON.parse(readFileSync(path.join(modelDir, "tokenizer.json"), "utf8")), {});
 });
-
-after(() => fx.close());
 
 const startApi = (env: Record<string, string> = {}, opts: Partial<StartOptions> = {}) => fx.start(env, opts);
 const cleanups = { push: (fn: () => Promise<unknown>) => fx.cleanup(fn) };

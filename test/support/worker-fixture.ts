@@ -2,16 +2,17 @@
  *  in-process Qdrant test server (introspection and fault injection need it, even when QDRANT_URL
  *  is set): registers node:test `before`/`after` hooks that start the
  *  server and the test model once, and at the end SIGKILL any worker still alive, run the
- *  test's cleanups in reverse order, close the server and the Redis connection. */
-import { after, before } from "node:test";
+ *  test's cleanups in reverse order, close the server and the Redis connection (the last three
+ *  through `suiteFixture`). */
+import { after } from "node:test";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { redisConnection } from "../../shared/redis.js";
-import { testModel, uniqueQueue } from "../../kit/harness.js";
+import { uniqueQueue } from "../../kit/harness.js";
 import { spawnWorker, type ChildWorker } from "../../kit/processes.js";
-import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
+import type { QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
+import { SHARED_REDIS_URL, suiteFixture } from "./suite-fixture.js";
 
-export const SHARED_REDIS_URL = "redis://127.0.0.1:6379";
+export { SHARED_REDIS_URL };
 
 export interface WorkerFixture {
   /** Valid inside tests (set by the `before` hook). */
@@ -28,39 +29,30 @@ export interface WorkerFixture {
 }
 
 export function workerFixture(): WorkerFixture {
-  const connection = redisConnection(SHARED_REDIS_URL);
   const children: ChildWorker[] = [];
-  const cleanups: Array<() => Promise<unknown>> = [];
-  let server: QdrantTestServer | undefined;
-  let modelDir: string | undefined;
-  before(async () => {
-    server = await startQdrantTestServer();
-    modelDir = (await testModel()).dir;
-  });
-  after(async () => {
+  // Registered before the suite's own hook, so it runs first: no worker outlives the server.
+  after(() => {
     for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
-    await server?.close();
-    await connection.quit();
   });
+  const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "server" });
   return {
     get server() {
-      return server!;
+      return fx.server;
     },
     get modelDir() {
-      return modelDir!;
+      return fx.modelDir;
     },
-    connection,
+    connection: fx.connection,
     spawn: async (env) => {
       const c = await spawnWorker(env);
       children.push(c);
       return c;
     },
-    onCleanup: (fn) => void cleanups.push(fn),
+    onCleanup: fx.onCleanup,
     newQueue: (prefix) => {
       const queueName = uniqueQueue(prefix);
-      const queue = new Queue(queueName, { connection });
-      cleanups.push(async () => {
+      const queue = new Queue(queueName, { connection: fx.connection });
+      fx.onCleanup(async () => {
         await queue.obliterate({ force: true });
         await queue.close();
       });
