@@ -10,12 +10,11 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import  { rm, stat } from "node:fs/promises";
 import { once } from "node:events";
 import { peakRssBytes } from "../../shared/process-memory.js";
-import os from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue, QueueEvents } from "bullmq";
 import { pointId } from "../../shared/ids.js";
 import { createLogger } from "../../shared/logger.js";
@@ -25,40 +24,21 @@ import { checkpointKey, type Checkpoint } from "../../producer/backfill/checkpoi
 import { chunkDocument } from "../../producer/chunker.js";
 import type { SourceDocument } from "../../producer/document.js";
 import { chunksForQueue, enqueueOptionsFrom, jobsForDocument } from "../../producer/enqueue.js";
-import { loadTokenCounter } from "../../producer/token-counter.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
 import { docText, writeJsonlCorpus } from "../../kit/corpus.js";
-import { qdrantTarget, repoRoot, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
+import  { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { suiteFixture } from "../support/suite-fixture.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const cli = path.join(repoRoot, "dist", "producer", "cli.js");
-const connection = redisConnection(REDIS_URL);
-let target: QdrantTarget;
-let modelDir: string;
-let countTokens: (t: string) => number;
-let tmp: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  target = await qdrantTarget();
-  modelDir = (await testModel()).dir;
-  countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
-  tmp = await mkdtemp(path.join(os.tmpdir(), "backfill-big-"));
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await target.close();
-  await connection.quit();
-  await rm(tmp, { recursive: true, force: true });
-});
+const fx = suiteFixture({ redis: REDIS_URL, qdrant: "target", tmpPrefix: "backfill-big-" });
 
 const CHUNKING = { CHUNK_TOKENS: "10", CHUNK_OVERLAP_TOKENS: "0" };
 const MARKS = { highJobs: 300, lowJobs: 150, highChunks: 12_000, lowChunks: 6_000, bulk: 50 };
 
 function childEnv(extra: Record<string, string>) {
   const { QDRANT_URL: _u, QDRANT_API_KEY: _k, ...rest } = process.env;
-  return { ...rest, MODEL_DIR: modelDir, LOG_LEVEL: "warn", ...CHUNKING, ...extra };
+  return { ...rest, MODEL_DIR: fx.modelDir, LOG_LEVEL: "warn", ...CHUNKING, ...extra };
 }
 
 /** Peak resident memory of a running process (Linux), in bytes; 0 where /proc is missing. */
@@ -78,29 +58,29 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const mib = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
 
 test("200k chunks: killed midway and restarted, the backfill ends with exactly the expected points, within the backlog marks, with live jobs served first", { timeout: 600_000 }, async (t) => {
-  if (!target.server) {
+  if (!fx.target.server) {
     t.skip("needs the in-process Qdrant test server's introspection; QDRANT_URL is set");
     return;
   }
   const name = uniqueQueue("big");
   const collection = `big_${name.replace(/-/g, "_")}`;
-  const cfg = testConfig({ MODEL_DIR: modelDir, QUEUE_NAME: name, QDRANT_URL: target.url, COLLECTION: collection, ...CHUNKING });
-  const queue = new Queue(name, { connection, prefix: cfg.QUEUE_PREFIX });
+  const cfg = testConfig({ MODEL_DIR: fx.modelDir, QUEUE_NAME: name, QDRANT_URL: fx.target.url, COLLECTION: collection, ...CHUNKING });
+  const queue = new Queue(name, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
   const events = new QueueEvents(name, { connection: redisConnection(REDIS_URL), prefix: cfg.QUEUE_PREFIX });
   const runId = "big-run";
   let worker: RunningWorker | undefined;
-  cleanups.push(async () => {
+  fx.onCleanup(async () => {
     await worker?.close();
     await events.close();
     await (events.opts.connection as { quit(): Promise<unknown> }).quit();
     await queue.obliterate({ force: true });
     await queue.close();
-    await connection.del(checkpointKey(cfg.QUEUE_PREFIX, name, runId));
+    await fx.connection.del(checkpointKey(cfg.QUEUE_PREFIX, name, runId));
   });
 
-  const dir = path.join(tmp, "corpus");
+  const dir = path.join(fx.tmp, "corpus");
   const corpus = await writeJsonlCorpus(dir, { files: 40, docsPerFile: 100, sentencesPerDoc: 50, folders: 4 });
-  const opts = { targetTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, countTokens };
+  const opts = { targetTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, countTokens: fx.countTokens };
   const expected = new Set<string>();
   corpus.ids.forEach((id, i) => {
     const n = chunkDocument({ id, kind: "text", segments: [{ text: docText(i, 50) }], metadata: {}, source: { file: "" } }, opts).length;
@@ -146,7 +126,7 @@ test("200k chunks: killed midway and restarted, the backfill ends with exactly t
   let killedAt: Checkpoint | undefined;
   await waitFor(async () => {
     firstRss = Math.max(firstRss, await vmHwm(first.pid!));
-    const raw = await connection.get(checkpointKey(cfg.QUEUE_PREFIX, name, runId));
+    const raw = await fx.connection.get(checkpointKey(cfg.QUEUE_PREFIX, name, runId));
     const cp = raw ? (JSON.parse(raw) as Checkpoint) : undefined;
     if (cp && cp.totals.chunks >= corpusChunks / 3) killedAt = cp;
     return killedAt !== undefined;
@@ -155,7 +135,7 @@ test("200k chunks: killed midway and restarted, the backfill ends with exactly t
   firstRss = Math.max(firstRss, await vmHwm(first.pid!));
   first.kill("SIGKILL");
   await firstIo.exit;
-  killedAt = JSON.parse((await connection.get(checkpointKey(cfg.QUEUE_PREFIX, name, runId)))!) as Checkpoint;
+  killedAt = JSON.parse((await fx.connection.get(checkpointKey(cfg.QUEUE_PREFIX, name, runId)))!) as Checkpoint;
   assert.ok(killedAt!.position && killedAt!.status === "running", firstIo.err());
 
   // Second attempt, with live jobs (no priority) arriving every 500 ms meanwhile.
@@ -168,7 +148,7 @@ test("200k chunks: killed midway and restarted, the backfill ends with exactly t
     if (t0 !== undefined) liveLatency.push(Date.now() - t0);
   });
   const liveDocs: SourceDocument[] = [];
-  const enqueueOpts = enqueueOptionsFrom(cfg, countTokens);
+  const enqueueOpts = enqueueOptionsFrom(cfg, fx.countTokens);
   let secondDone = false;
   const live = (async () => {
     for (let i = 0; !secondDone; i++) {
@@ -200,10 +180,10 @@ test("200k chunks: killed midway and restarted, the backfill ends with exactly t
     const n = chunkDocument(d, opts).length;
     for (let c = 0; c < n; c++) expected.add(pointId(d.id, c));
   }
-  const ids = target.server.pointIds(collection);
+  const ids = fx.target.server.pointIds(collection);
   const missing = [...expected].filter((id) => !ids.has(id as never)).length;
   const extra = [...ids].filter((id) => !expected.has(String(id))).length;
-  const writes = target.server.writeCounts(collection);
+  const writes = fx.target.server.writeCounts(collection);
   const writtenTwice = [...writes.values()].filter((n) => n > 1).length;
   const failed = (await queue.getJobCounts("failed")).failed;
   // Time from add to finish, from Redis, for the last completed jobs BullMQ keeps: live versus backfill.
@@ -251,8 +231,8 @@ test("a dry run over a ~490 MiB JSONL archive peaks at the same memory as over a
     await once(out, "finish");
     return (await stat(file)).size;
   };
-  const small = path.join(tmp, "small.jsonl");
-  const large = path.join(tmp, "large.jsonl");
+  const small = path.join(fx.tmp, "small.jsonl");
+  const large = path.join(fx.tmp, "large.jsonl");
   const sizes = [await write(small, 500), await write(large, 5000)];
   const rss: number[] = [];
   for (const f of [small, large]) {

@@ -5,10 +5,9 @@
  *  live jobs first; the CLI's dry run, summary, non-TTY progress lines and bad input. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue, Worker, type Job } from "bullmq";
 import { redisConnection } from "../../shared/redis.js";
 import { runBackfill, type BackfillOptions } from "../../producer/backfill.js";
@@ -18,43 +17,27 @@ import { compareWalkPositions, walkInputs } from "../../producer/backfill/input-
 import { estimateEta } from "../../producer/backfill/progress.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { readDocuments } from "../../producer/readers/index.js";
-import { loadTokenCounter } from "../../producer/token-counter.js";
 import { docText, writeJsonlCorpus, writeTextDocs } from "../../kit/corpus.js";
-import { repoRoot, testConfig, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { suiteFixture } from "../support/suite-fixture.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const connection = redisConnection(REDIS_URL);
 const cli = path.join(repoRoot, "dist", "producer", "cli.js");
-let modelDir: string;
-let countTokens: (t: string) => number;
-let tmp: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  modelDir = (await testModel()).dir;
-  countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
-  tmp = await mkdtemp(path.join(os.tmpdir(), "backfill-test-"));
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await connection.quit();
-  await rm(tmp, { recursive: true, force: true });
-});
+const fx = suiteFixture({ redis: REDIS_URL, tmpPrefix: "backfill-test-" });
 
 const ENV = { CHUNK_TOKENS: "16", CHUNK_OVERLAP_TOKENS: "0", MAX_CHUNKS_PER_JOB: "8" };
 
 function setup(prefix: string) {
   const name = uniqueQueue(prefix);
-  const cfg = testConfig({ MODEL_DIR: modelDir, QUEUE_NAME: name, REDIS_URL, ...ENV });
-  const queue = new Queue(name, { connection, prefix: cfg.QUEUE_PREFIX });
-  cleanups.push(async () => {
+  const cfg = testConfig({ MODEL_DIR: fx.modelDir, QUEUE_NAME: name, REDIS_URL, ...ENV });
+  const queue = new Queue(name, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
+  fx.onCleanup(async () => {
     await queue.obliterate({ force: true });
     await queue.close();
-    const keys = await connection.keys(checkpointKey(cfg.QUEUE_PREFIX, name, "*"));
-    if (keys.length > 0) await connection.del(...keys);
+    const keys = await fx.connection.keys(checkpointKey(cfg.QUEUE_PREFIX, name, "*"));
+    if (keys.length > 0) await fx.connection.del(...keys);
   });
-  const opts = (o: Partial<BackfillOptions>): BackfillOptions => ({ inputs: [], countTokens, progress: "none", pollMs: 20, ...o });
+  const opts = (o: Partial<BackfillOptions>): BackfillOptions => ({ inputs: [], countTokens: fx.countTokens, progress: "none", pollMs: 20, ...o });
   return { name, cfg, queue, opts };
 }
 
@@ -65,7 +48,7 @@ function drainer(name: string, ms: number, concurrency = 4, seen?: string[]) {
     await new Promise((r) => setTimeout(r, ms));
     return { chunks: job.data.chunks.length, unchanged: 0 };
   }, { connection: redisConnection(REDIS_URL), concurrency });
-  cleanups.push(async () => {
+  fx.onCleanup(async () => {
     await w.close();
     await (w.opts.connection as { quit(): Promise<unknown> }).quit();
   });
@@ -74,16 +57,16 @@ function drainer(name: string, ms: number, concurrency = 4, seen?: string[]) {
 
 const cliEnv = (extra: Record<string, string>) => {
   const { QDRANT_URL: _u, QDRANT_API_KEY: _k, ...rest } = process.env;
-  return { ...rest, MODEL_DIR: modelDir, LOG_LEVEL: "warn", ...ENV, ...extra };
+  return { ...rest, MODEL_DIR: fx.modelDir, LOG_LEVEL: "warn", ...ENV, ...extra };
 };
 const runCli = (args: string[], extra: Record<string, string> = {}) =>
   spawnSync(process.execPath, [cli, ...args], { env: cliEnv(extra), encoding: "utf8", timeout: 120_000 });
 
 test("inputs: folders walk depth first in code-unit order, globs are sorted, missing inputs are reported, a position resumes the walk", async () => {
-  const w = path.join(tmp, "walk");
+  const w = path.join(fx.tmp, "walk");
   for (const d of ["a/y", "c"]) await mkdir(path.join(w, d), { recursive: true });
   for (const f of ["B.jsonl", "a.jsonl", "a/x.txt", "a/y/z.md", "b.srt", "c/q.vtt", "notes.csv"]) await writeFile(path.join(w, f), "x");
-  const inputs = [w, path.join(w, "**", "*.md"), path.join(tmp, "nope"), path.join(w, "*.zzz")];
+  const inputs = [w, path.join(w, "**", "*.md"), path.join(fx.tmp, "nope"), path.join(w, "*.zzz")];
   const all = [];
   for await (const e of walkInputs(inputs)) all.push(`${e.input}:${e.kind === "missing" ? `missing(${e.reason})` : path.relative(w, e.file)}`);
   assert.deepEqual(all, [
@@ -103,7 +86,7 @@ test("inputs: folders walk depth first in code-unit order, globs are sorted, mis
 });
 
 test("JSONL events carry byte offsets; reading from one yields exactly the remaining records", async () => {
-  const file = path.join(tmp, "offsets.jsonl");
+  const file = path.join(fx.tmp, "offsets.jsonl");
   const lines = ['{"id":"a","text":"one ä"}', "", "{broken", '{"id":"b","text":"two"}', '{"id":"c","text":"three"}', '{"id":"d","text":"four"}'];
   await writeFile(file, lines.join("\n"));
   const all = [];
@@ -118,7 +101,7 @@ test("JSONL events carry byte offsets; reading from one yields exactly the remai
 });
 
 test("checkpoints: a file store round-trips atomically; other inputs, other settings or a corrupt file refuse to resume", async () => {
-  const file = path.join(tmp, "cp", "run.json");
+  const file = path.join(fx.tmp, "cp", "run.json");
   const store = new FileCheckpointStore(file);
   assert.equal(await store.load(), null);
   const settings = { format: "auto", idPrefix: "", chunkTokens: 16, overlapTokens: 0, maxChunksPerJob: 8 };
@@ -153,10 +136,10 @@ test("backlog accounting: this run's jobs by their chunks, unknown jobs at the m
 
 test("an interrupted run resumes where it stopped: across both runs every record is enqueued once", async () => {
   const s = setup("bf-resume");
-  const dir = path.join(tmp, "resume");
+  const dir = path.join(fx.tmp, "resume");
   const { ids } = await writeJsonlCorpus(path.join(dir, "jsonl"), { files: 3, docsPerFile: 40, sentencesPerDoc: 3, badEvery: 13 });
   await writeTextDocs(path.join(dir, "txt"), 6, 5);
-  const file = new FileCheckpointStore(path.join(tmp, "resume-checkpoint.json"));
+  const file = new FileCheckpointStore(path.join(fx.tmp, "resume-checkpoint.json"));
   const ac = new AbortController();
   let saves = 0;
   const stopping: CheckpointStore = {
@@ -192,7 +175,7 @@ test("an interrupted run resumes where it stopped: across both runs every record
 test("backpressure: the backlog stays within one bulk of the high-water marks (jobs, then chunks) and resumes under the low ones", async () => {
   for (const marks of [{ highJobs: 30, lowJobs: 10, highChunks: 100_000, lowChunks: 50_000 }, { highJobs: 10_000, lowJobs: 5_000, highChunks: 120, lowChunks: 40 }]) {
     const s = setup("bf-gate");
-    const dir = path.join(tmp, `gate-${marks.highJobs}`);
+    const dir = path.join(fx.tmp, `gate-${marks.highJobs}`);
     await writeJsonlCorpus(dir, { files: 2, docsPerFile: 150, sentencesPerDoc: 6 });
     let maxJobs = 0;
     let maxChunks = 0;
@@ -224,12 +207,12 @@ test("backpressure: the backlog stays within one bulk of the high-water marks (j
 
 test("priority: live jobs without a priority are served before a backfill's queued jobs", async () => {
   const s = setup("bf-prio");
-  const dir = path.join(tmp, "prio");
+  const dir = path.join(fx.tmp, "prio");
   await writeJsonlCorpus(dir, { files: 1, docsPerFile: 30, sentencesPerDoc: 2, idPrefix: "archive-" });
   const sum = await runBackfill(s.cfg, s.opts({ inputs: [dir] }));
   assert.equal((await s.queue.getJobCounts("prioritized")).prioritized, sum.run.jobs);
   const live = Array.from({ length: 3 }, (_, i) => ({ id: `live-${i}`, kind: "text" as const, segments: [{ text: docText(i, 2) }], metadata: {}, source: { file: "live" } }));
-  await enqueueDocuments(s.queue, live, enqueueOptionsFrom(s.cfg, countTokens));
+  await enqueueDocuments(s.queue, live, enqueueOptionsFrom(s.cfg, fx.countTokens));
   const order: string[] = [];
   drainer(s.name, 1, 1, order);
   await waitFor(() => order.length === sum.run.jobs + 3, 20_000, "all jobs processed");
@@ -253,7 +236,7 @@ test("dry run: reads, chunks and counts without Redis, matches ingest's totals, 
 
 test("CLI: malformed records are reported by file and line, not fatal; non-TTY progress is JSON lines; folders and globs expand", async () => {
   const s = setup("bf-cli");
-  const dir = path.join(tmp, "cli");
+  const dir = path.join(fx.tmp, "cli");
   await writeJsonlCorpus(path.join(dir, "jsonl"), { files: 2, docsPerFile: 20, sentencesPerDoc: 3, badEvery: 7 });
   await mkdir(path.join(dir, "subs"), { recursive: true });
   await writeFile(path.join(dir, "subs", "talk.srt"), await readFile(path.join(repoRoot, "samples", "keynote.srt"), "utf8"));
@@ -285,14 +268,14 @@ test("CLI: malformed records are reported by file and line, not fatal; non-TTY p
 
 test("the dry run's Redis estimate matches what the jobs take in Redis (MEMORY USAGE)", async (t) => {
   const s = setup("bf-mem");
-  const dir = path.join(tmp, "mem");
+  const dir = path.join(fx.tmp, "mem");
   await writeJsonlCorpus(dir, { files: 2, docsPerFile: 60, sentencesPerDoc: 12 });
   const dry = await runBackfill(s.cfg, s.opts({ inputs: [dir], dryRun: true }));
   await runBackfill(s.cfg, s.opts({ inputs: [dir] }));
   const jobs = await s.queue.getJobs(["prioritized"]);
   assert.equal(jobs.length, dry.run.jobs);
-  let bytes = Number(await connection.call("MEMORY", "USAGE", `${s.cfg.QUEUE_PREFIX}:${s.name}:prioritized`));
-  for (const j of jobs) bytes += Number(await connection.call("MEMORY", "USAGE", `${s.cfg.QUEUE_PREFIX}:${s.name}:${j.id}`));
+  let bytes = Number(await fx.connection.call("MEMORY", "USAGE", `${s.cfg.QUEUE_PREFIX}:${s.name}:prioritized`));
+  for (const j of jobs) bytes += Number(await fx.connection.call("MEMORY", "USAGE", `${s.cfg.QUEUE_PREFIX}:${s.name}:${j.id}`));
   const estimate = dry.estimate!.unboundedRedisBytes;
   t.diagnostic(`${jobs.length} jobs: Redis MEMORY USAGE ${bytes} B, estimated ${estimate} B (${(bytes / estimate).toFixed(2)}x)`);
   assert.ok(bytes <= estimate * 1.1 && bytes >= estimate * 0.6, `Redis holds ${bytes} B for ${jobs.length} jobs; the estimate said ${estimate} B`);

@@ -2,41 +2,33 @@
  *  bad input, stats), and the worker's start-up failures and clean SIGTERM shutdown. */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import  { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue } from "bullmq";
 import { missingCudaLibraries } from "../../worker/adapters/execution-provider.js";
 import { redisConnection } from "../../shared/redis.js";
-import { repoRoot, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { repoRoot, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { REDIS_URL, suiteFixture } from "../support/suite-fixture.js";
 
 const producer = path.join(repoRoot, "dist", "producer", "cli.js");
 const workerMain = path.join(repoRoot, "dist", "worker", "main.js");
-let modelDir: string;
-let tmp: string;
+const fx = suiteFixture({ redis: false, tmpPrefix: "cli-test-" });
 const queues: string[] = [];
-
-before(async () => {
-  modelDir = (await testModel()).dir;
-  tmp = await mkdtemp(path.join(os.tmpdir(), "cli-test-"));
-});
-
-after(async () => {
-  const connection = redisConnection(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+fx.onCleanup(async () => {
+  const connection = redisConnection(REDIS_URL);
   for (const name of queues) {
     const q = new Queue(name, { connection });
     await q.obliterate({ force: true });
     await q.close();
   }
   await connection.quit();
-  await rm(tmp, { recursive: true, force: true });
 });
 
 // These processes write to a JSONL file: a QDRANT_URL meant for the integration suite must not reach them.
 const env = (extra: Record<string, string>) => {
   const { QDRANT_URL: _url, QDRANT_API_KEY: _key, ...rest } = process.env;
-  return { ...rest, MODEL_DIR: modelDir, LOG_LEVEL: "warn", HTTP_PORT: "0", ...extra };
+  return { ...rest, MODEL_DIR: fx.modelDir, LOG_LEVEL: "warn", HTTP_PORT: "0", ...extra };
 };
 const run = (script: string, args: string[], extra: Record<string, string> = {}) =>
   spawnSync(process.execPath, [script, ...args], { env: env(extra), encoding: "utf8", timeout: 60_000 });
@@ -52,7 +44,7 @@ test("ingest --dry-run --json reads, chunks and counts the samples without a que
 });
 
 test("ingest reports bad records by file and line and still enqueues the good ones; stats counts them", async () => {
-  const file = path.join(tmp, "mixed.jsonl");
+  const file = path.join(fx.tmp, "mixed.jsonl");
   await writeFile(file, ['{"id":"a","text":"First good line."}', "{not json", '{"text":"no id"}', '{"id":"b","text":"Second good line."}'].join("\n"));
   const queue = uniqueQueue("cli");
   queues.push(queue);
@@ -87,7 +79,7 @@ test("EXECUTION_PROVIDER=cuda without the CUDA provider: the worker exits 1 nami
 test("the worker embeds what the producer enqueued and exits 0 on SIGTERM", async () => {
   const queue = uniqueQueue("cli-w");
   queues.push(queue);
-  const sinkFile = path.join(tmp, "vectors.jsonl");
+  const sinkFile = path.join(fx.tmp, "vectors.jsonl");
   const child = spawn(process.execPath, [workerMain], { env: env({ QUEUE_NAME: queue, SINK_FILE: sinkFile, LOG_LEVEL: "info" }), stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
@@ -108,7 +100,7 @@ test("the worker embeds what the producer enqueued and exits 0 on SIGTERM", asyn
 });
 
 test("ingest without a model folder exits 1 with one line saying what to set", () => {
-  const r = run(producer, ["ingest", path.join(repoRoot, "samples")], { MODEL_DIR: path.join(tmp, "no-model-here") });
+  const r = run(producer, ["ingest", path.join(repoRoot, "samples")], { MODEL_DIR: path.join(fx.tmp, "no-model-here") });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /cannot read tokenizer .*no-model-here.*set MODEL_DIR/);
   assert.ok(!/\n\s+at /.test(r.stderr), "printed a stack trace");

@@ -7,38 +7,23 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue, type Job } from "bullmq";
 import { pointId } from "../../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
 import type { Config } from "../../shared/config.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
-import { repoRoot, testConfig, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
-import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
+import { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { expectedPointIds, syntheticDocs } from "../../kit/reliability.js";
+import { suiteFixture } from "../support/suite-fixture.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const connection = redisConnection(REDIS_URL);
 const producerCli = path.join(repoRoot, "dist", "producer", "cli.js");
-let server: QdrantTestServer;
-let modelDir: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  server = await startQdrantTestServer();
-  modelDir = (await testModel()).dir;
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await server.close();
-  await connection.quit();
-});
+const fx = suiteFixture({ redis: REDIS_URL, qdrant: "server" });
 
 /** Shared by the two tests: the second requeues what the first left failed. */
 let s: { cfg: Config; queue: Queue; worker: RunningWorker; collection: string; goodIds: Set<string>; poisonIds: string[] };
@@ -50,14 +35,14 @@ test("poison jobs fail after bounded, backed-off attempts with their reason; goo
   const collection = `rel_${queueName.replace(/-/g, "_")}`;
   // A long upsert linger so poison and good points share requests.
   const cfg = testConfig({
-    MODEL_DIR: modelDir, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection,
+    MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection,
     CHUNK_TOKENS: "32", CHUNK_OVERLAP_TOKENS: "0", UPSERT_LINGER_MS: "30", SINK_RETRIES: "1", SINK_RETRY_BASE_MS: "20",
     JOB_ATTEMPTS: "4", JOB_BACKOFF_MS: "400",
   });
-  const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
+  const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
   const worker = await startWorker(cfg, { log: createLogger({ level: "silent" }), metrics: createMetrics({ defaultMetrics: false }) });
-  cleanups.push(async () => {
-    server.setFault(null);
+  fx.onCleanup(async () => {
+    fx.server.setFault(null);
     await worker.close();
     await queue.obliterate({ force: true });
     await queue.close();
@@ -68,11 +53,11 @@ test("poison jobs fail after bounded, backed-off attempts with their reason; goo
     });
   }
 
-  const countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
+  const countTokens = loadTokenCounter(path.join(fx.modelDir, "tokenizer.json"));
   const good = syntheticDocs(30, { prefix: "good" });
   const poison = syntheticDocs(2, { prefix: "poison", sentences: () => 1 });
   const poisonIds = poison.map((d) => pointId(d.id, 0));
-  server.setFault({ kind: "reject-points", status: 500, ids: poisonIds });
+  fx.server.setFault({ kind: "reject-points", status: 500, ids: poisonIds });
   const summary = await enqueueDocuments(queue, [...good.slice(0, 10), poison[0], ...good.slice(10, 20), poison[1], ...good.slice(20)], enqueueOptionsFrom(cfg, countTokens));
   assert.equal(summary.jobs, 32);
   const jobOpts = (jobId: string) => ({ jobId, attempts: cfg.JOB_ATTEMPTS, backoff: { type: "exponential", delay: cfg.JOB_BACKOFF_MS } });
@@ -121,7 +106,7 @@ test("poison jobs fail after bounded, backed-off attempts with their reason; goo
   assert.ok(lastGood < poisonFinal, "good jobs waited for the poison jobs to use up their attempts");
 
   const goodIds = expectedPointIds(good, { chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, countTokens });
-  assert.deepEqual([...server.points(collection).keys()].sort(), [...goodIds].sort(), "stored points differ from the good documents' points");
+  assert.deepEqual([...fx.server.points(collection).keys()].sort(), [...goodIds].sort(), "stored points differ from the good documents' points");
   s = { cfg, queue, worker, collection, goodIds, poisonIds };
   const firstStart = Math.min(...events.map((e) => e.at));
   t.diagnostic(JSON.stringify({
@@ -165,7 +150,7 @@ test("requeue-failed lists failed jobs, filters by reason kind or regex, and re-
   await waitFor(async () => (await queue.getJob(againId))?.attemptsMade === s.cfg.JOB_ATTEMPTS + 1 && (await queue.getJobState(againId)) === "failed", 20_000, "the requeued job to fail once more");
   assert.equal((await queue.getJobCounts("failed")).failed, 4);
 
-  server.setFault(null);
+  fx.server.setFault(null);
   const fixed = JSON.parse(requeue(["--reason", "sink", "--json"]));
   assert.equal(fixed.requeued, 2);
   assert.deepEqual(fixed.jobs.map((j: { docId: string }) => j.docId).sort(), ["poison-0", "poison-1"]);
@@ -175,5 +160,5 @@ test("requeue-failed lists failed jobs, filters by reason kind or regex, and re-
   }
   const stillFailed = await queue.getFailed();
   assert.deepEqual(stillFailed.map((j) => j.data.docId).sort(), ["bad-schema", "empty-chunk"], "validation failures must stay failed");
-  assert.deepEqual([...server.points(collection).keys()].sort(), [...s.goodIds, ...s.poisonIds].sort());
+  assert.deepEqual([...fx.server.points(collection).keys()].sort(), [...s.goodIds, ...s.poisonIds].sort());
 });

@@ -5,7 +5,7 @@
  *  enqueued document's points end up in the Qdrant test server. */
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue } from "bullmq";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
@@ -13,26 +13,15 @@ import { redisConnection } from "../../shared/redis.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
-import { testConfig, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
-import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
+import { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { redisServerAvailable, startTestRedis, type TestRedis } from "../../kit/redis-server.js";
 import { expectedPointIds, sleep, syntheticDocs } from "../../kit/reliability.js";
+import { suiteFixture } from "../support/suite-fixture.js";
 
-let server: QdrantTestServer;
 let redis: TestRedis | undefined;
-let modelDir: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  server = await startQdrantTestServer();
-  modelDir = (await testModel()).dir;
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await redis?.close();
-  await server.close();
-});
+const fx = suiteFixture({ redis: false, qdrant: "server" });
+// Registered first, so it runs after the test's own cleanups and before the Qdrant server closes.
+fx.onCleanup(async () => redis?.close());
 
 test("Redis shut down and restarted mid-run: worker and producer reconnect, no job lost or failed", { skip: !redisServerAvailable() && "redis-server is not installed" }, async (t) => {
   const DOWN_MS = 2000;
@@ -40,7 +29,7 @@ test("Redis shut down and restarted mid-run: worker and producer reconnect, no j
   const queueName = uniqueQueue("rel-rr");
   const collection = `rel_${queueName.replace(/-/g, "_")}`;
   const cfg = testConfig({
-    MODEL_DIR: modelDir, REDIS_URL: redis.url, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection,
+    MODEL_DIR: fx.modelDir, REDIS_URL: redis.url, QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection,
     CHUNK_TOKENS: "32", CHUNK_OVERLAP_TOKENS: "0", JOB_BACKOFF_MS: "200", WORKER_CONCURRENCY: "16",
   });
   const connection = redisConnection(redis.url);
@@ -48,7 +37,7 @@ test("Redis shut down and restarted mid-run: worker and producer reconnect, no j
   const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
   queue.on("error", () => undefined);
   let worker: RunningWorker | undefined;
-  cleanups.push(async () => {
+  fx.onCleanup(async () => {
     await worker?.close();
     await queue.close();
     connection.disconnect();
@@ -59,7 +48,7 @@ test("Redis shut down and restarted mid-run: worker and producer reconnect, no j
   const readyAt: number[] = [];
   worker.connection.on("ready", () => readyAt.push(Date.now()));
 
-  const countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
+  const countTokens = loadTokenCounter(path.join(fx.modelDir, "tokenizer.json"));
   const opts = enqueueOptionsFrom(cfg, countTokens);
   const docs = syntheticDocs(240, { prefix: "rr", sentences: (i) => 2 + (i % 5) });
   const expected = expectedPointIds(docs, { chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, countTokens });
@@ -104,9 +93,9 @@ test("Redis shut down and restarted mid-run: worker and producer reconnect, no j
   const during = calls.filter((c) => c.start <= upAt && c.end >= downAt);
   assert.ok(during.length > 0, "no enqueue call overlapped the outage");
   assert.deepEqual(calls.filter((c) => c.error), [], "an enqueue call failed instead of waiting for Redis");
-  const stored = server.points(collection);
+  const stored = fx.server.points(collection);
   assert.deepEqual([...stored.keys()].sort(), [...expected].sort(), "stored point ids differ from the expected set");
-  const writes = server.writeCounts(collection);
+  const writes = fx.server.writeCounts(collection);
   t.diagnostic(JSON.stringify({
     jobs, points: expected.size, downMs: restartAt - downAt, redisStartMs: upAt - restartAt, completedBeforeShutdown: doneBeforeShutdown,
     enqueueCallsSpanningOutage: during.length, longestEnqueueCallMs: Math.max(...calls.map((c) => c.end - c.start)),

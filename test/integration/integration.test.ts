@@ -4,60 +4,43 @@
  *  a real Qdrant when QDRANT_URL is set. */
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue } from "bullmq";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { pointId } from "../../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
 import { chunkDocument } from "../../producer/chunker.js";
 import type { ReadEvent, SourceDocument } from "../../producer/document.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { expandInputs } from "../../producer/input-files.js";
 import { readDocuments } from "../../producer/readers/index.js";
-import { loadTokenCounter } from "../../producer/token-counter.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
-import { qdrantTarget, repoRoot, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
+import  { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { suiteFixture } from "../support/suite-fixture.js";
 
-const connection = redisConnection(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-let target: QdrantTarget;
-let modelDir: string;
-let countTokens: (t: string) => number;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  target = await qdrantTarget();
-  modelDir = (await testModel()).dir;
-  countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await target.close();
-  await connection.quit();
-});
+const fx = suiteFixture({ qdrant: "target" });
 
 async function setup(env: Record<string, string> = {}) {
   const queueName = uniqueQueue("it");
   const collection = `it_${queueName.replace(/-/g, "_")}`;
   const cfg = testConfig({
-    MODEL_DIR: modelDir, QUEUE_NAME: queueName, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey, COLLECTION: collection,
+    MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.target.url, QDRANT_API_KEY: fx.target.apiKey, COLLECTION: collection,
     CHUNK_TOKENS: "128", CHUNK_OVERLAP_TOKENS: "16", JOB_BACKOFF_MS: "50", SINK_RETRY_BASE_MS: "20", ...env,
   });
-  const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
-  const client = new QdrantClient({ url: target.url, apiKey: target.apiKey, checkCompatibility: false });
+  const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
+  const client = new QdrantClient({ url: fx.target.url, apiKey: fx.target.apiKey, checkCompatibility: false });
   const log = createLogger({ level: "silent" });
   let worker: RunningWorker | undefined;
   const start = async (httpPort?: number) => (worker = await startWorker(cfg, { log, metrics: createMetrics({ defaultMetrics: false }), httpPort }));
-  cleanups.push(async () => {
+  fx.onCleanup(async () => {
     await worker?.close();
     await queue.obliterate({ force: true });
     await queue.close();
     await client.deleteCollection(collection).catch(() => undefined);
   });
-  const opts = enqueueOptionsFrom(cfg, countTokens);
+  const opts = enqueueOptionsFrom(cfg, fx.countTokens);
   return { cfg, queue, client, collection, start, opts, worker: () => worker! };
 }
 
@@ -94,7 +77,7 @@ test("documents in -> exactly the expected points out, with payloads; re-ingesti
   await waitFor(() => drained(s.queue), 60_000, "queue drained");
   const expected = new Map<string, { docId: string; index: number; text: string }>();
   for (const d of docs) {
-    for (const c of chunkDocument(d, { targetTokens: s.cfg.CHUNK_TOKENS, overlapTokens: s.cfg.CHUNK_OVERLAP_TOKENS, countTokens })) {
+    for (const c of chunkDocument(d, { targetTokens: s.cfg.CHUNK_TOKENS, overlapTokens: s.cfg.CHUNK_OVERLAP_TOKENS, countTokens: fx.countTokens })) {
       expected.set(pointId(d.id, c.index), { docId: d.id, index: c.index, text: c.text });
     }
   }
@@ -126,8 +109,8 @@ test("documents in -> exactly the expected points out, with payloads; re-ingesti
   await waitFor(async () => (await drained(s.queue)) && (await s.queue.getJobCounts("completed")).completed === summary.jobs, 60_000, "second pass");
   const count = await s.client.count(s.collection, { exact: true });
   assert.equal(count.count, expected.size, "re-ingesting changed the point count");
-  if (target.server) {
-    const writes = target.server.writeCounts(s.collection);
+  if (fx.target.server) {
+    const writes = fx.target.server.writeCounts(s.collection);
     assert.ok([...writes.values()].every((n) => n === 2), "every point should have been written exactly twice");
   }
 });
@@ -159,13 +142,13 @@ test("a job with a bad chunk fails alone, with a reason a person can act on", as
 });
 
 test("a job is not completed before its upsert returns", async (t) => {
-  if (!target.server) {
+  if (!fx.target.server) {
     t.skip("needs the in-process Qdrant test server to hold upserts; QDRANT_URL is set");
     return;
   }
   const s = await setup();
   await s.start();
-  const release = target.server.holdUpserts();
+  const release = fx.target.server.holdUpserts();
   await enqueueDocuments(s.queue, [{ id: "held", kind: "text", segments: [{ text: "Hold this write until the test lets it go." }], metadata: {}, source: { file: "inline" } }], s.opts);
   await waitFor(async () => (await s.queue.getJobCounts("active")).active === 1, 10_000, "job active");
   await new Promise((r) => setTimeout(r, 500));
@@ -222,16 +205,16 @@ test("an existing collection with an incompatible schema stops the worker at sta
 });
 
 test("Qdrant answering 503 for a while: upserts retry with backoff and the job completes", async (t) => {
-  if (!target.server) {
+  if (!fx.target.server) {
     t.skip("needs the in-process Qdrant test server to inject 503s; QDRANT_URL is set");
     return;
   }
   const s = await setup({ SINK_RETRIES: "5", SINK_RETRY_BASE_MS: "20" });
   const w = await s.start();
-  target.server.setFault({ kind: "status", status: 503, count: 2 });
+  fx.target.server.setFault({ kind: "status", status: 503, count: 2 });
   await enqueueDocuments(s.queue, [{ id: "retry", kind: "text", segments: [{ text: "Written after two refusals." }], metadata: {}, source: { file: "inline" } }], s.opts);
   await waitFor(async () => (await s.queue.getJobCounts("completed")).completed === 1, 20_000, "completion");
-  target.server.setFault(null);
+  fx.target.server.setFault(null);
   assert.equal((await s.client.count(s.collection, { exact: true })).count, 1);
   const sinkErrors = (await w.metrics.errors.get()).values.find((v) => v.labels.type === "sink")?.value;
   assert.equal(sinkErrors, 2);

@@ -7,34 +7,20 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue } from "bullmq";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics, type Metrics } from "../../worker/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
 import type { EmbeddingModel, ModelInfo, VectorPoint, VectorSink } from "../../worker/core/ports.js";
 import { startWorker, warmUp, type RunningWorker } from "../../worker/app.js";
 import { parseNvidiaSmi, readGpuMemory } from "../../worker/adapters/gpu-memory.js";
 import { QdrantSink } from "../../worker/adapters/qdrant-sink.js";
 import { QueueMetrics } from "../../worker/adapters/queue-metrics.js";
-import { freePort, qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
+import { freePort, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { SHARED_REDIS_URL, suiteFixture } from "../support/suite-fixture.js";
 
-const connection = redisConnection("redis://127.0.0.1:6379");
-let target: QdrantTarget;
-let modelDir: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  target = await qdrantTarget();
-  modelDir = (await testModel()).dir;
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await target.close();
-  await connection.quit();
-});
+const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "target" });
 
 const get = async (port: number, p: string) => {
   const res = await fetch(`http://127.0.0.1:${port}${p}`);
@@ -44,9 +30,9 @@ const get = async (port: number, p: string) => {
 function setup(env: Record<string, string> = {}) {
   const queueName = uniqueQueue("ops");
   const collection = `ops_${queueName.replace(/-/g, "_")}`;
-  const cfg = testConfig({ MODEL_DIR: modelDir, QUEUE_NAME: queueName, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey, COLLECTION: collection, ...env });
-  const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
-  cleanups.push(async () => {
+  const cfg = testConfig({ MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.target.url, QDRANT_API_KEY: fx.target.apiKey, COLLECTION: collection, ...env });
+  const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
+  fx.onCleanup(async () => {
     await queue.obliterate({ force: true });
     await queue.close();
   });
@@ -76,7 +62,7 @@ test("probes: live at once; startup and ready only after warm-up and sink init; 
   const log = createLogger({ level: "info", destination: { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream });
   const starting = startWorker(cfg, { log, metrics: createMetrics({ defaultMetrics: false }), sink, httpPort: port });
   let w: RunningWorker | undefined;
-  cleanups.push(async () => w?.close());
+  fx.onCleanup(async () => w?.close());
   await waitFor(async () => (await get(port, "/health/live").catch(() => ({ status: 0 }))).status === 200, 20_000, "liveness during start-up");
   assert.equal((await get(port, "/health/startup")).status, 503);
   assert.equal((await get(port, "/health/ready")).status, 503);
@@ -97,21 +83,21 @@ test("probes: live at once; startup and ready only after warm-up and sink init; 
   assert.equal(health.model, cfg.MODEL_NAME);
   assert.deepEqual(health.outputs, ["dense", "sparse"]);
   assert.equal(typeof health.uptimeSeconds, "number");
-  assert.equal(JSON.stringify(health).includes(target.url.split("//")[1]) && !!target.apiKey, false);
+  assert.equal(JSON.stringify(health).includes(fx.target.url.split("//")[1]) && !!fx.target.apiKey, false);
 
-  if (target.server) {
+  if (fx.target.server) {
     // The sink stops answering: not ready (after the 1 s check cache), but still live and started.
-    target.server.setFault({ kind: "refuse" });
+    fx.target.server.setFault({ kind: "refuse" });
     await waitFor(async () => (await get(port, "/health/ready")).status === 503, 5000, "not ready while Qdrant refuses");
     assert.match((await get(port, "/health/ready")).body, /sink/);
     assert.equal((await get(port, "/health/live")).status, 200);
     assert.equal((await get(port, "/health/startup")).status, 200);
-    target.server.setFault(null);
+    fx.target.server.setFault(null);
     await waitFor(async () => (await get(port, "/health/ready")).status === 200, 5000, "ready again after Qdrant recovers");
   }
 
   // Draining: a job held in the sink keeps the worker draining; it reports not ready meanwhile.
-  const release = target.server?.holdUpserts();
+  const release = fx.target.server?.holdUpserts();
   await queue.add(JOB_NAME, { v: JOB_SCHEMA_VERSION, docId: "d", part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {}, chunks: [{ index: 0, text: "held in the sink" }] });
   await waitFor(async () => (await queue.getJobCounts("active")).active === 1, 10_000, "job active");
   const closing = w.close();
@@ -145,7 +131,7 @@ test("warmUp runs one batch of the longest sequences at the full token budget", 
 
 function metricsFor(queueName: string, m: Metrics, timeoutMs = 500, redisUrl = "redis://127.0.0.1:6379") {
   const qm = new QueueMetrics({ redisUrl, queueName, prefix: "bull", timeoutMs, metrics: m });
-  cleanups.push(() => qm.close());
+  fx.onCleanup(() => qm.close());
   return qm;
 }
 
@@ -183,7 +169,7 @@ test("a scrape stays bounded and succeeds when Redis accepts connections but nev
   const sockets = new Set<net.Socket>();
   const blackhole = net.createServer((s) => (sockets.add(s), s.on("error", () => undefined)));
   await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", r));
-  cleanups.push(async () => {
+  fx.onCleanup(async () => {
     for (const s of sockets) s.destroy();
     await new Promise((r) => blackhole.close(r));
   });
@@ -204,7 +190,7 @@ test("GPU memory comes from nvidia-smi, bounded in time; no nvidia-smi means no 
   assert.deepEqual(parseNvidiaSmi("  1234, 81559\n"), { usedBytes: 1234 * 1024 * 1024, totalBytes: 81559 * 1024 * 1024 });
   assert.equal(parseNvidiaSmi("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"), undefined);
   const dir = mkdtempSync(path.join(os.tmpdir(), "fake-smi-"));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  fx.onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
   const fake = path.join(dir, "nvidia-smi");
   writeFileSync(fake, `#!/bin/sh\n[ "$3" = "--id=1" ] && echo "2048, 16384" || exit 6\n`);
   chmodSync(fake, 0o755);
@@ -222,7 +208,7 @@ test("GPU memory comes from nvidia-smi, bounded in time; no nvidia-smi means no 
 test("/metrics of a running worker covers every metric the dashboard and alerts need", async () => {
   const { cfg, queue } = setup();
   const w = await startWorker(cfg, { log: createLogger({ level: "silent" }), httpPort: 0 });
-  cleanups.push(() => w.close());
+  fx.onCleanup(() => w.close());
   await queue.add(JOB_NAME, { v: JOB_SCHEMA_VERSION, docId: "m", part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {}, chunks: [{ index: 0, text: "metrics please" }, { index: 1, text: "and another" }] });
   await waitFor(async () => (await queue.getJobCounts("completed")).completed === 1, 20_000, "job completed");
   const text = (await get(w.httpPort, "/metrics")).body;

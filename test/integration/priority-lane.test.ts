@@ -4,35 +4,22 @@
  *  queued chunks as fill. These are orderings, not timings; the latency and throughput figures
  *  come from `npm run bench:priority`. */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue } from "bullmq";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
 import { OnnxModel } from "../../worker/adapters/onnx-model.js";
 import { locateModelFiles } from "../../worker/adapters/model-files.js";
 import type { EmbeddingModel, ModelBatch } from "../../worker/core/ports.js";
 import { startWorker } from "../../worker/app.js";
 import { percentile } from "../../bench/stats.js";
-import { qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
+import  { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { SHARED_REDIS_URL, suiteFixture } from "../support/suite-fixture.js";
 
-const connection = redisConnection("redis://127.0.0.1:6379");
-let target: QdrantTarget;
 /** Heavier than the default test model, so the model (not the tokenizer) is the bottleneck, as on a real deployment. */
-let heavyDir: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  target = await qdrantTarget();
-  heavyDir = (await testModel({ hidden: 256, layers: 4, heads: 4, intermediate: 1024, maxPositions: 514 }, "heavy-256x4")).dir;
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await target.close();
-  await connection.quit();
-});
+const HEAVY = { opts: { hidden: 256, layers: 4, heads: 4, intermediate: 1024, maxPositions: 514 }, name: "heavy-256x4" };
+const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "target", model: HEAVY });
 
 const seqs = (rows: number, length: number): ModelBatch => {
   const s = new Int32Array(length).fill(7);
@@ -42,9 +29,9 @@ const seqs = (rows: number, length: number): ModelBatch => {
 };
 
 test("model thread: an interactive batch runs before queued batches already waiting in the thread", async () => {
-  const cfg = testConfig({ MODEL_DIR: heavyDir, MAX_SEQ_LENGTH: "512", CHUNK_TOKENS: "256" });
+  const cfg = testConfig({ MODEL_DIR: fx.modelDir, MAX_SEQ_LENGTH: "512", CHUNK_TOKENS: "256" });
   const model = await OnnxModel.load(cfg, locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE));
-  cleanups.push(() => model.close());
+  fx.onCleanup(() => model.close());
   const order: string[] = [];
   const run = (name: string, b: ModelBatch) => model.embed(b).then(() => order.push(name));
   // q1 starts running; q2 and q3 arrive and wait in the thread; then three queries arrive.
@@ -89,11 +76,11 @@ test("under a saturating backlog a query waits for at most the running batch, ov
   });
   const queueName = uniqueQueue("prio");
   const cfg = testConfig({
-    MODEL_DIR: heavyDir, QUEUE_NAME: queueName, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey, COLLECTION: `prio_${queueName.replace(/-/g, "_")}`,
+    MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.target.url, QDRANT_API_KEY: fx.target.apiKey, COLLECTION: `prio_${queueName.replace(/-/g, "_")}`,
     HTTP_PORT: "9464", QUERY_API: "true", WARMUP: "false", MAX_SEQ_LENGTH: "512", CHUNK_TOKENS: "256", MAX_BATCH_TOKENS: "4096", WORKER_CONCURRENCY: "32", DRAIN_TIMEOUT_MS: "500",
   });
-  const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
-  cleanups.push(async () => {
+  const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
+  fx.onCleanup(async () => {
     await queue.obliterate({ force: true });
     await queue.close();
   });
@@ -106,7 +93,7 @@ test("under a saturating backlog a query waits for at most the running batch, ov
   }));
   await queue.addBulk(jobs);
   const w = await startWorker(cfg, { log: createLogger({ level: "silent" }), metrics: createMetrics({ defaultMetrics: false }), httpPort: 0, wrapModel });
-  cleanups.push(() => w.close());
+  fx.onCleanup(() => w.close());
   const url = `http://127.0.0.1:${w.queryPort}/v1/embeddings`;
   await waitFor(() => calls.filter((c) => !c.interactive).length >= 4, 30_000, "the backlog is being embedded");
   const latencies: number[] = [];

@@ -4,10 +4,9 @@
  *  neither tokenized nor embedded. First with fake ports (ordering, failures), then through the
  *  real worker (ONNX on the generated model) into the strict Qdrant test server. */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import   { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue } from "bullmq";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { parseConfig } from "../../shared/config.js";
@@ -16,17 +15,16 @@ import { chunkHash, pointId } from "../../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
 import { runBackfill } from "../../producer/backfill.js";
 import { checkpointKey } from "../../producer/backfill/checkpoint.js";
 import type { SourceDocument } from "../../producer/document.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
-import { loadTokenCounter } from "../../producer/token-counter.js";
 import { EmbeddingPipeline, type PipelineJob } from "../../worker/core/pipeline.js";
 import type { ChunkTokenizer, EmbeddingModel, StaleSelector, StoredChunk, VectorPoint, VectorSink } from "../../worker/core/ports.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
 import { docText } from "../../kit/corpus.js";
-import { qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
+import  { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { suiteFixture } from "../support/suite-fixture.js";
 
 // ---- fake ports -------------------------------------------------------------------------
 
@@ -139,44 +137,25 @@ test("skip-unchanged: chunks whose stored hash and model match are neither token
 
 // ---- through the real worker ------------------------------------------------------------
 
-const connection = redisConnection(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-let target: QdrantTarget;
-let modelDir: string;
-let countTokens: (t: string) => number;
-let tmp: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  target = await qdrantTarget();
-  modelDir = (await testModel()).dir;
-  countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
-  tmp = await mkdtemp(path.join(os.tmpdir(), "reingest-test-"));
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await target.close();
-  await connection.quit();
-  await rm(tmp, { recursive: true, force: true });
-});
+const fx = suiteFixture({ qdrant: "target", tmpPrefix: "reingest-test-" });
 
 async function setup() {
   const name = uniqueQueue("re");
   const collection = `re_${name.replace(/-/g, "_")}`;
   const cfg = testConfig({
-    MODEL_DIR: modelDir, QUEUE_NAME: name, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey, COLLECTION: collection,
+    MODEL_DIR: fx.modelDir, QUEUE_NAME: name, QDRANT_URL: fx.target.url, QDRANT_API_KEY: fx.target.apiKey, COLLECTION: collection,
     CHUNK_TOKENS: "16", CHUNK_OVERLAP_TOKENS: "0", MAX_CHUNKS_PER_JOB: "4", JOB_BACKOFF_MS: "50",
   });
-  const queue = new Queue(name, { connection, prefix: cfg.QUEUE_PREFIX });
-  const client = new QdrantClient({ url: target.url, apiKey: target.apiKey, checkCompatibility: false });
+  const queue = new Queue(name, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
+  const client = new QdrantClient({ url: fx.target.url, apiKey: fx.target.apiKey, checkCompatibility: false });
   const worker: RunningWorker = await startWorker(cfg, { log: createLogger({ level: "silent" }), metrics: createMetrics({ defaultMetrics: false }) });
-  cleanups.push(async () => {
+  fx.onCleanup(async () => {
     await worker.close();
     await queue.obliterate({ force: true });
     await queue.close();
     await client.deleteCollection(collection).catch(() => undefined);
-    const keys = await connection.keys(checkpointKey(cfg.QUEUE_PREFIX, name, "*"));
-    if (keys.length > 0) await connection.del(...keys);
+    const keys = await fx.connection.keys(checkpointKey(cfg.QUEUE_PREFIX, name, "*"));
+    if (keys.length > 0) await fx.connection.del(...keys);
   });
   const points = async () => {
     const res = await client.scroll(collection, { limit: 1000, with_payload: true, with_vector: false });
@@ -193,7 +172,7 @@ const doc = (id: string, sentences: number, seed = 0): SourceDocument => ({ id, 
 
 test("worker: a document re-ingested with fewer chunks leaves no stale points; a late job of an older version deletes nothing newer", async () => {
   const s = await setup();
-  const opts = enqueueOptionsFrom(s.cfg, countTokens);
+  const opts = enqueueOptionsFrom(s.cfg, fx.countTokens);
   const v1 = await enqueueDocuments(s.queue, [doc("talk", 30), doc("other", 6)], opts);
   await s.settled(v1.jobs);
   const before = await s.points();
@@ -218,27 +197,27 @@ test("worker: a document re-ingested with fewer chunks leaves no stale points; a
   await s.settled(v1.jobs + v2.jobs + 1);
   const after2 = await s.points();
   assert.equal([...after2.values()].filter((p) => p.doc_id === "talk").length, v2.chunks, "an older version's job deleted the newer version's points");
-  if (target.server) {
-    const deletes = target.server.requests.filter((r) => r.method === "POST" && r.path.endsWith("/points/delete"));
+  if (fx.target.server) {
+    const deletes = fx.target.server.requests.filter((r) => r.method === "POST" && r.path.endsWith("/points/delete"));
     assert.ok(deletes.length > 0 && deletes.every((r) => r.status === 200));
   }
 });
 
 test("worker: --skip-unchanged re-embeds nothing the second time and only the changed chunks after an edit", async (t) => {
-  if (!target.server) {
+  if (!fx.target.server) {
     t.skip("needs the in-process Qdrant test server's write counts; QDRANT_URL is set");
     return;
   }
   const s = await setup();
-  const file = path.join(tmp, "corpus.jsonl");
+  const file = path.join(fx.tmp, "corpus.jsonl");
   const records = (edit: boolean) => Array.from({ length: 12 }, (_, i) =>
     JSON.stringify({ id: `r${i}`, text: edit && i === 3 ? `${docText(i, 2)} Edited words here.` : docText(i, 5) })).join("\n");
   await writeFile(file, records(false));
-  const base = { inputs: [file], countTokens, progress: "none" as const, pollMs: 20, wait: true, skipUnchanged: true };
+  const base = { inputs: [file], countTokens: fx.countTokens, progress: "none" as const, pollMs: 20, wait: true, skipUnchanged: true };
   const first = await runBackfill(s.cfg, base);
   assert.equal(first.worker?.drained, true);
   assert.equal(first.worker?.unchangedChunks, 0);
-  const written = () => [...target.server!.writeCounts(s.collection).values()].reduce((a, b) => a + b, 0);
+  const written = () => [...fx.target.server!.writeCounts(s.collection).values()].reduce((a, b) => a + b, 0);
   const afterFirst = written();
   assert.equal(afterFirst, first.run.chunks);
   // Completed jobs BullMQ still keeps would make the same job ids duplicates (not re-run at all); a later re-run finds them gone.

@@ -3,35 +3,19 @@
  *  out of memory even alone, or that the model fails on, fails only its own job, with reason
  *  `oom: …` or `inference: …`; every other chunk of the same batches is stored. */
 import assert from "node:assert/strict";
-import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue } from "bullmq";
 import { InferenceError, OutOfMemoryError } from "../../worker/errors.js";
 import { pointId } from "../../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { metricTotal } from "../../worker/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
-import { loadTokenCounter } from "../../producer/token-counter.js";
 import type { EmbeddingModel, ModelBatch } from "../../worker/core/ports.js";
 import { startWorker } from "../../worker/app.js";
-import { qdrantTarget, testConfig, testModel, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
+import  { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { SHARED_REDIS_URL, suiteFixture } from "../support/suite-fixture.js";
 
-const connection = redisConnection("redis://127.0.0.1:6379");
-let target: QdrantTarget;
-let modelDir: string;
-let countTokens: (t: string) => number;
-
-before(async () => {
-  target = await qdrantTarget();
-  modelDir = (await testModel()).dir;
-  countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
-});
-
-after(async () => {
-  await target.close();
-  await connection.quit();
-});
+const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "target" });
 
 /** Simulated device: batches over `budget` padded tokens run out of memory; a sequence longer
  *  than `oomAlone` runs out of memory even alone; a sequence of exactly `poisonLength` tokens
@@ -63,7 +47,7 @@ function faultyModel(inner: EmbeddingModel, rules: { budget: number; oomAlone: n
 function textOf(tokens: number, seed: string): string {
   for (let k = 0; k <= tokens; k++) {
     const t = `${seed} ${"a ".repeat(k)}`.trim();
-    const n = countTokens(t) + 2;
+    const n = fx.countTokens(t) + 2;
     if (n === tokens) return t;
     if (n > tokens) break;
   }
@@ -74,13 +58,13 @@ test("OOM splits a batch until it fits; a chunk failing alone fails only its job
   const queueName = uniqueQueue("inf");
   const collection = `inf_${queueName.replace(/-/g, "_")}`;
   const cfg = testConfig({
-    MODEL_DIR: modelDir, QUEUE_NAME: queueName, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey, COLLECTION: collection,
+    MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.target.url, QDRANT_API_KEY: fx.target.apiKey, COLLECTION: collection,
     MAX_BATCH_TOKENS: "2048", MAX_SEQ_LENGTH: "512", CHUNK_TOKENS: "128", BATCH_LINGER_MS: "200", WARMUP: "false",
   });
   const rules = { budget: 256, oomAlone: 200, poisonLength: 37 };
   let fault!: ReturnType<typeof faultyModel>;
   const w = await startWorker(cfg, { log: createLogger({ level: "silent" }), wrapModel: (m) => (fault = faultyModel(m, rules)) .model });
-  const queue = new Queue(queueName, { connection });
+  const queue = new Queue(queueName, { connection: fx.connection });
   try {
     const base = { v: JOB_SCHEMA_VERSION, part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {} };
     const good = Array.from({ length: 8 }, (_, d) => ({
@@ -105,8 +89,8 @@ test("OOM splits a batch until it fits; a chunk failing alone fails only its job
     assert.equal(failed["too-big"].attemptsMade, 2, "retryable failures use their attempts, bounded");
     assert.equal((await queue.getJobCounts("completed")).completed, good.length);
 
-    const stored = new Set([...(target.server?.points(collection).keys() ?? [])].map(String));
-    if (target.server) {
+    const stored = new Set([...(fx.target.server?.points(collection).keys() ?? [])].map(String));
+    if (fx.target.server) {
       for (const g of good) for (const c of g.chunks) assert.ok(stored.has(pointId(g.docId, c.index)), `${g.docId}/${c.index} missing`);
       assert.equal(stored.has(pointId("poison", 0)), false);
       assert.equal(stored.has(pointId("too-big", 1)), false);

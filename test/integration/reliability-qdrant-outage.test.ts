@@ -6,33 +6,18 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import   { test } from "node:test";
 import { Queue, type Job } from "bullmq";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
-import { testConfig, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
-import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
+import { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { expectedPointIds, jobPointIds, sleep, syntheticDocs } from "../../kit/reliability.js";
+import { suiteFixture } from "../support/suite-fixture.js";
 
-const connection = redisConnection(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-let server: QdrantTestServer;
-let modelDir: string;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  server = await startQdrantTestServer();
-  modelDir = (await testModel()).dir;
-});
-
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await server.close();
-  await connection.quit();
-});
+const fx = suiteFixture({ qdrant: "server" });
 
 function connectError(port: number): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -43,12 +28,12 @@ function connectError(port: number): Promise<string | undefined> {
 }
 
 test("fault `down` refuses TCP connections until cleared, on the same port", async () => {
-  const port = Number(new URL(server.url).port);
-  server.setFault({ kind: "down" });
+  const port = Number(new URL(fx.server.url).port);
+  fx.server.setFault({ kind: "down" });
   assert.equal(await connectError(port), "ECONNREFUSED");
-  server.setFault(null);
+  fx.server.setFault(null);
   await waitFor(async () => (await connectError(port)) === undefined, 5000, "listening again");
-  assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  assert.equal((await fetch(`${fx.server.url}/healthz`)).status, 200);
 });
 
 test("Qdrant refusing connections, then answering 503, then back: every point written, none before its job completes", async (t) => {
@@ -57,14 +42,14 @@ test("Qdrant refusing connections, then answering 503, then back: every point wr
   const queueName = uniqueQueue("rel-qd");
   const collection = `rel_${queueName.replace(/-/g, "_")}`;
   const cfg = testConfig({
-    MODEL_DIR: modelDir, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection, QDRANT_TIMEOUT_MS: "2000",
+    MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection, QDRANT_TIMEOUT_MS: "2000",
     CHUNK_TOKENS: "32", CHUNK_OVERLAP_TOKENS: "0", SINK_RETRIES: "2", SINK_RETRY_BASE_MS: "50",
     JOB_ATTEMPTS: "12", JOB_BACKOFF_MS: "200",
   });
-  const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
+  const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
   let worker: RunningWorker | undefined;
-  cleanups.push(async () => {
-    server.setFault(null);
+  fx.onCleanup(async () => {
+    fx.server.setFault(null);
     await worker?.close();
     await queue.obliterate({ force: true });
     await queue.close();
@@ -75,32 +60,32 @@ test("Qdrant refusing connections, then answering 503, then back: every point wr
   const completions: Array<{ id: string; at: number; missing: number }> = [];
   const retried: Array<{ id: string; reason: string }> = [];
   worker.worker.on("completed", (job: Job) => {
-    const stored = server.points(collection);
+    const stored = fx.server.points(collection);
     completions.push({ id: job.id!, at: Date.now(), missing: jobPointIds(job).filter((id) => !stored.has(id)).length });
   });
   worker.worker.on("failed", (job, err) => retried.push({ id: job?.id ?? "?", reason: err.message }));
 
   const docs = syntheticDocs(40, { prefix: "outage" });
-  const countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
+  const countTokens = loadTokenCounter(path.join(fx.modelDir, "tokenizer.json"));
   const expected = expectedPointIds(docs, { chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, countTokens });
 
-  server.setFault({ kind: "down" });
+  fx.server.setFault({ kind: "down" });
   const summary = await enqueueDocuments(queue, docs, enqueueOptionsFrom(cfg, countTokens));
   assert.equal(summary.chunks, expected.size);
   await sleep(DOWN_MS);
-  server.setFault({ kind: "status", status: 503 });
+  fx.server.setFault({ kind: "status", status: 503 });
   await sleep(UNAVAILABLE_MS);
-  const upsertsAnswered503 = server.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/points") && r.status === 503).length;
+  const upsertsAnswered503 = fx.server.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/points") && r.status === 503).length;
   assert.equal(completions.length, 0, "a job completed while Qdrant could not store anything");
   const recoveredAt = Date.now();
-  server.setFault(null);
+  fx.server.setFault(null);
 
   await waitFor(async () => (await queue.getJobCounts("completed")).completed === summary.jobs, 45_000, "every job completed after recovery");
   const recoverySeconds = (Math.max(...completions.map((c) => c.at)) - recoveredAt) / 1000;
   const firstAfterSeconds = (Math.min(...completions.map((c) => c.at)) - recoveredAt) / 1000;
 
   assert.deepEqual(completions.filter((c) => c.missing > 0), [], "jobs completed before all their points were stored");
-  const stored = server.points(collection);
+  const stored = fx.server.points(collection);
   assert.deepEqual([...stored.keys()].sort(), [...expected].sort(), "stored point ids differ from the expected set");
   assert.equal((await queue.getJobCounts("failed")).failed, 0);
 
@@ -113,7 +98,7 @@ test("Qdrant refusing connections, then answering 503, then back: every point wr
   assert.ok(retried.some((r) => !/\(HTTP \d{3}\)/.test(r.reason)), "no attempt failed on a refused connection");
   assert.ok(retried.some((r) => r.reason.includes("(HTTP 503)")), "no attempt failed on HTTP 503");
   const retriedJobs = new Set(retried.map((r) => r.id));
-  const writes = server.writeCounts(collection);
+  const writes = fx.server.writeCounts(collection);
   t.diagnostic(JSON.stringify({
     jobs: summary.jobs, points: expected.size, outageMs: DOWN_MS + UNAVAILABLE_MS, sinkErrors, upsertsAnswered503,
     failedAttempts: retried.length, jobsRetriedByBullMQ: retriedJobs.size,
