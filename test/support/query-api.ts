@@ -10,7 +10,7 @@ import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
 import { startWorker, type RunningWorker, type StartOptions } from "../../worker/app.js";
 import { testConfig, uniqueQueue, type QdrantTarget } from "../../kit/harness.js";
-import { SHARED_REDIS_URL, suiteFixture } from "./suite-fixture.js";
+import { SHARED_REDIS_URL, suiteFixture, type SuiteFixture } from "./suite-fixture.js";
 
 export interface Api {
   w: RunningWorker;
@@ -61,17 +61,11 @@ export function apiFixture(): ApiFixture {
     fx.onCleanup(() => w.close());
     return { w, cfg, url: `http://127.0.0.1:${w.queryPort}`, lines, queue };
   };
-  return {
-    get target() {
-      return fx.target;
-    },
-    get modelDir() {
-      return fx.modelDir;
-    },
-    connection: fx.connection,
+  // The suite fixture's getters are read through the prototype.
+  return Object.assign(Object.create(fx) as SuiteFixture, {
     start,
     cleanup: fx.onCleanup,
-  };
+  });
 }
 
 export interface Answer {

@@ -6,24 +6,16 @@
  *  through `suiteFixture`). */
 import { after } from "node:test";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import { uniqueQueue } from "../../kit/harness.js";
 import { spawnWorker, type ChildWorker } from "../../kit/processes.js";
-import type { QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
-import { SHARED_REDIS_URL, suiteFixture } from "./suite-fixture.js";
+import { SHARED_REDIS_URL, suiteFixture, type SuiteFixture } from "./suite-fixture.js";
 
 export { SHARED_REDIS_URL };
 
-export interface WorkerFixture {
-  /** Valid inside tests (set by the `before` hook). */
-  readonly server: QdrantTestServer;
-  readonly modelDir: string;
-  /** A connection to the shared Redis, for queues. */
-  readonly connection: Redis;
+/** The suite's server, model folder, shared-Redis connection and cleanups, plus child workers. */
+export interface WorkerFixture extends Pick<SuiteFixture, "server" | "modelDir" | "connection" | "onCleanup"> {
   /** Spawns a worker process (killed at the end if still alive). */
   spawn(env: NodeJS.ProcessEnv): Promise<ChildWorker>;
-  /** Runs at the end, in reverse order of registration; failures are ignored. */
-  onCleanup(fn: () => Promise<unknown>): void;
   /** A fresh queue on the shared Redis (obliterated at the end) and a collection name of its own. */
   newQueue(prefix: string): { queue: Queue; queueName: string; collection: string };
 }
@@ -35,20 +27,13 @@ export function workerFixture(): WorkerFixture {
     for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
   });
   const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "server" });
-  return {
-    get server() {
-      return fx.server;
-    },
-    get modelDir() {
-      return fx.modelDir;
-    },
-    connection: fx.connection,
+  // The suite fixture's getters are read through the prototype.
+  return Object.assign(Object.create(fx) as SuiteFixture, {
     spawn: async (env) => {
       const c = await spawnWorker(env);
       children.push(c);
       return c;
     },
-    onCleanup: fx.onCleanup,
     newQueue: (prefix) => {
       const queueName = uniqueQueue(prefix);
       const queue = new Queue(queueName, { connection: fx.connection });
@@ -58,5 +43,5 @@ export function workerFixture(): WorkerFixture {
       });
       return { queue, queueName, collection: `${prefix}_${queueName.replace(/-/g, "_")}` };
     },
-  };
+  } satisfies Omit<WorkerFixture, keyof SuiteFixture>);
 }
