@@ -1,6 +1,7 @@
 /** The layout's import rules (issue 14), checked over the source tree: the production folders
  *  (`worker/`, `producer/`, `shared/`) never import the test kit, tests, benchmarks or the demo;
- *  `shared/` imports neither the worker nor the producer; and a unit test loads nothing that talks
+ *  the kit, bench and demo import nothing from `test/`; `shared/` imports neither the worker nor the
+ *  producer; and a unit test loads nothing that talks
  *  to Redis, ONNX Runtime, threads or child processes, so `npm run test:unit` needs none of them. */
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
@@ -42,6 +43,14 @@ test("worker/, producer/ and shared/ import nothing from kit/, test/, bench/ or 
     }
   }
   assert.ok(edges > 100, `only ${edges} imports read: the reader is broken`);
+});
+
+test("kit/, bench/ and demo/ import nothing from test/: what they share lives in the kit", () => {
+  for (const dir of ["kit", "bench", "demo"]) {
+    for (const file of tsFiles(dir)) {
+      for (const target of sourceImports(repoRoot, file)) assert.notEqual(topFolder(target), "test", `${file} imports ${target}`);
+    }
+  }
 });
 
 test("shared/ imports neither worker/ nor producer/", () => {
