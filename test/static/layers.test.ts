@@ -1,8 +1,8 @@
 /** The layout's import rules (issue 14), checked over the source tree: the production folders
  *  (`worker/`, `producer/`, `shared/`) never import the test kit, tests, benchmarks or the demo;
  *  the kit, bench and demo import nothing from `test/`; `shared/` imports neither the worker nor the
- *  producer; and a unit test loads nothing that talks
- *  to Redis, ONNX Runtime, threads or child processes, so `npm run test:unit` needs none of them. */
+ *  producer; and a unit test loads nothing that talks to Redis, ONNX Runtime, threads or child
+ *  processes, so `npm run test:unit` needs none of them. */
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import path from "node:path";
