@@ -34,6 +34,7 @@ let connection: Redis;
 let tokenizer: Tokenizer;
 
 before(async () => {
+  await fx.ready;
   ({ target, modelDir, connection } = fx);
   tokenizer = new Tokenizer(JSON.parse(readFileSync(path.join(modelDir, "tokenizer.json"), "utf8")), {});
 });

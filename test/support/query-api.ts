@@ -25,6 +25,8 @@ export interface ApiFixture {
   readonly target: QdrantTarget;
   readonly modelDir: string;
   readonly connection: Redis;
+  /** Settles when the fixture is set up (see `SuiteFixture.ready`). */
+  readonly ready: Promise<void>;
   /** A worker serving the query API on a free port; `env` overrides the test configuration. */
   start(env?: Record<string, string>, opts?: Partial<StartOptions>): Promise<Api>;
   /** Runs at the end, in reverse order of registration. */

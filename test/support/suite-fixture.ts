@@ -42,11 +42,14 @@ export interface SuiteFixture {
   readonly tmp: string;
   /** The test model's token counter (loaded on first use). */
   readonly countTokens: (text: string) => number;
+  /** Settles when the `before` hook has finished: node:test starts a file's top-level `before` hooks
+   *  without waiting for each other, so a file's own hook that reads the fixture awaits this first. */
+  readonly ready: Promise<void>;
   /** Runs at the end, in reverse order of registration; failures are ignored. */
   onCleanup(fn: () => Promise<unknown>): void;
 }
 
-function ready<T>(value: T | undefined, what: string): T {
+function requested<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`suite fixture: ${what} was not requested, or is read outside a test`);
   return value;
 }
@@ -59,13 +62,22 @@ export function suiteFixture(o: SuiteOptions = {}): SuiteFixture {
   let modelDir: string | undefined;
   let tmp: string | undefined;
   let countTokens: ((text: string) => number) | undefined;
+  let setUp!: (error?: unknown) => void;
+  const ready = new Promise<void>((resolve, reject) => (setUp = (e) => (e === undefined ? resolve() : reject(e))));
+  ready.catch(() => undefined); // the hook itself reports a failure; nobody need await this
   before(async () => {
-    if (o.qdrant === "server") {
-      const server = await startQdrantTestServer();
-      target = { url: server.url, server, close: () => server.close() };
-    } else if (o.qdrant === "target") target = await qdrantTarget();
-    if (o.model !== false) modelDir = (await testModel(o.model?.opts, o.model?.name)).dir;
-    if (o.tmpPrefix) tmp = await mkdtemp(path.join(os.tmpdir(), o.tmpPrefix));
+    try {
+      if (o.qdrant === "server") {
+        const server = await startQdrantTestServer();
+        target = { url: server.url, server, close: () => server.close() };
+      } else if (o.qdrant === "target") target = await qdrantTarget();
+      if (o.model !== false) modelDir = (await testModel(o.model?.opts, o.model?.name)).dir;
+      if (o.tmpPrefix) tmp = await mkdtemp(path.join(os.tmpdir(), o.tmpPrefix));
+      setUp();
+    } catch (e) {
+      setUp(e ?? new Error("suite fixture set-up failed"));
+      throw e;
+    }
   });
   after(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -75,24 +87,25 @@ export function suiteFixture(o: SuiteOptions = {}): SuiteFixture {
   });
   return {
     get connection() {
-      return ready(connection, "redis");
+      return requested(connection, "redis");
     },
     get target() {
-      return ready(target, "qdrant");
+      return requested(target, "qdrant");
     },
     get server() {
-      return ready(target?.server, "the in-process Qdrant server");
+      return requested(target?.server, "the in-process Qdrant server");
     },
     get modelDir() {
-      return ready(modelDir, "model");
+      return requested(modelDir, "model");
     },
     get tmp() {
-      return ready(tmp, "tmpPrefix");
+      return requested(tmp, "tmpPrefix");
     },
     get countTokens() {
-      countTokens ??= loadTokenCounter(path.join(ready(modelDir, "model"), "tokenizer.json"));
+      countTokens ??= loadTokenCounter(path.join(requested(modelDir, "model"), "tokenizer.json"));
       return countTokens;
     },
+    ready,
     onCleanup: (fn) => void cleanups.push(fn),
   };
 }
