@@ -9,7 +9,6 @@ COPY tsconfig.json ./
 COPY shared shared
 COPY worker worker
 COPY producer producer
-COPY demo demo
 RUN npx tsc -p . && npm prune --omit=dev
 
 FROM node:22.12.0-bookworm-slim

@@ -8,7 +8,7 @@
 import { Command, Option } from "commander";
 import { loadConfigOrExit, type Config } from "../shared/config.js";
 import { intInRange } from "../shared/cli-options.js";
-import { EmbedError } from "../shared/errors.js";
+import { EmbedError } from "./errors.js";
 import { runSearch, type SearchOptions } from "./search/run-search.js";
 import { SearchError } from "./search/search-errors.js";
 import { RERANKERS, SEARCH_MODES } from "./search/search-plan.js";

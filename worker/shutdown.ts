@@ -9,8 +9,8 @@ import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
-import { ShutdownError } from "../shared/errors.js";
-import type { Metrics } from "../shared/metrics.js";
+import { ShutdownError } from "./errors.js";
+import type { Metrics } from "./metrics.js";
 import type { EmbeddingPipeline } from "./core/pipeline.js";
 import type { HealthState } from "./adapters/health.js";
 

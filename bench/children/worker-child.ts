@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { parseConfig } from "../../shared/config.js";
 import { createLogger } from "../../shared/logger.js";
-import { createMetrics, metricTotal, type Metrics } from "../../shared/metrics.js";
+import { createMetrics, metricTotal, type Metrics } from "../../worker/metrics.js";
 import { startWorker } from "../../worker/app.js";
 import type { ModelBatch } from "../../worker/core/ports.js";
 import { childPort, peakRssBytes } from "../lib/child-process.js";

@@ -12,7 +12,7 @@ import { redisConnection } from "../../shared/redis.js";
 import { enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
 import type { SourceDocument } from "../../producer/document.js";
-import { startQdrantTestServer } from "../../test/support/qdrant/qdrant-test-server.js";
+import { startQdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
 import { ensureBenchModel } from "../lib/bench-model.js";
 import { killAllChildren } from "../lib/child-process.js";
 import { readCorpus, resolveCorpus, turnChunks, windowChunks, type ChunkSet } from "../lib/corpus.js";

@@ -6,8 +6,8 @@
  *  Weights are derived per tensor name from the seed, so both share the encoder exactly. */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
-import { countParameters, type TestModelOptions } from "../../shared/test-model/onnx-model-gen.js";
-import { ensureTestModel, type TestModelFiles, type WriteTestModelOptions } from "../../shared/test-model/write-test-model.js";
+import { countParameters, type TestModelOptions } from "../../kit/test-model/onnx-model-gen.js";
+import { ensureTestModel, type TestModelFiles, type WriteTestModelOptions } from "../../kit/test-model/write-test-model.js";
 import { referenceRoot, repoRoot } from "./paths.js";
 
 export interface ModelSpec {

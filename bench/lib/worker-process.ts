@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
-import type { QdrantTestServer } from "../../test/support/qdrant/qdrant-test-server.js";
+import type { QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
 import { BenchChild } from "./child-process.js";
 import type { Gate } from "./measure-children.js";
 

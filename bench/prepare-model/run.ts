@@ -13,11 +13,11 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Command } from "commander";
 import ort from "onnxruntime-node";
-import { generateHeadWeights, transposed } from "../../shared/test-model/head-weights.js";
-import { TensorType } from "../../shared/test-model/onnx-graph-builder.js";
-import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../../shared/test-model/onnx-model-gen.js";
-import { writeLinearPt } from "../../shared/test-model/pt-writer.js";
-import { generateTokenizerJson } from "../../shared/test-model/tokenizer-gen.js";
+import { generateHeadWeights, transposed } from "../../kit/test-model/head-weights.js";
+import { TensorType } from "../../kit/test-model/onnx-graph-builder.js";
+import { buildModelGraph, type GraphVariant, type TestModelOptions } from "../../kit/test-model/onnx-model-gen.js";
+import { writeLinearPt } from "../../kit/test-model/pt-writer.js";
+import { generateTokenizerJson } from "../../kit/test-model/tokenizer-gen.js";
 import { gitInfo, machineInfo } from "../lib/machine.js";
 import { repoRoot } from "../lib/paths.js";
 

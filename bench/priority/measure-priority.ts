@@ -15,7 +15,7 @@ import type { LaneFigures, StoredPhase } from "../lib/results-schema.js";
 import { closeWorkerChild, startWorkerChild, type E2eContext } from "../lib/worker-process.js";
 import { parsePrometheusText, sumOf, type Sample } from "../lib/prom-text.js";
 import type { BatchRecord, WorkerStats } from "../children/worker-child.js";
-import { freePort } from "../../test/support/harness.js";
+import { freePort } from "../../kit/harness.js";
 
 /** One phase as measured: the stored figures with every query request, raw. */
 export type PhaseResult = Omit<StoredPhase, "queries"> & {

@@ -18,10 +18,10 @@ import { redisConnection } from "../../shared/redis.js";
 import { chunkDocument } from "../../producer/chunker.js";
 import { readDocuments } from "../../producer/readers/index.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
-import { repoRoot, testModel, uniqueQueue } from "../support/harness.js";
-import { startQdrantTestServer, type QdrantTestServer } from "../support/qdrant/qdrant-test-server.js";
-import { spawnWorker, type ChildWorker } from "../support/processes.js";
-import { jobPointIds, peakRssBytes, sleep, startChild, syntheticText, trackPeakRss, type Child } from "../support/reliability.js";
+import { repoRoot, testModel, uniqueQueue } from "../../kit/harness.js";
+import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
+import { spawnWorker, type ChildWorker } from "../../kit/processes.js";
+import { jobPointIds, peakRssBytes, sleep, startChild, syntheticText, trackPeakRss, type Child } from "../../kit/reliability.js";
 
 interface SoakOptions {
   chunks: number;

@@ -1,7 +1,7 @@
 /** Polls a worker's `/health/live` while a test runs, one request at a time, and keeps every
  *  answer's latency: the hostile-job tests assert the process stays up and responsive while it
  *  refuses what they send. A request that fails or gets no 200 counts as a failure. */
-import { sleep } from "./reliability.js";
+import { sleep } from "../../kit/reliability.js";
 
 export interface LivenessProbe {
   /** Latency of every answered probe, milliseconds. */

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { repoRoot } from "./harness.js";
+import { repoRoot } from "../../kit/harness.js";
 
 export type Doc = Record<string, any>;
 

@@ -1,16 +1,16 @@
 /** One fixture for the query API tests: a real worker with QUERY_API=true on the generated model,
  *  real Redis (a fresh queue per worker) and the Qdrant-compatible test server (or a real Qdrant),
- *  with log lines captured; plus a JSON caller and an error assertion. `close()` stops every
- *  worker and queue it started. */
+ *  with log lines captured; plus a JSON caller and an error assertion. Built on `suiteFixture`,
+ *  whose `after` hook stops every worker and queue it started. */
 import assert from "node:assert/strict";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../../shared/config.js";
 import { createLogger } from "../../shared/logger.js";
-import { createMetrics } from "../../shared/metrics.js";
-import { redisConnection } from "../../shared/redis.js";
+import { createMetrics } from "../../worker/metrics.js";
 import { startWorker, type RunningWorker, type StartOptions } from "../../worker/app.js";
-import { qdrantTarget, testConfig, testModel, uniqueQueue, type QdrantTarget } from "./harness.js";
+import { testConfig, uniqueQueue, type QdrantTarget } from "../../kit/harness.js";
+import { SHARED_REDIS_URL, suiteFixture, type SuiteFixture } from "./suite-fixture.js";
 
 export interface Api {
   w: RunningWorker;
@@ -20,29 +20,29 @@ export interface Api {
   queue: Queue;
 }
 
+/** Valid inside tests (set by the `before` hook). */
 export interface ApiFixture {
-  target: QdrantTarget;
-  modelDir: string;
-  connection: Redis;
+  readonly target: QdrantTarget;
+  readonly modelDir: string;
+  readonly connection: Redis;
+  /** Settles when the fixture is set up (see `SuiteFixture.ready`). */
+  readonly ready: Promise<void>;
   /** A worker serving the query API on a free port; `env` overrides the test configuration. */
   start(env?: Record<string, string>, opts?: Partial<StartOptions>): Promise<Api>;
-  /** Runs at close(), in reverse order of registration. */
+  /** Runs at the end, in reverse order of registration. */
   cleanup(fn: () => Promise<unknown>): void;
-  close(): Promise<void>;
 }
 
-export async function apiFixture(): Promise<ApiFixture> {
-  const target = await qdrantTarget();
-  const modelDir = (await testModel()).dir;
-  const connection = redisConnection("redis://127.0.0.1:6379");
-  const cleanups: Array<() => Promise<unknown>> = [];
+/** Registers the hooks; call it at the top level of a test file. */
+export function apiFixture(): ApiFixture {
+  const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "target" });
   const start = async (env: Record<string, string> = {}, opts: Partial<StartOptions> = {}): Promise<Api> => {
     const queueName = uniqueQueue("qapi");
     const cfg = testConfig({
-      MODEL_DIR: modelDir,
+      MODEL_DIR: fx.modelDir,
       QUEUE_NAME: queueName,
-      QDRANT_URL: target.url,
-      QDRANT_API_KEY: target.apiKey,
+      QDRANT_URL: fx.target.url,
+      QDRANT_API_KEY: fx.target.apiKey,
       COLLECTION: `qapi_${queueName.replace(/-/g, "_")}`,
       HTTP_PORT: "9464",
       QUERY_API: "true",
@@ -54,27 +54,20 @@ export async function apiFixture(): Promise<ApiFixture> {
     const lines: string[] = [];
     const destination = { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream;
     const log = createLogger({ level: "debug", destination });
-    const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
-    cleanups.push(async () => {
+    const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
+    fx.onCleanup(async () => {
       await queue.obliterate({ force: true });
       await queue.close();
     });
     const w = await startWorker(cfg, { log, metrics: createMetrics({ defaultMetrics: false }), httpPort: 0, ...opts });
-    cleanups.push(() => w.close());
+    fx.onCleanup(() => w.close());
     return { w, cfg, url: `http://127.0.0.1:${w.queryPort}`, lines, queue };
   };
-  return {
-    target,
-    modelDir,
-    connection,
+  // The suite fixture's getters are read through the prototype.
+  return Object.assign(Object.create(fx) as SuiteFixture, {
     start,
-    cleanup: (fn) => void cleanups.push(fn),
-    close: async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => undefined);
-      await target.close();
-      await connection.quit();
-    },
-  };
+    cleanup: fx.onCleanup,
+  });
 }
 
 export interface Answer {

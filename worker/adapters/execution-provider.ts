@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { ExecutionProviderError } from "../../shared/errors.js";
+import { ExecutionProviderError } from "../errors.js";
 
 export const CUDA_PROVIDER_LIBS = ["libonnxruntime_providers_cuda.so", "libonnxruntime_providers_shared.so"];
 

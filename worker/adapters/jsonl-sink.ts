@@ -7,7 +7,7 @@
  *  of the document's highest `doc_version`. */
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { SinkError } from "../../shared/errors.js";
+import { SinkError } from "../errors.js";
 import type { ModelInfo, StaleSelector, VectorPoint, VectorSink } from "../core/ports.js";
 import { toQdrantPoint } from "./qdrant-sink.js";
 

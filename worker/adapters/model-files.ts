@@ -6,7 +6,7 @@
  *  and names every external-data file that is missing or shorter than the graph says. */
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import path from "node:path";
-import { ModelLoadError } from "../../shared/errors.js";
+import { ModelLoadError } from "../errors.js";
 import { OnnxFormatError, scanOnnxGraph, type DeclaredValue, type ExternalRef } from "./onnx-graph-scan.js";
 
 export interface ModelFiles {

@@ -5,7 +5,7 @@
  *  its model must exit and be restarted, not keep taking jobs. */
 import { Worker } from "node:worker_threads";
 import type { Config, OutputKind } from "../../shared/config.js";
-import { InferenceError, ModelLoadError, ExecutionProviderError, OutOfMemoryError } from "../../shared/errors.js";
+import { InferenceError, ModelLoadError, ExecutionProviderError, OutOfMemoryError } from "../errors.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import type { EmbeddingModel, ModelBatch, ModelInfo } from "../core/ports.js";
 import { modelRunBudget } from "../core/query-lane.js";

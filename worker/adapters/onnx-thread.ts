@@ -10,7 +10,7 @@ import { parentPort, receiveMessageOnPort, workerData } from "node:worker_thread
 import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import type { OutputKind } from "../../shared/config.js";
-import { ModelLoadError, looksLikeOutOfMemory } from "../../shared/errors.js";
+import { ModelLoadError, looksLikeOutOfMemory } from "../errors.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import { applyLayout, probeProblems, type DecodedOutputs } from "../core/layout-heads.js";
 import { buildFeeds, planFeeds, type FeedSpec } from "../core/model-feeds.js";

@@ -9,7 +9,7 @@
 import { QdrantClient } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { CollectionSchemaError, SinkError } from "../../shared/errors.js";
+import { CollectionSchemaError, SinkError } from "../errors.js";
 import type { ModelInfo, StaleSelector, StoredChunk, VectorPoint, VectorSink } from "../core/ports.js";
 import { errorStatus, qdrantErrorDetail } from "./qdrant-error-detail.js";
 import { expectedSchema, PAYLOAD_FIELDS, schemaProblems, toQdrantVectors } from "./qdrant-schema.js";

@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { TokenBucket } from "limiter";
 import type { Config } from "../../shared/config.js";
-import { ConfigError } from "../../shared/errors.js";
+import { ConfigError } from "../errors.js";
 
 /** Shortest key accepted: a guessable key is worse than none, since it looks like protection. */
 export const MIN_KEY_LENGTH = 16;

@@ -11,10 +11,10 @@ import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { asEmbedError, ShutdownError, ValidationError, type EmbedError } from "../../shared/errors.js";
+import { asEmbedError, ShutdownError, ValidationError, type EmbedError } from "../errors.js";
 import { checkJobBounds, type JobLimits } from "../../shared/job-bounds.js";
 import { embedJobSchema, formatIssues, JOB_NAME, type EmbedJobData, type EmbedJobResult } from "../../shared/job.js";
-import type { Metrics } from "../../shared/metrics.js";
+import type { Metrics } from "../metrics.js";
 import type { EmbeddingPipeline } from "../core/pipeline.js";
 
 type ConsumerConfig = JobLimits &

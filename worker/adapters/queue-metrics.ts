@@ -6,7 +6,7 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { Metrics } from "../../shared/metrics.js";
+import type { Metrics } from "../metrics.js";
 import { redisTlsOptions, type RedisTlsSettings } from "../../shared/redis.js";
 
 export const QUEUE_STATES = ["waiting", "prioritized", "active", "delayed", "failed"] as const;

@@ -9,10 +9,10 @@
  *  tokenizer and model time. Acts at submit, per written point, and at completion. */
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { ChunkTooLongError, EmbedError, SinkError, ValidationError } from "../../shared/errors.js";
+import { ChunkTooLongError, EmbedError, SinkError, ValidationError } from "../errors.js";
 import { pointId } from "../../shared/ids.js";
 import type { EmbedJobResult, JobChunk } from "../../shared/job.js";
-import type { Metrics } from "../../shared/metrics.js";
+import type { Metrics } from "../metrics.js";
 import type { ChunkEmbedding } from "./heads.js";
 import { toPoint } from "./point-payload.js";
 import type { ChunkTokenizer, VectorSink } from "./ports.js";

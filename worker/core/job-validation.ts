@@ -1,7 +1,7 @@
 /** Checks a job before any work: a bad job fails at once with a ValidationError naming the
  *  document, the chunk and the limit, and costs no tokenizer or model time. Performs no I/O. */
 import type { Config } from "../../shared/config.js";
-import { ValidationError } from "../../shared/errors.js";
+import { ValidationError } from "../errors.js";
 import type { JobChunk } from "../../shared/job.js";
 
 export function validateJob(

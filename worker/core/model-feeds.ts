@@ -5,7 +5,7 @@
  *  input refuses the model when it is loaded, naming it. Rows are right-padded with the pad
  *  id. int64 data is written through an Int32Array view (low word; every value here is a
  *  small non-negative int), which avoids a BigInt per element. Pure: no ONNX Runtime. */
-import { ModelLoadError } from "../../shared/errors.js";
+import { ModelLoadError } from "../errors.js";
 import { describeIo, type TensorMeta } from "./output-layouts.js";
 
 export const FEED_ROLES = ["input_ids", "attention_mask", "token_type_ids", "position_ids"] as const;

@@ -6,7 +6,7 @@
  *  shape the table does not explain refuses the model with its inputs and outputs listed.
  *  Pure: no ONNX Runtime, no I/O. */
 import { OUTPUT_KINDS, type OutputKind } from "../../shared/config.js";
-import { ModelLoadError } from "../../shared/errors.js";
+import { ModelLoadError } from "../errors.js";
 import { DECODABLE_TYPES, isDecodable } from "./tensor-decode.js";
 
 /** An input or output as the session declares it. */

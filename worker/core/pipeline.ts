@@ -14,9 +14,9 @@
 import assert from "node:assert/strict";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { ChunkTooLongError, errorKind, type EmbedError } from "../../shared/errors.js";
+import { ChunkTooLongError, errorKind, type EmbedError } from "../errors.js";
 import type { EmbedJobResult } from "../../shared/job.js";
-import type { Metrics } from "../../shared/metrics.js";
+import type { Metrics } from "../metrics.js";
 import type { ChunkEmbedding } from "./heads.js";
 import { JobTracker, type JobTrackerConfig, type PipelineJob } from "./job-tracker.js";
 import { validateJob } from "./job-validation.js";

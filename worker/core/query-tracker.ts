@@ -3,8 +3,8 @@
  *  text's vectors arrive, when the request's deadline passes (TimeoutError) and when its caller
  *  aborts (the signal's reason, else ShutdownError); the first of these to settle it wins, and
  *  later ones are ignored. On failure its texts leave the pool. Performs no I/O. */
-import { ShutdownError, TimeoutError } from "../../shared/errors.js";
-import type { Metrics } from "../../shared/metrics.js";
+import { ShutdownError, TimeoutError } from "../errors.js";
+import type { Metrics } from "../metrics.js";
 import type { ChunkEmbedding } from "./heads.js";
 import { QUERY_LANE_LABEL } from "./query-lane.js";
 import type { BatchItem, BatchOwner } from "./scheduler.js";

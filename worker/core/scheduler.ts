@@ -13,8 +13,8 @@
 import assert from "node:assert/strict";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
-import { asEmbedError, EmbedError, errorKind, InferenceError } from "../../shared/errors.js";
-import type { Metrics } from "../../shared/metrics.js";
+import { asEmbedError, EmbedError, errorKind, InferenceError } from "../errors.js";
+import type { Metrics } from "../metrics.js";
 import { BatchPool, batchOf, type Batch, type Pooled } from "./batcher.js";
 import type { ChunkEmbedding } from "./heads.js";
 import type { EmbeddingModel } from "./ports.js";

@@ -8,7 +8,7 @@
  *  outages (refused connections, timeouts, 503) fail the whole group without splitting. An
  *  unexpected exception while writing a group fails that group's points, never the process. */
 import pRetry, { AbortError } from "p-retry";
-import { isRetryable, SinkError } from "../../shared/errors.js";
+import { isRetryable, SinkError } from "../errors.js";
 import { estimatePointBytes, type VectorPoint, type VectorSink } from "./ports.js";
 
 /** Calls the sink, retrying retryable failures `retries` times with exponential backoff from

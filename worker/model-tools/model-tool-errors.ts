@@ -1,7 +1,7 @@
 /** Failures of the offline model tools (`.pt` reading, `prepare-model`). Each is a model
  *  problem (kind "model", not retryable): the files on disk are wrong and running again on the
  *  same files fails the same way. Messages start with what to fix. */
-import { ModelLoadError } from "../../shared/errors.js";
+import { ModelLoadError } from "../errors.js";
 
 /** A `.pt` file is not a PyTorch zip checkpoint this reader understands (truncated, no
  *  data.pkl, a tensor file of the wrong size, an opcode outside a state dict's needs). */

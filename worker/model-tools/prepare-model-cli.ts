@@ -5,7 +5,7 @@
  *  kind-prefixed error on failure. This file only parses the command line and reports. */
 import { Command } from "commander";
 import { intInRange } from "../../shared/cli-options.js";
-import { EmbedError } from "../../shared/errors.js";
+import { EmbedError } from "../errors.js";
 import { prepareModel } from "./prepare-model.js";
 import { formatPrepareSummary } from "./prepare-model-summary.js";
 

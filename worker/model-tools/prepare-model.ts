@@ -14,7 +14,7 @@ import { locateModelFiles, type ModelFiles } from "../adapters/model-files.js";
 import { ELEM_TYPES, type DeclaredValue } from "../adapters/onnx-graph-scan.js";
 import { describeIo } from "../core/output-layouts.js";
 import { buildHeadGraph, HEAD_OUTPUTS, type LinearHead } from "./head-graph.js";
-import { ModelLoadError } from "../../shared/errors.js";
+import { ModelLoadError } from "../errors.js";
 import { ModelLayoutError } from "./model-tool-errors.js";
 import { rewriteModel } from "./onnx-rewrite.js";
 import { scanModel } from "./onnx-scan.js";

@@ -4,7 +4,7 @@
  *  check is not; 2: the model cannot be loaded, a setting or an option is wrong (stderr). */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadConfigOrExit, OUTPUT_KINDS, type Config, type OutputKind } from "../../shared/config.js";
-import { EmbedError, ModelLoadError } from "../../shared/errors.js";
+import { EmbedError, ModelLoadError } from "../errors.js";
 import { verifyModel } from "./verify-model.js";
 import { formatReportJson, formatReportText } from "./verify-model-output.js";
 

@@ -1,0 +1,61 @@
+/** The configuration schema: defaults, every problem reported at once, cross-field rules
+ *  naming both keys, boolean flags parsed as words. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { describeConfig, parseConfig } from "../../shared/config.js";
+import { ConfigError } from "../../worker/errors.js";
+
+test("defaults parse from an empty environment", () => {
+  const c = parseConfig({});
+  assert.equal(c.MAX_SEQ_LENGTH, 8192);
+  assert.deepEqual(c.OUTPUTS, ["dense", "sparse"]);
+  assert.equal(c.EXECUTION_PROVIDER, "cpu");
+  assert.equal(c.STORE_TEXT, true);
+  assert.equal(c.QDRANT_URL, undefined);
+});
+
+test("every problem is reported at once", () => {
+  try {
+    parseConfig({ MAX_BATCH_SIZE: "zero", EXECUTION_PROVIDER: "tpu", OUTPUTS: "dense,bogus", REDIS_URL: "not a url" });
+    assert.fail("should throw");
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    const keys = err.problems.map((p) => p.split(":")[0]);
+    for (const k of ["MAX_BATCH_SIZE", "EXECUTION_PROVIDER", "OUTPUTS", "REDIS_URL"]) assert.ok(keys.includes(k), `${k} missing in ${err.problems.join(" | ")}`);
+  }
+});
+
+test("cross-field: the token budget must hold one max-length chunk; the message names both keys", () => {
+  assert.throws(() => parseConfig({ MAX_BATCH_TOKENS: "4096", MAX_SEQ_LENGTH: "8192" }), (err: ConfigError) =>
+    err.problems.some((p) => p.includes("MAX_BATCH_TOKENS=4096") && p.includes("MAX_SEQ_LENGTH=8192")));
+  assert.doesNotThrow(() => parseConfig({ MAX_BATCH_TOKENS: "4096", MAX_SEQ_LENGTH: "4096" }));
+});
+
+test("flags are words: 'false' is false", () => {
+  assert.equal(parseConfig({ STORE_TEXT: "false" }).STORE_TEXT, false);
+  assert.equal(parseConfig({ TRUNCATE: "0" }).TRUNCATE, false);
+  assert.throws(() => parseConfig({ TRUNCATE: "maybe" }), ConfigError);
+});
+
+test("secrets never appear in error messages", () => {
+  try {
+    parseConfig({ QDRANT_API_KEY: "s3cret-key" });
+    assert.fail("should throw: key without URL");
+  } catch (err) {
+    assert.ok(!(err as Error).message.includes("s3cret-key"));
+  }
+});
+
+test("every variable is documented with a description", () => {
+  for (const row of describeConfig()) assert.ok(row.description.length > 10, `${row.name} lacks a description`);
+});
+
+test("MODEL_OUTPUT_NAMES: kind=name pairs, any subset; unknown kinds, repeats and bare names are refused", () => {
+  assert.equal(parseConfig({}).MODEL_OUTPUT_NAMES, undefined);
+  assert.deepEqual(parseConfig({ MODEL_OUTPUT_NAMES: " dense=emb , colbert=multi" }).MODEL_OUTPUT_NAMES,
+    { dense: "emb", colbert: "multi" });
+  for (const bad of ["dense=a,dense=b", "lexical=a", "dense", "dense=a=b"]) {
+    assert.throws(() => parseConfig({ MODEL_OUTPUT_NAMES: bad }), (err: ConfigError) =>
+      err.problems.some((p) => p.startsWith("MODEL_OUTPUT_NAMES:") && p.includes("<kind>=<output name>")), bad);
+  }
+});
