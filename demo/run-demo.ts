@@ -34,7 +34,9 @@ async function main(): Promise<number> {
     await ensureTestModel(dir);
     env.MODEL_DIR = dir;
     env.MODEL_NAME ??= "tiny-bge-m3-test";
-    console.log(`model: tiny BGE-M3-shaped test model in ${dir}, generated or reused in ${Math.round(performance.now() - t0)} ms (random weights: for demos and tests only)`);
+    console.log(
+      `model: tiny BGE-M3-shaped test model in ${dir}, generated or reused in ${Math.round(performance.now() - t0)} ms (random weights: for demos and tests only)`,
+    );
   }
   const cfg = parseConfig(env);
   const log = createLogger({ level: cfg.LOG_LEVEL, name: "demo" });
@@ -49,11 +51,17 @@ async function main(): Promise<number> {
   const worker = await startWorker(cfg, { log, metrics });
   const samples = path.join(root, "samples");
   const started = performance.now();
-  const summary = await enqueueDocuments(queue, (async function* () {
-    for await (const f of expandInputs([samples])) yield* readDocuments(f);
-  })(), enqueueOptionsFrom(cfg, loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"))));
-  console.log(`enqueued: ${summary.documents} documents from ${samples} as ${summary.jobs} jobs (${summary.chunks} chunks, ${summary.tokens} tokens)` +
-    (summary.skipped ? `; skipped ${summary.skipped}: ${JSON.stringify(summary.skippedByReason)}` : ""));
+  const summary = await enqueueDocuments(
+    queue,
+    (async function* () {
+      for await (const f of expandInputs([samples])) yield* readDocuments(f);
+    })(),
+    enqueueOptionsFrom(cfg, loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"))),
+  );
+  console.log(
+    `enqueued: ${summary.documents} documents from ${samples} as ${summary.jobs} jobs (${summary.chunks} chunks, ${summary.tokens} tokens)` +
+      (summary.skipped ? `; skipped ${summary.skipped}: ${JSON.stringify(summary.skippedByReason)}` : ""),
+  );
 
   let stats = await queueStats(queue);
   while (stats.backlog > 0) {
@@ -68,8 +76,12 @@ async function main(): Promise<number> {
   const padded = await value("embed_padded_tokens_total");
   const batches = await value("embed_batches_total");
   const truncated = await value("embed_truncated_chunks_total");
-  console.log(`embedded: ${chunks} chunks, ${tokens} tokens in ${batches} batches; ${truncated} truncated; outputs ${worker.model.info.outputs.join("+")} (dense dim ${worker.model.info.denseDim})`);
-  console.log(`throughput: ${(chunks / seconds).toFixed(1)} chunks/s, ${(tokens / seconds).toFixed(0)} tokens/s over ${seconds.toFixed(2)} s (enqueue to drained, ${cfg.EXECUTION_PROVIDER})`);
+  console.log(
+    `embedded: ${chunks} chunks, ${tokens} tokens in ${batches} batches; ${truncated} truncated; outputs ${worker.model.info.outputs.join("+")} (dense dim ${worker.model.info.denseDim})`,
+  );
+  console.log(
+    `throughput: ${(chunks / seconds).toFixed(1)} chunks/s, ${(tokens / seconds).toFixed(0)} tokens/s over ${seconds.toFixed(2)} s (enqueue to drained, ${cfg.EXECUTION_PROVIDER})`,
+  );
   console.log(`padding efficiency: ${padded ? (tokens / padded).toFixed(3) : "n/a"} (real tokens / computed tokens)`);
   console.log(`vectors: ${worker.sink.describe()}`);
   console.log(`queue: ${stats.completed} completed, ${stats.failed} failed`);

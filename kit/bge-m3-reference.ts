@@ -76,7 +76,11 @@ export async function backboneReference(
     for (const ids of sequences) {
       const dims = [1, ids.length];
       const feeds = {
-        input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, (id) => BigInt(id)), dims),
+        input_ids: new ort.Tensor(
+          "int64",
+          BigInt64Array.from(ids, (id) => BigInt(id)),
+          dims,
+        ),
         attention_mask: new ort.Tensor("int64", new BigInt64Array(ids.length).fill(1n), dims),
       };
       const t = (await session.run(feeds, ["last_hidden_state"])).last_hidden_state;

@@ -6,7 +6,20 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { once } from "node:events";
 
-const WORDS = ["alpha", "beta", "gamma", "delta", "river", "stone", "meeting", "budget", "plan", "cloud", "north", "window"];
+const WORDS = [
+  "alpha",
+  "beta",
+  "gamma",
+  "delta",
+  "river",
+  "stone",
+  "meeting",
+  "budget",
+  "plan",
+  "cloud",
+  "north",
+  "window",
+];
 
 export function sentence(doc: number, s: number): string {
   return `${WORDS[(doc + s) % WORDS.length]} ${WORDS[(doc * 7 + s * 3) % WORDS.length]} ${s}.`;
@@ -28,7 +41,10 @@ export interface JsonlCorpusOptions {
 }
 
 /** Writes the corpus; returns the JSONL paths and the ids of the valid documents in order. */
-export async function writeJsonlCorpus(dir: string, o: JsonlCorpusOptions): Promise<{ files: string[]; ids: string[] }> {
+export async function writeJsonlCorpus(
+  dir: string,
+  o: JsonlCorpusOptions,
+): Promise<{ files: string[]; ids: string[] }> {
   const files: string[] = [];
   const ids: string[] = [];
   let doc = 0;

@@ -17,7 +17,8 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 /** `../shared` beside the repository, if this checkout has it. */
 export const referenceRoot = path.resolve(repoRoot, "..", "shared");
 export const hasReference = existsSync(path.join(referenceRoot, "reference"));
-export const SKIP_NO_REFERENCE = "skipped: ../shared (reference tokenizer and transcripts) is not present beside this checkout";
+export const SKIP_NO_REFERENCE =
+  "skipped: ../shared (reference tokenizer and transcripts) is not present beside this checkout";
 
 export async function testModel(opts: WriteTestModelOptions = {}, name = "default"): Promise<TestModelFiles> {
   return ensureTestModel(path.join(os.tmpdir(), "bge-m3-queue-worker-test-models", name), opts);
@@ -55,7 +56,11 @@ export async function qdrantTarget(): Promise<QdrantTarget> {
   return { url: server.url, server, close: () => server.close() };
 }
 
-export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs = 20_000, what = "condition"): Promise<void> {
+export async function waitFor(
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+  what = "condition",
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await cond()) return;

@@ -42,7 +42,11 @@ export async function spawnWorker(env: NodeJS.ProcessEnv): Promise<ChildWorker> 
   });
   const started = new Promise<number>((resolve, reject) => {
     onStart = resolve;
-    void child.exited.then(({ code, signal }) => reject(new Error(`worker exited before starting (code ${code}, signal ${signal}): ${child.output().slice(-2000)}`)));
+    void child.exited.then(({ code, signal }) =>
+      reject(
+        new Error(`worker exited before starting (code ${code}, signal ${signal}): ${child.output().slice(-2000)}`),
+      ),
+    );
   });
   started.catch(() => undefined);
   const rss = trackPeakRss(child);

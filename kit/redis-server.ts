@@ -48,16 +48,42 @@ export async function startTestRedis(o: TestRedisOptions = {}): Promise<TestRedi
   let child: Child | undefined;
   const extra = [
     ...(o.password ? ["--requirepass", o.password] : []),
-    ...(o.tls ? ["--tls-cert-file", o.tls.certFile, "--tls-key-file", o.tls.keyFile, "--tls-ca-cert-file", o.tls.caFile, "--tls-auth-clients", "no"] : []),
+    ...(o.tls
+      ? [
+          "--tls-cert-file",
+          o.tls.certFile,
+          "--tls-key-file",
+          o.tls.keyFile,
+          "--tls-ca-cert-file",
+          o.tls.caFile,
+          "--tls-auth-clients",
+          "no",
+        ]
+      : []),
   ];
   const start = async () => {
     child = startChild("redis-server", [
-      ...(o.tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)]), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-      "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--logfile", "", ...extra,
+      ...(o.tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)]),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "always",
+      "--daemonize",
+      "no",
+      "--logfile",
+      "",
+      ...extra,
     ]);
     const end = Date.now() + 15_000;
     while (!ping(port, o)) {
-      if (child.proc.exitCode !== null) throw new Error(`redis-server exited with ${child.proc.exitCode}: ${child.output()}`);
+      if (child.proc.exitCode !== null)
+        throw new Error(`redis-server exited with ${child.proc.exitCode}: ${child.output()}`);
       if (Date.now() > end) throw new Error(`redis-server did not answer on port ${port}: ${child.output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -69,7 +95,11 @@ export async function startTestRedis(o: TestRedisOptions = {}): Promise<TestRedi
   };
   await start();
   return {
-    port, dir, url: `${o.tls ? "rediss" : "redis"}://${o.password ? `:${encodeURIComponent(o.password)}@` : ""}${o.tls ? "localhost" : "127.0.0.1"}:${port}`, shutdown, start,
+    port,
+    dir,
+    url: `${o.tls ? "rediss" : "redis"}://${o.password ? `:${encodeURIComponent(o.password)}@` : ""}${o.tls ? "localhost" : "127.0.0.1"}:${port}`,
+    shutdown,
+    start,
     close: async () => {
       await child?.stop("SIGKILL").catch(() => undefined);
       await rm(dir, { recursive: true, force: true });

@@ -10,12 +10,14 @@ import type { SourceDocument } from "../producer/document.js";
 export { freePort } from "./harness.js";
 import { peakRssBytes as peakOf } from "../shared/process-memory.js";
 
-const WORDS = ("river bridge market morning council library station garden report meeting budget school " +
-  "harbour weather summer winter notice street museum concert planning traffic ferry county").split(" ");
+const WORDS = (
+  "river bridge market morning council library station garden report meeting budget school " +
+  "harbour weather summer winter notice street museum concert planning traffic ferry county"
+).split(" ");
 
 /** Deterministic sentences: document `i` of a corpus is the same on every run. */
 export function syntheticText(i: number, sentences: number): string {
-  let x = (i + 1) * 2654435761 >>> 0;
+  let x = ((i + 1) * 2654435761) >>> 0;
   const next = () => (x = (Math.imul(x ^ (x >>> 15), 2246822519) + 0x9e3779b9) >>> 0);
   const out: string[] = [];
   for (let s = 0; s < sentences; s++) {
@@ -26,7 +28,10 @@ export function syntheticText(i: number, sentences: number): string {
   return out.join(" ");
 }
 
-export function syntheticDocs(count: number, opts: { prefix?: string; sentences?: (i: number) => number } = {}): SourceDocument[] {
+export function syntheticDocs(
+  count: number,
+  opts: { prefix?: string; sentences?: (i: number) => number } = {},
+): SourceDocument[] {
   const sentences = opts.sentences ?? ((i) => 1 + (i % 4));
   return Array.from({ length: count }, (_, i) => ({
     id: `${opts.prefix ?? "doc"}-${i}`,
@@ -38,10 +43,18 @@ export function syntheticDocs(count: number, opts: { prefix?: string; sentences?
 }
 
 /** Point ids the worker must write for these documents, computed with the producer's chunker. */
-export function expectedPointIds(docs: Iterable<SourceDocument>, o: { chunkTokens: number; overlapTokens: number; countTokens: (t: string) => number }): Set<string> {
+export function expectedPointIds(
+  docs: Iterable<SourceDocument>,
+  o: { chunkTokens: number; overlapTokens: number; countTokens: (t: string) => number },
+): Set<string> {
   const ids = new Set<string>();
   for (const d of docs) {
-    for (const c of chunkDocument(d, { targetTokens: o.chunkTokens, overlapTokens: o.overlapTokens, countTokens: o.countTokens })) ids.add(pointId(d.id, c.index));
+    for (const c of chunkDocument(d, {
+      targetTokens: o.chunkTokens,
+      overlapTokens: o.overlapTokens,
+      countTokens: o.countTokens,
+    }))
+      ids.add(pointId(d.id, c.index));
   }
   return ids;
 }

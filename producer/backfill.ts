@@ -18,14 +18,39 @@ import { createLogger } from "../shared/logger.js";
 import { redisConnection } from "../shared/redis.js";
 import { BacklogGate, type GateStats, type WaterMarks } from "./backfill/backlog.js";
 import {
-  checkpointKey, CheckpointError, defaultRunId, FileCheckpointStore, newCheckpoint, RedisCheckpointStore, resumeConflict, zeroCounts,
-  type BackfillCounts, type BackfillSettings, type Checkpoint, type CheckpointPosition, type CheckpointStore,
+  checkpointKey,
+  CheckpointError,
+  defaultRunId,
+  FileCheckpointStore,
+  newCheckpoint,
+  RedisCheckpointStore,
+  resumeConflict,
+  zeroCounts,
+  type BackfillCounts,
+  type BackfillSettings,
+  type Checkpoint,
+  type CheckpointPosition,
+  type CheckpointStore,
 } from "./backfill/checkpoint.js";
 import { estimateBackfill, type BackfillEstimate } from "./backfill/estimate.js";
 import { measureInputs, walkInputs, type WalkedEntry } from "./backfill/input-walk.js";
-import { estimateEta, RateMeter, startProgress, type ProgressMode, type ProgressSnapshot } from "./backfill/progress.js";
+import {
+  estimateEta,
+  RateMeter,
+  startProgress,
+  type ProgressMode,
+  type ProgressSnapshot,
+} from "./backfill/progress.js";
 import type { ReadEvent } from "./document.js";
-import { chunksForQueue, enqueueOptionsFrom, jobsForDocument, reasonKey, type BulkJob, type EnqueueOptions, type SkippedRecord } from "./enqueue.js";
+import {
+  chunksForQueue,
+  enqueueOptionsFrom,
+  jobsForDocument,
+  reasonKey,
+  type BulkJob,
+  type EnqueueOptions,
+  type SkippedRecord,
+} from "./enqueue.js";
 import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { formatForFile, LINE_FORMATS, readDocuments, type InputFormat } from "./readers/index.js";
 import { ProducerError } from "./producer-errors.js";
@@ -107,7 +132,13 @@ export interface BackfillSummary {
   priority: number | null;
   backlog: (WaterMarks & Pick<GateStats, "peakJobs" | "peakChunks" | "pauses" | "pausedSeconds">) | null;
   /** What QueueEvents reported for this invocation's jobs (complete only with `wait`). */
-  worker: { completedJobs: number; failedJobs: number; duplicateJobs: number; unchangedChunks: number; drained: boolean } | null;
+  worker: {
+    completedJobs: number;
+    failedJobs: number;
+    duplicateJobs: number;
+    unchangedChunks: number;
+    drained: boolean;
+  } | null;
   estimate: BackfillEstimate | null;
   elapsedSeconds: number;
   /** Peak resident memory of this process. */
@@ -138,8 +169,11 @@ async function openResources(cfg: Config, o: BackfillOptions, runId: string): Pr
   const queue = new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX });
   const events = new QueueEvents(cfg.QUEUE_NAME, { connection: eventsConnection, prefix: cfg.QUEUE_PREFIX });
   const where = o.checkpoint ?? "redis";
-  const store = o.checkpointStore
-    ?? (where === "redis" ? new RedisCheckpointStore(connection, checkpointKey(cfg.QUEUE_PREFIX, cfg.QUEUE_NAME, runId)) : new FileCheckpointStore(where));
+  const store =
+    o.checkpointStore ??
+    (where === "redis"
+      ? new RedisCheckpointStore(connection, checkpointKey(cfg.QUEUE_PREFIX, cfg.QUEUE_NAME, runId))
+      : new FileCheckpointStore(where));
   const res = { connection, eventsConnection, queue, events, store };
   try {
     await events.waitUntilReady();
@@ -193,28 +227,46 @@ class BackfillRun {
   /** Ids enqueued by this invocation (not earlier ones of a resumed run). */
   private readonly ids?: DuplicateIdGuard;
 
-  constructor(private readonly cfg: Config, private readonly o: BackfillOptions, private readonly runId: string, private readonly res: Resources) {
+  constructor(
+    private readonly cfg: Config,
+    private readonly o: BackfillOptions,
+    private readonly runId: string,
+    private readonly res: Resources,
+  ) {
     this.enqueue = {
       ...enqueueOptionsFrom(cfg, o.countTokens),
-      chunkTokens: o.chunkTokens ?? cfg.CHUNK_TOKENS, overlapTokens: o.overlapTokens ?? cfg.CHUNK_OVERLAP_TOKENS,
-      priority: o.priority ?? BACKFILL_DEFAULTS.priority, skipUnchanged: o.skipUnchanged, dryRun: o.dryRun,
+      chunkTokens: o.chunkTokens ?? cfg.CHUNK_TOKENS,
+      overlapTokens: o.overlapTokens ?? cfg.CHUNK_OVERLAP_TOKENS,
+      priority: o.priority ?? BACKFILL_DEFAULTS.priority,
+      skipUnchanged: o.skipUnchanged,
+      dryRun: o.dryRun,
     };
     this.settings = {
-      format: o.format ?? "auto", idPrefix: o.idPrefix ?? "", chunkTokens: this.enqueue.chunkTokens,
-      overlapTokens: this.enqueue.overlapTokens, maxChunksPerJob: this.enqueue.maxChunksPerJob,
+      format: o.format ?? "auto",
+      idPrefix: o.idPrefix ?? "",
+      chunkTokens: this.enqueue.chunkTokens,
+      overlapTokens: this.enqueue.overlapTokens,
+      maxChunksPerJob: this.enqueue.maxChunksPerJob,
     };
     const m = o.marks ?? {};
     this.marks = {
-      highJobs: m.highJobs ?? BACKFILL_DEFAULTS.highWaterJobs, lowJobs: m.lowJobs ?? BACKFILL_DEFAULTS.lowWaterJobs,
-      highChunks: m.highChunks ?? BACKFILL_DEFAULTS.highWaterChunks, lowChunks: m.lowChunks ?? BACKFILL_DEFAULTS.lowWaterChunks,
+      highJobs: m.highJobs ?? BACKFILL_DEFAULTS.highWaterJobs,
+      lowJobs: m.lowJobs ?? BACKFILL_DEFAULTS.lowWaterJobs,
+      highChunks: m.highChunks ?? BACKFILL_DEFAULTS.highWaterChunks,
+      lowChunks: m.lowChunks ?? BACKFILL_DEFAULTS.lowWaterChunks,
     };
     if (this.marks.lowJobs >= this.marks.highJobs || this.marks.lowChunks >= this.marks.highChunks) {
-      throw new BackfillError(`low-water marks must be below high-water marks (jobs ${this.marks.lowJobs} vs ${this.marks.highJobs}, chunks ${this.marks.lowChunks} vs ${this.marks.highChunks})`);
+      throw new BackfillError(
+        `low-water marks must be below high-water marks (jobs ${this.marks.lowJobs} vs ${this.marks.highJobs}, chunks ${this.marks.lowChunks} vs ${this.marks.highChunks})`,
+      );
     }
     this.bulkSize = o.bulkSize ?? BACKFILL_DEFAULTS.bulkSize;
     if (!o.allowDuplicateIds) this.ids = new DuplicateIdGuard();
     if (res.queue) {
-      this.gate = new BacklogGate(res.queue, res.events, this.marks, { pollMs: o.pollMs ?? BACKFILL_DEFAULTS.pollMs, fallbackChunksPerJob: this.enqueue.maxChunksPerJob });
+      this.gate = new BacklogGate(res.queue, res.events, this.marks, {
+        pollMs: o.pollMs ?? BACKFILL_DEFAULTS.pollMs,
+        fallbackChunksPerJob: this.enqueue.maxChunksPerJob,
+      });
     }
   }
 
@@ -226,7 +278,10 @@ class BackfillRun {
     }
     if (found) {
       const conflict = resumeConflict(found, this.o.inputs, this.settings);
-      if (conflict) throw new CheckpointError(`cannot resume backfill "${this.runId}" from ${this.res.store!.describe()}: ${conflict}; use --restart or another --run-id`);
+      if (conflict)
+        throw new CheckpointError(
+          `cannot resume backfill "${this.runId}" from ${this.res.store!.describe()}: ${conflict}; use --restart or another --run-id`,
+        );
       this.cp = { ...found, attempts: found.attempts + 1 };
       this.resumed = true;
     } else {
@@ -234,7 +289,10 @@ class BackfillRun {
     }
     await this.res.store?.save(this.cp);
     const scan = new AbortController();
-    void measureInputs(this.cp.inputs, scan.signal).then((r) => (this.bytesTotal = r.bytes), () => undefined);
+    void measureInputs(this.cp.inputs, scan.signal).then(
+      (r) => (this.bytesTotal = r.bytes),
+      () => undefined,
+    );
     this.snapshot(); // seeds the rate meters, so the first progress line has rates
     const sampler = setInterval(() => this.gate?.refresh(), 1000);
     sampler.unref();
@@ -279,13 +337,25 @@ class BackfillRun {
       this.pos = { input: entry.input, file: entry.file, records: 0, offset: 0, line: 0, complete: true };
       return true;
     }
-    const size = await stat(entry.file).then((s) => s.size, () => 0);
+    const size = await stat(entry.file).then(
+      (s) => s.size,
+      () => 0,
+    );
     const format = this.settings.format === "auto" ? formatForFile(entry.file) : (this.settings.format as InputFormat);
     const byLine = format !== undefined && LINE_FORMATS.has(format);
-    let pos: CheckpointPosition = resumeAt ?? { input: entry.input, file: entry.file, records: 0, offset: 0, line: 0, complete: false };
+    let pos: CheckpointPosition = resumeAt ?? {
+      input: entry.input,
+      file: entry.file,
+      records: 0,
+      offset: 0,
+      line: 0,
+      complete: false,
+    };
     let toSkip = byLine ? 0 : pos.records; // whole-file formats resume by record count
     const events = readDocuments(entry.file, {
-      format: this.settings.format as "auto" | InputFormat, idPrefix: this.settings.idPrefix, detectDuplicateIds: false,
+      format: this.settings.format as "auto" | InputFormat,
+      idPrefix: this.settings.idPrefix,
+      detectDuplicateIds: false,
       start: byLine && resumeAt ? { offset: resumeAt.offset, line: resumeAt.line } : undefined,
     });
     for await (const ev of events) {
@@ -296,7 +366,9 @@ class BackfillRun {
       pos = this.advance(pos, ev);
       this.pos = pos;
       this.handle(ev);
-      const due = this.buffer.length >= this.bulkSize || (this.buffer.length > 0 && performance.now() - this.lastFlush >= MAX_BULK_WAIT_MS);
+      const due =
+        this.buffer.length >= this.bulkSize ||
+        (this.buffer.length > 0 && performance.now() - this.lastFlush >= MAX_BULK_WAIT_MS);
       if (due && !(await this.flush())) return false;
       if (this.o.signal?.aborted) return false;
     }
@@ -353,7 +425,8 @@ class BackfillRun {
     this.lastFlush = performance.now();
     add(this.cp.totals, this.pending);
     add(this.runCounts, this.pending);
-    for (const [k, n] of Object.entries(this.pendingReasons)) this.cp.skippedByReason[k] = (this.cp.skippedByReason[k] ?? 0) + n;
+    for (const [k, n] of Object.entries(this.pendingReasons))
+      this.cp.skippedByReason[k] = (this.cp.skippedByReason[k] ?? 0) + n;
     this.pending = zeroCounts();
     this.pendingReasons = {};
     this.cp.position = this.pos;
@@ -382,13 +455,32 @@ class BackfillRun {
     const readRate = this.bytesMeter.perSecond();
     // A dry run has no workers: its ETA is the reading time left.
     const eta = this.gate
-      ? estimateEta({ chunks: t.chunks, bytesDone: t.bytes, bytesTotal: this.bytesTotal, backlogChunks: backlog.chunks, drainPerSecond: drain })
-      : this.bytesTotal !== null && readRate ? Math.round(Math.max(0, this.bytesTotal - t.bytes) / readRate) : null;
+      ? estimateEta({
+          chunks: t.chunks,
+          bytesDone: t.bytes,
+          bytesTotal: this.bytesTotal,
+          backlogChunks: backlog.chunks,
+          drainPerSecond: drain,
+        })
+      : this.bytesTotal !== null && readRate
+        ? Math.round(Math.max(0, this.bytesTotal - t.bytes) / readRate)
+        : null;
     return {
-      phase: this.phase, elapsedSeconds: (performance.now() - this.started) / 1000,
-      files: t.files, documents: t.documents, jobs: t.jobs, chunks: t.chunks, tokens: t.tokens, skipped: t.skipped,
-      bytesDone: t.bytes, bytesTotal: this.bytesTotal, backlogJobs: backlog.jobs, backlogChunks: backlog.chunks,
-      paused: this.gate?.paused ?? false, enqueueChunksPerSecond: this.enqueueMeter.perSecond() ?? 0, drainChunksPerSecond: drain,
+      phase: this.phase,
+      elapsedSeconds: (performance.now() - this.started) / 1000,
+      files: t.files,
+      documents: t.documents,
+      jobs: t.jobs,
+      chunks: t.chunks,
+      tokens: t.tokens,
+      skipped: t.skipped,
+      bytesDone: t.bytes,
+      bytesTotal: this.bytesTotal,
+      backlogJobs: backlog.jobs,
+      backlogChunks: backlog.chunks,
+      paused: this.gate?.paused ?? false,
+      enqueueChunksPerSecond: this.enqueueMeter.perSecond() ?? 0,
+      drainChunksPerSecond: drain,
       etaSeconds: eta,
     };
   }
@@ -397,23 +489,51 @@ class BackfillRun {
     const g = this.gate?.stats;
     const dry = Boolean(this.o.dryRun);
     return {
-      runId: this.runId, checkpoint: this.res.store?.describe() ?? null, dryRun: dry, resumed: this.resumed,
-      complete: this.cp.status === "done", alreadyComplete: s.alreadyComplete, interrupted: s.interrupted,
-      run: this.runCounts, total: this.cp.totals, skippedByReason: this.cp.skippedByReason, skippedSamples: this.samples,
-      priority: dry ? null : this.enqueue.priority ?? null,
-      backlog: g ? { ...this.marks, peakJobs: g.peakJobs, peakChunks: g.peakChunks, pauses: g.pauses, pausedSeconds: Math.round(g.pausedSeconds * 10) / 10 } : null,
-      worker: g ? {
-        completedJobs: g.completedJobs, failedJobs: g.failedJobs, duplicateJobs: g.duplicateJobs, unchangedChunks: g.unchangedChunks,
-        drained: this.phase === "wait" && this.gate!.account.size === 0,
-      } : null,
-      estimate: dry ? estimateBackfill({
-        jobs: this.runCounts.jobs, chunks: this.runCounts.chunks, tokens: this.runCounts.tokens, jobDataBytes: this.jobDataBytes,
-        highWaterJobs: this.marks.highJobs, highWaterChunks: this.marks.highChunks, bulkSize: this.bulkSize,
-        keptCompleted: this.cfg.REMOVE_ON_COMPLETE, tokensPerSecond: this.o.tokensPerSecond,
-      }) : null,
+      runId: this.runId,
+      checkpoint: this.res.store?.describe() ?? null,
+      dryRun: dry,
+      resumed: this.resumed,
+      complete: this.cp.status === "done",
+      alreadyComplete: s.alreadyComplete,
+      interrupted: s.interrupted,
+      run: this.runCounts,
+      total: this.cp.totals,
+      skippedByReason: this.cp.skippedByReason,
+      skippedSamples: this.samples,
+      priority: dry ? null : (this.enqueue.priority ?? null),
+      backlog: g
+        ? {
+            ...this.marks,
+            peakJobs: g.peakJobs,
+            peakChunks: g.peakChunks,
+            pauses: g.pauses,
+            pausedSeconds: Math.round(g.pausedSeconds * 10) / 10,
+          }
+        : null,
+      worker: g
+        ? {
+            completedJobs: g.completedJobs,
+            failedJobs: g.failedJobs,
+            duplicateJobs: g.duplicateJobs,
+            unchangedChunks: g.unchangedChunks,
+            drained: this.phase === "wait" && this.gate!.account.size === 0,
+          }
+        : null,
+      estimate: dry
+        ? estimateBackfill({
+            jobs: this.runCounts.jobs,
+            chunks: this.runCounts.chunks,
+            tokens: this.runCounts.tokens,
+            jobDataBytes: this.jobDataBytes,
+            highWaterJobs: this.marks.highJobs,
+            highWaterChunks: this.marks.highChunks,
+            bulkSize: this.bulkSize,
+            keptCompleted: this.cfg.REMOVE_ON_COMPLETE,
+            tokensPerSecond: this.o.tokensPerSecond,
+          })
+        : null,
       elapsedSeconds: Math.round((performance.now() - this.started) / 100) / 10,
       maxRssBytes: peakRssBytes() ?? 0,
     };
   }
 }
-

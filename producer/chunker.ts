@@ -47,7 +47,8 @@ function packSpan(atoms: AtomWindow, from: number, next: number, budget: number,
   let text = atoms.join(start, end);
   let tokens = count(text);
   while (tokens > budget && (end - 1 > next || start < next)) {
-    if (end - 1 > next) end -= 1; // move a trailing atom to the next chunk
+    if (end - 1 > next)
+      end -= 1; // move a trailing atom to the next chunk
     else start += 1; // only the mandatory new atom is left: give up overlap instead
     text = atoms.join(start, end);
     tokens = count(text);
@@ -101,8 +102,7 @@ export function chunkDocument(doc: SourceDocument, opts: ChunkerOptions): Chunk[
   let from = 0; // first atom of the chunk being built (< next when overlapping)
   while (atoms.has(next)) {
     const span = packSpan(atoms, from, next, budget, count);
-    const metadata: Record<string, JsonValue> =
-      doc.kind === "transcript" ? transcriptMetadata(doc, atoms, span) : {};
+    const metadata: Record<string, JsonValue> = doc.kind === "transcript" ? transcriptMetadata(doc, atoms, span) : {};
     metadata.chars = span.text.length;
     chunks.push({ index: chunks.length, text: span.text, tokens: span.tokens + SPECIAL_TOKENS, metadata });
     if (opts.onProgress) {

@@ -55,24 +55,39 @@ export function buildCli(cfg: () => Config): Command {
   program
     .command("requeue-failed")
     .description("list failed jobs (id, document, attempts, reason, time) and move the matching ones back to waiting")
-    .option("--reason <kinds>", "only reasons of these kinds, comma list (the part before the colon: sink, validation, inference, ...)")
+    .option(
+      "--reason <kinds>",
+      "only reasons of these kinds, comma list (the part before the colon: sink, validation, inference, ...)",
+    )
     .option("--match <regex>", "only failed reasons matching this regular expression")
     .option("--limit <n>", "requeue at most n jobs, oldest failure first", wholeNumber)
     .option("--dry-run", "list what would be requeued; move nothing")
     .option("--keep-attempts", "keep the attempt count: one more try instead of JOB_ATTEMPTS with backoff")
     .option("--json", "print the result as JSON")
-    .action(async (o: { reason?: string; match?: string; limit?: number; dryRun?: boolean; keepAttempts?: boolean; json?: boolean }) => {
-      let match: RegExp | undefined;
-      try {
-        match = o.match === undefined ? undefined : new RegExp(o.match);
-      } catch (err) {
-        throw new InvalidArgumentError(`--match: ${(err as Error).message}`);
-      }
-      const c = cfg();
-      const reasons = o.reason?.split(",").map((r) => r.trim()).filter(Boolean);
-      const requeue = { reasons, match, limit: o.limit, dryRun: o.dryRun, keepAttempts: o.keepAttempts };
-      process.exitCode = await requeueFailedCommand(c, requeue, Boolean(o.json));
-    });
+    .action(
+      async (o: {
+        reason?: string;
+        match?: string;
+        limit?: number;
+        dryRun?: boolean;
+        keepAttempts?: boolean;
+        json?: boolean;
+      }) => {
+        let match: RegExp | undefined;
+        try {
+          match = o.match === undefined ? undefined : new RegExp(o.match);
+        } catch (err) {
+          throw new InvalidArgumentError(`--match: ${(err as Error).message}`);
+        }
+        const c = cfg();
+        const reasons = o.reason
+          ?.split(",")
+          .map((r) => r.trim())
+          .filter(Boolean);
+        const requeue = { reasons, match, limit: o.limit, dryRun: o.dryRun, keepAttempts: o.keepAttempts };
+        process.exitCode = await requeueFailedCommand(c, requeue, Boolean(o.json));
+      },
+    );
   return program;
 }
 
@@ -80,7 +95,9 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
   const d = BACKFILL_DEFAULTS;
   program
     .command("backfill")
-    .description("embed a whole archive through the queue: streamed, with backpressure on the backlog, resumable, below live traffic in priority")
+    .description(
+      "embed a whole archive through the queue: streamed, with backpressure on the backlog, resumable, below live traffic in priority",
+    )
     .argument("<inputs...>", "files, folders or globs (quote globs: 'archive/**/*.jsonl')")
     .option("--run-id <id>", "names the checkpoint (default: derived from the inputs and QUEUE_NAME)")
     .option("--checkpoint <where>", "redis (a key beside the queue) or a file path", "redis")
@@ -89,31 +106,81 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     .option("--id-prefix <prefix>", "prefix for document ids")
     .option("--chunk-tokens <n>", "target chunk size in tokens (default CHUNK_TOKENS)", wholeNumber)
     .option("--overlap <n>", "overlap between chunks in tokens (default CHUNK_OVERLAP_TOKENS)", wholeNumber)
-    .option("--priority <n>", "BullMQ priority of the backfill's jobs; jobs without a priority (live ingest) and lower numbers go first", priority, d.priority)
-    .option("--high-water-jobs <n>", "pause while the backlog holds this many jobs or more", atLeastOne, d.highWaterJobs)
+    .option(
+      "--priority <n>",
+      "BullMQ priority of the backfill's jobs; jobs without a priority (live ingest) and lower numbers go first",
+      priority,
+      d.priority,
+    )
+    .option(
+      "--high-water-jobs <n>",
+      "pause while the backlog holds this many jobs or more",
+      atLeastOne,
+      d.highWaterJobs,
+    )
     .option("--low-water-jobs <n>", "resume once the backlog is down to this many jobs", wholeNumber, d.lowWaterJobs)
-    .option("--high-water-chunks <n>", "pause while the backlog holds this many chunks or more", atLeastOne, d.highWaterChunks)
-    .option("--low-water-chunks <n>", "resume once the backlog is down to this many chunks", wholeNumber, d.lowWaterChunks)
+    .option(
+      "--high-water-chunks <n>",
+      "pause while the backlog holds this many chunks or more",
+      atLeastOne,
+      d.highWaterChunks,
+    )
+    .option(
+      "--low-water-chunks <n>",
+      "resume once the backlog is down to this many chunks",
+      wholeNumber,
+      d.lowWaterChunks,
+    )
     .option("--bulk <n>", "jobs per addBulk", atLeastOne, d.bulkSize)
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
     .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--dry-run", "read, chunk and count tokens without Redis; print totals and a sizing estimate")
-    .option("--tokens-per-second <n>", "dry run: your workers' measured throughput, for an embedding-time estimate", positiveNumber)
+    .option(
+      "--tokens-per-second <n>",
+      "dry run: your workers' measured throughput, for an embedding-time estimate",
+      positiveNumber,
+    )
     .option("--wait", "after enqueueing, wait until the workers have finished this run's jobs")
-    .option("--progress-interval <seconds>", "seconds between progress lines when stderr is not a terminal", positiveNumber, d.progressIntervalMs / 1000)
+    .option(
+      "--progress-interval <seconds>",
+      "seconds between progress lines when stderr is not a terminal",
+      positiveNumber,
+      d.progressIntervalMs / 1000,
+    )
     .option("--no-progress", "neither a progress bar nor progress lines")
     .option("--json", "print the summary as JSON")
     .action(async (inputs: string[], o) => {
       const marks = {
-        highJobs: o.highWaterJobs, lowJobs: o.lowWaterJobs, highChunks: o.highWaterChunks, lowChunks: o.lowWaterChunks,
+        highJobs: o.highWaterJobs,
+        lowJobs: o.lowWaterJobs,
+        highChunks: o.highWaterChunks,
+        lowChunks: o.lowWaterChunks,
       };
       const progress = o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log";
-      process.exitCode = await runBackfillCommand(cfg(), {
-        inputs, runId: o.runId, checkpoint: o.checkpoint, restart: o.restart, format: o.format, idPrefix: o.idPrefix,
-        chunkTokens: o.chunkTokens, overlapTokens: o.overlap, priority: o.priority, bulkSize: o.bulk, marks,
-        skipUnchanged: o.skipUnchanged, allowDuplicateIds: o.allowDuplicateIds, dryRun: o.dryRun, wait: o.wait,
-        tokensPerSecond: o.tokensPerSecond, progress, progressIntervalMs: o.progressInterval * 1000,
-      }, Boolean(o.json));
+      process.exitCode = await runBackfillCommand(
+        cfg(),
+        {
+          inputs,
+          runId: o.runId,
+          checkpoint: o.checkpoint,
+          restart: o.restart,
+          format: o.format,
+          idPrefix: o.idPrefix,
+          chunkTokens: o.chunkTokens,
+          overlapTokens: o.overlap,
+          priority: o.priority,
+          bulkSize: o.bulk,
+          marks,
+          skipUnchanged: o.skipUnchanged,
+          allowDuplicateIds: o.allowDuplicateIds,
+          dryRun: o.dryRun,
+          wait: o.wait,
+          tokensPerSecond: o.tokensPerSecond,
+          progress,
+          progressIntervalMs: o.progressInterval * 1000,
+        },
+        Boolean(o.json),
+      );
     });
 }
 

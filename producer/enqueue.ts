@@ -46,8 +46,14 @@ export interface EnqueueOptions {
 /** The enqueue options the configuration implies; callers override per run (CLI flags). */
 export function enqueueOptionsFrom(cfg: Config, countTokens: (text: string) => number): EnqueueOptions {
   return {
-    countTokens, chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, maxChunksPerJob: cfg.MAX_CHUNKS_PER_JOB,
-    attempts: cfg.JOB_ATTEMPTS, backoffMs: cfg.JOB_BACKOFF_MS, removeOnComplete: cfg.REMOVE_ON_COMPLETE, removeOnFail: cfg.REMOVE_ON_FAIL,
+    countTokens,
+    chunkTokens: cfg.CHUNK_TOKENS,
+    overlapTokens: cfg.CHUNK_OVERLAP_TOKENS,
+    maxChunksPerJob: cfg.MAX_CHUNKS_PER_JOB,
+    attempts: cfg.JOB_ATTEMPTS,
+    backoffMs: cfg.JOB_BACKOFF_MS,
+    removeOnComplete: cfg.REMOVE_ON_COMPLETE,
+    removeOnFail: cfg.REMOVE_ON_FAIL,
   };
 }
 
@@ -86,7 +92,15 @@ export type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
 /** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON";
  *  'document "x": empty text' -> "empty text"; 'segments[3]: "end" …' -> '"end" …'. */
 export function reasonKey(reason: string): string {
-  return reason.replace(/^(line|cue) \d+:\s*/i, "").replace(/^[A-Za-z_]+\[\d+\]:\s*/, "").replace(/^document "(?:[^"\\]|\\.)*":\s*/, "").split(/[:(]/)[0].trim().slice(0, 60) || "unknown";
+  return (
+    reason
+      .replace(/^(line|cue) \d+:\s*/i, "")
+      .replace(/^[A-Za-z_]+\[\d+\]:\s*/, "")
+      .replace(/^document "(?:[^"\\]|\\.)*":\s*/, "")
+      .split(/[:(]/)[0]
+      .trim()
+      .slice(0, 60) || "unknown"
+  );
 }
 
 /** A document's chunks, or why it cannot be enqueued. */
@@ -109,7 +123,9 @@ export function chunksForQueue(
   try {
     const report = opts.onChunkProgress;
     chunks = chunkDocument(doc, {
-      targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens,
+      targetTokens: opts.chunkTokens,
+      overlapTokens: opts.overlapTokens,
+      countTokens: opts.countTokens,
       onProgress: report && ((p) => report(doc, p)),
     });
   } catch (err) {
@@ -128,7 +144,12 @@ export function nextVersion(): number {
   return lastVersion;
 }
 
-export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: EnqueueOptions, now = nextVersion()): BulkJob[] {
+export function jobsForDocument(
+  doc: SourceDocument,
+  chunks: Chunk[],
+  opts: EnqueueOptions,
+  now = nextVersion(),
+): BulkJob[] {
   const docHash = sha256Hex(chunks.map((c) => c.text));
   const parts = Math.ceil(chunks.length / opts.maxChunksPerJob);
   const metadata = { ...doc.metadata, source_file: doc.source.file, kind: doc.kind };
@@ -136,9 +157,18 @@ export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: Enqu
   for (let part = 0; part < parts; part++) {
     const slice = chunks.slice(part * opts.maxChunksPerJob, (part + 1) * opts.maxChunksPerJob);
     const data: EmbedJobData = {
-      v: JOB_SCHEMA_VERSION, docId: doc.id, part, parts, docHash, enqueuedAt: now, metadata,
+      v: JOB_SCHEMA_VERSION,
+      docId: doc.id,
+      part,
+      parts,
+      docHash,
+      enqueuedAt: now,
+      metadata,
       chunks: slice.map((c) => ({
-        index: c.index, text: c.text, metadata: c.metadata, docChunks: chunks.length,
+        index: c.index,
+        text: c.text,
+        metadata: c.metadata,
+        docChunks: chunks.length,
         ...(opts.skipUnchanged ? { hash: chunkHash(c.text, { ...metadata, ...c.metadata }) } : {}),
       })),
     };
@@ -155,10 +185,21 @@ export function jobsForDocument(doc: SourceDocument, chunks: Chunk[], opts: Enqu
   return jobs;
 }
 
-export async function enqueueDocuments(queue: Queue | undefined, input: Input, opts: EnqueueOptions): Promise<EnqueueSummary> {
+export async function enqueueDocuments(
+  queue: Queue | undefined,
+  input: Input,
+  opts: EnqueueOptions,
+): Promise<EnqueueSummary> {
   if (!queue && !opts.dryRun) throw new Error("enqueueDocuments needs a queue unless dryRun is set");
   const s: EnqueueSummary = {
-    documents: 0, jobs: 0, chunks: 0, tokens: 0, skipped: 0, repaired: 0, skippedByReason: {}, skippedSamples: [],
+    documents: 0,
+    jobs: 0,
+    chunks: 0,
+    tokens: 0,
+    skipped: 0,
+    repaired: 0,
+    skippedByReason: {},
+    skippedSamples: [],
   };
   const bulkSize = opts.bulkSize ?? 500;
   let buffer: BulkJob[] = [];
@@ -178,7 +219,10 @@ export async function enqueueDocuments(queue: Queue | undefined, input: Input, o
   };
   const ids = opts.allowDuplicateIds ? undefined : new DuplicateIdGuard();
   for await (const item of input as AsyncIterable<ReadEvent | SourceDocument>) {
-    const ev: ReadEvent = "kind" in item && (item.kind === "document" || item.kind === "skipped") ? (item as ReadEvent) : { kind: "document", doc: item as SourceDocument };
+    const ev: ReadEvent =
+      "kind" in item && (item.kind === "document" || item.kind === "skipped")
+        ? (item as ReadEvent)
+        : { kind: "document", doc: item as SourceDocument };
     if (ev.kind === "skipped") {
       skip({ file: ev.file, line: ev.line, reason: ev.reason });
       continue;

@@ -14,10 +14,7 @@ import { formatForFile } from "./readers/index.js";
 import { describeFileType } from "./readers/file-input.js";
 
 export type EntryVerdict =
-  | { kind: "file" }
-  | { kind: "folder" }
-  | { kind: "ignored" }
-  | { kind: "skipped"; reason: string };
+  { kind: "file" } | { kind: "folder" } | { kind: "ignored" } | { kind: "skipped"; reason: string };
 
 const notRegular = (type: string): EntryVerdict => ({
   kind: "skipped",

@@ -26,12 +26,17 @@ export function toJsonMetadata(value: unknown, path = "metadata", seen = new Set
   seen.add(obj);
   try {
     if (Array.isArray(value) || value instanceof Set) {
-      return [...(value as Iterable<unknown>)].map((v, i) => toJsonMetadata(v === undefined ? null : v, `${path}[${i}]`, seen, depth + 1));
+      return [...(value as Iterable<unknown>)].map((v, i) =>
+        toJsonMetadata(v === undefined ? null : v, `${path}[${i}]`, seen, depth + 1),
+      );
     }
-    const entries = value instanceof Map ? [...value.entries()].map(([k, v]) => [String(k), v] as const) : Object.entries(value);
+    const entries =
+      value instanceof Map ? [...value.entries()].map(([k, v]) => [String(k), v] as const) : Object.entries(value);
     const proto = Object.getPrototypeOf(value);
     if (!(value instanceof Map) && proto !== Object.prototype && proto !== null) {
-      throw new TypeError(`${path} is a ${proto?.constructor?.name ?? "non-plain"} object; pass plain objects, arrays, strings, numbers, booleans or null`);
+      throw new TypeError(
+        `${path} is a ${proto?.constructor?.name ?? "non-plain"} object; pass plain objects, arrays, strings, numbers, booleans or null`,
+      );
     }
     const out: Record<string, JsonValue> = {};
     for (const [k, v] of entries) if (v !== undefined) out[k] = toJsonMetadata(v, `${path}.${k}`, seen, depth + 1);

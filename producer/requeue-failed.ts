@@ -106,10 +106,14 @@ export async function requeueFailed(queue: Queue, o: RequeueOptions): Promise<Re
 }
 
 export function formatRequeueSummary(s: RequeueSummary): string {
-  const lines = s.jobs.map((j) =>
-    `${j.id}  doc=${j.docId ?? "-"}  attempts=${j.attempts}  failed=${j.finishedOn ?? "-"}  ${j.failedReason.split("\n")[0].slice(0, 200)}` +
-    (j.requeued ? "  -> requeued" : j.error ? `  -> not requeued: ${j.error}` : ""));
+  const lines = s.jobs.map(
+    (j) =>
+      `${j.id}  doc=${j.docId ?? "-"}  attempts=${j.attempts}  failed=${j.finishedOn ?? "-"}  ${j.failedReason.split("\n")[0].slice(0, 200)}` +
+      (j.requeued ? "  -> requeued" : j.error ? `  -> not requeued: ${j.error}` : ""),
+  );
   const verb = s.dryRun ? "would requeue" : "requeued";
-  lines.push(`${verb} ${s.dryRun ? s.matched : s.requeued} of ${s.matched} matching failed jobs (${s.scanned} scanned)`);
+  lines.push(
+    `${verb} ${s.dryRun ? s.matched : s.requeued} of ${s.matched} matching failed jobs (${s.scanned} scanned)`,
+  );
   return lines.join("\n") + "\n";
 }

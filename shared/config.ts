@@ -16,10 +16,16 @@ const outputsSchema = z
   .string()
   .default("dense,sparse")
   .transform((s, ctx) => {
-    const parts = s.split(",").map((p) => p.trim().toLowerCase()).filter(Boolean);
+    const parts = s
+      .split(",")
+      .map((p) => p.trim().toLowerCase())
+      .filter(Boolean);
     const bad = parts.filter((p) => !(OUTPUT_KINDS as readonly string[]).includes(p));
     if (bad.length > 0 || parts.length === 0) {
-      ctx.addIssue({ code: "custom", message: `unknown output(s) "${bad.join(",")}"; use a comma list of ${OUTPUT_KINDS.join(", ")}` });
+      ctx.addIssue({
+        code: "custom",
+        message: `unknown output(s) "${bad.join(",")}"; use a comma list of ${OUTPUT_KINDS.join(", ")}`,
+      });
       return z.NEVER;
     }
     return [...new Set(parts)] as OutputKind[];
@@ -32,7 +38,10 @@ const outputNamesSchema = z
   .transform((s, ctx) => {
     if (s === undefined) return undefined;
     const map: Partial<Record<OutputKind, string>> = {};
-    for (const part of s.split(",").map((p) => p.trim()).filter(Boolean)) {
+    for (const part of s
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const [kind, name, ...rest] = part.split("=").map((x) => x.trim());
       if (!(OUTPUT_KINDS as readonly string[]).includes(kind) || !name || rest.length > 0 || map[kind as OutputKind]) {
         const kinds = OUTPUT_KINDS.join(", ");
@@ -45,47 +54,116 @@ const outputNamesSchema = z
   });
 
 export const configShape = {
-  REDIS_URL: z.string().url().default("redis://127.0.0.1:6379").describe("Redis connection URL (redis:// or rediss:// for TLS; a password in the URL is never logged)"),
-  REDIS_TLS_CA_FILE: z.string().min(1).optional().describe("PEM file of the CA that signed Redis's TLS certificate (rediss:// URLs); unset = the system CAs"),
-  QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("embed").describe("BullMQ queue name"),
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("bull").describe("BullMQ key prefix (keys are <prefix>:<queue>:...)"),
-  QDRANT_URL: z.string().url().optional().describe("Qdrant REST URL; unset = write vectors to SINK_FILE (JSONL) instead, with a warning"),
+  REDIS_URL: z
+    .string()
+    .url()
+    .default("redis://127.0.0.1:6379")
+    .describe("Redis connection URL (redis:// or rediss:// for TLS; a password in the URL is never logged)"),
+  REDIS_TLS_CA_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("PEM file of the CA that signed Redis's TLS certificate (rediss:// URLs); unset = the system CAs"),
+  QUEUE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only")
+    .default("embed")
+    .describe("BullMQ queue name"),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .default("bull")
+    .describe("BullMQ key prefix (keys are <prefix>:<queue>:...)"),
+  QDRANT_URL: z
+    .string()
+    .url()
+    .optional()
+    .describe("Qdrant REST URL; unset = write vectors to SINK_FILE (JSONL) instead, with a warning"),
   QDRANT_API_KEY: z.string().min(1).optional().describe("Qdrant API key (never logged)"),
   QDRANT_TIMEOUT_MS: int(30_000, 100).describe("Qdrant request timeout, milliseconds"),
-  COLLECTION: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("transcripts").describe("Qdrant collection name"),
+  COLLECTION: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .default("transcripts")
+    .describe("Qdrant collection name"),
   SINK_FILE: z.string().default("out/vectors.jsonl").describe("JSONL file the vectors go to when QDRANT_URL is unset"),
   STORE_TEXT: flag(true).describe("Store the chunk text in the point payload (true/false)"),
-  UPSERT_MAX_BYTES: int(8 * 1024 * 1024, 16 * 1024).describe("Largest Qdrant upsert request, bytes (estimated JSON size); Qdrant's default limit is 32 MiB"),
+  UPSERT_MAX_BYTES: int(8 * 1024 * 1024, 16 * 1024).describe(
+    "Largest Qdrant upsert request, bytes (estimated JSON size); Qdrant's default limit is 32 MiB",
+  ),
   UPSERT_MAX_POINTS: int(256, 1).describe("Most points in one upsert request"),
-  UPSERT_LINGER_MS: int(10, 0).describe("How long points wait to be grouped with others before an upsert, milliseconds"),
+  UPSERT_LINGER_MS: int(10, 0).describe(
+    "How long points wait to be grouped with others before an upsert, milliseconds",
+  ),
   SINK_RETRIES: int(5, 0, 50).describe("Retries of a failed upsert before its jobs fail (and BullMQ retries them)"),
   SINK_RETRY_BASE_MS: int(200, 1).describe("First retry delay of a failed upsert, milliseconds (doubles each retry)"),
-  MODEL_DIR: z.string().default("models/bge-m3").describe("Folder with the ONNX export (found as MODEL_FILE says), tokenizer.json and config.json"),
-  MODEL_FILE: z.string().optional().describe(
-    "ONNX file inside MODEL_DIR; unset = the one of model.onnx, model_fp16.onnx, model_quantized.onnx, " +
-      "bge_m3_model.onnx (in MODEL_DIR or its onnx/ folder) that exists; several exist = refused, set this",
-  ),
+  MODEL_DIR: z
+    .string()
+    .default("models/bge-m3")
+    .describe("Folder with the ONNX export (found as MODEL_FILE says), tokenizer.json and config.json"),
+  MODEL_FILE: z
+    .string()
+    .optional()
+    .describe(
+      "ONNX file inside MODEL_DIR; unset = the one of model.onnx, model_fp16.onnx, model_quantized.onnx, " +
+        "bge_m3_model.onnx (in MODEL_DIR or its onnx/ folder) that exists; several exist = refused, set this",
+    ),
   MODEL_OUTPUT_NAMES: outputNamesSchema.describe(
     "Which ONNX output feeds each vector kind, as `dense=<output>,sparse=<output>,colbert=<output>` (any subset), " +
       "for exports whose output names the worker does not know; unset = recognised by name (dense_vecs, dense, " +
       "dense_embeddings, sentence_embedding, last_hidden_state and their sparse/ColBERT companions)",
   ),
   MODEL_NAME: z.string().default("BAAI/bge-m3").describe("Model name written into each point's payload and metrics"),
-  EXECUTION_PROVIDER: z.enum(["cpu", "cuda"]).default("cpu").describe("ONNX Runtime execution provider: cpu or cuda (never falls back silently)"),
+  EXECUTION_PROVIDER: z
+    .enum(["cpu", "cuda"])
+    .default("cpu")
+    .describe("ONNX Runtime execution provider: cpu or cuda (never falls back silently)"),
   CUDA_DEVICE_ID: int(0, 0, 63).describe("CUDA device index when EXECUTION_PROVIDER=cuda"),
   INTRA_OP_THREADS: int(0, 0, 256).describe("ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (all cores)"),
-  MAX_BATCH_TOKENS: int(16_384, 8).describe("Padded-token budget of one model batch (batch size x padded length), tokens"),
+  MAX_BATCH_TOKENS: int(16_384, 8).describe(
+    "Padded-token budget of one model batch (batch size x padded length), tokens",
+  ),
   MAX_BATCH_SIZE: int(64, 1, 4096).describe("Most chunks in one model batch"),
-  MAX_SEQ_LENGTH: int(8192, 8, 1_000_000).describe("Longest sequence fed to the model, tokens including <s> and </s> (BGE-M3: 8192)"),
-  PAD_MULTIPLE: z.coerce.number().int().min(1).max(512).optional().describe("Batches are padded to a multiple of this many tokens (fp16 tensor cores prefer 8; on a CPU padding only costs)"),
-  BATCH_OVERHEAD_TOKENS: z.coerce.number().int().min(0).optional().describe("Fixed cost of one model call in token-equivalents, used to decide when splitting a batch to save padding pays; a GPU call costs more tokens' worth than a CPU call"),
-  BATCH_STRATEGY: z.enum(["sorted", "fifo"]).default("sorted").describe("sorted: length-sorted, token-budgeted batches (use this); fifo: fixed-size batches of MAX_BATCH_SIZE in arrival order with no token budget (for benchmarks)"),
+  MAX_SEQ_LENGTH: int(8192, 8, 1_000_000).describe(
+    "Longest sequence fed to the model, tokens including <s> and </s> (BGE-M3: 8192)",
+  ),
+  PAD_MULTIPLE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(512)
+    .optional()
+    .describe(
+      "Batches are padded to a multiple of this many tokens (fp16 tensor cores prefer 8; on a CPU padding only costs)",
+    ),
+  BATCH_OVERHEAD_TOKENS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      "Fixed cost of one model call in token-equivalents, used to decide when splitting a batch to save padding pays; a GPU call costs more tokens' worth than a CPU call",
+    ),
+  BATCH_STRATEGY: z
+    .enum(["sorted", "fifo"])
+    .default("sorted")
+    .describe(
+      "sorted: length-sorted, token-budgeted batches (use this); fifo: fixed-size batches of MAX_BATCH_SIZE in arrival order with no token budget (for benchmarks)",
+    ),
   BATCH_LINGER_MS: int(5, 0).describe("How long a partly filled batch may wait for more chunks, milliseconds"),
-  TRUNCATE: flag(true).describe("true: truncate chunks longer than MAX_SEQ_LENGTH (counted); false: fail their job with reason too_long"),
-  OUTPUTS: outputsSchema.describe("Vectors to produce: comma list of dense, sparse, colbert (colbert is ~2 MB per 512-token chunk)"),
-  WORKER_CONCURRENCY: int(64, 1, 10_000).describe("Jobs in flight per worker (BullMQ concurrency): the pool the batcher sorts"),
+  TRUNCATE: flag(true).describe(
+    "true: truncate chunks longer than MAX_SEQ_LENGTH (counted); false: fail their job with reason too_long",
+  ),
+  OUTPUTS: outputsSchema.describe(
+    "Vectors to produce: comma list of dense, sparse, colbert (colbert is ~2 MB per 512-token chunk)",
+  ),
+  WORKER_CONCURRENCY: int(64, 1, 10_000).describe(
+    "Jobs in flight per worker (BullMQ concurrency): the pool the batcher sorts",
+  ),
   TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer worker threads"),
-  LOCK_DURATION_MS: int(60_000, 1000).describe("BullMQ job lock, milliseconds: a crashed worker's jobs are retried after this"),
+  LOCK_DURATION_MS: int(60_000, 1000).describe(
+    "BullMQ job lock, milliseconds: a crashed worker's jobs are retried after this",
+  ),
   STALLED_INTERVAL_MS: int(30_000, 1000).describe("How often BullMQ looks for stalled jobs, milliseconds"),
   JOB_ATTEMPTS: int(5, 1, 100).describe("Attempts per job before it lands in the failed set"),
   JOB_BACKOFF_MS: int(2000, 0).describe("First retry delay of a failed job, milliseconds (exponential)"),
@@ -94,39 +172,103 @@ export const configShape = {
   CHUNK_TOKENS: int(512, 8).describe("Target chunk size, tokens including <s> and </s>"),
   CHUNK_OVERLAP_TOKENS: int(64, 0).describe("Overlap between consecutive chunks of a document, tokens"),
   MAX_CHUNKS_PER_JOB: int(64, 1, 10_000).describe("Most chunks in one job; longer documents span several jobs"),
-  MAX_CHUNK_CHARS: int(200_000, 1).describe("Largest chunk text accepted by the worker, characters (checked before tokenizing)"),
-  MAX_JOB_BYTES: int(32 * 1024 * 1024, 1024).describe("Largest total of a job's chunk texts, bytes (UTF-8), checked on the raw job before the schema parse; the producer's jobs (MAX_CHUNKS_PER_JOB chunks of CHUNK_TOKENS) are far below it"),
-  MAX_METADATA_DEPTH: int(64, 1, 1000).describe("Deepest nesting of a job's metadata (the metadata object itself is level 1), checked on the raw job before the schema parse; the producer refuses metadata deeper than 32"),
-  MAX_METADATA_BYTES: int(1024 * 1024, 1024).describe("Largest metadata of one job (its own plus all its chunks'), bytes as JSON (estimated), checked on the raw job before the schema parse"),
-  DRAIN_TIMEOUT_MS: int(60_000, 0).describe("On SIGTERM: how long in-flight jobs may run to completion before they are handed back to the queue for another worker, milliseconds; the process exits at the latest 5 s after it, whatever Redis and Qdrant do (keep below the pod's terminationGracePeriodSeconds)"),
-  WARMUP: flag(true).describe("Run one batch at the full token budget (longest sequences) before reporting ready, so a budget the device cannot hold fails at start-up, not on the first job"),
-  REDIS_START_TIMEOUT_MS: int(30_000, 100).describe("At start-up the worker waits this long for Redis to answer, then exits with the reason (wrong password, unreachable), milliseconds"),
-  HEALTH_CHECK_TIMEOUT_MS: int(1000, 50).describe("Readiness checks of Redis and the sink time out after this long, milliseconds"),
-  METRICS_REDIS_TIMEOUT_MS: int(500, 10).describe("A /metrics scrape waits at most this long for the queue gauges from Redis, milliseconds; past it they keep their last values"),
+  MAX_CHUNK_CHARS: int(200_000, 1).describe(
+    "Largest chunk text accepted by the worker, characters (checked before tokenizing)",
+  ),
+  MAX_JOB_BYTES: int(32 * 1024 * 1024, 1024).describe(
+    "Largest total of a job's chunk texts, bytes (UTF-8), checked on the raw job before the schema parse; the producer's jobs (MAX_CHUNKS_PER_JOB chunks of CHUNK_TOKENS) are far below it",
+  ),
+  MAX_METADATA_DEPTH: int(64, 1, 1000).describe(
+    "Deepest nesting of a job's metadata (the metadata object itself is level 1), checked on the raw job before the schema parse; the producer refuses metadata deeper than 32",
+  ),
+  MAX_METADATA_BYTES: int(1024 * 1024, 1024).describe(
+    "Largest metadata of one job (its own plus all its chunks'), bytes as JSON (estimated), checked on the raw job before the schema parse",
+  ),
+  DRAIN_TIMEOUT_MS: int(60_000, 0).describe(
+    "On SIGTERM: how long in-flight jobs may run to completion before they are handed back to the queue for another worker, milliseconds; the process exits at the latest 5 s after it, whatever Redis and Qdrant do (keep below the pod's terminationGracePeriodSeconds)",
+  ),
+  WARMUP: flag(true).describe(
+    "Run one batch at the full token budget (longest sequences) before reporting ready, so a budget the device cannot hold fails at start-up, not on the first job",
+  ),
+  REDIS_START_TIMEOUT_MS: int(30_000, 100).describe(
+    "At start-up the worker waits this long for Redis to answer, then exits with the reason (wrong password, unreachable), milliseconds",
+  ),
+  HEALTH_CHECK_TIMEOUT_MS: int(1000, 50).describe(
+    "Readiness checks of Redis and the sink time out after this long, milliseconds",
+  ),
+  METRICS_REDIS_TIMEOUT_MS: int(500, 10).describe(
+    "A /metrics scrape waits at most this long for the queue gauges from Redis, milliseconds; past it they keep their last values",
+  ),
   HTTP_PORT: int(9464, 0, 65535).describe("Worker HTTP port for /metrics and /health (0 = disabled)"),
-  HTTP_HOST: z.string().default("").describe(
-    "Address HTTP_PORT listens on, e.g. 127.0.0.1 to keep /metrics and /health local; empty = every interface"),
-  QUERY_API: flag(false).describe("Serve query-time embeddings from this worker's model: POST /v1/embeddings (OpenAI-compatible), POST /embed/batch, GET /v1/models (true/false)"),
+  HTTP_HOST: z
+    .string()
+    .default("")
+    .describe(
+      "Address HTTP_PORT listens on, e.g. 127.0.0.1 to keep /metrics and /health local; empty = every interface",
+    ),
+  QUERY_API: flag(false).describe(
+    "Serve query-time embeddings from this worker's model: POST /v1/embeddings (OpenAI-compatible), POST /embed/batch, GET /v1/models (true/false)",
+  ),
   QUERY_API_PORT: int(0, 0, 65535).describe("Port of the query API; 0 = on HTTP_PORT beside /metrics and /health"),
-  QUERY_API_HOST: z.string().optional().describe(
-    "Address QUERY_API_PORT listens on; empty = every interface; unset = HTTP_HOST"),
+  QUERY_API_HOST: z
+    .string()
+    .optional()
+    .describe("Address QUERY_API_PORT listens on; empty = every interface; unset = HTTP_HOST"),
   QUERY_MAX_INPUTS: int(32, 1, 4096).describe("Most texts in one query request"),
-  QUERY_MAX_BODY_BYTES: int(2 * 1024 * 1024, 1024).describe("Largest query request body, bytes; larger requests get 413"),
-  QUERY_TIMEOUT_MS: int(10_000, 10).describe("A query request that has not been answered within this long gets 408, milliseconds"),
-  QUERY_FILL_TOKENS: z.coerce.number().int().min(0).optional().describe("Padded-token budget of a batch that carries interactive (query) chunks: queued chunks fill it up to this; it bounds how long a query's own batch runs; 0 = query-only batches"),
-  QUERY_TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer threads reserved for query requests, so queries never wait behind a large job's tokenization"),
-  QUERY_API_KEYS: z.string().min(1).optional().describe(
-    "Comma list of API keys the query API accepts as `Authorization: Bearer <key>` (never logged); " +
-      "unset with QUERY_API_KEYS_FILE unset = no authentication; set but holding no key = refused at start-up"),
-  QUERY_API_KEYS_FILE: z.string().min(1).optional().describe(
-    "File of API keys, one per line, added to QUERY_API_KEYS; " +
-      "# starts a comment at the start of a line or after whitespace"),
-  QUERY_RATE_LIMIT: z.coerce.number().min(0).default(0).describe("Texts per second each API key (or, without keys, each client address) may embed; token bucket; 0 = unlimited"),
-  QUERY_RATE_BURST: z.coerce.number().int().min(1).optional().describe("Token-bucket size of the rate limit, texts: the burst a key may send at once"),
+  QUERY_MAX_BODY_BYTES: int(2 * 1024 * 1024, 1024).describe(
+    "Largest query request body, bytes; larger requests get 413",
+  ),
+  QUERY_TIMEOUT_MS: int(10_000, 10).describe(
+    "A query request that has not been answered within this long gets 408, milliseconds",
+  ),
+  QUERY_FILL_TOKENS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      "Padded-token budget of a batch that carries interactive (query) chunks: queued chunks fill it up to this; it bounds how long a query's own batch runs; 0 = query-only batches",
+    ),
+  QUERY_TOKENIZER_THREADS: int(1, 1, 64).describe(
+    "Tokenizer threads reserved for query requests, so queries never wait behind a large job's tokenization",
+  ),
+  QUERY_API_KEYS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Comma list of API keys the query API accepts as `Authorization: Bearer <key>` (never logged); " +
+        "unset with QUERY_API_KEYS_FILE unset = no authentication; set but holding no key = refused at start-up",
+    ),
+  QUERY_API_KEYS_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "File of API keys, one per line, added to QUERY_API_KEYS; " +
+        "# starts a comment at the start of a line or after whitespace",
+    ),
+  QUERY_RATE_LIMIT: z.coerce
+    .number()
+    .min(0)
+    .default(0)
+    .describe(
+      "Texts per second each API key (or, without keys, each client address) may embed; token bucket; 0 = unlimited",
+    ),
+  QUERY_RATE_BURST: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("Token-bucket size of the rate limit, texts: the burst a key may send at once"),
   QUERY_AUTH_FAILURES_PER_MINUTE: int(10, 0).describe(
     "With API keys: failed authentications (401) a client address may make per minute before it gets 429; " +
-      "0 = unlimited"),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("pino log level"),
+      "0 = unlimited",
+  ),
+  LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info")
+    .describe("pino log level"),
 };
 
 /** Defaults that depend on EXECUTION_PROVIDER (`npm run bench` measured both on a CPU: padding
@@ -140,46 +282,68 @@ export const PROVIDER_DEFAULTS = {
  *  running plus its own, which then runs in about a quarter of a full batch's time. */
 export const QUERY_FILL_SHARE = 4;
 
-export const configSchema = z.object(configShape).transform((c) => ({
-  ...c,
-  PAD_MULTIPLE: c.PAD_MULTIPLE ?? PROVIDER_DEFAULTS.PAD_MULTIPLE[c.EXECUTION_PROVIDER],
-  BATCH_OVERHEAD_TOKENS: c.BATCH_OVERHEAD_TOKENS ?? PROVIDER_DEFAULTS.BATCH_OVERHEAD_TOKENS[c.EXECUTION_PROVIDER],
-  QUERY_FILL_TOKENS: c.QUERY_FILL_TOKENS ?? Math.floor(c.MAX_BATCH_TOKENS / QUERY_FILL_SHARE),
-  QUERY_RATE_BURST: c.QUERY_RATE_BURST ?? Math.max(c.QUERY_MAX_INPUTS, Math.ceil(c.QUERY_RATE_LIMIT)),
-  QUERY_API_HOST: c.QUERY_API_HOST ?? c.HTTP_HOST,
-})).superRefine((c, ctx) => {
-  const longest = Math.ceil(c.MAX_SEQ_LENGTH / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
-  if (c.MAX_BATCH_TOKENS < longest) {
-    ctx.addIssue({
-      code: "custom", path: ["MAX_BATCH_TOKENS"],
-      message: `MAX_BATCH_TOKENS=${c.MAX_BATCH_TOKENS} cannot hold one chunk of MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH} padded to PAD_MULTIPLE=${c.PAD_MULTIPLE} (${longest} tokens); raise MAX_BATCH_TOKENS or lower MAX_SEQ_LENGTH`,
-    });
-  }
-  if (c.CHUNK_OVERLAP_TOKENS >= c.CHUNK_TOKENS - 2) {
-    ctx.addIssue({
-      code: "custom", path: ["CHUNK_OVERLAP_TOKENS"],
-      message: `CHUNK_OVERLAP_TOKENS=${c.CHUNK_OVERLAP_TOKENS} must be smaller than CHUNK_TOKENS=${c.CHUNK_TOKENS} minus 2`,
-    });
-  }
-  if (c.CHUNK_TOKENS > c.MAX_SEQ_LENGTH) {
-    ctx.addIssue({
-      code: "custom", path: ["CHUNK_TOKENS"],
-      message: `CHUNK_TOKENS=${c.CHUNK_TOKENS} exceeds MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH}: every chunk would be truncated`,
-    });
-  }
-  if (c.QUERY_FILL_TOKENS > c.MAX_BATCH_TOKENS) {
-    ctx.addIssue({ code: "custom", path: ["QUERY_FILL_TOKENS"], message: `QUERY_FILL_TOKENS=${c.QUERY_FILL_TOKENS} exceeds MAX_BATCH_TOKENS=${c.MAX_BATCH_TOKENS}` });
-  }
-  if (c.QUERY_API && c.QUERY_API_PORT === 0 && c.HTTP_PORT === 0) {
-    ctx.addIssue({ code: "custom", path: ["QUERY_API_PORT"], message: "QUERY_API=true needs a port: set QUERY_API_PORT, or HTTP_PORT (it is 0)" });
-  }
-  if (c.QUERY_API_PORT !== 0 && c.QUERY_API_PORT === c.HTTP_PORT) {
-    ctx.addIssue({ code: "custom", path: ["QUERY_API_PORT"], message: `QUERY_API_PORT=${c.QUERY_API_PORT} equals HTTP_PORT; use 0 to serve the query API on HTTP_PORT` });
-  }
-  if (c.QDRANT_API_KEY && !c.QDRANT_URL) {
-    ctx.addIssue({ code: "custom", path: ["QDRANT_API_KEY"], message: "QDRANT_API_KEY is set but QDRANT_URL is not" });
-  }
-});
+export const configSchema = z
+  .object(configShape)
+  .transform((c) => ({
+    ...c,
+    PAD_MULTIPLE: c.PAD_MULTIPLE ?? PROVIDER_DEFAULTS.PAD_MULTIPLE[c.EXECUTION_PROVIDER],
+    BATCH_OVERHEAD_TOKENS: c.BATCH_OVERHEAD_TOKENS ?? PROVIDER_DEFAULTS.BATCH_OVERHEAD_TOKENS[c.EXECUTION_PROVIDER],
+    QUERY_FILL_TOKENS: c.QUERY_FILL_TOKENS ?? Math.floor(c.MAX_BATCH_TOKENS / QUERY_FILL_SHARE),
+    QUERY_RATE_BURST: c.QUERY_RATE_BURST ?? Math.max(c.QUERY_MAX_INPUTS, Math.ceil(c.QUERY_RATE_LIMIT)),
+    QUERY_API_HOST: c.QUERY_API_HOST ?? c.HTTP_HOST,
+  }))
+  .superRefine((c, ctx) => {
+    const longest = Math.ceil(c.MAX_SEQ_LENGTH / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
+    if (c.MAX_BATCH_TOKENS < longest) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MAX_BATCH_TOKENS"],
+        message: `MAX_BATCH_TOKENS=${c.MAX_BATCH_TOKENS} cannot hold one chunk of MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH} padded to PAD_MULTIPLE=${c.PAD_MULTIPLE} (${longest} tokens); raise MAX_BATCH_TOKENS or lower MAX_SEQ_LENGTH`,
+      });
+    }
+    if (c.CHUNK_OVERLAP_TOKENS >= c.CHUNK_TOKENS - 2) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["CHUNK_OVERLAP_TOKENS"],
+        message: `CHUNK_OVERLAP_TOKENS=${c.CHUNK_OVERLAP_TOKENS} must be smaller than CHUNK_TOKENS=${c.CHUNK_TOKENS} minus 2`,
+      });
+    }
+    if (c.CHUNK_TOKENS > c.MAX_SEQ_LENGTH) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["CHUNK_TOKENS"],
+        message: `CHUNK_TOKENS=${c.CHUNK_TOKENS} exceeds MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH}: every chunk would be truncated`,
+      });
+    }
+    if (c.QUERY_FILL_TOKENS > c.MAX_BATCH_TOKENS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["QUERY_FILL_TOKENS"],
+        message: `QUERY_FILL_TOKENS=${c.QUERY_FILL_TOKENS} exceeds MAX_BATCH_TOKENS=${c.MAX_BATCH_TOKENS}`,
+      });
+    }
+    if (c.QUERY_API && c.QUERY_API_PORT === 0 && c.HTTP_PORT === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["QUERY_API_PORT"],
+        message: "QUERY_API=true needs a port: set QUERY_API_PORT, or HTTP_PORT (it is 0)",
+      });
+    }
+    if (c.QUERY_API_PORT !== 0 && c.QUERY_API_PORT === c.HTTP_PORT) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["QUERY_API_PORT"],
+        message: `QUERY_API_PORT=${c.QUERY_API_PORT} equals HTTP_PORT; use 0 to serve the query API on HTTP_PORT`,
+      });
+    }
+    if (c.QDRANT_API_KEY && !c.QDRANT_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["QDRANT_API_KEY"],
+        message: "QDRANT_API_KEY is set but QDRANT_URL is not",
+      });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -206,7 +370,9 @@ export function loadConfigOrExit(env: Record<string, string | undefined> = proce
     return parseConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`Invalid configuration (${err.problems.length} problem${err.problems.length > 1 ? "s" : ""}):\n`);
+      process.stderr.write(
+        `Invalid configuration (${err.problems.length} problem${err.problems.length > 1 ? "s" : ""}):\n`,
+      );
       for (const p of err.problems) process.stderr.write(`  - ${p}\n`);
       process.exit(2);
     }

@@ -41,7 +41,12 @@ export class ValidationError extends EmbedError {
 /** A job over a size bound (chunks, text bytes, metadata depth or size), found on the raw job
  *  data before the schema parse so an enormous or deeply nested job costs almost nothing. */
 export class JobLimitError extends ValidationError {
-  constructor(message: string, readonly setting: string, readonly actual: number, readonly max: number) {
+  constructor(
+    message: string,
+    readonly setting: string,
+    readonly actual: number,
+    readonly max: number,
+  ) {
     super(message);
   }
 }

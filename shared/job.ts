@@ -21,7 +21,12 @@ export const unicodeString = () =>
 
 const jsonValue: z.ZodType<unknown> = z.lazy(() =>
   z.union([
-    unicodeString(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(unicodeString(), jsonValue),
+    unicodeString(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValue),
+    z.record(unicodeString(), jsonValue),
   ]),
 );
 export const metadataSchema = z.record(unicodeString(), jsonValue);
@@ -39,23 +44,32 @@ export const chunkSchema = z.object({
   docChunks: z.number().int().min(1).optional(),
 });
 
-export const embedJobSchema = z.object({
-  v: z.literal(JOB_SCHEMA_VERSION),
-  docId: unicodeString().min(1).max(1024),
-  /** This job's position among the jobs of one document (documents over MAX_CHUNKS_PER_JOB span several). */
-  part: z.number().int().min(0),
-  parts: z.number().int().min(1),
-  /** Hash of the whole document's chunk texts: names this version of the document. */
-  docHash: unicodeString().min(1).max(128),
-  /** Epoch milliseconds at enqueue, for end-to-end latency. Also this document version's number
-   *  (payload `doc_version`): stale-point removal only deletes points of lower versions. */
-  enqueuedAt: z.number().int().min(0),
-  metadata: metadataSchema.default({}),
-  chunks: z.array(chunkSchema).min(1),
-}).refine((j) => j.part < j.parts, { message: "part must be smaller than parts", path: ["part"] })
-  .refine((j) => j.chunks.every((c) => c.docChunks === j.chunks[0].docChunks && (c.docChunks === undefined || c.index < c.docChunks)), {
-    message: "docChunks must be the same on every chunk of a job and larger than every chunk index", path: ["chunks"],
-  });
+export const embedJobSchema = z
+  .object({
+    v: z.literal(JOB_SCHEMA_VERSION),
+    docId: unicodeString().min(1).max(1024),
+    /** This job's position among the jobs of one document (documents over MAX_CHUNKS_PER_JOB span several). */
+    part: z.number().int().min(0),
+    parts: z.number().int().min(1),
+    /** Hash of the whole document's chunk texts: names this version of the document. */
+    docHash: unicodeString().min(1).max(128),
+    /** Epoch milliseconds at enqueue, for end-to-end latency. Also this document version's number
+     *  (payload `doc_version`): stale-point removal only deletes points of lower versions. */
+    enqueuedAt: z.number().int().min(0),
+    metadata: metadataSchema.default({}),
+    chunks: z.array(chunkSchema).min(1),
+  })
+  .refine((j) => j.part < j.parts, { message: "part must be smaller than parts", path: ["part"] })
+  .refine(
+    (j) =>
+      j.chunks.every(
+        (c) => c.docChunks === j.chunks[0].docChunks && (c.docChunks === undefined || c.index < c.docChunks),
+      ),
+    {
+      message: "docChunks must be the same on every chunk of a job and larger than every chunk index",
+      path: ["chunks"],
+    },
+  );
 
 export type EmbedJobData = z.infer<typeof embedJobSchema>;
 export type JobChunk = z.infer<typeof chunkSchema>;

@@ -6,13 +6,31 @@ import { pino, type Logger } from "pino";
 export type { Logger };
 
 export const REDACT_PATHS = [
-  "password", "*.password", "apiKey", "*.apiKey", "api_key", "*.api_key",
-  "QDRANT_API_KEY", "*.QDRANT_API_KEY", "REDIS_URL", "*.REDIS_URL",
-  "text", "*.text", "texts", "*.texts", "chunks[*].text", "*.chunks[*].text",
-  "headers.authorization", "*.headers.authorization", 'headers["api-key"]', '*.headers["api-key"]',
+  "password",
+  "*.password",
+  "apiKey",
+  "*.apiKey",
+  "api_key",
+  "*.api_key",
+  "QDRANT_API_KEY",
+  "*.QDRANT_API_KEY",
+  "REDIS_URL",
+  "*.REDIS_URL",
+  "text",
+  "*.text",
+  "texts",
+  "*.texts",
+  "chunks[*].text",
+  "*.chunks[*].text",
+  "headers.authorization",
+  "*.headers.authorization",
+  'headers["api-key"]',
+  '*.headers["api-key"]',
 ];
 
-export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   return pino(
     {
       level: opts.level ?? "info",

@@ -14,7 +14,8 @@ export interface RedisTlsSettings {
 /** TLS options for `url`: none for redis://; for rediss:// the CA from REDIS_TLS_CA_FILE if set. */
 export function redisTlsOptions(url: string, s: RedisTlsSettings = {}): Pick<RedisOptions, "tls"> {
   if (!url.startsWith("rediss://")) {
-    if (s.REDIS_TLS_CA_FILE) throw new ConfigError([`REDIS_TLS_CA_FILE is set but REDIS_URL does not use rediss:// (TLS)`]);
+    if (s.REDIS_TLS_CA_FILE)
+      throw new ConfigError([`REDIS_TLS_CA_FILE is set but REDIS_URL does not use rediss:// (TLS)`]);
     return {};
   }
   if (!s.REDIS_TLS_CA_FILE) return { tls: {} };
@@ -39,7 +40,10 @@ export async function closeRedis(connection: Redis, timeoutMs = 2000): Promise<v
     return;
   }
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([connection.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+  await Promise.race([
+    connection.quit().catch(() => undefined),
+    new Promise((r) => (timer = setTimeout(r, timeoutMs))),
+  ]);
   clearTimeout(timer);
   connection.disconnect();
 }

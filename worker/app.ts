@@ -69,7 +69,11 @@ export function createSink(cfg: Config, log: Logger): VectorSink {
 
 /** One batch of the longest sequences the budget allows, so an allocation the device cannot
  *  hold fails here rather than on the first long job. Returns the shape run. */
-export async function warmUp(model: EmbeddingModel, files: Pick<ModelFiles, "bosId" | "eosId">, cfg: Pick<Config, "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE">) {
+export async function warmUp(
+  model: EmbeddingModel,
+  files: Pick<ModelFiles, "bosId" | "eosId">,
+  cfg: Pick<Config, "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE">,
+) {
   const length = Math.max(3, Math.min(model.info.maxSeqLength, cfg.MAX_BATCH_TOKENS));
   const paddedLength = padTo(length, cfg.PAD_MULTIPLE);
   const rows = Math.max(1, Math.min(cfg.MAX_BATCH_SIZE, Math.floor(cfg.MAX_BATCH_TOKENS / paddedLength)));
@@ -113,10 +117,22 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
   const httpListen = api && ownQueryPort === undefined ? apiListen(cfg, cfg.HTTP_HOST) : { host: cfg.HTTP_HOST };
   try {
     if (wantHttp || (api && ownQueryPort === undefined)) {
-      http = await startHttpServer(opts.httpPort ?? cfg.HTTP_PORT, metrics.registry, {
-        state: health,
-        details: async () => (details.provider === "cuda" ? { ...details, gpuMemory: (await readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS)) ?? null } : details),
-      }, ownQueryPort === undefined ? apiHandler : undefined, httpListen);
+      http = await startHttpServer(
+        opts.httpPort ?? cfg.HTTP_PORT,
+        metrics.registry,
+        {
+          state: health,
+          details: async () =>
+            details.provider === "cuda"
+              ? {
+                  ...details,
+                  gpuMemory: (await readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS)) ?? null,
+                }
+              : details,
+        },
+        ownQueryPort === undefined ? apiHandler : undefined,
+        httpListen,
+      );
       cleanups.push(() => http!.close());
     }
     if (apiHandler && ownQueryPort !== undefined) {
@@ -135,26 +151,62 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     const model = opts.wrapModel ? opts.wrapModel(loaded) : loaded;
     const info = loaded.info;
     if (info.maxSeqLength < cfg.MAX_SEQ_LENGTH) {
-      log.warn({ MAX_SEQ_LENGTH: cfg.MAX_SEQ_LENGTH, modelLimit: info.maxSeqLength }, "the model's position table is shorter than MAX_SEQ_LENGTH; truncating to the model's limit");
+      log.warn(
+        { MAX_SEQ_LENGTH: cfg.MAX_SEQ_LENGTH, modelLimit: info.maxSeqLength },
+        "the model's position table is shorter than MAX_SEQ_LENGTH; truncating to the model's limit",
+      );
     }
-    log.info({
-      model: info.name, provider: info.provider, device: info.device, modelFile: files.modelPath,
-      onnxOutputs: info.onnxOutputs, layout: info.layout, feeds: info.feeds, available: info.available,
-      outputs: info.outputs, denseDim: info.denseDim, colbertDim: info.colbertDim, maxSeqLength: info.maxSeqLength,
-    }, "model loaded");
-    metrics.modelInfo.set({ model: info.name, provider: info.provider, outputs: info.outputs.join(","), device: info.device }, 1);
-    details = { ...details, model: info.name, provider: info.provider, device: info.device, outputs: info.outputs, maxSeqLength: info.maxSeqLength };
-    if (info.provider === "cuda") attachGpuMemory(metrics, cfg.CUDA_DEVICE_ID, info.device, cfg.METRICS_REDIS_TIMEOUT_MS);
+    log.info(
+      {
+        model: info.name,
+        provider: info.provider,
+        device: info.device,
+        modelFile: files.modelPath,
+        onnxOutputs: info.onnxOutputs,
+        layout: info.layout,
+        feeds: info.feeds,
+        available: info.available,
+        outputs: info.outputs,
+        denseDim: info.denseDim,
+        colbertDim: info.colbertDim,
+        maxSeqLength: info.maxSeqLength,
+      },
+      "model loaded",
+    );
+    metrics.modelInfo.set(
+      { model: info.name, provider: info.provider, outputs: info.outputs.join(","), device: info.device },
+      1,
+    );
+    details = {
+      ...details,
+      model: info.name,
+      provider: info.provider,
+      device: info.device,
+      outputs: info.outputs,
+      maxSeqLength: info.maxSeqLength,
+    };
+    if (info.provider === "cuda")
+      attachGpuMemory(metrics, cfg.CUDA_DEVICE_ID, info.device, cfg.METRICS_REDIS_TIMEOUT_MS);
     if (cfg.WARMUP) {
       const w = await warmUp(loaded, files, cfg);
       log.info(w, "warm-up batch at the full token budget done");
     }
-    const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: info.maxSeqLength, eosId: files.eosId, threads: cfg.TOKENIZER_THREADS });
+    const tokenizer = new TokenizerPool({
+      tokenizerPath: files.tokenizerPath,
+      maxLength: info.maxSeqLength,
+      eosId: files.eosId,
+      threads: cfg.TOKENIZER_THREADS,
+    });
     cleanups.push(() => tokenizer.close());
     await tokenizer.ready();
     let queryTokenizer: TokenizerPool | undefined;
     if (api) {
-      const qt = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: info.maxSeqLength, eosId: files.eosId, threads: cfg.QUERY_TOKENIZER_THREADS });
+      const qt = new TokenizerPool({
+        tokenizerPath: files.tokenizerPath,
+        maxLength: info.maxSeqLength,
+        eosId: files.eosId,
+        threads: cfg.QUERY_TOKENIZER_THREADS,
+      });
       cleanups.push(() => qt.close());
       await qt.ready();
       queryTokenizer = qt;
@@ -163,22 +215,64 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     sink = s;
     await s.init(info);
     cleanups.push(() => s.close());
-    const pipeline = new EmbeddingPipeline({ ...cfg, MAX_SEQ_LENGTH: info.maxSeqLength }, { tokenizer, model, sink: s, queryTokenizer }, metrics, log);
-    const queueMetrics = new QueueMetrics({ redisUrl: cfg.REDIS_URL, tls: cfg, queueName: cfg.QUEUE_NAME, prefix: cfg.QUEUE_PREFIX, timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS, metrics, log });
+    const pipeline = new EmbeddingPipeline(
+      { ...cfg, MAX_SEQ_LENGTH: info.maxSeqLength },
+      { tokenizer, model, sink: s, queryTokenizer },
+      metrics,
+      log,
+    );
+    const queueMetrics = new QueueMetrics({
+      redisUrl: cfg.REDIS_URL,
+      tls: cfg,
+      queueName: cfg.QUEUE_NAME,
+      prefix: cfg.QUEUE_PREFIX,
+      timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS,
+      metrics,
+      log,
+    });
     cleanups.push(() => queueMetrics.close());
     const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
     api?.attach(pipeline, info);
     health.phase = "running";
     metrics.ready.set(1);
-    log.info({ queue: cfg.QUEUE_NAME, redis: redactUrl(cfg.REDIS_URL), sink: s.describe(), concurrency: cfg.WORKER_CONCURRENCY, httpPort: http?.port }, "worker started");
+    log.info(
+      {
+        queue: cfg.QUEUE_NAME,
+        redis: redactUrl(cfg.REDIS_URL),
+        sink: s.describe(),
+        concurrency: cfg.WORKER_CONCURRENCY,
+        httpPort: http?.port,
+      },
+      "worker started",
+    );
     const queryPort = api ? (queryServer ?? http)!.port : 0;
     if (api) {
-      log.info({ port: queryPort, apiKeys: auth!.required, rateLimit: cfg.QUERY_RATE_LIMIT || "off", fillTokens: cfg.QUERY_FILL_TOKENS, maxInputs: cfg.QUERY_MAX_INPUTS }, "query API answering (POST /v1/embeddings, POST /embed/batch, GET /v1/models)");
+      log.info(
+        {
+          port: queryPort,
+          apiKeys: auth!.required,
+          rateLimit: cfg.QUERY_RATE_LIMIT || "off",
+          fillTokens: cfg.QUERY_FILL_TOKENS,
+          maxInputs: cfg.QUERY_MAX_INPUTS,
+        },
+        "query API answering (POST /v1/embeddings, POST /embed/batch, GET /v1/models)",
+      );
     }
 
     let closing: Promise<ShutdownResult> | undefined;
     const close = () => (closing ??= shutdown({ cfg, worker, pipeline, connection, health, metrics, log, cleanups }));
-    return { worker, pipeline, model, sink: s, metrics, health, connection, httpPort: http?.port ?? 0, queryPort, close };
+    return {
+      worker,
+      pipeline,
+      model,
+      sink: s,
+      metrics,
+      health,
+      connection,
+      httpPort: http?.port ?? 0,
+      queryPort,
+      close,
+    };
   } catch (err) {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     throw err;
@@ -194,7 +288,14 @@ async function checkRedis(connection: Redis, url: string, timeoutMs: number): Pr
   try {
     await Promise.race([
       connection.ping(),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ""}`)), timeoutMs))),
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(
+            () =>
+              reject(new Error(`no answer within ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ""}`)),
+            timeoutMs,
+          )),
+      ),
     ]);
   } catch (err) {
     throw new ConfigError([`REDIS_URL: cannot use Redis at ${redactUrl(url)}: ${(err as Error).message}`]);

@@ -9,8 +9,14 @@ export { ConfigError, EmbedError, JobLimitError, ValidationError, type ErrorKind
 export class ChunkTooLongError extends EmbedError {
   readonly kind = "too_long";
   readonly retryable = false;
-  constructor(readonly chunkIndex: number, readonly tokens: number, readonly maxTokens: number) {
-    super(`chunk ${chunkIndex} has ${tokens} tokens, more than MAX_SEQ_LENGTH=${maxTokens}; split it smaller in the producer or set TRUNCATE=true`);
+  constructor(
+    readonly chunkIndex: number,
+    readonly tokens: number,
+    readonly maxTokens: number,
+  ) {
+    super(
+      `chunk ${chunkIndex} has ${tokens} tokens, more than MAX_SEQ_LENGTH=${maxTokens}; split it smaller in the producer or set TRUNCATE=true`,
+    );
   }
 }
 
@@ -31,11 +37,16 @@ export class SinkError extends EmbedError {
    *  request without some of them may succeed. Connection errors, timeouts, 408, 429 and
    *  502-504 concern the server or the network: a smaller request fails the same way. */
   readonly contentSuspect: boolean;
-  constructor(message: string, readonly status: number | undefined, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     // 4xx other than 408/429 means Qdrant rejected the request's content: retrying resends the same bytes.
     this.retryable = status === undefined || status >= 500 || status === 408 || status === 429;
-    this.contentSuspect = status !== undefined && (status === 500 || (status >= 400 && status < 500 && status !== 408 && status !== 429));
+    this.contentSuspect =
+      status !== undefined && (status === 500 || (status >= 400 && status < 500 && status !== 408 && status !== 429));
   }
 }
 
@@ -88,5 +99,7 @@ export function isRetryable(err: unknown): boolean {
 
 /** ORT reports allocation failures only as message text. */
 export function looksLikeOutOfMemory(message: string): boolean {
-  return /out of memory|failed to allocate|bad_alloc|CUDA failure 2\b|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation/i.test(message);
+  return /out of memory|failed to allocate|bad_alloc|CUDA failure 2\b|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation/i.test(
+    message,
+  );
 }

@@ -59,32 +59,131 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
 
 function build(registry: Registry, p: string): Metrics {
   const r = [registry];
-  const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
+  const latencyBuckets = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900,
+  ];
   return {
     registry,
-    chunks: new Counter({ name: `${p}chunks_total`, help: "Chunks embedded and written", labelNames: ["lane"], registers: r }),
-    tokens: new Counter({ name: `${p}tokens_total`, help: "Real (unpadded) tokens embedded", labelNames: ["lane"], registers: r }),
-    paddedTokens: new Counter({ name: `${p}padded_tokens_total`, help: "Tokens computed by the model including padding (real/padded = padding efficiency)", registers: r }),
-    batches: new Counter({ name: `${p}batches_total`, help: "Model batches run, by lane (interactive: the batch carried query texts)", labelNames: ["lane"], registers: r }),
-    batchSize: new Histogram({ name: `${p}batch_size`, help: "Chunks per model batch", buckets: pow2(1, 13), registers: r }),
-    batchTokens: new Histogram({ name: `${p}batch_tokens`, help: "Padded tokens per model batch", buckets: pow2(64, 12), registers: r }),
-    stage: new Histogram({ name: `${p}stage_duration_seconds`, help: "Time spent per pipeline stage, by lane (queue: jobs; interactive: query requests)", labelNames: ["stage", "lane"], buckets: latencyBuckets, registers: r }),
-    jobLatency: new Histogram({ name: `${p}job_latency_seconds`, help: "Job latency from enqueue to completion", buckets: latencyBuckets, registers: r }),
-    jobs: new Counter({ name: `${p}jobs_total`, help: "Jobs finished by status", labelNames: ["status"], registers: r }),
-    errors: new Counter({ name: `${p}errors_total`, help: "Errors by type, counted where they happen: each invalid job or chunk, failed model call, failed upsert attempt", labelNames: ["type"], registers: r }),
-    truncated: new Counter({ name: `${p}truncated_chunks_total`, help: "Chunks truncated to MAX_SEQ_LENGTH", registers: r }),
-    unchanged: new Counter({ name: `${p}unchanged_chunks_total`, help: "Chunks not re-embedded because the stored point has the same content hash and model (skip-unchanged jobs)", registers: r }),
+    chunks: new Counter({
+      name: `${p}chunks_total`,
+      help: "Chunks embedded and written",
+      labelNames: ["lane"],
+      registers: r,
+    }),
+    tokens: new Counter({
+      name: `${p}tokens_total`,
+      help: "Real (unpadded) tokens embedded",
+      labelNames: ["lane"],
+      registers: r,
+    }),
+    paddedTokens: new Counter({
+      name: `${p}padded_tokens_total`,
+      help: "Tokens computed by the model including padding (real/padded = padding efficiency)",
+      registers: r,
+    }),
+    batches: new Counter({
+      name: `${p}batches_total`,
+      help: "Model batches run, by lane (interactive: the batch carried query texts)",
+      labelNames: ["lane"],
+      registers: r,
+    }),
+    batchSize: new Histogram({
+      name: `${p}batch_size`,
+      help: "Chunks per model batch",
+      buckets: pow2(1, 13),
+      registers: r,
+    }),
+    batchTokens: new Histogram({
+      name: `${p}batch_tokens`,
+      help: "Padded tokens per model batch",
+      buckets: pow2(64, 12),
+      registers: r,
+    }),
+    stage: new Histogram({
+      name: `${p}stage_duration_seconds`,
+      help: "Time spent per pipeline stage, by lane (queue: jobs; interactive: query requests)",
+      labelNames: ["stage", "lane"],
+      buckets: latencyBuckets,
+      registers: r,
+    }),
+    jobLatency: new Histogram({
+      name: `${p}job_latency_seconds`,
+      help: "Job latency from enqueue to completion",
+      buckets: latencyBuckets,
+      registers: r,
+    }),
+    jobs: new Counter({
+      name: `${p}jobs_total`,
+      help: "Jobs finished by status",
+      labelNames: ["status"],
+      registers: r,
+    }),
+    errors: new Counter({
+      name: `${p}errors_total`,
+      help: "Errors by type, counted where they happen: each invalid job or chunk, failed model call, failed upsert attempt",
+      labelNames: ["type"],
+      registers: r,
+    }),
+    truncated: new Counter({
+      name: `${p}truncated_chunks_total`,
+      help: "Chunks truncated to MAX_SEQ_LENGTH",
+      registers: r,
+    }),
+    unchanged: new Counter({
+      name: `${p}unchanged_chunks_total`,
+      help: "Chunks not re-embedded because the stored point has the same content hash and model (skip-unchanged jobs)",
+      registers: r,
+    }),
     upserts: new Counter({ name: `${p}sink_requests_total`, help: "Upsert requests sent to the sink", registers: r }),
-    upsertPoints: new Histogram({ name: `${p}sink_request_points`, help: "Points per upsert request", buckets: pow2(1, 11), registers: r }),
-    modelInfo: new Gauge({ name: `${p}model_info`, help: "Loaded model (value is always 1)", labelNames: ["model", "provider", "outputs", "device"], registers: r }),
+    upsertPoints: new Histogram({
+      name: `${p}sink_request_points`,
+      help: "Points per upsert request",
+      buckets: pow2(1, 11),
+      registers: r,
+    }),
+    modelInfo: new Gauge({
+      name: `${p}model_info`,
+      help: "Loaded model (value is always 1)",
+      labelNames: ["model", "provider", "outputs", "device"],
+      registers: r,
+    }),
     inflightJobs: new Gauge({ name: `${p}inflight_jobs`, help: "Jobs currently held by this worker", registers: r }),
     pooledChunks: new Gauge({ name: `${p}pooled_chunks`, help: "Tokenized chunks waiting for a batch", registers: r }),
-    queueJobs: new Gauge({ name: `${p}queue_jobs`, help: "Jobs in the queue by state (waiting, prioritized, active, delayed, failed), read from Redis at scrape time", labelNames: ["queue", "state"], registers: r }),
-    queueLag: new Gauge({ name: `${p}queue_lag_seconds`, help: "Age of the oldest job waiting to be picked up (waiting or prioritized), read from Redis at scrape time; 0 when none waits", labelNames: ["queue"], registers: r }),
-    queueScrapeErrors: new Counter({ name: `${p}queue_scrape_errors_total`, help: "Scrapes whose queue read from Redis failed or timed out (queue gauges keep their last values)", labelNames: ["reason"], registers: r }),
-    gpuMemoryUsed: new Gauge({ name: `${p}gpu_memory_used_bytes`, help: "GPU memory in use on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
-    gpuMemoryTotal: new Gauge({ name: `${p}gpu_memory_total_bytes`, help: "GPU memory on the worker's device (CUDA only, from nvidia-smi)", labelNames: ["device"], registers: r }),
-    ready: new Gauge({ name: `${p}ready`, help: "1 while the worker is ready to take jobs, 0 while starting or draining", registers: r }),
+    queueJobs: new Gauge({
+      name: `${p}queue_jobs`,
+      help: "Jobs in the queue by state (waiting, prioritized, active, delayed, failed), read from Redis at scrape time",
+      labelNames: ["queue", "state"],
+      registers: r,
+    }),
+    queueLag: new Gauge({
+      name: `${p}queue_lag_seconds`,
+      help: "Age of the oldest job waiting to be picked up (waiting or prioritized), read from Redis at scrape time; 0 when none waits",
+      labelNames: ["queue"],
+      registers: r,
+    }),
+    queueScrapeErrors: new Counter({
+      name: `${p}queue_scrape_errors_total`,
+      help: "Scrapes whose queue read from Redis failed or timed out (queue gauges keep their last values)",
+      labelNames: ["reason"],
+      registers: r,
+    }),
+    gpuMemoryUsed: new Gauge({
+      name: `${p}gpu_memory_used_bytes`,
+      help: "GPU memory in use on the worker's device (CUDA only, from nvidia-smi)",
+      labelNames: ["device"],
+      registers: r,
+    }),
+    gpuMemoryTotal: new Gauge({
+      name: `${p}gpu_memory_total_bytes`,
+      help: "GPU memory on the worker's device (CUDA only, from nvidia-smi)",
+      labelNames: ["device"],
+      registers: r,
+    }),
+    ready: new Gauge({
+      name: `${p}ready`,
+      help: "1 while the worker is ready to take jobs, 0 while starting or draining",
+      registers: r,
+    }),
     queryRequests: new Counter({
       name: `${p}query_requests_total`,
       help:
@@ -95,8 +194,18 @@ function build(registry: Registry, p: string): Metrics {
       labelNames: ["endpoint", "outcome"],
       registers: r,
     }),
-    queryLatency: new Histogram({ name: `${p}query_latency_seconds`, help: "Query API request latency from arrival to answer", labelNames: ["endpoint"], buckets: latencyBuckets, registers: r }),
-    inflightQueries: new Gauge({ name: `${p}inflight_queries`, help: "Query API requests being answered", registers: r }),
+    queryLatency: new Histogram({
+      name: `${p}query_latency_seconds`,
+      help: "Query API request latency from arrival to answer",
+      labelNames: ["endpoint"],
+      buckets: latencyBuckets,
+      registers: r,
+    }),
+    inflightQueries: new Gauge({
+      name: `${p}inflight_queries`,
+      help: "Query API requests being answered",
+      registers: r,
+    }),
   };
 }
 

@@ -17,13 +17,27 @@ function buildSearchCli(cfg: () => Config): Command {
   return new Command("search")
     .description("embed a query with the worker's model and print the best matching chunks from Qdrant")
     .argument("<query...>", "the text to search for (several words are joined with spaces)")
-    .addOption(new Option("--mode <mode>", "dense | sparse | hybrid (default: hybrid when the collection has a sparse vector, else dense)").choices(SEARCH_MODES))
-    .addOption(new Option("--rerank <model>", "rerank the retrieved candidates with the ColBERT multivector").choices(RERANKERS))
+    .addOption(
+      new Option(
+        "--mode <mode>",
+        "dense | sparse | hybrid (default: hybrid when the collection has a sparse vector, else dense)",
+      ).choices(SEARCH_MODES),
+    )
+    .addOption(
+      new Option("--rerank <model>", "rerank the retrieved candidates with the ColBERT multivector").choices(RERANKERS),
+    )
     .option("--limit <n>", "hits to print", intInRange(1), 10)
-    .option("--prefetch-limit <n>", "candidates each retrieval stage hands to fusion or rerank (default: 4 x limit)", intInRange(1))
+    .option(
+      "--prefetch-limit <n>",
+      "candidates each retrieval stage hands to fusion or rerank (default: 4 x limit)",
+      intInRange(1),
+    )
     .option("--collection <name>", "Qdrant collection (default: COLLECTION)")
     .option("--filter-doc <id>", "only chunks of this document (payload doc_id)")
-    .option("--embed-url <url>", "embed with a running worker's POST /embed/batch (base URL) instead of loading the model; sends QUERY_API_KEY as a bearer token when set")
+    .option(
+      "--embed-url <url>",
+      "embed with a running worker's POST /embed/batch (base URL) instead of loading the model; sends QUERY_API_KEY as a bearer token when set",
+    )
     .option("--embed-timeout-ms <ms>", "how long to wait for --embed-url, milliseconds", intInRange(1), 30_000)
     .option("--json", "print the hits as one JSON document (full text and metadata)")
     .option("--width <n>", "cut each hit's text to this many characters (0 = whole text)", intInRange(0), 100)
@@ -39,4 +53,6 @@ function reportExpected(err: unknown): void {
   process.exitCode = err instanceof SearchError ? err.exitCode : 1;
 }
 
-await buildSearchCli(() => loadConfigOrExit()).parseAsync().catch(reportExpected);
+await buildSearchCli(() => loadConfigOrExit())
+  .parseAsync()
+  .catch(reportExpected);

@@ -13,7 +13,10 @@ const { model } = await loadChildModel(port);
 port.on(async (m) => {
   if (m.type !== "run") return;
   const { batches, reps } = m as Message & { batches: TimedBatch[]; reps: number };
-  const inputs = batches.map((b) => ({ sequences: b.ids.map((s) => Int32Array.from(s)), paddedLength: b.paddedLength }));
+  const inputs = batches.map((b) => ({
+    sequences: b.ids.map((s) => Int32Array.from(s)),
+    paddedLength: b.paddedLength,
+  }));
   for (const b of inputs) await model.embed(b);
   const seconds: number[][] = batches.map(() => []);
   for (let r = 0; r < reps; r++) {

@@ -23,7 +23,10 @@ port.on(async (m) => {
   const { ids, keep } = m as RunRequest;
   const items = ids.map((seq, index) => ({ index, length: seq.length, ids: Int32Array.from(seq) }));
   const plan = planBatches(items, {
-    maxBatchTokens: cfg.MAX_BATCH_TOKENS, maxBatchSize: cfg.MAX_BATCH_SIZE, padMultiple: cfg.PAD_MULTIPLE, batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
+    maxBatchTokens: cfg.MAX_BATCH_TOKENS,
+    maxBatchSize: cfg.MAX_BATCH_SIZE,
+    padMultiple: cfg.PAD_MULTIPLE,
+    batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
   });
   const dense: Array<number[] | undefined> = new Array(Math.min(keep, ids.length));
   const cpu0 = process.cpuUsage();

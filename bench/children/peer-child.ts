@@ -23,7 +23,11 @@ if (!modelDir) throw new Error("PEER_MODEL_DIR is not set");
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
 env.localModelPath = path.dirname(modelDir) + path.sep;
-const extractor = await pipeline("feature-extraction", path.basename(modelDir), { local_files_only: true, dtype: "fp32", device: "cpu" });
+const extractor = await pipeline("feature-extraction", path.basename(modelDir), {
+  local_files_only: true,
+  dtype: "fp32",
+  device: "cpu",
+});
 // One call before timing, as the worker's model thread makes one probe run at load.
 await extractor(["warm up"], { pooling: "cls", normalize: true });
 port.send({ type: "ready" });
@@ -40,7 +44,8 @@ port.on(async (m) => {
     if (dense.length < keep) {
       const [rows, dim] = out.dims as number[];
       const data = out.data as Float32Array;
-      for (let r = 0; r < rows && dense.length < keep; r++) dense.push(Array.from(data.subarray(r * dim, (r + 1) * dim)));
+      for (let r = 0; r < rows && dense.length < keep; r++)
+        dense.push(Array.from(data.subarray(r * dim, (r + 1) * dim)));
     }
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -57,7 +62,17 @@ port.on(async (m) => {
     for (const v of mask.data as BigInt64Array) real += Number(v);
     calls++;
   }
-  port.send({ type: "result", seconds, realTokens: real, paddedTokens: padded, batches: calls, cpuSeconds: (cpu.user + cpu.system) / 1e6, machineCpuSeconds, dense, peakRssBytes: peakRssBytes() });
+  port.send({
+    type: "result",
+    seconds,
+    realTokens: real,
+    paddedTokens: padded,
+    batches: calls,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    machineCpuSeconds,
+    dense,
+    peakRssBytes: peakRssBytes(),
+  });
   await extractor.dispose();
   process.exit(0);
 });

@@ -55,6 +55,14 @@ port.on(async (m) => {
     nativeTokens += b.length;
     if (a.length === b.length && a.every((x, k) => x === b[k])) agree++;
   }
-  port.send({ type: "result", texts: texts.length, jsTokens, jsSeconds, nativeTokens, nativeSeconds, identical: agree });
+  port.send({
+    type: "result",
+    texts: texts.length,
+    jsTokens,
+    jsSeconds,
+    nativeTokens,
+    nativeSeconds,
+    identical: agree,
+  });
   process.exit(0);
 });

@@ -70,7 +70,11 @@ async function stageSums(metrics: Metrics): Promise<Record<string, { sum: number
 const port = childPort();
 const cfg = parseConfig(process.env);
 const metrics = createMetrics({ defaultMetrics: false });
-const running = await startWorker(cfg, { log: createLogger({ level: cfg.LOG_LEVEL, name: "bench-worker" }), metrics, onFatal: () => process.exit(1) });
+const running = await startWorker(cfg, {
+  log: createLogger({ level: cfg.LOG_LEVEL, name: "bench-worker" }),
+  metrics,
+  onFatal: () => process.exit(1),
+});
 
 let batches: BatchRecord[] = [];
 const model = running.model;
@@ -80,11 +84,26 @@ model.embed = async (batch: ModelBatch) => {
   const out = await embed(batch);
   let real = 0;
   for (const s of batch.sequences) real += s.length;
-  batches.push({ start, end: performance.timeOrigin + performance.now(), size: batch.sequences.length, paddedLength: batch.paddedLength, realTokens: real, interactive: Boolean(batch.queryLane) });
+  batches.push({
+    start,
+    end: performance.timeOrigin + performance.now(),
+    size: batch.sequences.length,
+    paddedLength: batch.paddedLength,
+    realTokens: real,
+    interactive: Boolean(batch.queryLane),
+  });
   return out;
 };
 
-const COUNTERS = ["embed_chunks_total", "embed_tokens_total", "embed_padded_tokens_total", "embed_batches_total", "embed_errors_total", "embed_truncated_chunks_total", "embed_sink_requests_total"];
+const COUNTERS = [
+  "embed_chunks_total",
+  "embed_tokens_total",
+  "embed_padded_tokens_total",
+  "embed_batches_total",
+  "embed_errors_total",
+  "embed_truncated_chunks_total",
+  "embed_sink_requests_total",
+];
 
 async function counters(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -123,12 +142,20 @@ port.on(async (m) => {
       type: "stats",
       batches,
       metrics: values,
-      stages: Object.fromEntries(Object.entries(await stageSums(metrics)).map(([k, v]) => [k, { sum: v.sum - (stages0[k]?.sum ?? 0), count: v.count - (stages0[k]?.count ?? 0) }])),
+      stages: Object.fromEntries(
+        Object.entries(await stageSums(metrics)).map(([k, v]) => [
+          k,
+          { sum: v.sum - (stages0[k]?.sum ?? 0), count: v.count - (stages0[k]?.count ?? 0) },
+        ]),
+      ),
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       machineCpuSeconds,
       windowSeconds,
       mainThreadCpuSeconds: perThread.find((p) => p.tid === process.pid)?.s ?? NaN,
-      otherThreadsCpuSeconds: perThread.filter((p) => p.tid !== process.pid && p.s > 0).map((p) => p.s).sort((a, b) => b - a),
+      otherThreadsCpuSeconds: perThread
+        .filter((p) => p.tid !== process.pid && p.s > 0)
+        .map((p) => p.s)
+        .sort((a, b) => b - a),
     };
     port.send(stats as never);
   } else if (m.type === "close") {

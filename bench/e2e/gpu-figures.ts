@@ -11,13 +11,26 @@ export interface GpuFigure {
   basis: string;
 }
 
-export const TRT_SOURCE = "NVIDIA TensorRT repository, demo/BERT/README.md (commit 007c347), \"Inference performance\" tables, BERT Large, FP16";
+export const TRT_SOURCE =
+  'NVIDIA TensorRT repository, demo/BERT/README.md (commit 007c347), "Inference performance" tables, BERT Large, FP16';
 
 /** FP16 TensorRT, sequence length 384, batch 128: 128 x 384 tokens over the published mean latency. */
 export const PUBLISHED: Record<"T4" | "A30" | "A100", GpuFigure> = {
-  T4: { gpu: "T4 16 GB", tokensPerSecond: Math.round((128 * 384) / 1.51835), basis: "seq 384, batch 128, 1518.35 ms mean" },
-  A30: { gpu: "A30 24 GB", tokensPerSecond: Math.round((128 * 384) / 0.3423), basis: "seq 384, batch 128, 342.30 ms mean" },
-  A100: { gpu: "A100 40 GB", tokensPerSecond: Math.round((128 * 384) / 0.1637), basis: "seq 384, batch 128, 163.70 ms mean" },
+  T4: {
+    gpu: "T4 16 GB",
+    tokensPerSecond: Math.round((128 * 384) / 1.51835),
+    basis: "seq 384, batch 128, 1518.35 ms mean",
+  },
+  A30: {
+    gpu: "A30 24 GB",
+    tokensPerSecond: Math.round((128 * 384) / 0.3423),
+    basis: "seq 384, batch 128, 342.30 ms mean",
+  },
+  A100: {
+    gpu: "A100 40 GB",
+    tokensPerSecond: Math.round((128 * 384) / 0.1637),
+    basis: "seq 384, batch 128, 163.70 ms mean",
+  },
 };
 
 /** NVIDIA product datasheets: dense FP16 Tensor Core TFLOPS and memory bandwidth (GB/s). */
@@ -29,7 +42,8 @@ export const DATASHEET = {
   A100: { tflops: 312, gbps: 1555 },
   "H100 SXM": { tflops: 989, gbps: 3350 },
 } as const;
-export const DATASHEET_SOURCE = "NVIDIA T4, A10, L4, A30, A100 and H100 datasheets (dense FP16 Tensor Core TFLOPS, memory bandwidth)";
+export const DATASHEET_SOURCE =
+  "NVIDIA T4, A10, L4, A30, A100 and H100 datasheets (dense FP16 Tensor Core TFLOPS, memory bandwidth)";
 
 export interface GpuEstimate {
   gpu: string;
@@ -56,7 +70,10 @@ function scaled(gpu: Known, from: "T4" | "A30" | "A100"): GpuEstimate {
 }
 
 const published = (gpu: string, from: "T4" | "A100"): GpuEstimate => ({
-  gpu, low: PUBLISHED[from].tokensPerSecond, high: PUBLISHED[from].tokensPerSecond, how: `published: ${PUBLISHED[from].basis}`,
+  gpu,
+  low: PUBLISHED[from].tokensPerSecond,
+  high: PUBLISHED[from].tokensPerSecond,
+  how: `published: ${PUBLISHED[from].basis}`,
 });
 
 /** The GPUs docs/models.md covers. */

@@ -22,24 +22,34 @@ async function finishedJobs(queue: Queue, total: number, seconds = 1800): Promis
     if (c.completed + c.failed >= total) {
       return { done: await queue.getJobs(["completed"], 0, -1), failed: c.failed };
     }
-    if (Date.now() > deadline) throw new Error(`only ${c.completed + c.failed} of ${total} jobs finished within ${seconds} s`);
+    if (Date.now() > deadline)
+      throw new Error(`only ${c.completed + c.failed} of ${total} jobs finished within ${seconds} s`);
     // The end time comes from finishedOn, so polling slowly costs no accuracy, only Redis and CPU the worker could use.
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 function stamped(job: BenchJob, now: number): BenchJob {
-  return { ...job, data: { ...job.data, enqueuedAt: now }, opts: { ...job.opts, removeOnComplete: false, removeOnFail: false } };
+  return {
+    ...job,
+    data: { ...job.data, enqueuedAt: now },
+    opts: { ...job.opts, removeOnComplete: false, removeOnFail: false },
+  };
 }
 
 /** Throughput of one worker configuration on one chunk set. */
-export async function measureE2e(ctx: E2eContext, set: ChunkSet, extraEnv: Record<string, string> = {}): Promise<E2eResult> {
+export async function measureE2e(
+  ctx: E2eContext,
+  set: ChunkSet,
+  extraEnv: Record<string, string> = {},
+): Promise<E2eResult> {
   const { child, queue, collection, warmupPoints } = await startWorkerChild(ctx, extraEnv, set.texts);
   const quietWait = await ctx.gate(child.pid);
   await child.request({ type: "mark" }, "marked");
   const harness0 = harnessCpuSeconds(ctx.redisPid);
   const t0 = Date.now();
-  for (let i = 0; i < set.jobs.length; i += 500) await queue.addBulk(set.jobs.slice(i, i + 500).map((j) => stamped(j, Date.now())));
+  for (let i = 0; i < set.jobs.length; i += 500)
+    await queue.addBulk(set.jobs.slice(i, i + 500).map((j) => stamped(j, Date.now())));
   const { done, failed } = await finishedJobs(queue, set.jobs.length);
   const end = Math.max(...done.map((j) => j.finishedOn ?? 0));
   const stats = (await child.request({ type: "stats" }, "stats")) as unknown as WorkerStats;
@@ -77,7 +87,10 @@ export async function measureE2e(ctx: E2eContext, set: ChunkSet, extraEnv: Recor
 
 /** Job latency under a steady load of `tokensPerSecond`, offered for `seconds`. */
 export async function measureLatency(
-  ctx: E2eContext, texts: string[], lengths: number[], opts: { tokensPerSecond: number; seconds: number; chunksPerJob: number },
+  ctx: E2eContext,
+  texts: string[],
+  lengths: number[],
+  opts: { tokensPerSecond: number; seconds: number; chunksPerJob: number },
 ): Promise<LatencyResult> {
   const { child, queue, collection, warmupPoints } = await startWorkerChild(ctx, {}, texts);
   const quietWait = await ctx.gate(child.pid);
@@ -95,7 +108,16 @@ export async function measureLatency(
     }
     const wait = t0 + offset * 1000 - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const data: EmbedJobData = { v: JOB_SCHEMA_VERSION, docId: `latency-${i}`, part: 0, parts: 1, docHash: `latency-${i}`, enqueuedAt: Date.now(), metadata: {}, chunks };
+    const data: EmbedJobData = {
+      v: JOB_SCHEMA_VERSION,
+      docId: `latency-${i}`,
+      part: 0,
+      parts: 1,
+      docHash: `latency-${i}`,
+      enqueuedAt: Date.now(),
+      metadata: {},
+      chunks,
+    };
     await queue.add(JOB_NAME, data, { jobId: `latency-${i}`, removeOnComplete: false, removeOnFail: false });
     tokens += jobTokens;
     offset += jobTokens / opts.tokensPerSecond;

@@ -9,9 +9,21 @@ import { parseBenchArgs } from "./options.js";
 
 const env = process.env;
 const args = [
-  "--only", "model,e2e", "--granularity", "turns", "--repeat", "1", "--no-write",
-  "--turn-chunks", env.PROBE_CHUNKS ?? "1500", "--per-job", env.PROBE_PER_JOB ?? "64",
-  "--layers", env.PROBE_LAYERS ?? "6", "--hidden", env.PROBE_HIDDEN ?? "384",
+  "--only",
+  "model,e2e",
+  "--granularity",
+  "turns",
+  "--repeat",
+  "1",
+  "--no-write",
+  "--turn-chunks",
+  env.PROBE_CHUNKS ?? "1500",
+  "--per-job",
+  env.PROBE_PER_JOB ?? "64",
+  "--layers",
+  env.PROBE_LAYERS ?? "6",
+  "--hidden",
+  env.PROBE_HIDDEN ?? "384",
   ...(env.MAX_BATCH_TOKENS ? ["--max-batch-tokens", env.MAX_BATCH_TOKENS] : []),
   ...(env.TOKENIZER_THREADS ? ["--tokenizer-threads", env.TOKENIZER_THREADS] : []),
 ];

@@ -34,7 +34,9 @@ function role(p: CpuProfile, tid: string): string {
 
 export function summarizeProfiles(dir: string, topN = 8): ThreadProfile[] {
   const out: ThreadProfile[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .sort()) {
     const p = JSON.parse(readFileSync(path.join(dir, file), "utf8")) as CpuProfile;
     const tid = file.split(".")[4] ?? "?";
     const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -47,8 +49,16 @@ export function summarizeProfiles(dir: string, topN = 8): ThreadProfile[] {
       self.set(key, (self.get(key) ?? 0) + (p.timeDeltas[i] ?? 0) / 1e6);
     }
     const idle = self.get("(idle)") ?? 0;
-    const top = [...self.entries()].filter(([k]) => k !== "(idle)" && k !== "(root)").sort((a, b) => b[1] - a[1]).slice(0, topN);
-    out.push({ thread: role(p, tid), sampledSeconds: (p.endTime - p.startTime) / 1e6, idleSeconds: idle, top: top.map(([fn, seconds]) => ({ fn, seconds })) });
+    const top = [...self.entries()]
+      .filter(([k]) => k !== "(idle)" && k !== "(root)")
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, topN);
+    out.push({
+      thread: role(p, tid),
+      sampledSeconds: (p.endTime - p.startTime) / 1e6,
+      idleSeconds: idle,
+      top: top.map(([fn, seconds]) => ({ fn, seconds })),
+    });
   }
   return out;
 }

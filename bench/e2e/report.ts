@@ -12,7 +12,9 @@ import type { BenchResults } from "../lib/results-schema.js";
 
 function newestResults(): string {
   const dir = path.join(repoRoot, "bench", "results");
-  const files = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort();
   if (files.length === 0) throw new Error("no results file in bench/results; run `npm run bench` first");
   return path.join(dir, files[files.length - 1]);
 }

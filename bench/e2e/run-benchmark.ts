@@ -17,11 +17,23 @@ import { ensureBenchModel } from "../lib/bench-model.js";
 import { killAllChildren } from "../lib/child-process.js";
 import { readCorpus, resolveCorpus, turnChunks, windowChunks, type ChunkSet } from "../lib/corpus.js";
 import {
-  benchTokenizer, quietGate, redisPid, runHeader, standInNotes, startRun, workerEnv, type RunStart,
+  benchTokenizer,
+  quietGate,
+  redisPid,
+  runHeader,
+  standInNotes,
+  startRun,
+  workerEnv,
+  type RunStart,
 } from "../lib/harness.js";
 import { measureTokenizers } from "../lib/measure-children.js";
 import { repoRoot } from "../lib/paths.js";
-import { RESULTS_SCHEMA, type BenchResults, type GranularityResult, type ThreadProfile } from "../lib/results-schema.js";
+import {
+  RESULTS_SCHEMA,
+  type BenchResults,
+  type GranularityResult,
+  type ThreadProfile,
+} from "../lib/results-schema.js";
 import type { E2eContext } from "../lib/worker-process.js";
 import { measureGranularity } from "./measure-granularity.js";
 import type { BenchOptions } from "./options.js";
@@ -52,19 +64,36 @@ function tokenizerTexts(sets: ChunkSet[], docs: SourceDocument[]): string[] {
 async function prepare(o: BenchOptions, run: RunStart, log: (s: string) => void) {
   const source = resolveCorpus(o.corpus);
   const model = await ensureBenchModel(
-    { layers: o.layers, hidden: o.hidden, heads: o.heads, intermediate: o.intermediate, tokenizer: o.tokenizer, generatedVocab: o.generatedVocab }, o.only.includes("peer"));
+    {
+      layers: o.layers,
+      hidden: o.hidden,
+      heads: o.heads,
+      intermediate: o.intermediate,
+      tokenizer: o.tokenizer,
+      generatedVocab: o.generatedVocab,
+    },
+    o.only.includes("peer"),
+  );
   const d = model.description;
-  log(`model: ${d.layers} layers x ${d.hidden} hidden, ${(d.parameters / 1e6).toFixed(1)}M parameters, ${(d.fileBytes / 1e6).toFixed(1)} MB fp32; tokenizer ${d.tokenizer} (${((performance.now() - run.t0) / 1000).toFixed(1)} s to build or reuse)`);
+  log(
+    `model: ${d.layers} layers x ${d.hidden} hidden, ${(d.parameters / 1e6).toFixed(1)}M parameters, ${(d.fileBytes / 1e6).toFixed(1)} MB fp32; tokenizer ${d.tokenizer} (${((performance.now() - run.t0) / 1000).toFixed(1)} s to build or reuse)`,
+  );
   const env = workerEnv(o, model.files.dir);
   const cfg = parseConfig(env);
 
-  const enqueue = { ...enqueueOptionsFrom(cfg, loadTokenCounter(model.files.tokenizerPath)), maxChunksPerJob: o.perJob, removeOnComplete: 1_000_000 };
+  const enqueue = {
+    ...enqueueOptionsFrom(cfg, loadTokenCounter(model.files.tokenizerPath)),
+    maxChunksPerJob: o.perJob,
+    removeOnComplete: 1_000_000,
+  };
   const { docs, skipped } = await readCorpus(source);
   if (docs.length === 0) throw new Error(`no documents in ${source.label}`);
   const sets: ChunkSet[] = [];
   if (o.granularity.includes("turns")) sets.push(turnChunks(docs, o.turnChunks, enqueue));
   if (o.granularity.includes("windows")) sets.push(windowChunks(docs, o.windowChunks, o.windowsPerDoc, enqueue));
-  log(`corpus: ${source.label}; ${docs.length} documents${skipped ? `, ${skipped} records skipped by the readers` : ""}`);
+  log(
+    `corpus: ${source.label}; ${docs.length} documents${skipped ? `, ${skipped} records skipped by the readers` : ""}`,
+  );
 
   const tokenizer = benchTokenizer(model, cfg);
   const encoded = await Promise.all(sets.map((s) => tokenizer.encode(s.texts)));
@@ -72,7 +101,11 @@ async function prepare(o: BenchOptions, run: RunStart, log: (s: string) => void)
   return { source, model, env, cfg, docs, skipped, sets, encoded };
 }
 
-export async function runBenchmark(o: BenchOptions, args: string[], log: (s: string) => void = console.log): Promise<BenchResults> {
+export async function runBenchmark(
+  o: BenchOptions,
+  args: string[],
+  log: (s: string) => void = console.log,
+): Promise<BenchResults> {
   const run = startRun(log);
   const want = (m: BenchOptions["only"][number]) => o.only.includes(m);
   const { source, model, env, cfg, docs, skipped, sets, encoded } = await prepare(o, run, log);
@@ -89,7 +122,11 @@ export async function runBenchmark(o: BenchOptions, args: string[], log: (s: str
   const notes: string[] = [];
   try {
     for (const [si, set] of sets.entries()) {
-      const r = await measureGranularity({ o, env, cfg, ctx, model, log, profileDir, notes }, set, encoded[si].map((e) => Array.from(e.ids)));
+      const r = await measureGranularity(
+        { o, env, cfg, ctx, model, log, profileDir, notes },
+        set,
+        encoded[si].map((e) => Array.from(e.ids)),
+      );
       granularities.push(r.result);
       profile ??= r.profile;
       latency ??= r.latency;
@@ -106,18 +143,30 @@ export async function runBenchmark(o: BenchOptions, args: string[], log: (s: str
   if (want("tokenizers")) {
     const texts = tokenizerTexts(sets, docs);
     tokenizers = {
-      method: `one pass over ${texts.length} distinct texts (this run's chunks, then further segments of the corpus, up to ${TOKENIZER_CHARS / 1e6}M characters), one thread each, ` +
+      method:
+        `one pass over ${texts.length} distinct texts (this run's chunks, then further segments of the corpus, up to ${TOKENIZER_CHARS / 1e6}M characters), one thread each, ` +
         `after a ${Math.min(200, texts.length)}-text warm-up: @huggingface/tokenizers encode() in a loop; native tokenizers encodeBatch() in slices of 256 with TOKENIZERS_PARALLELISM=false; ids compared text by text`,
       ...(await measureTokenizers(model.files.tokenizerPath, texts, gate)),
     };
-    log(`tokenizers: JS ${Math.round(tokenizers.js.tokensPerSecond)} tokens/s per thread, native ${Math.round(tokenizers.native.tokensPerSecond)} tokens/s per thread, identical ids ${(tokenizers.identicalIdsRate * 100).toFixed(2)}%`);
+    log(
+      `tokenizers: JS ${Math.round(tokenizers.js.tokensPerSecond)} tokens/s per thread, native ${Math.round(tokenizers.native.tokensPerSecond)} tokens/s per thread, identical ids ${(tokenizers.identicalIdsRate * 100).toFixed(2)}%`,
+    );
   }
 
   notes.push(...standInNotes(source, model));
-  if (want("peer")) notes.push("No second peer: fastembed (JS) is not installed here and loads only models from its own list, fetched at run time, so it cannot run this generated model offline.");
+  if (want("peer"))
+    notes.push(
+      "No second peer: fastembed (JS) is not installed here and loads only models from its own list, fetched at run time, so it cannot run this generated model offline.",
+    );
   const results: BenchResults = {
-    schema: RESULTS_SCHEMA, ...runHeader(run, args, o, cfg, model, { source, documents: docs.length, skipped }),
-    granularities, tokenizers, latency, profile, targets: [], notes,
+    schema: RESULTS_SCHEMA,
+    ...runHeader(run, args, o, cfg, model, { source, documents: docs.length, skipped }),
+    granularities,
+    tokenizers,
+    latency,
+    profile,
+    targets: [],
+    notes,
   };
   results.targets = evaluateTargets(results);
   return results;

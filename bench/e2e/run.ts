@@ -16,7 +16,9 @@ function problems(r: BenchResults): string[] {
     for (const run of g.runs) {
       const e = run.e2e;
       if (e && (e.pointsWritten !== e.expectedPoints || e.failedJobs > 0)) {
-        out.push(`${g.granularity} ${run.kind} #${run.round}: ${e.pointsWritten} of ${e.expectedPoints} points written, ${e.failedJobs} failed jobs`);
+        out.push(
+          `${g.granularity} ${run.kind} #${run.round}: ${e.pointsWritten} of ${e.expectedPoints} points written, ${e.failedJobs} failed jobs`,
+        );
       }
     }
   }
@@ -33,7 +35,12 @@ try {
   console.log("\n" + renderReport(results, file));
   if (results.profile) {
     for (const t of results.profile) {
-      console.log(`profile ${t.thread}: ${t.sampledSeconds.toFixed(1)} s sampled, ${t.idleSeconds.toFixed(1)} s idle; top: ${t.top.slice(0, 5).map((f) => `${f.fn} ${f.seconds.toFixed(2)} s`).join("; ")}`);
+      console.log(
+        `profile ${t.thread}: ${t.sampledSeconds.toFixed(1)} s sampled, ${t.idleSeconds.toFixed(1)} s idle; top: ${t.top
+          .slice(0, 5)
+          .map((f) => `${f.fn} ${f.seconds.toFixed(2)} s`)
+          .join("; ")}`,
+      );
     }
   }
   if (opts.write) {

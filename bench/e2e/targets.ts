@@ -1,7 +1,13 @@
 /** The issue's targets, evaluated from one results file: ratios between measurements of the
  *  same run only. A target whose measurements did not run is left out, never assumed. */
 import { median } from "../lib/stats.js";
-import type { BenchResults, GranularityResult, MeasurementKind, TargetResult, ThroughputRun } from "../lib/results-schema.js";
+import type {
+  BenchResults,
+  GranularityResult,
+  MeasurementKind,
+  TargetResult,
+  ThroughputRun,
+} from "../lib/results-schema.js";
 
 /** The run of `kind` with the median tokens/s over the rounds (the lower middle for even counts). */
 export function medianRun(g: GranularityResult | undefined, kind: MeasurementKind): ThroughputRun | undefined {
@@ -20,7 +26,11 @@ export function partnerRun(g: GranularityResult, x: ThroughputRun, b: Measuremen
 
 /** tokens/s of `a` over tokens/s of `b`: the median over a's runs of the ratio to each one's
  *  partner run (see partnerRun); undefined if either did not run. */
-export function speedRatio(g: GranularityResult | undefined, a: MeasurementKind, b: MeasurementKind): number | undefined {
+export function speedRatio(
+  g: GranularityResult | undefined,
+  a: MeasurementKind,
+  b: MeasurementKind,
+): number | undefined {
   if (!g) return undefined;
   const ratios: number[] = [];
   for (const x of g.runs.filter((r) => r.kind === a)) {
@@ -30,7 +40,10 @@ export function speedRatio(g: GranularityResult | undefined, a: MeasurementKind,
   return ratios.length ? median(ratios) : undefined;
 }
 
-export function granularity(r: Pick<BenchResults, "granularities">, name: "turns" | "windows"): GranularityResult | undefined {
+export function granularity(
+  r: Pick<BenchResults, "granularities">,
+  name: "turns" | "windows",
+): GranularityResult | undefined {
   return r.granularities.find((g) => g.granularity === name);
 }
 
@@ -44,11 +57,26 @@ export function evaluateTargets(r: Pick<BenchResults, "granularities" | "tokeniz
   add("e2e-vs-model", "end to end ÷ model alone, tokens/s (turns)", speedRatio(turns, "e2e", "model"), 0.9);
   add("e2e-vs-fifo", "end to end ÷ FIFO ablation, tokens/s (turns)", speedRatio(turns, "e2e", "fifo"), 1.7);
   add("e2e-vs-peer", "end to end ÷ transformers.js, tokens/s (turns)", speedRatio(turns, "e2e", "peer"), 1.7);
-  add("padding", "padding efficiency, end to end, default PAD_MULTIPLE (turns)", medianRun(turns, "e2e")?.paddingEfficiency, 0.95);
-  add("padding-pad1", "padding efficiency, end to end, PAD_MULTIPLE=1 and a lower BATCH_OVERHEAD_TOKENS (turns)", medianRun(turns, "e2e-pad1")?.paddingEfficiency, 0.95);
+  add(
+    "padding",
+    "padding efficiency, end to end, default PAD_MULTIPLE (turns)",
+    medianRun(turns, "e2e")?.paddingEfficiency,
+    0.95,
+  );
+  add(
+    "padding-pad1",
+    "padding efficiency, end to end, PAD_MULTIPLE=1 and a lower BATCH_OVERHEAD_TOKENS (turns)",
+    medianRun(turns, "e2e-pad1")?.paddingEfficiency,
+    0.95,
+  );
   const model = medianRun(turns, "model");
   if (r.tokenizers && model) {
-    add("tokenizer-vs-model", "JS tokenizer tokens/s per thread ÷ model alone tokens/s (turns)", r.tokenizers.js.tokensPerSecond / model.tokensPerSecond, 5);
+    add(
+      "tokenizer-vs-model",
+      "JS tokenizer tokens/s per thread ÷ model alone tokens/s (turns)",
+      r.tokenizers.js.tokensPerSecond / model.tokensPerSecond,
+      5,
+    );
   }
   return out;
 }

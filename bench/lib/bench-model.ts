@@ -7,7 +7,11 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { countParameters, type TestModelOptions } from "../../kit/test-model/onnx-model-gen.js";
-import { ensureTestModel, type TestModelFiles, type WriteTestModelOptions } from "../../kit/test-model/write-test-model.js";
+import {
+  ensureTestModel,
+  type TestModelFiles,
+  type WriteTestModelOptions,
+} from "../../kit/test-model/write-test-model.js";
 import { referenceRoot, repoRoot } from "./paths.js";
 
 export interface ModelSpec {
@@ -46,22 +50,38 @@ function resolveTokenizer(choice: string): { source?: string; label: string; key
   if (choice === "generated") return { label: "generated test tokenizer", key: "gen" };
   if (choice === "auto") {
     const dir = path.join(referenceRoot, "reference", "tokenizers", "xlm-roberta-250k");
-    const gz = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith(".json.gz") || f.endsWith(".json")) : undefined;
+    const gz = existsSync(dir)
+      ? readdirSync(dir).find((f) => f.endsWith(".json.gz") || f.endsWith(".json"))
+      : undefined;
     if (gz) return { source: path.join(dir, gz), label: "XLM-R 250k (reference, BGE-M3's vocabulary)", key: "xlmr" };
     return { label: "generated test tokenizer (reference XLM-R tokenizer not present)", key: "gen" };
   }
   if (!existsSync(choice)) throw new Error(`--tokenizer ${choice} does not exist`);
-  return { source: path.resolve(choice), label: `tokenizer file ${path.basename(choice)}`, key: `file-${path.basename(choice).replace(/[^A-Za-z0-9]/g, "")}` };
+  return {
+    source: path.resolve(choice),
+    label: `tokenizer file ${path.basename(choice)}`,
+    key: `file-${path.basename(choice).replace(/[^A-Za-z0-9]/g, "")}`,
+  };
 }
 
 export async function ensureBenchModel(spec: ModelSpec, withPeer: boolean): Promise<BenchModel> {
   const tok = resolveTokenizer(spec.tokenizer);
   const shape = { layers: spec.layers, hidden: spec.hidden, heads: spec.heads, intermediate: spec.intermediate };
-  const base: WriteTestModelOptions = { ...shape, tokenizerSource: tok.source, tokenizerVocabSize: tok.source ? undefined : spec.generatedVocab };
+  const base: WriteTestModelOptions = {
+    ...shape,
+    tokenizerSource: tok.source,
+    tokenizerVocabSize: tok.source ? undefined : spec.generatedVocab,
+  };
   const name = `${spec.layers}x${spec.hidden}h${spec.heads}i${spec.intermediate}-${tok.key}${tok.source ? "" : spec.generatedVocab}`;
   const root = path.join(repoRoot, ".cache", "bench-models");
   const files = await ensureTestModel(path.join(root, name), { ...base, outputs: "bge-m3" });
-  const peer = withPeer ? await ensureTestModel(path.join(root, `${name}-transformersjs`), { ...base, outputs: "last_hidden_state", onnxSubfolder: true }) : undefined;
+  const peer = withPeer
+    ? await ensureTestModel(path.join(root, `${name}-transformersjs`), {
+        ...base,
+        outputs: "last_hidden_state",
+        onnxSubfolder: true,
+      })
+    : undefined;
   const options: TestModelOptions = { ...shape, vocabSize: files.vocabSize, maxPositions: 8194, outputs: "bge-m3" };
   return {
     files,

@@ -11,7 +11,11 @@ export interface Message {
 }
 
 export class BenchChildError extends Error {
-  constructor(readonly script: string, message: string, options?: ErrorOptions) {
+  constructor(
+    readonly script: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(`${script}: ${message}`, options);
     this.name = "BenchChildError";
   }
@@ -33,7 +37,10 @@ export class BenchChild {
   private exited: Error | undefined;
   readonly exit: Promise<number | null>;
 
-  private constructor(private readonly proc: ChildProcess, private readonly script: string) {
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly script: string,
+  ) {
     proc.on("message", (m: Message) => {
       if (m.type === "error") return this.failAll(new BenchChildError(script, String(m.message)));
       const i = this.waiters.findIndex((w) => w.type === m.type);
@@ -43,7 +50,9 @@ export class BenchChild {
     this.exit = new Promise((resolve) => {
       proc.on("exit", (code, signal) => {
         live.delete(this);
-        this.failAll(new BenchChildError(script, `exited (code ${code}${signal ? `, signal ${signal}` : ""}) before replying`));
+        this.failAll(
+          new BenchChildError(script, `exited (code ${code}${signal ? `, signal ${signal}` : ""}) before replying`),
+        );
         resolve(code);
       });
     });
@@ -52,7 +61,11 @@ export class BenchChild {
   /** Starts `script` (a file in bench/children/, compiled) with `env` added to the environment. */
   static start(script: string, env: Record<string, string>, execArgv: string[] = []): BenchChild {
     const file = fileURLToPath(new URL(script, CHILDREN));
-    const proc = fork(file, [], { env: { ...process.env, ...env }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const proc = fork(file, [], {
+      env: { ...process.env, ...env },
+      execArgv,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
     const child = new BenchChild(proc, script);
     live.add(child);
     return child;
@@ -76,7 +89,10 @@ export class BenchChild {
     if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0] as T);
     if (this.exited) return Promise.reject(this.exited);
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new BenchChildError(this.script, `no "${type}" within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new BenchChildError(this.script, `no "${type}" within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.waiters.push({
         type,
         resolve: (m) => (clearTimeout(timer), resolve(m as T)),

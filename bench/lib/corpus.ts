@@ -57,9 +57,18 @@ export function resolveCorpus(folder?: string): CorpusSource {
   }
   const reference = path.join(referenceRoot, "data", "transcripts");
   if (existsSync(reference)) {
-    return { folder: reference, kind: "reference", label: "reference transcripts (../shared/data/transcripts: QMSum meetings, US inaugural addresses, Galician parliament)" };
+    return {
+      folder: reference,
+      kind: "reference",
+      label:
+        "reference transcripts (../shared/data/transcripts: QMSum meetings, US inaugural addresses, Galician parliament)",
+    };
   }
-  return { folder: SAMPLE_FOLDER, kind: "sample", label: "BUNDLED SYNTHETIC SAMPLE (bench/sample; the reference transcripts are not beside this checkout)" };
+  return {
+    folder: SAMPLE_FOLDER,
+    kind: "sample",
+    label: "BUNDLED SYNTHETIC SAMPLE (bench/sample; the reference transcripts are not beside this checkout)",
+  };
 }
 
 /** Every document in the folder, in sorted path order, with paths relative to the folder. */
@@ -69,13 +78,18 @@ export async function readCorpus(source: CorpusSource): Promise<{ docs: SourceDo
   for await (const file of expandInputs([source.folder])) {
     for await (const ev of readDocuments(file)) {
       if (ev.kind === "skipped") skipped++;
-      else docs.push({ ...ev.doc, source: { ...ev.doc.source, file: path.relative(source.folder, ev.doc.source.file) } });
+      else
+        docs.push({ ...ev.doc, source: { ...ev.doc.source, file: path.relative(source.folder, ev.doc.source.file) } });
     }
   }
   return { docs, skipped };
 }
 
-function toJobs(parts: Array<{ doc: SourceDocument; chunks: Chunk[] }>, opts: EnqueueOptions, prefix: string): BenchJob[] {
+function toJobs(
+  parts: Array<{ doc: SourceDocument; chunks: Chunk[] }>,
+  opts: EnqueueOptions,
+  prefix: string,
+): BenchJob[] {
   const jobs: BenchJob[] = [];
   for (const { doc, chunks } of parts) {
     if (chunks.length === 0) continue;
@@ -102,9 +116,10 @@ export function turnChunks(docs: SourceDocument[], n: number, opts: EnqueueOptio
   }
   const parts = [...byDoc.entries()].map(([di, chunks]) => ({ doc: docs[di], chunks }));
   const jobs = toJobs(parts, opts, "turn");
-  const how = all.length <= n
-    ? `all ${all.length} segments of ${docs.length} documents`
-    : `${n} of ${all.length} segments of ${docs.length} documents, every ${(all.length / n).toFixed(1)}th`;
+  const how =
+    all.length <= n
+      ? `all ${all.length} segments of ${docs.length} documents`
+      : `${n} of ${all.length} segments of ${docs.length} documents, every ${(all.length / n).toFixed(1)}th`;
   return { granularity: "turns", texts: textsOf(jobs), jobs, documents: parts.length, how };
 }
 
@@ -136,7 +151,9 @@ export function windowChunks(docs: SourceDocument[], n: number, windowsPerDoc: n
   for (const doc of roundRobin(docs)) {
     if (total >= n) break;
     const chunks = chunkDocument(leadingPart(doc, windowsPerDoc + 1, opts.chunkTokens), {
-      targetTokens: opts.chunkTokens, overlapTokens: opts.overlapTokens, countTokens: opts.countTokens,
+      targetTokens: opts.chunkTokens,
+      overlapTokens: opts.overlapTokens,
+      countTokens: opts.countTokens,
     }).slice(0, Math.min(windowsPerDoc, n - total));
     parts.push({ doc, chunks });
     total += chunks.length;

@@ -52,7 +52,13 @@ export interface CpuWindow {
   othersShare: number;
 }
 
-export function cpuWindow(machine: number, measured: number, harness: number, wallSeconds: number, cores: number): CpuWindow {
+export function cpuWindow(
+  machine: number,
+  measured: number,
+  harness: number,
+  wallSeconds: number,
+  cores: number,
+): CpuWindow {
   const others = Math.max(0, machine - measured - harness);
   return { machine, measured, harness, others, othersShare: others / (wallSeconds * cores) };
 }
@@ -68,7 +74,10 @@ export interface QuietWait {
 /** Waits, up to `maxSeconds`, for a one-second window in which processes other than `pids`
  *  (this one included) use less than `threshold` of the machine's CPU, then returns. It only
  *  improves the odds of a quiet measurement: what happens during it is recorded separately. */
-export async function waitForQuiet(pids: number[], opts: { threshold: number; maxSeconds: number; cores: number }): Promise<QuietWait> {
+export async function waitForQuiet(
+  pids: number[],
+  opts: { threshold: number; maxSeconds: number; cores: number },
+): Promise<QuietWait> {
   const started = performance.now();
   const ours = () => pids.reduce((a, p) => a + (p === process.pid ? ownCpuSeconds() : processCpuSeconds(p) || 0), 0);
   let share = NaN;
@@ -78,6 +87,7 @@ export async function waitForQuiet(pids: number[], opts: { threshold: number; ma
     await new Promise((r) => setTimeout(r, 1000));
     share = Math.max(0, machineBusySeconds() - m0 - (ours() - o0)) / opts.cores;
     const waited = (performance.now() - started) / 1000;
-    if (!(share >= opts.threshold) || waited >= opts.maxSeconds) return { waitedSeconds: waited, othersShareBefore: share, quiet: !(share >= opts.threshold) };
+    if (!(share >= opts.threshold) || waited >= opts.maxSeconds)
+      return { waitedSeconds: waited, othersShareBefore: share, quiet: !(share >= opts.threshold) };
   }
 }

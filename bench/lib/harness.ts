@@ -20,14 +20,27 @@ import { displayPath } from "./paths.js";
 import type { RunHeader } from "./results-schema.js";
 
 /** Settings the harness owns per run; everything else may come from the environment. */
-const HARNESS_KEYS = new Set(["QUEUE_NAME", "COLLECTION", "QDRANT_URL", "QDRANT_API_KEY", "MODEL_DIR", "MODEL_FILE", "SINK_FILE", "HTTP_PORT"]);
+const HARNESS_KEYS = new Set([
+  "QUEUE_NAME",
+  "COLLECTION",
+  "QDRANT_URL",
+  "QDRANT_API_KEY",
+  "MODEL_DIR",
+  "MODEL_FILE",
+  "SINK_FILE",
+  "HTTP_PORT",
+]);
 const PRIVATE_KEYS = new Set([...HARNESS_KEYS, "REDIS_URL", "QUEUE_PREFIX", "MODEL_NAME"]);
 
 /** The worker settings of every measured worker: the project's variables from the environment
  *  (except those the harness owns), then the bench's options. The priority-lane bench uses it too,
  *  so its workers match the main bench's. */
 export function workerEnv(
-  o: Pick<SharedOptions, "maxBatchTokens" | "maxBatchSize" | "padMultiple" | "perJob" | "concurrency" | "tokenizerThreads">, modelDir: string,
+  o: Pick<
+    SharedOptions,
+    "maxBatchTokens" | "maxBatchSize" | "padMultiple" | "perJob" | "concurrency" | "tokenizerThreads"
+  >,
+  modelDir: string,
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const key of Object.keys(configShape)) {
@@ -36,10 +49,17 @@ export function workerEnv(
   }
   const longest = Math.floor(o.maxBatchTokens / o.padMultiple) * o.padMultiple;
   return {
-    LOG_LEVEL: "warn", MAX_SEQ_LENGTH: String(Math.min(8192, longest)), ...env,
-    MODEL_DIR: modelDir, MODEL_NAME: "bench-generated",
-    MAX_BATCH_TOKENS: String(o.maxBatchTokens), MAX_BATCH_SIZE: String(o.maxBatchSize), PAD_MULTIPLE: String(o.padMultiple),
-    MAX_CHUNKS_PER_JOB: String(o.perJob), WORKER_CONCURRENCY: String(o.concurrency), TOKENIZER_THREADS: String(o.tokenizerThreads),
+    LOG_LEVEL: "warn",
+    MAX_SEQ_LENGTH: String(Math.min(8192, longest)),
+    ...env,
+    MODEL_DIR: modelDir,
+    MODEL_NAME: "bench-generated",
+    MAX_BATCH_TOKENS: String(o.maxBatchTokens),
+    MAX_BATCH_SIZE: String(o.maxBatchSize),
+    PAD_MULTIPLE: String(o.padMultiple),
+    MAX_CHUNKS_PER_JOB: String(o.perJob),
+    WORKER_CONCURRENCY: String(o.concurrency),
+    TOKENIZER_THREADS: String(o.tokenizerThreads),
   };
 }
 
@@ -58,8 +78,10 @@ export function quietGate(o: Pick<SharedOptions, "quietWait" | "quietThreshold">
   return (pid: number) =>
     o.quietWait > 0
       ? waitForQuiet([process.pid, pid, ...(redis ? [redis] : [])], {
-        threshold: o.quietThreshold, maxSeconds: o.quietWait, cores,
-      })
+          threshold: o.quietThreshold,
+          maxSeconds: o.quietWait,
+          cores,
+        })
       : Promise.resolve({ waitedSeconds: 0, othersShareBefore: NaN, quiet: false });
 }
 
@@ -86,8 +108,10 @@ export function startRun(log: (s: string) => void): RunStart {
   const t0 = performance.now();
   const machine = machineInfo();
   const git = gitInfo();
-  log(`machine: ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, ` +
-    `load average ${machine.loadAverage.start.toFixed(2)}; commit ${git.commit}${git.dirty ? " (dirty)" : ""}`);
+  log(
+    `machine: ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, ` +
+      `load average ${machine.loadAverage.start.toFixed(2)}; commit ${git.commit}${git.dirty ? " (dirty)" : ""}`,
+  );
   return { started, t0, machine, git };
 }
 
@@ -95,8 +119,10 @@ export function startRun(log: (s: string) => void): RunStart {
 export function standInNotes(source: CorpusSource, model: BenchModel): string[] {
   const notes: string[] = [];
   if (source.kind === "sample") {
-    notes.push("Corpus: the bundled synthetic sample (bench/sample), not real transcripts; " +
-      "figures only show that the harness works.");
+    notes.push(
+      "Corpus: the bundled synthetic sample (bench/sample), not real transcripts; " +
+        "figures only show that the harness works.",
+    );
   }
   if (model.description.tokenizer.startsWith("generated")) {
     notes.push("Tokenizer: the generated test tokenizer, not BGE-M3's; token counts are not BGE-M3's.");
@@ -106,7 +132,11 @@ export function standInNotes(source: CorpusSource, model: BenchModel): string[] 
 
 /** The header of a results file, taken as the run ends: no paths of this machine, no secrets. */
 export function runHeader(
-  run: RunStart, args: string[], o: SharedOptions, cfg: Config, model: BenchModel,
+  run: RunStart,
+  args: string[],
+  o: SharedOptions,
+  cfg: Config,
+  model: BenchModel,
   corpus: { source: CorpusSource; documents: number; skipped: number },
 ): RunHeader {
   run.machine.loadAverage.end = os.loadavg()[0];
@@ -121,7 +151,10 @@ export function runHeader(
     workerConfig: publicConfig(cfg),
     model: model.description,
     corpus: {
-      kind: corpus.source.kind, label: corpus.source.label, documents: corpus.documents, skippedRecords: corpus.skipped,
+      kind: corpus.source.kind,
+      label: corpus.source.label,
+      documents: corpus.documents,
+      skippedRecords: corpus.skipped,
     },
   };
 }

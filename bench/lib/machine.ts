@@ -35,9 +35,13 @@ export function machineInfo(): MachineInfo {
 }
 
 export function gitInfo(): GitInfo {
-  const git = (...args: string[]) => execFileSync("git", args, { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  const git = (...args: string[]) =>
+    execFileSync("git", args, { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   try {
-    return { commit: git("rev-parse", "--short=12", "HEAD"), dirty: git("status", "--porcelain", "--untracked-files=no").length > 0 };
+    return {
+      commit: git("rev-parse", "--short=12", "HEAD"),
+      dirty: git("status", "--porcelain", "--untracked-files=no").length > 0,
+    };
   } catch {
     return { commit: "unknown", dirty: true };
   }

@@ -28,7 +28,12 @@ export interface ModelAloneResult {
   quietWait: QuietWait;
 }
 
-export async function measureModelAlone(env: Record<string, string>, ids: number[][], keep: number, gate: Gate): Promise<ModelAloneResult> {
+export async function measureModelAlone(
+  env: Record<string, string>,
+  ids: number[][],
+  keep: number,
+  gate: Gate,
+): Promise<ModelAloneResult> {
   const child = BenchChild.start("./model-child.js", env);
   await child.next("ready", 10 * 60_000);
   const quietWait = await gate(child.pid);
@@ -39,7 +44,13 @@ export async function measureModelAlone(env: Record<string, string>, ids: number
 
 export type PeerResult = ModelAloneResult;
 
-export async function measurePeer(peerModelDir: string, texts: string[], batchSize: number, keep: number, gate: Gate): Promise<PeerResult> {
+export async function measurePeer(
+  peerModelDir: string,
+  texts: string[],
+  batchSize: number,
+  keep: number,
+  gate: Gate,
+): Promise<PeerResult> {
   const child = BenchChild.start("./peer-child.js", { PEER_MODEL_DIR: peerModelDir });
   await child.next("ready", 10 * 60_000);
   const quietWait = await gate(child.pid);
@@ -48,12 +59,24 @@ export async function measurePeer(peerModelDir: string, texts: string[], batchSi
   return { ...r, quietWait };
 }
 
-export async function measureTokenizers(tokenizerPath: string, texts: string[], gate: Gate): Promise<Omit<TokenizerResult, "method">> {
+export async function measureTokenizers(
+  tokenizerPath: string,
+  texts: string[],
+  gate: Gate,
+): Promise<Omit<TokenizerResult, "method">> {
   const child = BenchChild.start("./tokenizer-child.js", { TOKENIZERS_PARALLELISM: "false", RAYON_NUM_THREADS: "1" });
   await child.next("ready");
   const quietWait = await gate(child.pid);
-  const r = await child.request<Message & { texts: number; jsTokens: number; jsSeconds: number; nativeTokens: number; nativeSeconds: number; identical: number }>(
-    { type: "run", tokenizerPath, texts }, "result");
+  const r = await child.request<
+    Message & {
+      texts: number;
+      jsTokens: number;
+      jsSeconds: number;
+      nativeTokens: number;
+      nativeSeconds: number;
+      identical: number;
+    }
+  >({ type: "run", tokenizerPath, texts }, "result");
   await child.stop();
   return {
     texts: r.texts,
@@ -77,7 +100,12 @@ export function maxCosineGap(a: number[][], b: number[][]): number {
 }
 
 /** Seconds of each of `batches`, run `reps` times each in a fresh model process (batch-child.ts). */
-export async function measureBatchTimes(env: Record<string, string>, batches: TimedBatch[], reps: number, gate: Gate): Promise<{ seconds: number[][]; quietWait: QuietWait }> {
+export async function measureBatchTimes(
+  env: Record<string, string>,
+  batches: TimedBatch[],
+  reps: number,
+  gate: Gate,
+): Promise<{ seconds: number[][]; quietWait: QuietWait }> {
   const child = BenchChild.start("./batch-child.js", env);
   await child.next("ready", 10 * 60_000);
   const quietWait = await gate(child.pid);

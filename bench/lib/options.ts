@@ -43,15 +43,28 @@ export function addSharedOptions(program: Command): Command {
     .option("--hidden <n>", "hidden size of the generated model", positiveInt, 384)
     .option("--heads <n>", "attention heads (default: hidden / 64)", positiveInt)
     .option("--intermediate <n>", "FFN size (default: 4 x hidden)", positiveInt)
-    .option("--tokenizer <choice>", "auto (reference XLM-R 250k if present, else generated), generated, or a tokenizer.json[.gz] path", "auto")
+    .option(
+      "--tokenizer <choice>",
+      "auto (reference XLM-R 250k if present, else generated), generated, or a tokenizer.json[.gz] path",
+      "auto",
+    )
     .option("--generated-vocab <n>", "vocabulary bound of a generated tokenizer", positiveInt, 8000)
     .option("--max-batch-tokens <n>", "MAX_BATCH_TOKENS for the model alone and the worker", positiveInt, 8192)
     .option("--max-batch-size <n>", "MAX_BATCH_SIZE for the model alone and the worker", positiveInt, 64)
-    .option("--pad-multiple <n>", "PAD_MULTIPLE (default: the worker's default for EXECUTION_PROVIDER; the pad1 variant uses 1)", positiveInt)
+    .option(
+      "--pad-multiple <n>",
+      "PAD_MULTIPLE (default: the worker's default for EXECUTION_PROVIDER; the pad1 variant uses 1)",
+      positiveInt,
+    )
     .option("--per-job <n>", "most chunks per job (MAX_CHUNKS_PER_JOB)", positiveInt, 64)
     .option("--concurrency <n>", "WORKER_CONCURRENCY", positiveInt, 64)
     .option("--tokenizer-threads <n>", "TOKENIZER_THREADS", positiveInt, 1)
-    .option("--quiet-threshold <ratio>", "before each timed part, wait for a second in which other processes use less than this share of the CPU", ratio, 0.2)
+    .option(
+      "--quiet-threshold <ratio>",
+      "before each timed part, wait for a second in which other processes use less than this share of the CPU",
+      ratio,
+      0.2,
+    )
     .option("--quiet-wait <s>", "longest wait for such a second, seconds (0: do not wait)", nonNegativeInt, 10)
     .option("--no-write", "print only; write no results files")
     .exitOverride((err) => {
@@ -73,7 +86,9 @@ export function sharedOptionsFrom(o: Record<string, unknown>): SharedOptions {
     generatedVocab: o.generatedVocab as number,
     maxBatchTokens: o.maxBatchTokens as number,
     maxBatchSize: o.maxBatchSize as number,
-    padMultiple: (o.padMultiple as number | undefined) ?? PROVIDER_DEFAULTS.PAD_MULTIPLE[process.env.EXECUTION_PROVIDER === "cuda" ? "cuda" : "cpu"],
+    padMultiple:
+      (o.padMultiple as number | undefined) ??
+      PROVIDER_DEFAULTS.PAD_MULTIPLE[process.env.EXECUTION_PROVIDER === "cuda" ? "cuda" : "cpu"],
     perJob: o.perJob as number,
     concurrency: o.concurrency as number,
     tokenizerThreads: o.tokenizerThreads as number,

@@ -17,6 +17,8 @@ export function resultsFileLine(r: RunHeader, file: string): string {
 /** The machine and its load, without closing punctuation (each report goes on differently). */
 export function machineLine(r: RunHeader): string {
   const m = r.machine;
-  return `Machine: ${m.cpus} x ${m.cpuModel}, ${fix(m.totalMemoryBytes / 2 ** 30, 1)} GiB, Node ${m.node}; ` +
-    `1-minute load average ${fix(m.loadAverage.start, 2)} at start, ${fix(m.loadAverage.end, 2)} at end`;
+  return (
+    `Machine: ${m.cpus} x ${m.cpuModel}, ${fix(m.totalMemoryBytes / 2 ** 30, 1)} GiB, Node ${m.node}; ` +
+    `1-minute load average ${fix(m.loadAverage.start, 2)} at start, ${fix(m.loadAverage.end, 2)} at end`
+  );
 }

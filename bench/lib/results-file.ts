@@ -12,7 +12,9 @@ export function resultsBaseName(r: Pick<RunHeader, "startedAt" | "git">): string
 
 /** Writes `<dir>/<timestamp>-<commit>.json` and the Markdown beside it. */
 export function writeResults(
-  dir: string, r: Pick<RunHeader, "startedAt" | "git">, markdown: string,
+  dir: string,
+  r: Pick<RunHeader, "startedAt" | "git">,
+  markdown: string,
 ): { json: string; md: string } {
   mkdirSync(dir, { recursive: true });
   const base = path.join(dir, resultsBaseName(r));

@@ -33,7 +33,10 @@ export interface ThroughputRun {
   cpu?: CpuWindow;
   /** How long the run waited for a quiet moment before starting, and how quiet it was. */
   quietWait?: QuietWait;
-  e2e?: Omit<E2eResult, "seconds" | "chunks" | "tokens" | "paddedTokens" | "batches" | "peakRssBytes" | "cpu" | "quietWait">;
+  e2e?: Omit<
+    E2eResult,
+    "seconds" | "chunks" | "tokens" | "paddedTokens" | "batches" | "peakRssBytes" | "cpu" | "quietWait"
+  >;
   /** Peer only: largest |1 - cosine| between its CLS vectors and the worker model's dense vectors. */
   peerDenseMaxCosineGap?: number;
 }
@@ -270,7 +273,14 @@ export interface PriorityResults extends RunHeader {
   bench: "priority-lane";
   /** How the run was done, in words, one item per part. */
   method: string[];
-  backfill: { how: string; jobsPerPass: number; chunksPerPass: number; jobsAdded: number; passes: number; failedJobs: number };
+  backfill: {
+    how: string;
+    jobsPerPass: number;
+    chunksPerPass: number;
+    jobsAdded: number;
+    passes: number;
+    failedJobs: number;
+  };
   queryTexts: { how: string; distinct: number; meanTokens: number };
   batchTimes: { full: BatchTiming; query: BatchTiming; quietWait: QuietWait };
   quietWait: QuietWait;

@@ -28,11 +28,21 @@ const WARMUP_ID = "warmup";
 /** One job of the set's first chunks through the whole worker, waited for. */
 async function warmUp(queue: Queue, texts: string[]): Promise<number> {
   const chunks = texts.slice(0, 8).map((text, index) => ({ index, text, metadata: {} }));
-  const data: EmbedJobData = { v: JOB_SCHEMA_VERSION, docId: WARMUP_ID, part: 0, parts: 1, docHash: WARMUP_ID, enqueuedAt: Date.now(), metadata: {}, chunks };
+  const data: EmbedJobData = {
+    v: JOB_SCHEMA_VERSION,
+    docId: WARMUP_ID,
+    part: 0,
+    parts: 1,
+    docHash: WARMUP_ID,
+    enqueuedAt: Date.now(),
+    metadata: {},
+    chunks,
+  };
   const job = await queue.add(JOB_NAME, data, { jobId: WARMUP_ID });
   const deadline = Date.now() + 10 * 60_000;
   while (!(await job.isCompleted())) {
-    if ((await job.isFailed()) || Date.now() > deadline) throw new Error(`warm-up job did not complete: ${(await queue.getJob(WARMUP_ID))?.failedReason ?? "timed out"}`);
+    if ((await job.isFailed()) || Date.now() > deadline)
+      throw new Error(`warm-up job did not complete: ${(await queue.getJob(WARMUP_ID))?.failedReason ?? "timed out"}`);
     await new Promise((r) => setTimeout(r, 20));
   }
   await job.remove();
@@ -44,16 +54,31 @@ export async function startWorkerChild(ctx: E2eContext, extraEnv: Record<string,
   const id = randomUUID().slice(0, 8);
   const queueName = `bench-${id}`;
   const collection = `bench_${id}`;
-  const child = BenchChild.start("./worker-child.js", {
-    ...ctx.env, HTTP_PORT: "0", ...extraEnv, QUEUE_NAME: queueName, COLLECTION: collection, QDRANT_URL: ctx.server.url,
-  }, ctx.execArgv ?? []);
+  const child = BenchChild.start(
+    "./worker-child.js",
+    {
+      ...ctx.env,
+      HTTP_PORT: "0",
+      ...extraEnv,
+      QUEUE_NAME: queueName,
+      COLLECTION: collection,
+      QDRANT_URL: ctx.server.url,
+    },
+    ctx.execArgv ?? [],
+  );
   await child.next("ready", 10 * 60_000);
   const queue = new Queue(queueName, { connection: ctx.connection, prefix: ctx.env.QUEUE_PREFIX ?? "bull" });
   const warmupPoints = await warmUp(queue, texts);
   return { child, queue, collection, warmupPoints };
 }
 
-export async function closeWorkerChild(child: BenchChild, queue: Queue, server: QdrantTestServer, collection: string, warmupPoints: number) {
+export async function closeWorkerChild(
+  child: BenchChild,
+  queue: Queue,
+  server: QdrantTestServer,
+  collection: string,
+  warmupPoints: number,
+) {
   const closed = await child.request<{ type: "closed"; peakRssBytes: number }>({ type: "close" }, "closed");
   await child.stop();
   const points = server.points(collection).size - warmupPoints;

@@ -33,11 +33,20 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: "bge-m3-fp32-external", description: "BGE-M3-size float32 backbone, weights in model.onnx_data",
-    options: { ...BGE_M3, outputs: "last_hidden_state" }, external: true, float16Hidden: false },
-  { name: "single-file-fp16-hidden", description: "1.1 GB single-file backbone (BGE-M3 embeddings, 2 layers), " +
-    "float16 last_hidden_state", options: { ...BGE_M3, layers: 2, outputs: "last_hidden_state" }, external: false,
-  float16Hidden: true },
+  {
+    name: "bge-m3-fp32-external",
+    description: "BGE-M3-size float32 backbone, weights in model.onnx_data",
+    options: { ...BGE_M3, outputs: "last_hidden_state" },
+    external: true,
+    float16Hidden: false,
+  },
+  {
+    name: "single-file-fp16-hidden",
+    description: "1.1 GB single-file backbone (BGE-M3 embeddings, 2 layers), " + "float16 last_hidden_state",
+    options: { ...BGE_M3, layers: 2, outputs: "last_hidden_state" },
+    external: false,
+    float16Hidden: true,
+  },
 ];
 
 const mib = (b: number) => Math.round(b / 2 ** 20);
@@ -72,12 +81,19 @@ async function generate(c: Case, dir: string): Promise<number> {
     bytes = model.length;
   }
   const h = generateHeadWeights(options, true);
-  await writeLinearPt(path.join(from, "sparse_linear.pt"), { data: h.sparseWeight, shape: [1, options.hidden] },
-    { data: h.sparseBias, shape: [1] });
-  await writeLinearPt(path.join(from, "colbert_linear.pt"),
-    { data: transposed(h.colbertWeight, options.hidden, options.colbertDim),
-      shape: [options.colbertDim, options.hidden] },
-    { data: h.colbertBias, shape: [options.colbertDim] });
+  await writeLinearPt(
+    path.join(from, "sparse_linear.pt"),
+    { data: h.sparseWeight, shape: [1, options.hidden] },
+    { data: h.sparseBias, shape: [1] },
+  );
+  await writeLinearPt(
+    path.join(from, "colbert_linear.pt"),
+    {
+      data: transposed(h.colbertWeight, options.hidden, options.colbertDim),
+      shape: [options.colbertDim, options.hidden],
+    },
+    { data: h.colbertBias, shape: [options.colbertDim] },
+  );
   await fs.writeFile(marker, JSON.stringify({ bytes }));
   return bytes;
 }
@@ -113,8 +129,14 @@ async function smoke(modelPath: string): Promise<Record<string, number[]>> {
 
 async function main(): Promise<void> {
   const o = new Command("npm run bench:prepare-model --")
-    .option("--dir <dir>", "scratch folder for the generated GB-sized models", path.join(os.tmpdir(), "bge-m3-prepare-bench"))
-    .option("--keep", "keep the generated models").parse().opts();
+    .option(
+      "--dir <dir>",
+      "scratch folder for the generated GB-sized models",
+      path.join(os.tmpdir(), "bge-m3-prepare-bench"),
+    )
+    .option("--keep", "keep the generated models")
+    .parse()
+    .opts();
   const machine = machineInfo();
   const results = [];
   for (const c of CASES) {
@@ -126,27 +148,43 @@ async function main(): Promise<void> {
     const p = await prepare(path.join(o.dir, c.name), out);
     process.stdout.write(p.stdout.replace(/^/gm, "  "));
     const outputs = await smoke(path.join(out, "model.onnx"));
-    results.push({ case: c.name, description: c.description, backboneMiB: mib(bytes), seconds: p.seconds,
-      peakRssMiB: p.peakRssMiB, outputs });
+    results.push({
+      case: c.name,
+      description: c.description,
+      backboneMiB: mib(bytes),
+      seconds: p.seconds,
+      peakRssMiB: p.peakRssMiB,
+      outputs,
+    });
     console.log(`  ${p.seconds.toFixed(1)} s, peak RSS ${p.peakRssMiB} MiB; ran once: ${JSON.stringify(outputs)}`);
     await fs.rm(out, { recursive: true, force: true });
   }
   machine.loadAverage.end = os.loadavg()[0];
-  const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\.\d+Z$/, "Z");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/:/g, "-")
+    .replace(/\.\d+Z$/, "Z");
   const dir = path.join(repoRoot, "bench", "results", "prepare-model");
   await fs.mkdir(dir, { recursive: true });
   const git = gitInfo();
   const json = JSON.stringify({ machine, git, results }, null, 2) + "\n";
   await fs.writeFile(path.join(dir, `${stamp}-${git.commit}.json`), json);
-  const md = [`# prepare-model on generated BGE-M3-size backbones (${stamp})`, "",
+  const md = [
+    `# prepare-model on generated BGE-M3-size backbones (${stamp})`,
+    "",
     `${machine.cpus}-core ${machine.cpuModel}, ${mib(machine.totalMemoryBytes)} MiB RAM, Node ${machine.node}, ` +
-    `load ${machine.loadAverage.start.toFixed(1)}-${machine.loadAverage.end.toFixed(1)}; commit ${git.commit}` +
-    `${git.dirty ? " (dirty)" : ""}.`, "",
-    "| backbone | size | time | peak RSS |", "|---|---|---|---|",
-    ...results.map((r) =>
-      `| ${r.description} | ${r.backboneMiB} MiB | ${r.seconds.toFixed(1)} s | ${r.peakRssMiB} MiB |`),
-    "", "Each prepared model was loaded in ONNX Runtime and run once on 16 tokens (finite dense, sparse, ColBERT).",
-    ""];
+      `load ${machine.loadAverage.start.toFixed(1)}-${machine.loadAverage.end.toFixed(1)}; commit ${git.commit}` +
+      `${git.dirty ? " (dirty)" : ""}.`,
+    "",
+    "| backbone | size | time | peak RSS |",
+    "|---|---|---|---|",
+    ...results.map(
+      (r) => `| ${r.description} | ${r.backboneMiB} MiB | ${r.seconds.toFixed(1)} s | ${r.peakRssMiB} MiB |`,
+    ),
+    "",
+    "Each prepared model was loaded in ONNX Runtime and run once on 16 tokens (finite dense, sparse, ColBERT).",
+    "",
+  ];
   await fs.writeFile(path.join(dir, `${stamp}-${git.commit}.md`), md.join("\n"));
   if (!o.keep) await fs.rm(o.dir, { recursive: true, force: true });
 }

@@ -22,7 +22,11 @@ export class Backlog {
   private busy: Promise<void> = Promise.resolve();
   readonly samples: BacklogSample[] = [];
 
-  constructor(private readonly queue: Queue, private readonly pass: readonly BenchJob[], private readonly minWaiting: number) {
+  constructor(
+    private readonly queue: Queue,
+    private readonly pass: readonly BenchJob[],
+    private readonly minWaiting: number,
+  ) {
     if (pass.length === 0) throw new Error("the backfill has no jobs: the corpus gave no windows");
   }
 
@@ -38,7 +42,11 @@ export class Backlog {
       const j = this.pass[this.next];
       this.next = (this.next + 1) % this.pass.length;
       const tag = `pass${this.passes}`;
-      out.push({ ...j, data: { ...j.data, docId: `${tag}:${j.data.docId}`, enqueuedAt: Date.now() }, opts: { ...j.opts, jobId: `${tag}-${j.opts.jobId}` } });
+      out.push({
+        ...j,
+        data: { ...j.data, docId: `${tag}:${j.data.docId}`, enqueuedAt: Date.now() },
+        opts: { ...j.opts, jobId: `${tag}-${j.opts.jobId}` },
+      });
     }
     return out;
   }

@@ -48,8 +48,14 @@ function withServiceTimes(batches: readonly BatchRecord[]): Array<BatchRecord & 
   });
 }
 
-function lane(before: Sample[], after: Sample[], name: "queue" | "interactive", batches: Array<BatchRecord & { service: number }>): LaneFigures {
-  const d = (metric: string, labels: Record<string, string>) => sumOf(after, metric, labels) - sumOf(before, metric, labels);
+function lane(
+  before: Sample[],
+  after: Sample[],
+  name: "queue" | "interactive",
+  batches: Array<BatchRecord & { service: number }>,
+): LaneFigures {
+  const d = (metric: string, labels: Record<string, string>) =>
+    sumOf(after, metric, labels) - sumOf(before, metric, labels);
   const mine = batches.filter((b) => b.interactive === (name === "interactive"));
   return {
     tokens: d("embed_tokens_total", { lane: name }),
@@ -84,7 +90,11 @@ export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
   const port = await freePort();
   const warmTexts = p.backfill[0].data.chunks.map((c) => c.text);
   // DRAIN_TIMEOUT_MS: at the end the worker holds a backlog it must not finish; hand it back at once.
-  const { child, queue, collection, warmupPoints } = await startWorkerChild(p.ctx, { QUERY_API: "true", HTTP_PORT: String(port), DRAIN_TIMEOUT_MS: "1000", ...p.extraEnv }, warmTexts);
+  const { child, queue, collection, warmupPoints } = await startWorkerChild(
+    p.ctx,
+    { QUERY_API: "true", HTTP_PORT: String(port), DRAIN_TIMEOUT_MS: "1000", ...p.extraEnv },
+    warmTexts,
+  );
   const backlog = new Backlog(queue, p.backfill, p.backlogJobs);
   const url = `http://127.0.0.1:${port}/v1/embeddings`;
   let run: Omit<PriorityRun, "shutdownError">;
@@ -92,23 +102,39 @@ export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
     await backlog.topUp();
     backlog.start(1000);
     // The query path's first use (connection, tokenizer thread), outside any measurement.
-    const warm = await runQueryLoad(url, p.modelName, p.queryTexts, { rate: 2, seconds: 1, timeoutMs: p.queryTimeoutMs, first: 0 });
+    const warm = await runQueryLoad(url, p.modelName, p.queryTexts, {
+      rate: 2,
+      seconds: 1,
+      timeoutMs: p.queryTimeoutMs,
+      first: 0,
+    });
     const bad = warm.find((q) => q.status !== 200 || q.error);
     if (bad) throw new Error(`warm-up query failed: HTTP ${bad.status} ${bad.error ?? ""}`);
     p.log(`backfill running; settling for ${p.settleSeconds} s before the first phase`);
     await new Promise((r) => setTimeout(r, p.settleSeconds * 1000));
     const quietWait = await p.ctx.gate(child.pid);
     await child.request({ type: "mark" }, "marked");
-    const phases: Array<Omit<PhaseResult, "queue" | "interactive"> & { before: Sample[]; after: Sample[]; t0: number; t1: number }> = [];
+    const phases: Array<
+      Omit<PhaseResult, "queue" | "interactive"> & { before: Sample[]; after: Sample[]; t0: number; t1: number }
+    > = [];
     let sent = warm.length;
     for (let round = 1; round <= p.rounds; round++) {
       for (const kind of ["A", "B"] as const) {
         const before = await scrape(port);
-        const cpu0 = { machine: machineBusySeconds(), worker: processCpuSeconds(child.pid), harness: harnessCpuSeconds(p.ctx.redisPid) };
+        const cpu0 = {
+          machine: machineBusySeconds(),
+          worker: processCpuSeconds(child.pid),
+          harness: harnessCpuSeconds(p.ctx.redisPid),
+        };
         const t0 = Date.now();
         let queries: QueryOutcome[] | undefined;
         if (kind === "B") {
-          queries = await runQueryLoad(url, p.modelName, p.queryTexts, { rate: p.queryRate, seconds: p.phaseSeconds, timeoutMs: p.queryTimeoutMs, first: sent });
+          queries = await runQueryLoad(url, p.modelName, p.queryTexts, {
+            rate: p.queryRate,
+            seconds: p.phaseSeconds,
+            timeoutMs: p.queryTimeoutMs,
+            first: sent,
+          });
           sent += queries.length;
         }
         // A B phase lasts until its last answer, and at least as long as an A phase.
@@ -116,14 +142,32 @@ export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
         const after = await scrape(port);
         const t1 = Date.now();
         const harness = harnessCpuSeconds(p.ctx.redisPid) - cpu0.harness;
-        const cpu = cpuWindow(machineBusySeconds() - cpu0.machine, processCpuSeconds(child.pid) - cpu0.worker, harness, (t1 - t0) / 1000, os.cpus().length);
+        const cpu = cpuWindow(
+          machineBusySeconds() - cpu0.machine,
+          processCpuSeconds(child.pid) - cpu0.worker,
+          harness,
+          (t1 - t0) / 1000,
+          os.cpus().length,
+        );
         const samples = backlog.between(t0, t1);
         phases.push({
-          kind, round, seconds: (t1 - t0) / 1000, before, after, t0, t1, queries, cpu, backlogSamples: samples.length,
-          minWaiting: Math.min(...samples.map((s) => s.waiting)), minActive: Math.min(...samples.map((s) => s.active)),
+          kind,
+          round,
+          seconds: (t1 - t0) / 1000,
+          before,
+          after,
+          t0,
+          t1,
+          queries,
+          cpu,
+          backlogSamples: samples.length,
+          minWaiting: Math.min(...samples.map((s) => s.waiting)),
+          minActive: Math.min(...samples.map((s) => s.active)),
         });
         const q = queries ? `, ${queries.length} queries` : "";
-        p.log(`round ${round} phase ${kind}: ${((t1 - t0) / 1000).toFixed(1)} s, queue ${Math.round(sumOf(after, "embed_tokens_total", { lane: "queue" }) - sumOf(before, "embed_tokens_total", { lane: "queue" }))} tokens${q}; other processes ${Math.round(cpu.othersShare * 100)}% of the CPU`);
+        p.log(
+          `round ${round} phase ${kind}: ${((t1 - t0) / 1000).toFixed(1)} s, queue ${Math.round(sumOf(after, "embed_tokens_total", { lane: "queue" }) - sumOf(before, "embed_tokens_total", { lane: "queue" }))} tokens${q}; other processes ${Math.round(cpu.othersShare * 100)}% of the CPU`,
+        );
       }
     }
     const stats = (await child.request({ type: "stats" }, "stats")) as unknown as WorkerStats;
@@ -132,22 +176,35 @@ export async function measurePriority(p: PriorityPlan): Promise<PriorityRun> {
     const served = withServiceTimes(stats.batches);
     const results: PhaseResult[] = phases.map(({ before, after, t0, t1, ...ph }) => {
       const inPhase = served.filter((b) => b.end > t0 && b.end <= t1);
-      return { ...ph, queue: lane(before, after, "queue", inPhase), interactive: lane(before, after, "interactive", inPhase) };
+      return {
+        ...ph,
+        queue: lane(before, after, "queue", inPhase),
+        interactive: lane(before, after, "interactive", inPhase),
+      };
     });
     const measured = backlog.between(phases[0].t0, phases[phases.length - 1].t1);
     run = {
-      phases: results, quietWait,
-      backfill: { jobsAdded: backlog.totals.jobs, passes: backlog.totals.passes, failedJobs, minWaitingOverall: Math.min(...measured.map((s) => s.waiting)) },
+      phases: results,
+      quietWait,
+      backfill: {
+        jobsAdded: backlog.totals.jobs,
+        passes: backlog.totals.passes,
+        failedJobs,
+        minWaitingOverall: Math.min(...measured.map((s) => s.waiting)),
+      },
     };
   } finally {
     await backlog.stop();
-    shutdownError = await closeWorkerChild(child, queue, p.ctx.server, collection, warmupPoints).then(() => undefined, async (err: Error) => {
-      child.kill();
-      p.ctx.server.reset();
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
-      return err.message;
-    });
+    shutdownError = await closeWorkerChild(child, queue, p.ctx.server, collection, warmupPoints).then(
+      () => undefined,
+      async (err: Error) => {
+        child.kill();
+        p.ctx.server.reset();
+        await queue.obliterate({ force: true }).catch(() => undefined);
+        await queue.close();
+        return err.message;
+      },
+    );
   }
   return { ...run, shutdownError };
 }

@@ -40,17 +40,31 @@ export function querySentences(docs: readonly SourceDocument[], n: number): stri
   return Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]);
 }
 
-async function oneQuery(url: string, model: string, text: string, timeoutMs: number): Promise<Omit<QueryOutcome, "dueMs" | "sendLagMs">> {
+async function oneQuery(
+  url: string,
+  model: string,
+  text: string,
+  timeoutMs: number,
+): Promise<Omit<QueryOutcome, "dueMs" | "sendLagMs">> {
   const t0 = performance.now();
   try {
     const res = await fetch(url, {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: text, model }), signal: AbortSignal.timeout(timeoutMs),
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input: text, model }),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const body = (await res.json()) as { data?: Array<{ embedding?: number[] }>; usage?: { prompt_tokens?: number } };
     const ms = performance.now() - t0;
-    if (res.status !== 200) return { ms, status: res.status, promptTokens: 0, error: JSON.stringify(body).slice(0, 200) };
+    if (res.status !== 200)
+      return { ms, status: res.status, promptTokens: 0, error: JSON.stringify(body).slice(0, 200) };
     const dim = body.data?.[0]?.embedding?.length ?? 0;
-    return { ms, status: 200, promptTokens: body.usage?.prompt_tokens ?? 0, error: dim > 0 ? undefined : "answer without an embedding" };
+    return {
+      ms,
+      status: 200,
+      promptTokens: body.usage?.prompt_tokens ?? 0,
+      error: dim > 0 ? undefined : "answer without an embedding",
+    };
   } catch (err) {
     return { ms: performance.now() - t0, status: 0, promptTokens: 0, error: (err as Error).message };
   }
@@ -58,7 +72,10 @@ async function oneQuery(url: string, model: string, text: string, timeoutMs: num
 
 /** Sends `texts[first..]` in turn, `rate` per second for `seconds`; resolves when every answer is in. */
 export async function runQueryLoad(
-  url: string, model: string, texts: readonly string[], opts: { rate: number; seconds: number; timeoutMs: number; first: number },
+  url: string,
+  model: string,
+  texts: readonly string[],
+  opts: { rate: number; seconds: number; timeoutMs: number; first: number },
 ): Promise<QueryOutcome[]> {
   const t0 = performance.now();
   const pending: Array<Promise<QueryOutcome>> = [];

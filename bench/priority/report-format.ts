@@ -49,7 +49,9 @@ function goals(r: PriorityResults): string[] {
   for (const g of r.goals) {
     const v = g.id === "queue-drop" ? pct(g.value) : fix(g.value, 2);
     const t = g.id === "queue-drop" ? pct(g.threshold, 2) : fix(g.threshold, 2);
-    rows.push(`| ${g.description} | ${v} | ${g.comparator === "<=" ? "≤" : "<"} ${t} | ${g.met ? "met" : "**missed**"} |`);
+    rows.push(
+      `| ${g.description} | ${v} | ${g.comparator === "<=" ? "≤" : "<"} ${t} | ${g.met ? "met" : "**missed**"} |`,
+    );
   }
   return rows;
 }
@@ -64,8 +66,10 @@ function phaseRows(r: PriorityResults): string[] {
     const q = p.queries;
     const sorted = q ? [...q.latenciesMs].sort((a, b) => a - b) : [];
     const p95 = sorted.length ? sorted[Math.min(sorted.length, Math.ceil(0.95 * sorted.length)) - 1] : NaN;
-    rows.push(`| ${p.round} | ${p.kind} | ${fix(p.seconds, 1)} | ${int(p.queue.tokens / p.seconds)} | ${int(p.interactive.tokens / p.seconds)} | ${p.queue.batches} / ${p.interactive.batches} | ` +
-      `${int(mean(p.queue.serviceSeconds))} / ${int(mean(p.interactive.serviceSeconds))} | ${q ? `${q.ok} / ${q.sent}` : ""} | ${q ? int(p95) : ""} | ${p.minWaiting} | ${pct(p.cpu.othersShare, 0)} |`);
+    rows.push(
+      `| ${p.round} | ${p.kind} | ${fix(p.seconds, 1)} | ${int(p.queue.tokens / p.seconds)} | ${int(p.interactive.tokens / p.seconds)} | ${p.queue.batches} / ${p.interactive.batches} | ` +
+        `${int(mean(p.queue.serviceSeconds))} / ${int(mean(p.interactive.serviceSeconds))} | ${q ? `${q.ok} / ${q.sent}` : ""} | ${q ? int(p95) : ""} | ${p.minWaiting} | ${pct(p.cpu.othersShare, 0)} |`,
+    );
   }
   return rows;
 }
@@ -76,8 +80,26 @@ export function renderPriorityReport(r: PriorityResults, file: string): string {
 }
 
 export function renderPrioritySummary(r: PriorityResults, file: string): string {
-  const out = [`# Priority-lane benchmark ${file.replace(/^.*\//, "").replace(/\.json$/, "")}`, "", renderPriorityReport(r, file).trimEnd(), "", "## Phases", "", ...phaseRows(r), "", "## How it ran", ""];
-  out.push(...r.method.map((m) => `- ${m}`), "", `Command: \`npm run bench:priority -- ${r.args.join(" ")}\``, "", "Worker configuration: `" + JSON.stringify(r.workerConfig) + "`", "");
+  const out = [
+    `# Priority-lane benchmark ${file.replace(/^.*\//, "").replace(/\.json$/, "")}`,
+    "",
+    renderPriorityReport(r, file).trimEnd(),
+    "",
+    "## Phases",
+    "",
+    ...phaseRows(r),
+    "",
+    "## How it ran",
+    "",
+  ];
+  out.push(
+    ...r.method.map((m) => `- ${m}`),
+    "",
+    `Command: \`npm run bench:priority -- ${r.args.join(" ")}\``,
+    "",
+    "Worker configuration: `" + JSON.stringify(r.workerConfig) + "`",
+    "",
+  );
   if (r.notes.length) out.push("## Notes", "", ...r.notes.map((n) => `- ${n}`), "");
   return out.join("\n");
 }

@@ -6,7 +6,12 @@
  *  dropping by less than the share of tokens the queries consume. Pure. */
 import type { QueryOutcome } from "./query-load.js";
 import type {
-  BatchTiming, GoalResult, PhaseQueries, PriorityResults, PrioritySummary, StoredPhase,
+  BatchTiming,
+  GoalResult,
+  PhaseQueries,
+  PriorityResults,
+  PrioritySummary,
+  StoredPhase,
 } from "../lib/results-schema.js";
 import { median, percentile } from "../lib/stats.js";
 
@@ -17,8 +22,13 @@ export function phaseQueries(outcomes: readonly QueryOutcome[]): PhaseQueries {
   for (const q of outcomes) byStatus[q.status] = (byStatus[q.status] ?? 0) + 1;
   const bad = outcomes.filter((q) => q.status !== 200 || q.error);
   return {
-    sent: outcomes.length, ok: outcomes.length - bad.length, failed: bad.length, byStatus, firstError: bad[0] && `HTTP ${bad[0].status}: ${bad[0].error ?? ""}`,
-    latenciesMs: outcomes.map((q) => Math.round(q.ms * 10) / 10), promptTokens: sum(outcomes.map((q) => q.promptTokens)),
+    sent: outcomes.length,
+    ok: outcomes.length - bad.length,
+    failed: bad.length,
+    byStatus,
+    firstError: bad[0] && `HTTP ${bad[0].status}: ${bad[0].error ?? ""}`,
+    latenciesMs: outcomes.map((q) => Math.round(q.ms * 10) / 10),
+    promptTokens: sum(outcomes.map((q) => q.promptTokens)),
     maxSendLagMs: Math.max(0, ...outcomes.map((q) => q.sendLagMs)),
   };
 }
@@ -26,12 +36,21 @@ export function phaseQueries(outcomes: readonly QueryOutcome[]): PhaseQueries {
 export function timing(name: string, ids: number[][], paddedLength: number, seconds: number[]): BatchTiming {
   const ms = seconds.map((s) => s * 1000);
   return {
-    name, rows: ids.length, paddedLength, paddedTokens: ids.length * paddedLength, realTokens: sum(ids.map((s) => s.length)),
-    seconds, medianMs: median(ms), p95Ms: percentile(ms, 95),
+    name,
+    rows: ids.length,
+    paddedLength,
+    paddedTokens: ids.length * paddedLength,
+    realTokens: sum(ids.map((s) => s.length)),
+    seconds,
+    medianMs: median(ms),
+    p95Ms: percentile(ms, 95),
   };
 }
 
-export function summarize(phases: readonly StoredPhase[], batchTimes: PriorityResults["batchTimes"]): { summary: PrioritySummary; goals: GoalResult[] } {
+export function summarize(
+  phases: readonly StoredPhase[],
+  batchTimes: PriorityResults["batchTimes"],
+): { summary: PrioritySummary; goals: GoalResult[] } {
   const A = phases.filter((p) => p.kind === "A");
   const B = phases.filter((p) => p.kind === "B");
   const rate = (p: StoredPhase) => p.queue.tokens / p.seconds;
@@ -50,12 +69,18 @@ export function summarize(phases: readonly StoredPhase[], batchTimes: PriorityRe
     tBatchMedianMs: batchTimes.full.medianMs,
     tBatchP95Ms: batchTimes.full.p95Ms,
     tQueryBatchMedianMs: batchTimes.query.medianMs,
-    workerQueueInferMeanMs: (sum(phases.map((p) => p.queue.inferSum)) / sum(phases.map((p) => p.queue.inferCount))) * 1000,
+    workerQueueInferMeanMs:
+      (sum(phases.map((p) => p.queue.inferSum)) / sum(phases.map((p) => p.queue.inferCount))) * 1000,
     workerQueueServiceMeanMs,
     workerInteractiveServiceMeanMs: (sum(service("interactive")) / service("interactive").length) * 1000,
     queries: {
-      requests, ok: requests - failed, failed,
-      p50Ms: percentile(latencies, 50), p95Ms: p95, p99Ms: percentile(latencies, 99), maxMs: latencies.length ? Math.max(...latencies) : NaN,
+      requests,
+      ok: requests - failed,
+      failed,
+      p50Ms: percentile(latencies, 50),
+      p95Ms: p95,
+      p99Ms: percentile(latencies, 99),
+      maxMs: latencies.length ? Math.max(...latencies) : NaN,
     },
     p95OverTBatch: p95 / batchTimes.full.medianMs,
     p95OverWorkerService: p95 / workerQueueServiceMeanMs,
@@ -69,19 +94,30 @@ export function summarize(phases: readonly StoredPhase[], batchTimes: PriorityRe
     }),
     queryTokenShare: interactiveTokens / (interactiveTokens + sum(B.map((p) => p.queue.tokens))),
     interactiveModelShare: sum(B.flatMap((p) => p.interactive.serviceSeconds)) / sum(B.map((p) => p.seconds)),
-    interactivePaddingEfficiency: sum(phases.map((p) => p.interactive.realTokensInBatches)) / sum(phases.map((p) => p.interactive.paddedTokens)),
-    queuePaddingEfficiency: sum(phases.map((p) => p.queue.realTokensInBatches)) / sum(phases.map((p) => p.queue.paddedTokens)),
+    interactivePaddingEfficiency:
+      sum(phases.map((p) => p.interactive.realTokensInBatches)) / sum(phases.map((p) => p.interactive.paddedTokens)),
+    queuePaddingEfficiency:
+      sum(phases.map((p) => p.queue.realTokensInBatches)) / sum(phases.map((p) => p.queue.paddedTokens)),
     minWaitingJobs: Math.min(...phases.map((p) => p.minWaiting)),
     othersCpuShareMax: Math.max(...phases.map((p) => p.cpu.othersShare)),
   };
   const goals: GoalResult[] = [
     {
-      id: "query-p95", description: "single-query p95 latency ÷ one batch at the token budget (model alone, median); every request answered 200",
-      value: summary.p95OverTBatch, comparator: "<=", threshold: 2, met: summary.p95OverTBatch <= 2 && failed === 0,
+      id: "query-p95",
+      description:
+        "single-query p95 latency ÷ one batch at the token budget (model alone, median); every request answered 200",
+      value: summary.p95OverTBatch,
+      comparator: "<=",
+      threshold: 2,
+      met: summary.p95OverTBatch <= 2 && failed === 0,
     },
     {
-      id: "queue-drop", description: "queued tokens/s drop, median B vs median A, must stay below the query token share",
-      value: summary.throughputDrop, comparator: "<", threshold: summary.queryTokenShare, met: summary.throughputDrop < summary.queryTokenShare,
+      id: "queue-drop",
+      description: "queued tokens/s drop, median B vs median A, must stay below the query token share",
+      value: summary.throughputDrop,
+      comparator: "<",
+      threshold: summary.queryTokenShare,
+      met: summary.throughputDrop < summary.queryTokenShare,
     },
   ];
   return { summary, goals };

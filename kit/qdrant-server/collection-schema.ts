@@ -79,7 +79,9 @@ function parseDense(raw: unknown, path: string): DenseVectorConfig {
   const mv = optionalObject(raw.multivector_config, `${path}.multivector_config`);
   if (mv) enumValue(mv.comparator, ["max_sim"], `${path}.multivector_config.comparator`);
   if (size < 1 || size > MAX_DENSE_SIZE) {
-    throw validationError([{ path: `${path}.size`, message: `value ${size} invalid, must be from 1 to ${MAX_DENSE_SIZE}` }]);
+    throw validationError([
+      { path: `${path}.size`, message: `value ${size} invalid, must be from 1 to ${MAX_DENSE_SIZE}` },
+    ]);
   }
   const echo: Record<string, unknown> = { size, distance };
   for (const k of OPTIONAL_DENSE_KEYS) if (raw[k] !== undefined && raw[k] !== null) echo[k] = raw[k];
@@ -169,7 +171,9 @@ function payloadSchema(state: CollectionState): Record<string, unknown> {
       const v = p.payload[field];
       if (v !== undefined && v !== null) points++;
     }
-    out[field] = index.params ? { data_type: index.dataType, params: index.params, points } : { data_type: index.dataType, points };
+    out[field] = index.params
+      ? { data_type: index.dataType, params: index.params, points }
+      : { data_type: index.dataType, points };
   }
   return out;
 }
@@ -190,9 +194,14 @@ export function collectionInfo(state: CollectionState): Record<string, unknown> 
       params,
       hnsw_config: { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false },
       optimizer_config: {
-        deleted_threshold: 0.2, vacuum_min_vector_number: 1000, default_segment_number: 0,
-        max_segment_size: null, memmap_threshold: null, indexing_threshold: 10000,
-        flush_interval_sec: 5, max_optimization_threads: null,
+        deleted_threshold: 0.2,
+        vacuum_min_vector_number: 1000,
+        default_segment_number: 0,
+        max_segment_size: null,
+        memmap_threshold: null,
+        indexing_threshold: 10000,
+        flush_interval_sec: 5,
+        max_optimization_threads: null,
       },
       wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
       quantization_config: null,

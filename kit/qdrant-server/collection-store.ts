@@ -75,8 +75,14 @@ export class CollectionStore {
     const schema = parseCreateCollection(body);
     if (this.collections.has(name)) throw alreadyExists(`Collection \`${name}\` already exists!`);
     this.collections.set(name, {
-      name, schema, points: new Map(), versions: new Map(), writeCounts: new Map(),
-      payloadIndexes: new Map(), keywordIndex: new KeywordIndex(), nextOperationId: 0,
+      name,
+      schema,
+      points: new Map(),
+      versions: new Map(),
+      writeCounts: new Map(),
+      payloadIndexes: new Map(),
+      keywordIndex: new KeywordIndex(),
+      nextOperationId: 0,
     });
     return true;
   }
@@ -135,7 +141,8 @@ export class CollectionStore {
   }
 
   createPayloadIndex(name: string, body: unknown, wait: boolean): UpdateResult {
-    if (!isPlainObject(body)) throw formatError(`invalid type: ${describeJson(body)}, expected struct CreateFieldIndex`);
+    if (!isPlainObject(body))
+      throw formatError(`invalid type: ${describeJson(body)}, expected struct CreateFieldIndex`);
     const field = body.field_name;
     if (typeof field !== "string") throw formatError("missing field `field_name`");
     const schema = body.field_schema;

@@ -48,7 +48,11 @@ export class FaultInjector {
   private readonly releasers = new Set<() => void>();
 
   set(f: Fault): void {
-    if (f && (f.kind === "status" || f.kind === "reject-points") && (!Number.isInteger(f.status) || f.status < 100 || f.status > 599)) {
+    if (
+      f &&
+      (f.kind === "status" || f.kind === "reject-points") &&
+      (!Number.isInteger(f.status) || f.status < 100 || f.status > 599)
+    ) {
       throw new Error(`setFault: invalid HTTP status ${f.status}`);
     }
     if (f && f.kind === "status" && f.count !== undefined && (!Number.isInteger(f.count) || f.count < 1)) {
@@ -67,7 +71,10 @@ export class FaultInjector {
   upsertStatus(body: unknown): number | null {
     if (this.fault?.kind !== "reject-points") return null;
     const b = body as { points?: Array<{ id?: unknown }>; batch?: { ids?: unknown[] } };
-    const ids = [...(Array.isArray(b?.points) ? b.points.map((p) => p?.id) : []), ...(Array.isArray(b?.batch?.ids) ? b.batch.ids : [])];
+    const ids = [
+      ...(Array.isArray(b?.points) ? b.points.map((p) => p?.id) : []),
+      ...(Array.isArray(b?.batch?.ids) ? b.batch.ids : []),
+    ];
     const rejected = new Set<unknown>(this.fault.ids);
     return ids.some((id) => rejected.has(id)) ? this.fault.status : null;
   }

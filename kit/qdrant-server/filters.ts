@@ -40,7 +40,10 @@ function isScalarKey(v: unknown): v is string | number | boolean {
 }
 
 function scalarList(raw: unknown, path: string): Array<string | number> {
-  if (!Array.isArray(raw) || !raw.every((x) => typeof x === "string" || (typeof x === "number" && Number.isInteger(x)))) {
+  if (
+    !Array.isArray(raw) ||
+    !raw.every((x) => typeof x === "string" || (typeof x === "number" && Number.isInteger(x)))
+  ) {
     throw noVariant("Match", path);
   }
   return raw as Array<string | number>;
@@ -82,8 +85,10 @@ function parseRange(raw: unknown, key: string, path: string): Predicate {
     bounds[k] = v;
   }
   const inRange = (x: number) =>
-    (bounds.gt === undefined || x > bounds.gt) && (bounds.gte === undefined || x >= bounds.gte) &&
-    (bounds.lt === undefined || x < bounds.lt) && (bounds.lte === undefined || x <= bounds.lte);
+    (bounds.gt === undefined || x > bounds.gt) &&
+    (bounds.gte === undefined || x >= bounds.gte) &&
+    (bounds.lt === undefined || x < bounds.lt) &&
+    (bounds.lte === undefined || x <= bounds.lte);
   return (p) => valuesAtPath(p.payload, key).some((v) => typeof v === "number" && inRange(v));
 }
 
@@ -93,8 +98,10 @@ function isEmptyAt(p: StoredPoint, key: string): boolean {
 
 function parseFieldCondition(raw: Record<string, unknown>, path: string): Predicate {
   const key = raw.key;
-  if (typeof key !== "string") throw formatError(`invalid type: ${describeJson(key)}, expected a string`, `${path}.key`);
-  for (const k of UNSUPPORTED_FIELD_KEYS) if (raw[k] !== undefined && raw[k] !== null) throw notSupported(`\`${k}\` condition`);
+  if (typeof key !== "string")
+    throw formatError(`invalid type: ${describeJson(key)}, expected a string`, `${path}.key`);
+  for (const k of UNSUPPORTED_FIELD_KEYS)
+    if (raw[k] !== undefined && raw[k] !== null) throw notSupported(`\`${k}\` condition`);
   const parts: Predicate[] = [];
   if (raw.match !== undefined && raw.match !== null) parts.push(parseMatch(raw.match, key, `${path}.match`));
   if (raw.range !== undefined && raw.range !== null) parts.push(parseRange(raw.range, key, `${path}.range`));
@@ -147,7 +154,10 @@ export function parseFilter(raw: unknown, path = "filter"): Predicate {
   for (const k of Object.keys(raw)) {
     if (k === "min_should") throw notSupported("`min_should`");
     if (!["must", "should", "must_not"].includes(k)) {
-      throw formatError(`unknown field \`${k}\`, expected one of \`should\`, \`min_should\`, \`must\`, \`must_not\``, path);
+      throw formatError(
+        `unknown field \`${k}\`, expected one of \`should\`, \`min_should\`, \`must\`, \`must_not\``,
+        path,
+      );
     }
   }
   const must = conditionList(raw.must, `${path}.must`);

@@ -39,7 +39,11 @@ export class KeywordIndex {
   /** Ids that can match `filter` (already validated by parseFilter), or null when the index cannot narrow it. */
   candidates(filter: unknown): Set<PointId> | null {
     if (!isPlainObject(filter)) return null;
-    const must = Array.isArray(filter.must) ? filter.must : filter.must === undefined || filter.must === null ? [] : [filter.must];
+    const must = Array.isArray(filter.must)
+      ? filter.must
+      : filter.must === undefined || filter.must === null
+        ? []
+        : [filter.must];
     for (const c of must) {
       if (!isPlainObject(c) || typeof c.key !== "string" || !isPlainObject(c.match) || !("value" in c.match)) continue;
       const byValue = this.fields.get(c.key);

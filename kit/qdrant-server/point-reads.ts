@@ -81,7 +81,12 @@ export function parseWithVector(raw: unknown): VectorSelector {
   throw noVariant("WithVector", "with_vector");
 }
 
-export function renderRecord(p: StoredPoint, s: CollectionState, payload: PayloadSelector, vector: VectorSelector): Record<string, unknown> {
+export function renderRecord(
+  p: StoredPoint,
+  s: CollectionState,
+  payload: PayloadSelector,
+  vector: VectorSelector,
+): Record<string, unknown> {
   return { id: p.id, payload: payload(p.payload), vector: vector(p, s) };
 }
 

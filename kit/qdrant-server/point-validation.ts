@@ -46,7 +46,8 @@ function parseSparse(raw: Record<string, unknown>, path: string): SparseVector {
     }
   });
   values.forEach((x, i) => {
-    if (typeof x !== "number") throw formatError(`invalid type: ${describeJson(x)}, expected f32`, `${path}.values[${i}]`);
+    if (typeof x !== "number")
+      throw formatError(`invalid type: ${describeJson(x)}, expected f32`, `${path}.values[${i}]`);
   });
   checkFinite(values as number[], `${path}.values`);
   return { indices: [...(indices as number[])], values: [...(values as number[])] };
@@ -94,7 +95,11 @@ function parsePointsList(raw: unknown): StoredPoint[] {
     if (p.id === undefined) throw formatError("missing field `id`", path);
     if (p.vector === undefined) throw formatError("missing field `vector`", path);
     const id = parsePointId(p.id, `${path}.id`);
-    return { id, vector: parseVectorStruct(p.vector, `${path}.vector`), payload: parsePayload(p.payload, `${path}.payload`) };
+    return {
+      id,
+      vector: parseVectorStruct(p.vector, `${path}.vector`),
+      payload: parsePayload(p.payload, `${path}.payload`),
+    };
   });
 }
 
@@ -138,13 +143,20 @@ function validateVectors(vectors: Record<string, VectorValue>, basePath: string)
   for (const [name, v] of Object.entries(vectors)) {
     const path = name === "" ? basePath : `${basePath}.${name}`;
     if (isSparse(v)) {
-      if (v.indices.length !== v.values.length) issues.push({ path: `${path}.values`, message: "must be the same length as indices" });
-      if (new Set(v.indices).size !== v.indices.length) issues.push({ path: `${path}.indices`, message: "must be unique" });
+      if (v.indices.length !== v.values.length)
+        issues.push({ path: `${path}.values`, message: "must be the same length as indices" });
+      if (new Set(v.indices).size !== v.indices.length)
+        issues.push({ path: `${path}.indices`, message: "must be unique" });
     } else if (isMulti(v)) {
-      if (v.some((row) => row.length === 0)) issues.push({ path: `${path}.data`, message: "all vectors must be non-empty" });
+      if (v.some((row) => row.length === 0))
+        issues.push({ path: `${path}.data`, message: "all vectors must be non-empty" });
       else {
         const bad = v.find((row) => row.length !== v[0].length);
-        if (bad) issues.push({ path: `${path}.data`, message: `all vectors must have the same dimension, found vector with dimension ${bad.length}` });
+        if (bad)
+          issues.push({
+            path: `${path}.data`,
+            message: `all vectors must have the same dimension, found vector with dimension ${bad.length}`,
+          });
       }
     }
   }
@@ -164,7 +176,8 @@ export function checkVectorAgainstSchema(name: string, v: VectorValue, schema: C
   const cfg = dense!;
   if (isMulti(v)) {
     if (!cfg.multivector) throw wrongInput("Conversion between multi and regular vectors failed");
-    if (v[0].length !== cfg.size) throw wrongInput(`Vector dimension error: expected dim: ${cfg.size}, got ${v[0].length}`);
+    if (v[0].length !== cfg.size)
+      throw wrongInput(`Vector dimension error: expected dim: ${cfg.size}, got ${v[0].length}`);
     return;
   }
   // An empty array deserializes as a dense vector, so it reports a dimension error even for multivectors.

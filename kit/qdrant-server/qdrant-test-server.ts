@@ -68,8 +68,12 @@ function checkApiKey(req: IncomingMessage, path: string, apiKey: string | undefi
 function readBody(req: IncomingMessage): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? NaN);
   if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) {
-    return Promise.reject(new QdrantHttpError(400,
-      `JSON payload (${declared} bytes) is larger than allowed (limit: ${MAX_REQUEST_BYTES} bytes).`));
+    return Promise.reject(
+      new QdrantHttpError(
+        400,
+        `JSON payload (${declared} bytes) is larger than allowed (limit: ${MAX_REQUEST_BYTES} bytes).`,
+      ),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -149,11 +153,18 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     }
     const body = await readRouteBody(req, match.route);
     const rejected = match.route.isUpsert ? deps.faults.upsertStatus(body) : null;
-    if (rejected !== null) throw new QdrantHttpError(rejected, `Injected fault: HTTP ${rejected} for a rejected point id`);
+    if (rejected !== null)
+      throw new QdrantHttpError(rejected, `Injected fault: HTTP ${rejected} for a rejected point id`);
     const unsupported = deps.faults.unsupportedKey(body);
     if (unsupported !== null) throw notSupported(`\`${unsupported}\``);
     if (match.route.isUpsert) await deps.faults.waitForHolds();
-    const out = match.route.handle({ store: deps.store, params: match.params, query: url.searchParams, body, version: deps.version });
+    const out = match.route.handle({
+      store: deps.store,
+      params: match.params,
+      query: url.searchParams,
+      body,
+      version: deps.version,
+    });
     sendOutput(res, out, started);
   } catch (err) {
     sendError(res, err, started);

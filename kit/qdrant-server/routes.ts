@@ -13,9 +13,7 @@ import { QdrantHttpError } from "./qdrant-errors.js";
 import { queryPoints } from "./vector-query.js";
 
 export type RouteOutput =
-  | { kind: "envelope"; result: unknown }
-  | { kind: "raw"; json: unknown }
-  | { kind: "text"; text: string };
+  { kind: "envelope"; result: unknown } | { kind: "raw"; json: unknown } | { kind: "text"; text: string };
 
 export interface RouteContext {
   store: CollectionStore;
@@ -42,7 +40,10 @@ export function waitParam(query: URLSearchParams): boolean {
   const raw = query.get("wait");
   if (raw === null) return false;
   if (raw === "true" || raw === "false") return raw === "true";
-  throw new QdrantHttpError(400, `Deserialize error in query parameters: wait: provided string was not \`true\` or \`false\``);
+  throw new QdrantHttpError(
+    400,
+    `Deserialize error in query parameters: wait: provided string was not \`true\` or \`false\``,
+  );
 }
 
 function timeoutParam(query: URLSearchParams): void {
@@ -61,7 +62,11 @@ function route(method: string, path: string, needsBody: boolean, handle: Route["
 export const ROUTES: Route[] = [
   route("GET", "/", false, (c) => ({
     kind: "raw",
-    json: { title: "qdrant - vector search engine", version: c.version, commit: "0000000000000000000000000000000000000000" },
+    json: {
+      title: "qdrant - vector search engine",
+      version: c.version,
+      commit: "0000000000000000000000000000000000000000",
+    },
   })),
   route("GET", "/healthz", false, () => ({ kind: "text", text: "healthz check passed" })),
   route("GET", "/livez", false, () => ({ kind: "text", text: "healthz check passed" })),
@@ -78,16 +83,26 @@ export const ROUTES: Route[] = [
   }),
   route("GET", `/collections/${NAME}/exists`, false, (c) => envelope({ exists: c.store.exists(c.params[0]) })),
   route("PUT", `/collections/${NAME}/index`, true, (c) =>
-    envelope(c.store.createPayloadIndex(c.params[0], c.body, waitParam(c.query)))),
-  route("PUT", `/collections/${NAME}/points`, true, (c) => {
-    timeoutParam(c.query);
-    return envelope(c.store.upsert(c.params[0], c.body, waitParam(c.query)));
-  }, true),
+    envelope(c.store.createPayloadIndex(c.params[0], c.body, waitParam(c.query))),
+  ),
+  route(
+    "PUT",
+    `/collections/${NAME}/points`,
+    true,
+    (c) => {
+      timeoutParam(c.query);
+      return envelope(c.store.upsert(c.params[0], c.body, waitParam(c.query)));
+    },
+    true,
+  ),
   route("POST", `/collections/${NAME}/points`, true, (c) => envelope(retrievePoints(c.store, c.params[0], c.body))),
-  route("POST", `/collections/${NAME}/points/scroll`, true, (c) => envelope(scrollPoints(c.store, c.params[0], c.body))),
+  route("POST", `/collections/${NAME}/points/scroll`, true, (c) =>
+    envelope(scrollPoints(c.store, c.params[0], c.body)),
+  ),
   route("POST", `/collections/${NAME}/points/count`, true, (c) => envelope(countPoints(c.store, c.params[0], c.body))),
   route("POST", `/collections/${NAME}/points/delete`, true, (c) =>
-    envelope(c.store.deletePoints(c.params[0], c.body, waitParam(c.query)))),
+    envelope(c.store.deletePoints(c.params[0], c.body, waitParam(c.query))),
+  ),
   route("POST", `/collections/${NAME}/points/query`, true, (c) => envelope(queryPoints(c.store, c.params[0], c.body))),
 ];
 

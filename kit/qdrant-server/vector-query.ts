@@ -71,8 +71,16 @@ function runStage(state: CollectionState, stage: Stage, filters: Predicate[], li
   }
   const sources = stage.prefetch.map((child) => runStage(state, child, own, child.limit));
   if (stage.query?.kind === "rrf") {
-    const fused = rrfFuse(sources.map((list) => list.map((x) => ({ id: x.p.id, item: x.p }))), stage.query.k);
-    return keepBest(fused.map((f) => ({ p: f.item, s: f.score })), true, stage.threshold, limit);
+    const fused = rrfFuse(
+      sources.map((list) => list.map((x) => ({ id: x.p.id, item: x.p }))),
+      stage.query.k,
+    );
+    return keepBest(
+      fused.map((f) => ({ p: f.item, s: f.score })),
+      true,
+      stage.threshold,
+      limit,
+    );
   }
   const union = new Map<PointId, StoredPoint>();
   for (const list of sources) for (const x of list) union.set(x.p.id, x.p);
@@ -82,19 +90,22 @@ function runStage(state: CollectionState, stage: Stage, filters: Predicate[], li
 
 export function queryPoints(store: CollectionStore, name: string, body: unknown): { points: unknown[] } {
   const req = requireObject(body ?? {}, "QueryRequestInternal");
-  for (const k of UNSUPPORTED_KEYS) if (req[k] !== undefined && req[k] !== null) throw notSupported(`\`${k}\` in query`);
+  for (const k of UNSUPPORTED_KEYS)
+    if (req[k] !== undefined && req[k] !== null) throw notSupported(`\`${k}\` in query`);
   const root = parseStage(req);
   const offset = parseOffset(req.offset);
   const payload = parseWithPayload(req.with_payload, false);
   const vector = parseWithVector(req.with_vector);
   const state = store.get(name);
   checkStages(root);
-  const points = runStage(state, root, [], root.limit + offset).slice(offset).map(({ p, s }) => ({
-    id: p.id,
-    version: state.versions.get(p.id) ?? 0,
-    score: s,
-    payload: payload(p.payload),
-    vector: vector(p, state),
-  }));
+  const points = runStage(state, root, [], root.limit + offset)
+    .slice(offset)
+    .map(({ p, s }) => ({
+      id: p.id,
+      version: state.versions.get(p.id) ?? 0,
+      score: s,
+      payload: payload(p.payload),
+      vector: vector(p, state),
+    }));
   return { points };
 }

@@ -13,8 +13,16 @@
  * Euclid multivector scores sqrt(sum of each row's smallest squared
  * distance), not a sum of distances. Pure; brute force.
  */
-import { isMulti, isSparse, type CollectionState, type DenseVectorConfig, type Distance, type SparseVector,
-  type StoredPoint, type VectorValue } from "./model.js";
+import {
+  isMulti,
+  isSparse,
+  type CollectionState,
+  type DenseVectorConfig,
+  type Distance,
+  type SparseVector,
+  type StoredPoint,
+  type VectorValue,
+} from "./model.js";
 import { checkVectorAgainstSchema, normalizeForStorage } from "./point-validation.js";
 
 export type PointScorer = (p: StoredPoint) => number | null;
@@ -94,7 +102,7 @@ export function sparseScore(query: SparseVector, doc: SparseVector, idf: Map<num
     const d = docValues.get(idx);
     if (d === undefined) return;
     overlap = true;
-    score += query.values[i] * d * (idf ? idf.get(idx) ?? 1 : 1);
+    score += query.values[i] * d * (idf ? (idf.get(idx) ?? 1) : 1);
   });
   return overlap ? score : null;
 }

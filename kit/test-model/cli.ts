@@ -112,7 +112,9 @@ async function main(argv: string[]): Promise<void> {
   const modelSize = (await fs.stat(files.modelPath)).size;
   const tokenizerSize = (await fs.stat(files.tokenizerPath)).size;
   console.log(`wrote ${files.dir} in ${seconds}s`);
-  console.log(`  model.onnx            ${mib(modelSize)}, ${countParameters(options).toLocaleString("en-US")} parameters`);
+  console.log(
+    `  model.onnx            ${mib(modelSize)}, ${countParameters(options).toLocaleString("en-US")} parameters`,
+  );
   console.log(`  tokenizer.json        ${mib(tokenizerSize)}`);
   console.log(`  tokenizer_config.json, config.json`);
   console.log(`  options ${JSON.stringify(options)}`);

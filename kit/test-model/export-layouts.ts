@@ -13,15 +13,32 @@ import path from "node:path";
 import { generateHeadWeights, transposed, type HeadWeights } from "./head-weights.js";
 import { TensorType, type Dim, type GraphBuilder } from "./onnx-graph-builder.js";
 import {
-  BATCH, INT64_MAX, SEQUENCE, SEQUENCE_MINUS_1, buildModelGraph, l2Normalize, type EncoderGraph,
+  BATCH,
+  INT64_MAX,
+  SEQUENCE,
+  SEQUENCE_MINUS_1,
+  buildModelGraph,
+  l2Normalize,
+  type EncoderGraph,
 } from "./onnx-model-gen.js";
 import { writeLinearPt } from "./pt-writer.js";
 import {
-  optionsHash, planTokenizer, resolveOptions, writeModelFolder, type WriteTestModelOptions,
+  optionsHash,
+  planTokenizer,
+  resolveOptions,
+  writeModelFolder,
+  type WriteTestModelOptions,
 } from "./write-test-model.js";
 
 export const EXPORT_LAYOUTS = [
-  "vecs", "vecs-fp16", "vecs-int32", "raw-cls", "renamed", "sentence-transformers", "backbone", "backbone-fp16",
+  "vecs",
+  "vecs-fp16",
+  "vecs-int32",
+  "raw-cls",
+  "renamed",
+  "sentence-transformers",
+  "backbone",
+  "backbone-fp16",
 ] as const;
 export type ExportLayout = (typeof EXPORT_LAYOUTS)[number];
 
@@ -54,8 +71,12 @@ export const LAYOUT_SPECS: Record<ExportLayout, LayoutSpec> = {
   "vecs-int32": { ...base, int32Inputs: true, heads: "vecs", names: VECS, provides: ALL },
   "raw-cls": { ...base, heads: "raw", names: { dense: "dense", sparse: "sparse", colbert: "colbert" }, provides: ALL },
   renamed: {
-    ...base, file: "bge_m3_model.onnx", externalData: "bge_m3_model.onnx_data", heads: "vecs",
-    names: { dense: "dense_embeddings", sparse: "sparse_weights", colbert: "colbert_vectors" }, provides: ALL,
+    ...base,
+    file: "bge_m3_model.onnx",
+    externalData: "bge_m3_model.onnx_data",
+    heads: "vecs",
+    names: { dense: "dense_embeddings", sparse: "sparse_weights", colbert: "colbert_vectors" },
+    provides: ALL,
   },
   "sentence-transformers": { ...base, heads: "sentence-transformers", provides: ["dense"] },
   backbone: { ...base, heads: "backbone", provides: ["dense"], headFiles: true },

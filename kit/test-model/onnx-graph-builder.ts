@@ -42,7 +42,8 @@ function attribute(name: string, value: AttrValue): OnnxTypes.IAttributeProto {
   const A = onnx.AttributeProto.AttributeType;
   if (value instanceof FloatAttr) return { name, type: A.FLOAT, f: value.value };
   if (Array.isArray(value)) return { name, type: A.INTS, ints: value };
-  if (!Number.isInteger(value)) throw new Error(`attribute ${name}: ${value} is not an integer; wrap floats in FloatAttr`);
+  if (!Number.isInteger(value))
+    throw new Error(`attribute ${name}: ${value} is not an integer; wrap floats in FloatAttr`);
   return { name, type: A.INT, i: value };
 }
 

@@ -96,11 +96,14 @@ interface Ctx {
 
 function validate(o: Required<TestModelOptions>): void {
   for (const k of ["vocabSize", "hidden", "layers", "heads", "intermediate", "maxPositions", "colbertDim"] as const) {
-    if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`TestModelOptions.${k} must be a positive integer, got ${o[k]}`);
+    if (!Number.isInteger(o[k]) || o[k] < 1)
+      throw new Error(`TestModelOptions.${k} must be a positive integer, got ${o[k]}`);
   }
   if (o.hidden % o.heads !== 0) throw new Error(`hidden (${o.hidden}) must be divisible by heads (${o.heads})`);
-  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) throw new Error(`seed must be a 32-bit unsigned integer, got ${o.seed}`);
-  if (o.outputs !== "bge-m3" && o.outputs !== "last_hidden_state") throw new Error(`unknown outputs kind ${String(o.outputs)}`);
+  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff)
+    throw new Error(`seed must be a 32-bit unsigned integer, got ${o.seed}`);
+  if (o.outputs !== "bge-m3" && o.outputs !== "last_hidden_state")
+    throw new Error(`unknown outputs kind ${String(o.outputs)}`);
   if (o.maxPositions < 3) throw new Error("maxPositions must leave room for padding_idx and at least one token");
 }
 
@@ -124,7 +127,11 @@ export function resolveModelOptions(opts: TestModelOptions): Required<TestModelO
 
 function embeddings(ctx: Ctx, inputIds: string, mask: string, tokenTypeIds: string | undefined): string {
   const { g, w, o } = ctx;
-  const words = g.node("Gather", [w.embedding("embeddings.word_embeddings", o.vocabSize, o.hidden, 1, PADDING_IDX), inputIds], { axis: 0 });
+  const words = g.node(
+    "Gather",
+    [w.embedding("embeddings.word_embeddings", o.vocabSize, o.hidden, 1, PADDING_IDX), inputIds],
+    { axis: 0 },
+  );
   // Positions come from the mask, so left or right padding never shifts real tokens.
   const cumsum = g.node("CumSum", [mask, g.int64s("cumsum_axis", [1], [])]);
   const positionIds = g.node("Add", [g.node("Mul", [cumsum, mask]), ctx.c.oneI64], {}, "position_ids");
@@ -141,7 +148,9 @@ function attention(ctx: Ctx, x: string, maskBias: string, p: string): string {
   const headDim = o.hidden / o.heads;
   const split = g.int64s(`${p}.split_shape`, [0, 0, o.heads, headDim]);
   const heads = (name: string, perm: number[], gain: number): string =>
-    g.node("Transpose", [g.node("Reshape", [w.linear(x, `${p}.self.${name}`, o.hidden, o.hidden, gain), split])], { perm });
+    g.node("Transpose", [g.node("Reshape", [w.linear(x, `${p}.self.${name}`, o.hidden, o.hidden, gain), split])], {
+      perm,
+    });
   const q = heads("query", [0, 2, 1, 3], QK_GAIN);
   const kT = heads("key", [0, 2, 3, 1], QK_GAIN);
   const v = heads("value", [0, 2, 1, 3], 1);
@@ -196,7 +205,10 @@ function bgeM3Heads(ctx: Ctx, hidden: string, maskF: string): void {
   const axes = g.int64s("colbert_axes", [1]);
   const tokens = g.node("Slice", [hidden, starts, ends, axes]);
   const projected = w.linear(tokens, "colbert_linear", o.hidden, o.colbertDim);
-  const tokenMask = g.node("Unsqueeze", [g.node("Slice", [maskF, starts, ends, axes]), g.int64s("colbert_mask_axes", [2])]);
+  const tokenMask = g.node("Unsqueeze", [
+    g.node("Slice", [maskF, starts, ends, axes]),
+    g.int64s("colbert_mask_axes", [2]),
+  ]);
   l2Normalize(g, g.node("Mul", [projected, tokenMask]), -1, "colbert", "colbert_vecs");
   g.output("colbert_vecs", TensorType.FLOAT, [BATCH, SEQUENCE_MINUS_1, o.colbertDim]);
 }

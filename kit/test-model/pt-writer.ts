@@ -69,8 +69,10 @@ class Pickler {
 
   int(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff) throw new Error(`pickle int out of range: ${n}`);
-    if (n < 0x100) this.op(0x4b, n); // BININT1
-    else if (n < 0x10000) this.op(0x4d, n & 0xff, n >>> 8); // BININT2
+    if (n < 0x100)
+      this.op(0x4b, n); // BININT1
+    else if (n < 0x10000)
+      this.op(0x4d, n & 0xff, n >>> 8); // BININT2
     else this.op(0x4a, ...this.u32(n)); // BININT
   }
 
@@ -117,7 +119,11 @@ class Pickler {
     if (entries.length > 1) this.op(0x28); // MARK for SETITEMS
     entries.forEach(([name, shape], i) => {
       this.str(name);
-      this.tensor(String(i), shape.reduce((a, b) => a * b, 1), shape);
+      this.tensor(
+        String(i),
+        shape.reduce((a, b) => a * b, 1),
+        shape,
+      );
     });
     this.op(entries.length > 1 ? 0x75 : 0x73); // SETITEMS or SETITEM
     if (moduleMetadata) this.metadata();
@@ -252,7 +258,10 @@ export function ptBytes(tensors: Array<[string, PtTensor]>, opts: PtOptions): Bu
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) throw new Error(`tensor ${name}: ${t.data.length} values for shape [${t.shape}]`);
   }
-  const pickle = new Pickler().stateDict(tensors.map(([name, t]) => [name, t.shape]), opts.moduleMetadata ?? false);
+  const pickle = new Pickler().stateDict(
+    tensors.map(([name, t]) => [name, t.shape]),
+    opts.moduleMetadata ?? false,
+  );
   const dir = opts.archiveName;
   const storages = tensors.map(([, t], i): [string, Uint8Array] => {
     const bits = toFloat16Bits(t.data);
@@ -266,5 +275,14 @@ export function ptBytes(tensors: Array<[string, PtTensor]>, opts: PtOptions): Bu
  *  saves its heads. */
 export async function writeLinearPt(file: string, weight: PtTensor, bias: PtTensor): Promise<void> {
   const archiveName = path.basename(file, path.extname(file));
-  await fs.writeFile(file, ptBytes([["weight", weight], ["bias", bias]], { archiveName }));
+  await fs.writeFile(
+    file,
+    ptBytes(
+      [
+        ["weight", weight],
+        ["bias", bias],
+      ],
+      { archiveName },
+    ),
+  );
 }

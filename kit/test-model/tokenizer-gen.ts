@@ -68,11 +68,7 @@ export function generateTokenizerJson(opts: TokenizerGenOptions = {}): object {
   // Room for the four leading specials and the trailing <mask>.
   const maxPieces = Math.max(0, vocabSize - specials.length - 1);
   const pieces = buildUnigramVocab(TOKENIZER_CORPUS, EXTRA_LATIN_CHARS, maxPieces);
-  const vocab: ScoredPiece[] = [
-    ...specials.map((s): ScoredPiece => [s.content, 0]),
-    ...pieces,
-    [MASK_TOKEN, 0],
-  ];
+  const vocab: ScoredPiece[] = [...specials.map((s): ScoredPiece => [s.content, 0]), ...pieces, [MASK_TOKEN, 0]];
   const maskId = vocab.length - 1;
   return {
     version: "1.0",

@@ -73,7 +73,10 @@ function countSubstrings(run: string, wordInitial: boolean, into: Map<string, nu
 
 function countCorpus(corpus: string): CorpusCounts {
   const counts: CorpusCounts = { words: new Map(), substrings: new Map(), chars: new Map() };
-  const words = corpus.normalize("NFKC").split(/\s+/u).filter((w) => w.length > 0);
+  const words = corpus
+    .normalize("NFKC")
+    .split(/\s+/u)
+    .filter((w) => w.length > 0);
   for (const word of words) {
     const marked = METASPACE + word;
     for (const c of marked) bump(counts.chars, c);

@@ -85,10 +85,14 @@ export async function planTokenizer(opts: WriteTestModelOptions): Promise<Tokeni
 export function resolveOptions(opts: WriteTestModelOptions, tokenizerVocab: number): Required<TestModelOptions> {
   const { tokenizerVocabSize: _tv, tokenizerSource: _ts, onnxSubfolder: _os, ...given } = opts;
   // An explicit `undefined` must not override a default when spread below.
-  const modelOpts = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<TestModelOptions>;
+  const modelOpts = Object.fromEntries(
+    Object.entries(given).filter(([, v]) => v !== undefined),
+  ) as Partial<TestModelOptions>;
   const vocabSize = modelOpts.vocabSize ?? tokenizerVocab;
   if (vocabSize < tokenizerVocab) {
-    throw new Error(`vocabSize ${vocabSize} is smaller than the tokenizer's ${tokenizerVocab} ids; Gather would go out of range`);
+    throw new Error(
+      `vocabSize ${vocabSize} is smaller than the tokenizer's ${tokenizerVocab} ids; Gather would go out of range`,
+    );
   }
   return resolveModelOptions({ ...TEST_MODEL_DEFAULTS, ...modelOpts, vocabSize });
 }
@@ -102,8 +106,12 @@ export function optionsHash(
 ): string {
   // `onnxSubfolder` and `layout` join the key only when set, so existing cached directories keep their hash.
   const key = {
-    generator: GENERATOR_VERSION, options, tokenizer: tokenizer.origin, tokenizerVocabSize,
-    ...(onnxSubfolder ? { onnxSubfolder } : {}), ...(layout ? { layout } : {}),
+    generator: GENERATOR_VERSION,
+    options,
+    tokenizer: tokenizer.origin,
+    tokenizerVocabSize,
+    ...(onnxSubfolder ? { onnxSubfolder } : {}),
+    ...(layout ? { layout } : {}),
   };
   return createHash("sha256").update(JSON.stringify(key)).digest("hex");
 }
@@ -127,7 +135,11 @@ function hfConfig(o: Required<TestModelOptions>, hash: string, tokenizerOrigin: 
     position_embedding_type: "absolute",
     torch_dtype: "float32",
     _generated_test_model: {
-      options: o, seed: o.seed, optionsHash: hash, generatorVersion: GENERATOR_VERSION, tokenizer: tokenizerOrigin,
+      options: o,
+      seed: o.seed,
+      optionsHash: hash,
+      generatorVersion: GENERATOR_VERSION,
+      tokenizer: tokenizerOrigin,
       ...(layout ? { layout } : {}),
     },
   };
@@ -210,12 +222,20 @@ async function writeResolved(
 export async function writeTestModel(dir: string, opts: WriteTestModelOptions = {}): Promise<TestModelFiles> {
   const tokenizer = await planTokenizer(opts);
   const o = resolveOptions(opts, tokenizer.vocabSize);
-  return writeResolved(dir, o, tokenizer, optionsHash(o, tokenizer, opts.tokenizerVocabSize, opts.onnxSubfolder), opts.onnxSubfolder);
+  return writeResolved(
+    dir,
+    o,
+    tokenizer,
+    optionsHash(o, tokenizer, opts.tokenizerVocabSize, opts.onnxSubfolder),
+    opts.onnxSubfolder,
+  );
 }
 
 async function upToDate(files: TestModelFiles, hash: string): Promise<boolean> {
   try {
-    const config = JSON.parse(await fs.readFile(files.configPath, "utf8")) as { _generated_test_model?: { optionsHash?: string } };
+    const config = JSON.parse(await fs.readFile(files.configPath, "utf8")) as {
+      _generated_test_model?: { optionsHash?: string };
+    };
     if (config._generated_test_model?.optionsHash !== hash) return false;
     await Promise.all([files.modelPath, files.tokenizerPath, files.tokenizerConfigPath].map((f) => fs.access(f)));
     return true;
@@ -236,7 +256,8 @@ export async function ensureTestModel(dir: string, opts: WriteTestModelOptions =
   const key = `${files.dir}\0${hash}`;
   const pending = inflight.get(key);
   if (pending) return pending;
-  const job = (async () => ((await upToDate(files, hash)) ? files : writeResolved(dir, o, tokenizer, hash, opts.onnxSubfolder)))();
+  const job = (async () =>
+    (await upToDate(files, hash)) ? files : writeResolved(dir, o, tokenizer, hash, opts.onnxSubfolder))();
   inflight.set(key, job);
   try {
     return await job;

@@ -37,7 +37,10 @@ export class BacklogAccount {
   drainedChunks = 0;
 
   /** `graceMs`: how long a job may be missing from the queue's count before its event is taken as lost. */
-  constructor(private readonly fallbackChunksPerJob: number, private readonly graceMs = 10_000) {}
+  constructor(
+    private readonly fallbackChunksPerJob: number,
+    private readonly graceMs = 10_000,
+  ) {}
 
   get size(): number {
     return this.outstanding.size;
@@ -109,7 +112,16 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 export class BacklogGate {
   readonly account: BacklogAccount;
-  readonly stats: GateStats = { peakJobs: 0, peakChunks: 0, pauses: 0, pausedSeconds: 0, completedJobs: 0, failedJobs: 0, duplicateJobs: 0, unchangedChunks: 0 };
+  readonly stats: GateStats = {
+    peakJobs: 0,
+    peakChunks: 0,
+    pauses: 0,
+    pausedSeconds: 0,
+    completedJobs: 0,
+    failedJobs: 0,
+    duplicateJobs: 0,
+    unchangedChunks: 0,
+  };
   paused = false;
   last: BacklogSample = { jobs: 0, chunks: 0 };
   private refreshing = false;
@@ -146,7 +158,9 @@ export class BacklogGate {
   refresh(): void {
     if (this.refreshing) return;
     this.refreshing = true;
-    void this.sample().catch(() => undefined).finally(() => (this.refreshing = false));
+    void this.sample()
+      .catch(() => undefined)
+      .finally(() => (this.refreshing = false));
   }
 
   /** Resolves when a bulk may be added (or `signal` aborts): at once below the high-water marks, else once at or under the low ones. */

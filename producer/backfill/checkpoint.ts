@@ -18,11 +18,25 @@ import { ProducerError } from "../producer-errors.js";
 const count = z.number().int().min(0);
 
 export const countsSchema = z.object({
-  files: count, documents: count, jobs: count, chunks: count, tokens: count, skipped: count, bytes: count,
+  files: count,
+  documents: count,
+  jobs: count,
+  chunks: count,
+  tokens: count,
+  skipped: count,
+  bytes: count,
 });
 export type BackfillCounts = z.infer<typeof countsSchema>;
 
-export const zeroCounts = (): BackfillCounts => ({ files: 0, documents: 0, jobs: 0, chunks: 0, tokens: 0, skipped: 0, bytes: 0 });
+export const zeroCounts = (): BackfillCounts => ({
+  files: 0,
+  documents: 0,
+  jobs: 0,
+  chunks: 0,
+  tokens: 0,
+  skipped: 0,
+  bytes: 0,
+});
 
 /** What changes the jobs a record becomes: a checkpoint only resumes a run with the same settings. */
 export const settingsSchema = z.object({
@@ -80,11 +94,15 @@ function parse(raw: string, where: string): Checkpoint {
   try {
     json = JSON.parse(raw);
   } catch (err) {
-    throw new CheckpointError(`checkpoint in ${where} is not JSON: ${(err as Error).message}; fix it or start over with --restart`);
+    throw new CheckpointError(
+      `checkpoint in ${where} is not JSON: ${(err as Error).message}; fix it or start over with --restart`,
+    );
   }
   const res = checkpointSchema.safeParse(json);
   if (!res.success) {
-    throw new CheckpointError(`checkpoint in ${where} is not a backfill checkpoint (${res.error.issues[0]?.path.join(".")}: ${res.error.issues[0]?.message}); start over with --restart`);
+    throw new CheckpointError(
+      `checkpoint in ${where} is not a backfill checkpoint (${res.error.issues[0]?.path.join(".")}: ${res.error.issues[0]?.message}); start over with --restart`,
+    );
   }
   return res.data;
 }
@@ -93,7 +111,10 @@ function parse(raw: string, where: string): Checkpoint {
 export const DONE_TTL_SECONDS = 30 * 24 * 3600;
 
 export class RedisCheckpointStore implements CheckpointStore {
-  constructor(private readonly redis: Redis, readonly key: string) {}
+  constructor(
+    private readonly redis: Redis,
+    readonly key: string,
+  ) {}
 
   describe(): string {
     return `redis key ${this.key}`;
@@ -170,14 +191,29 @@ export function resumeConflict(found: Checkpoint, inputs: string[], settings: Ba
     return `it was written for other inputs (${found.inputs.join(", ")})`;
   }
   for (const k of Object.keys(settings) as Array<keyof BackfillSettings>) {
-    if (found.settings[k] !== settings[k]) return `it was written with ${k}=${String(found.settings[k])}, this run has ${k}=${String(settings[k])}`;
+    if (found.settings[k] !== settings[k])
+      return `it was written with ${k}=${String(found.settings[k])}, this run has ${k}=${String(settings[k])}`;
   }
   return null;
 }
 
-export function newCheckpoint(runId: string, inputs: string[], settings: BackfillSettings, now = new Date()): Checkpoint {
+export function newCheckpoint(
+  runId: string,
+  inputs: string[],
+  settings: BackfillSettings,
+  now = new Date(),
+): Checkpoint {
   return {
-    v: 1, runId, inputs: inputs.map((i) => path.resolve(i)), settings, status: "running",
-    startedAt: now.toISOString(), updatedAt: now.toISOString(), attempts: 1, position: null, totals: zeroCounts(), skippedByReason: {},
+    v: 1,
+    runId,
+    inputs: inputs.map((i) => path.resolve(i)),
+    settings,
+    status: "running",
+    startedAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    attempts: 1,
+    position: null,
+    totals: zeroCounts(),
+    skippedByReason: {},
   };
 }

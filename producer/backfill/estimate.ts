@@ -36,7 +36,8 @@ export interface BackfillEstimate {
   assumptions: string[];
 }
 
-const redisBytes = (jobs: number, meanData: number) => Math.round(jobs * (meanData * REDIS_BYTES_PER_DATA_BYTE + REDIS_BYTES_PER_JOB));
+const redisBytes = (jobs: number, meanData: number) =>
+  Math.round(jobs * (meanData * REDIS_BYTES_PER_DATA_BYTE + REDIS_BYTES_PER_JOB));
 
 export function estimateBackfill(e: EstimateInput): BackfillEstimate {
   const meanData = e.jobs > 0 ? e.jobDataBytes / e.jobs : 0;
@@ -48,7 +49,8 @@ export function estimateBackfill(e: EstimateInput): BackfillEstimate {
     `Redis holds ${REDIS_BYTES_PER_DATA_BYTE}x each job's JSON data plus ${REDIS_BYTES_PER_JOB} B per job (measured on Redis 7.0 with BullMQ jobs of 8-64 chunks)`,
     `at most the high-water mark plus one bulk of jobs wait, plus ${e.keptCompleted} completed jobs kept (REMOVE_ON_COMPLETE)`,
   ];
-  if (e.tokensPerSecond) assumptions.push(`workers embed ${e.tokensPerSecond} tokens/s in total (given with --tokens-per-second)`);
+  if (e.tokensPerSecond)
+    assumptions.push(`workers embed ${e.tokensPerSecond} tokens/s in total (given with --tokens-per-second)`);
   return {
     meanJobDataBytes: Math.round(meanData),
     meanChunksPerJob: Math.round(meanChunks * 10) / 10,

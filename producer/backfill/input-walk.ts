@@ -39,13 +39,17 @@ export async function* walkInputs(inputs: string[], opts: WalkOptions = {}): Asy
   const from = opts.from;
   for (let input = 0; input < inputs.length; input++) {
     if (from && input < from.position.input) continue;
-    const target = from && input === from.position.input ? { segs: segments(from.position.file), inclusive: from.inclusive } : undefined;
+    const target =
+      from && input === from.position.input
+        ? { segs: segments(from.position.file), inclusive: from.inclusive }
+        : undefined;
     const keep = (file: string) => {
       if (!target) return true;
       const c = compareSegments(segments(file), target.segs);
       return c > 0 || (c === 0 && target.inclusive);
     };
-    for await (const e of expandOne(inputs[input], input, target?.segs)) if (e.kind === "missing" || keep(e.file)) yield e;
+    for await (const e of expandOne(inputs[input], input, target?.segs))
+      if (e.kind === "missing" || keep(e.file)) yield e;
   }
 }
 
@@ -83,7 +87,10 @@ export async function measureInputs(inputs: string[], signal?: AbortSignal): Pro
     if (signal?.aborted) break;
     if (e.kind !== "file") continue;
     files++;
-    bytes += await stat(e.file).then((s) => s.size, () => 0);
+    bytes += await stat(e.file).then(
+      (s) => s.size,
+      () => 0,
+    );
   }
   return { files, bytes };
 }

@@ -47,7 +47,13 @@ export class RateMeter {
 }
 
 /** Seconds until this run's last chunk is embedded, or null without a total or a drain rate. */
-export function estimateEta(o: { chunks: number; bytesDone: number; bytesTotal: number | null; backlogChunks: number; drainPerSecond: number | null }): number | null {
+export function estimateEta(o: {
+  chunks: number;
+  bytesDone: number;
+  bytesTotal: number | null;
+  backlogChunks: number;
+  drainPerSecond: number | null;
+}): number | null {
   if (o.bytesTotal === null || o.bytesDone <= 0 || !o.drainPerSecond || o.drainPerSecond <= 0) return null;
   const expected = (o.chunks * o.bytesTotal) / o.bytesDone;
   const toEnqueue = Math.max(0, expected - o.chunks);
@@ -62,31 +68,51 @@ export interface ProgressReporter {
 
 const round = (n: number | null) => (n === null ? null : Math.round(n * 10) / 10);
 
-export function startProgress(mode: ProgressMode, snapshot: () => ProgressSnapshot, opts: { intervalMs: number; log: Logger }): ProgressReporter {
+export function startProgress(
+  mode: ProgressMode,
+  snapshot: () => ProgressSnapshot,
+  opts: { intervalMs: number; log: Logger },
+): ProgressReporter {
   if (mode === "none") return { stop() {} };
   if (mode === "log") {
     const emit = () => {
       const s = snapshot();
-      opts.log.info({ ...s, enqueueChunksPerSecond: round(s.enqueueChunksPerSecond), drainChunksPerSecond: round(s.drainChunksPerSecond), elapsedSeconds: round(s.elapsedSeconds) }, "backfill progress");
+      opts.log.info(
+        {
+          ...s,
+          enqueueChunksPerSecond: round(s.enqueueChunksPerSecond),
+          drainChunksPerSecond: round(s.drainChunksPerSecond),
+          elapsedSeconds: round(s.elapsedSeconds),
+        },
+        "backfill progress",
+      );
     };
     const timer = setInterval(emit, opts.intervalMs);
     timer.unref();
     return { stop: () => clearInterval(timer) };
   }
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr,
-    format: "{phase} |{bar}| {percentage}% | {documents} docs, {chunks} chunks | {rate} chunks/s | backlog {backlog}{paused} | ETA {etaText}",
-    hideCursor: true,
-    fps: 4,
-  }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format:
+        "{phase} |{bar}| {percentage}% | {documents} docs, {chunks} chunks | {rate} chunks/s | backlog {backlog}{paused} | ETA {etaText}",
+      hideCursor: true,
+      fps: 4,
+    },
+    cliProgress.Presets.shades_classic,
+  );
   const payload = (s: ProgressSnapshot) => ({
-    phase: s.phase === "wait" ? "draining" : "backfill", documents: s.documents, chunks: s.chunks,
+    phase: s.phase === "wait" ? "draining" : "backfill",
+    documents: s.documents,
+    chunks: s.chunks,
     rate: Math.round(s.phase === "wait" ? (s.drainChunksPerSecond ?? 0) : s.enqueueChunksPerSecond),
-    backlog: `${s.backlogJobs} jobs/${s.backlogChunks} chunks`, paused: s.paused ? " (paused)" : "",
+    backlog: `${s.backlogJobs} jobs/${s.backlogChunks} chunks`,
+    paused: s.paused ? " (paused)" : "",
     etaText: s.etaSeconds === null ? "?" : formatSeconds(s.etaSeconds),
   });
   // The bar shows bytes read out of the inputs' total; 0% until the background measurement has it.
-  const position = (s: ProgressSnapshot) => (s.bytesTotal === null ? [0, 1] : [Math.min(s.bytesDone, s.bytesTotal), Math.max(1, s.bytesTotal)]);
+  const position = (s: ProgressSnapshot) =>
+    s.bytesTotal === null ? [0, 1] : [Math.min(s.bytesDone, s.bytesTotal), Math.max(1, s.bytesTotal)];
   const first = snapshot();
   bar.start(position(first)[1], position(first)[0], payload(first));
   const timer = setInterval(() => {

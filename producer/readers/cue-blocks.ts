@@ -119,7 +119,10 @@ export function parseCueBlock(
     } else if (current) {
       current.textLines.push(line);
     } else if (!skipping) {
-      problems.push({ line: lineNo, reason: `line ${lineNo}: text outside any cue (no timing line above it): "${line.trim().slice(0, 60)}"` });
+      problems.push({
+        line: lineNo,
+        reason: `line ${lineNo}: text outside any cue (no timing line above it): "${line.trim().slice(0, 60)}"`,
+      });
       skipping = true;
     }
   });

@@ -83,7 +83,11 @@ export interface LineRecord extends DecodedText {
  * is left for text cleaning), from `start` (a line start; default the top).
  * Throws `UnreadableFileError` if the file cannot be opened or a read fails part-way.
  */
-export async function* readLines(file: string, maxLineBytes: number, start = { offset: 0, line: 0 }): AsyncGenerator<LineRecord> {
+export async function* readLines(
+  file: string,
+  maxLineBytes: number,
+  start = { offset: 0, line: 0 },
+): AsyncGenerator<LineRecord> {
   const { handle } = await openRegularFile(file);
   const stream = handle.createReadStream({ highWaterMark: 64 * 1024, start: start.offset }); // closes the handle
   let parts: Buffer[] = [];

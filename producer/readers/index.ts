@@ -102,6 +102,10 @@ function describeUnexpected(err: unknown): string {
 
 export type { ReaderContext } from "./reader-context.js";
 export {
-  ReaderError, UnreadableFileError, NotRegularFileError, FileTooLargeError, UnsupportedFormatError,
+  ReaderError,
+  UnreadableFileError,
+  NotRegularFileError,
+  FileTooLargeError,
+  UnsupportedFormatError,
   InvalidStructureError,
 } from "./reader-errors.js";

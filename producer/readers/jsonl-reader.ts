@@ -56,7 +56,12 @@ export async function* readJsonl(file: string, ctx: ReaderContext): AsyncGenerat
 }
 
 /** The event for one line, or null for a blank line. */
-function lineEvent(file: string, rec: LineRecord, ctx: ReaderContext, seen: Map<string, number> | undefined): ReadEvent | null {
+function lineEvent(
+  file: string,
+  rec: LineRecord,
+  ctx: ReaderContext,
+  seen: Map<string, number> | undefined,
+): ReadEvent | null {
   const at = `line ${rec.line}:`;
   if (rec.tooLongBytes !== undefined) {
     const size = formatBytes(rec.tooLongBytes);

@@ -31,7 +31,11 @@ export interface SubtitleFormat {
 }
 
 /** Reads a subtitle file with the given format definition. */
-export async function* readSubtitles(file: string, ctx: ReaderContext, format: SubtitleFormat): AsyncGenerator<ReadEvent> {
+export async function* readSubtitles(
+  file: string,
+  ctx: ReaderContext,
+  format: SubtitleFormat,
+): AsyncGenerator<ReadEvent> {
   const decoded = await readWholeFile(file, ctx.maxFileBytes);
   const blocks = format.cueBlocks(splitBlocks(cleanText(decoded.text)));
   if (!Array.isArray(blocks)) throw new InvalidStructureError(file, format.name, blocks.notThisFormat);
@@ -54,7 +58,10 @@ export async function* readSubtitles(file: string, ctx: ReaderContext, format: S
   }
   for (const p of problems) yield skippedEvent(file, p.reason, p.line);
   if (segments.length === 0) {
-    yield skippedEvent(file, problems.length > 0 ? `empty text (no usable cues; ${problems.length} skipped)` : "empty text");
+    yield skippedEvent(
+      file,
+      problems.length > 0 ? `empty text (no usable cues; ${problems.length} skipped)` : "empty text",
+    );
     return;
   }
   yield documentEvent({

@@ -65,9 +65,16 @@ function detectShape(value: unknown): Shape | { reason: string } {
     return { format: "transcript-json", items: value.segments, arrayName: "segments", textField: "text" };
   }
   if (isJsonObject(value) && Array.isArray(value.meeting_transcripts)) {
-    return { format: "qmsum", items: value.meeting_transcripts, arrayName: "meeting_transcripts", textField: "content" };
+    return {
+      format: "qmsum",
+      items: value.meeting_transcripts,
+      arrayName: "meeting_transcripts",
+      textField: "content",
+    };
   }
-  const found = isJsonObject(value) ? `object with keys: ${Object.keys(value).slice(0, 8).join(", ") || "(none)"}` : describeJsonType(value);
+  const found = isJsonObject(value)
+    ? `object with keys: ${Object.keys(value).slice(0, 8).join(", ") || "(none)"}`
+    : describeJsonType(value);
   return {
     reason:
       `not a transcript: expected an object with a "segments" array (or a QMSum "meeting_transcripts" array), ` +
@@ -76,7 +83,8 @@ function detectShape(value: unknown): Shape | { reason: string } {
 }
 
 function documentId(file: string, ctx: ReaderContext, value: unknown, shape: Shape): string | { reason: string } {
-  if (shape.format !== "transcript-json" || !isJsonObject(value) || value.id === undefined) return idFromFileName(file, ctx);
+  if (shape.format !== "transcript-json" || !isJsonObject(value) || value.id === undefined)
+    return idFromFileName(file, ctx);
   if (typeof value.id !== "string" && typeof value.id !== "number") {
     return { reason: `"id" must be a string or a number, got ${describeJsonType(value.id)}` };
   }
@@ -99,7 +107,11 @@ export async function* readTranscriptJson(file: string, ctx: ReaderContext): Asy
   if (typeof id !== "string") throw new InvalidStructureError(file, shape.format, id.reason);
   const userMeta = shape.format === "transcript-json" && isJsonObject(value) ? value.metadata : undefined;
   if (userMeta !== undefined && !isJsonObject(userMeta)) {
-    throw new InvalidStructureError(file, shape.format, `"metadata" must be an object, got ${describeJsonType(userMeta)}`);
+    throw new InvalidStructureError(
+      file,
+      shape.format,
+      `"metadata" must be an object, got ${describeJsonType(userMeta)}`,
+    );
   }
 
   const segments: Segment[] = [];
@@ -118,7 +130,11 @@ export async function* readTranscriptJson(file: string, ctx: ReaderContext): Asy
     yield skippedEvent(file, "empty text");
     return;
   }
-  const extra: Record<string, JsonValue> = { segments: segments.length, skipped_segments: skipped, empty_segments: empty };
+  const extra: Record<string, JsonValue> = {
+    segments: segments.length,
+    skipped_segments: skipped,
+    empty_segments: empty,
+  };
   yield documentEvent({
     id,
     kind: "transcript",

@@ -16,7 +16,14 @@ import type { ReaderContext } from "./reader-context.js";
 import { joinCueLines, readSubtitles, type SubtitleFormat } from "./subtitle-reader.js";
 
 const ENTITIES: Record<string, string> = {
-  amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00A0", lrm: "\u200E", rlm: "\u200F",
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: "\u00A0",
+  lrm: "\u200E",
+  rlm: "\u200F",
 };
 
 /** Decodes the named and numeric character references that appear in VTT payloads. */

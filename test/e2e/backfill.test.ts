@@ -7,12 +7,19 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import   { test } from "node:test";
+import { test } from "node:test";
 import { Queue, Worker, type Job } from "bullmq";
 import { redisConnection } from "../../shared/redis.js";
 import { runBackfill, type BackfillOptions } from "../../producer/backfill.js";
 import { BacklogAccount } from "../../producer/backfill/backlog.js";
-import { checkpointKey, FileCheckpointStore, newCheckpoint, resumeConflict, type Checkpoint, type CheckpointStore } from "../../producer/backfill/checkpoint.js";
+import {
+  checkpointKey,
+  FileCheckpointStore,
+  newCheckpoint,
+  resumeConflict,
+  type Checkpoint,
+  type CheckpointStore,
+} from "../../producer/backfill/checkpoint.js";
 import { compareWalkPositions, walkInputs } from "../../producer/backfill/input-walk.js";
 import { estimateEta } from "../../producer/backfill/progress.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
@@ -37,17 +44,27 @@ function setup(prefix: string) {
     const keys = await fx.connection.keys(checkpointKey(cfg.QUEUE_PREFIX, name, "*"));
     if (keys.length > 0) await fx.connection.del(...keys);
   });
-  const opts = (o: Partial<BackfillOptions>): BackfillOptions => ({ inputs: [], countTokens: fx.countTokens, progress: "none", pollMs: 20, ...o });
+  const opts = (o: Partial<BackfillOptions>): BackfillOptions => ({
+    inputs: [],
+    countTokens: fx.countTokens,
+    progress: "none",
+    pollMs: 20,
+    ...o,
+  });
   return { name, cfg, queue, opts };
 }
 
 /** A BullMQ worker standing in for the embedding worker: completes each job after `ms`. */
 function drainer(name: string, ms: number, concurrency = 4, seen?: string[]) {
-  const w = new Worker(name, async (job: Job) => {
-    seen?.push(job.data.docId);
-    await new Promise((r) => setTimeout(r, ms));
-    return { chunks: job.data.chunks.length, unchanged: 0 };
-  }, { connection: redisConnection(REDIS_URL), concurrency });
+  const w = new Worker(
+    name,
+    async (job: Job) => {
+      seen?.push(job.data.docId);
+      await new Promise((r) => setTimeout(r, ms));
+      return { chunks: job.data.chunks.length, unchanged: 0 };
+    },
+    { connection: redisConnection(REDIS_URL), concurrency },
+  );
   fx.onCleanup(async () => {
     await w.close();
     await (w.opts.connection as { quit(): Promise<unknown> }).quit();
@@ -65,29 +82,49 @@ const runCli = (args: string[], extra: Record<string, string> = {}) =>
 test("inputs: folders walk depth first in code-unit order, globs are sorted, missing inputs are reported, a position resumes the walk", async () => {
   const w = path.join(fx.tmp, "walk");
   for (const d of ["a/y", "c"]) await mkdir(path.join(w, d), { recursive: true });
-  for (const f of ["B.jsonl", "a.jsonl", "a/x.txt", "a/y/z.md", "b.srt", "c/q.vtt", "notes.csv"]) await writeFile(path.join(w, f), "x");
+  for (const f of ["B.jsonl", "a.jsonl", "a/x.txt", "a/y/z.md", "b.srt", "c/q.vtt", "notes.csv"])
+    await writeFile(path.join(w, f), "x");
   const inputs = [w, path.join(w, "**", "*.md"), path.join(fx.tmp, "nope"), path.join(w, "*.zzz")];
   const all = [];
-  for await (const e of walkInputs(inputs)) all.push(`${e.input}:${e.kind === "missing" ? `missing(${e.reason})` : path.relative(w, e.file)}`);
+  for await (const e of walkInputs(inputs))
+    all.push(`${e.input}:${e.kind === "missing" ? `missing(${e.reason})` : path.relative(w, e.file)}`);
   assert.deepEqual(all, [
-    "0:B.jsonl", "0:a/x.txt", "0:a/y/z.md", "0:a.jsonl", "0:b.srt", "0:c/q.vtt",
-    "1:a/y/z.md", "2:missing(no such file or folder)", "3:missing(glob matched no files)",
+    "0:B.jsonl",
+    "0:a/x.txt",
+    "0:a/y/z.md",
+    "0:a.jsonl",
+    "0:b.srt",
+    "0:c/q.vtt",
+    "1:a/y/z.md",
+    "2:missing(no such file or folder)",
+    "3:missing(glob matched no files)",
   ]);
   const from = async (file: string, inclusive: boolean) => {
     const out = [];
-    for await (const e of walkInputs([w], { from: { position: { input: 0, file: path.join(w, file) }, inclusive } })) out.push(path.relative(w, e.file));
+    for await (const e of walkInputs([w], { from: { position: { input: 0, file: path.join(w, file) }, inclusive } }))
+      out.push(path.relative(w, e.file));
     return out;
   };
   assert.deepEqual(await from("a/x.txt", false), ["a/y/z.md", "a.jsonl", "b.srt", "c/q.vtt"]);
   assert.deepEqual(await from("a/x.txt", true), ["a/x.txt", "a/y/z.md", "a.jsonl", "b.srt", "c/q.vtt"]);
   assert.deepEqual(await from("a.jsonl", false), ["b.srt", "c/q.vtt"]);
-  assert.ok(compareWalkPositions({ input: 0, file: "a/z" }, { input: 0, file: "a.jsonl" }) < 0, "a folder's files sort before a sibling file that extends its name");
+  assert.ok(
+    compareWalkPositions({ input: 0, file: "a/z" }, { input: 0, file: "a.jsonl" }) < 0,
+    "a folder's files sort before a sibling file that extends its name",
+  );
   assert.ok(compareWalkPositions({ input: 1, file: "a" }, { input: 0, file: "z" }) > 0);
 });
 
 test("JSONL events carry byte offsets; reading from one yields exactly the remaining records", async () => {
   const file = path.join(fx.tmp, "offsets.jsonl");
-  const lines = ['{"id":"a","text":"one ä"}', "", "{broken", '{"id":"b","text":"two"}', '{"id":"c","text":"three"}', '{"id":"d","text":"four"}'];
+  const lines = [
+    '{"id":"a","text":"one ä"}',
+    "",
+    "{broken",
+    '{"id":"b","text":"two"}',
+    '{"id":"c","text":"three"}',
+    '{"id":"d","text":"four"}',
+  ];
   await writeFile(file, lines.join("\n"));
   const all = [];
   for await (const ev of readDocuments(file)) all.push(ev);
@@ -97,7 +134,13 @@ test("JSONL events carry byte offsets; reading from one yields exactly the remai
   assert.equal(cut.kind === "document" && cut.doc.source.line, 4);
   const rest = [];
   for await (const ev of readDocuments(file, { start: { offset: cut.offset!, line: 4 } })) rest.push(ev);
-  assert.deepEqual(rest.map((e) => (e.kind === "document" ? [e.doc.id, e.doc.source.line] : e.line)), [["c", 5], ["d", 6]]);
+  assert.deepEqual(
+    rest.map((e) => (e.kind === "document" ? [e.doc.id, e.doc.source.line] : e.line)),
+    [
+      ["c", 5],
+      ["d", 6],
+    ],
+  );
 });
 
 test("checkpoints: a file store round-trips atomically; other inputs, other settings or a corrupt file refuse to resume", async () => {
@@ -111,45 +154,71 @@ test("checkpoints: a file store round-trips atomically; other inputs, other sett
   assert.deepEqual(await store.load(), cp);
   assert.equal(resumeConflict(cp, ["corpus"], settings), null);
   assert.match(resumeConflict(cp, ["other"], settings)!, /other inputs/);
-  assert.match(resumeConflict(cp, ["corpus"], { ...settings, chunkTokens: 32 })!, /chunkTokens=16, this run has chunkTokens=32/);
+  assert.match(
+    resumeConflict(cp, ["corpus"], { ...settings, chunkTokens: 32 })!,
+    /chunkTokens=16, this run has chunkTokens=32/,
+  );
   await writeFile(file, "{not json");
   await assert.rejects(store.load(), /not JSON.*--restart/);
 });
 
 test("backlog accounting: this run's jobs by their chunks, unknown jobs at the mean, missed events reconciled", () => {
   const a = new BacklogAccount(64, 1000);
-  assert.deepEqual(a.observe(3, 0), { jobs: 3, chunks: 192 }, "before any job of ours, unknown jobs count at the fallback");
+  assert.deepEqual(
+    a.observe(3, 0),
+    { jobs: 3, chunks: 192 },
+    "before any job of ours, unknown jobs count at the fallback",
+  );
   a.track("j1", 10, 0);
   a.track("j2", 2, 0);
   a.track("j3", 6, 500);
   assert.deepEqual(a.observe(5, 600), { jobs: 5, chunks: 18 + 2 * 6 }, "two unknown jobs at the mean of 6");
   assert.equal(a.finished("j2"), 2);
   assert.deepEqual(a.observe(2, 700), { jobs: 2, chunks: 16 });
-  assert.deepEqual(a.observe(1, 800), { jobs: 1, chunks: 6 }, "the queue holds fewer jobs than remembered: only the newest counts");
+  assert.deepEqual(
+    a.observe(1, 800),
+    { jobs: 1, chunks: 6 },
+    "the queue holds fewer jobs than remembered: only the newest counts",
+  );
   assert.equal(a.size, 2, "within the grace period nothing is forgotten (the completion event may still come)");
   assert.deepEqual(a.observe(1, 1200), { jobs: 1, chunks: 6 });
   assert.equal(a.size, 1, "past the grace period the oldest (j1) is forgotten");
   assert.equal(a.drainedChunks, 12);
   assert.equal(estimateEta({ chunks: 100, bytesDone: 50, bytesTotal: 200, backlogChunks: 20, drainPerSecond: 10 }), 32);
-  assert.equal(estimateEta({ chunks: 100, bytesDone: 50, bytesTotal: null, backlogChunks: 20, drainPerSecond: 10 }), null);
+  assert.equal(
+    estimateEta({ chunks: 100, bytesDone: 50, bytesTotal: null, backlogChunks: 20, drainPerSecond: 10 }),
+    null,
+  );
 });
 
 test("an interrupted run resumes where it stopped: across both runs every record is enqueued once", async () => {
   const s = setup("bf-resume");
   const dir = path.join(fx.tmp, "resume");
-  const { ids } = await writeJsonlCorpus(path.join(dir, "jsonl"), { files: 3, docsPerFile: 40, sentencesPerDoc: 3, badEvery: 13 });
+  const { ids } = await writeJsonlCorpus(path.join(dir, "jsonl"), {
+    files: 3,
+    docsPerFile: 40,
+    sentencesPerDoc: 3,
+    badEvery: 13,
+  });
   await writeTextDocs(path.join(dir, "txt"), 6, 5);
   const file = new FileCheckpointStore(path.join(fx.tmp, "resume-checkpoint.json"));
   const ac = new AbortController();
   let saves = 0;
   const stopping: CheckpointStore = {
-    describe: () => file.describe(), load: () => file.load(), clear: () => file.clear(),
+    describe: () => file.describe(),
+    load: () => file.load(),
+    clear: () => file.clear(),
     save: async (c: Checkpoint) => {
       await file.save(c);
       if (++saves === 4) ac.abort();
     },
   };
-  const o = s.opts({ inputs: [dir], bulkSize: 4, checkpointEveryMs: 0, marks: { highJobs: 10_000, lowJobs: 1, highChunks: 100_000, lowChunks: 1 } });
+  const o = s.opts({
+    inputs: [dir],
+    bulkSize: 4,
+    checkpointEveryMs: 0,
+    marks: { highJobs: 10_000, lowJobs: 1, highChunks: 100_000, lowChunks: 1 },
+  });
   const first = await runBackfill(s.cfg, { ...o, checkpointStore: stopping, signal: ac.signal });
   assert.equal(first.interrupted, true);
   assert.equal(first.complete, false);
@@ -173,7 +242,10 @@ test("an interrupted run resumes where it stopped: across both runs every record
 });
 
 test("backpressure: the backlog stays within one bulk of the high-water marks (jobs, then chunks) and resumes under the low ones", async () => {
-  for (const marks of [{ highJobs: 30, lowJobs: 10, highChunks: 100_000, lowChunks: 50_000 }, { highJobs: 10_000, lowJobs: 5_000, highChunks: 120, lowChunks: 40 }]) {
+  for (const marks of [
+    { highJobs: 30, lowJobs: 10, highChunks: 100_000, lowChunks: 50_000 },
+    { highJobs: 10_000, lowJobs: 5_000, highChunks: 120, lowChunks: 40 },
+  ]) {
     const s = setup("bf-gate");
     const dir = path.join(fx.tmp, `gate-${marks.highJobs}`);
     await writeJsonlCorpus(dir, { files: 2, docsPerFile: 150, sentencesPerDoc: 6 });
@@ -184,7 +256,10 @@ test("backpressure: the backlog stays within one bulk of the high-water marks (j
       while (sampling) {
         const jobs = await s.queue.getJobs(["waiting", "prioritized", "active", "delayed"]);
         maxJobs = Math.max(maxJobs, jobs.length);
-        maxChunks = Math.max(maxChunks, jobs.reduce((n, j) => n + (j?.data?.chunks?.length ?? 0), 0));
+        maxChunks = Math.max(
+          maxChunks,
+          jobs.reduce((n, j) => n + (j?.data?.chunks?.length ?? 0), 0),
+        );
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
@@ -199,9 +274,17 @@ test("backpressure: the backlog stays within one bulk of the high-water marks (j
     assert.ok(sum.backlog!.pauses > 0, "never paused: the test does not exercise the gate");
     const maxJobsPerBulk = bulk;
     const maxChunksPerBulk = bulk * 8;
-    assert.ok(maxJobs <= marks.highJobs + maxJobsPerBulk, `backlog reached ${maxJobs} jobs, high-water ${marks.highJobs} + bulk ${bulk}`);
-    assert.ok(maxChunks <= marks.highChunks + maxChunksPerBulk, `backlog reached ${maxChunks} chunks, high-water ${marks.highChunks} + one bulk`);
-    assert.ok(sum.backlog!.peakJobs <= marks.highJobs + bulk && sum.backlog!.peakChunks <= marks.highChunks + maxChunksPerBulk);
+    assert.ok(
+      maxJobs <= marks.highJobs + maxJobsPerBulk,
+      `backlog reached ${maxJobs} jobs, high-water ${marks.highJobs} + bulk ${bulk}`,
+    );
+    assert.ok(
+      maxChunks <= marks.highChunks + maxChunksPerBulk,
+      `backlog reached ${maxChunks} chunks, high-water ${marks.highChunks} + one bulk`,
+    );
+    assert.ok(
+      sum.backlog!.peakJobs <= marks.highJobs + bulk && sum.backlog!.peakChunks <= marks.highChunks + maxChunksPerBulk,
+    );
   }
 });
 
@@ -211,22 +294,38 @@ test("priority: live jobs without a priority are served before a backfill's queu
   await writeJsonlCorpus(dir, { files: 1, docsPerFile: 30, sentencesPerDoc: 2, idPrefix: "archive-" });
   const sum = await runBackfill(s.cfg, s.opts({ inputs: [dir] }));
   assert.equal((await s.queue.getJobCounts("prioritized")).prioritized, sum.run.jobs);
-  const live = Array.from({ length: 3 }, (_, i) => ({ id: `live-${i}`, kind: "text" as const, segments: [{ text: docText(i, 2) }], metadata: {}, source: { file: "live" } }));
+  const live = Array.from({ length: 3 }, (_, i) => ({
+    id: `live-${i}`,
+    kind: "text" as const,
+    segments: [{ text: docText(i, 2) }],
+    metadata: {},
+    source: { file: "live" },
+  }));
   await enqueueDocuments(s.queue, live, enqueueOptionsFrom(s.cfg, fx.countTokens));
   const order: string[] = [];
   drainer(s.name, 1, 1, order);
   await waitFor(() => order.length === sum.run.jobs + 3, 20_000, "all jobs processed");
-  assert.deepEqual(order.slice(0, 3).sort(), ["live-0", "live-1", "live-2"], `processing order: ${order.slice(0, 6).join(", ")}`);
+  assert.deepEqual(
+    order.slice(0, 3).sort(),
+    ["live-0", "live-1", "live-2"],
+    `processing order: ${order.slice(0, 6).join(", ")}`,
+  );
 });
 
 test("dry run: reads, chunks and counts without Redis, matches ingest's totals, and sizes the run", () => {
-  const r = runCli(["backfill", path.join(repoRoot, "samples"), "--dry-run", "--json", "--tokens-per-second", "1000"], { REDIS_URL: "redis://127.0.0.1:1" });
+  const r = runCli(["backfill", path.join(repoRoot, "samples"), "--dry-run", "--json", "--tokens-per-second", "1000"], {
+    REDIS_URL: "redis://127.0.0.1:1",
+  });
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout);
-  const ingest = JSON.parse(runCli(["ingest", path.join(repoRoot, "samples"), "--dry-run", "--json"], { REDIS_URL: "redis://127.0.0.1:1" }).stdout);
+  const ingest = JSON.parse(
+    runCli(["ingest", path.join(repoRoot, "samples"), "--dry-run", "--json"], { REDIS_URL: "redis://127.0.0.1:1" })
+      .stdout,
+  );
   assert.equal(s.dryRun, true);
   assert.equal(s.checkpoint, null);
-  for (const k of ["documents", "jobs", "chunks", "tokens"]) assert.equal(s.run[k], ingest[k], `${k} differs from ingest --dry-run`);
+  for (const k of ["documents", "jobs", "chunks", "tokens"])
+    assert.equal(s.run[k], ingest[k], `${k} differs from ingest --dry-run`);
   assert.equal(s.run.files, 5);
   assert.ok(s.estimate.meanJobDataBytes > 0 && s.estimate.peakRedisBytes > 0);
   assert.equal(s.estimate.embedSeconds, Math.round(s.run.tokens / 1000));
@@ -239,8 +338,23 @@ test("CLI: malformed records are reported by file and line, not fatal; non-TTY p
   const dir = path.join(fx.tmp, "cli");
   await writeJsonlCorpus(path.join(dir, "jsonl"), { files: 2, docsPerFile: 20, sentencesPerDoc: 3, badEvery: 7 });
   await mkdir(path.join(dir, "subs"), { recursive: true });
-  await writeFile(path.join(dir, "subs", "talk.srt"), await readFile(path.join(repoRoot, "samples", "keynote.srt"), "utf8"));
-  const r = runCli(["backfill", path.join(dir, "jsonl"), path.join(dir, "subs", "*.srt"), "--json", "--progress-interval", "0.05", "--bulk", "2"], { QUEUE_NAME: s.name });
+  await writeFile(
+    path.join(dir, "subs", "talk.srt"),
+    await readFile(path.join(repoRoot, "samples", "keynote.srt"), "utf8"),
+  );
+  const r = runCli(
+    [
+      "backfill",
+      path.join(dir, "jsonl"),
+      path.join(dir, "subs", "*.srt"),
+      "--json",
+      "--progress-interval",
+      "0.05",
+      "--bulk",
+      "2",
+    ],
+    { QUEUE_NAME: s.name },
+  );
   assert.equal(r.status, 0, r.stderr);
   const sum = JSON.parse(r.stdout);
   assert.equal(sum.run.files, 3);
@@ -248,10 +362,24 @@ test("CLI: malformed records are reported by file and line, not fatal; non-TTY p
   assert.equal(sum.skippedByReason["invalid JSON"], 4);
   assert.match(`${sum.skippedSamples[0].file}:${sum.skippedSamples[0].line}`, /shard-0000\.jsonl:7$/);
   assert.equal(sum.priority, 1_000_000);
-  const lines = r.stderr.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const lines = r.stderr
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   const progress = lines.filter((l) => l.msg === "backfill progress");
   assert.ok(progress.length >= 1, r.stderr);
-  for (const k of ["files", "documents", "chunks", "tokens", "enqueueChunksPerSecond", "backlogJobs", "backlogChunks", "etaSeconds", "drainChunksPerSecond"]) {
+  for (const k of [
+    "files",
+    "documents",
+    "chunks",
+    "tokens",
+    "enqueueChunksPerSecond",
+    "backlogJobs",
+    "backlogChunks",
+    "etaSeconds",
+    "drainChunksPerSecond",
+  ]) {
     assert.ok(k in progress[0], `progress line lacks ${k}`);
   }
   const jobs = await s.queue.getJobs(["prioritized"]);
@@ -275,8 +403,14 @@ test("the dry run's Redis estimate matches what the jobs take in Redis (MEMORY U
   const jobs = await s.queue.getJobs(["prioritized"]);
   assert.equal(jobs.length, dry.run.jobs);
   let bytes = Number(await fx.connection.call("MEMORY", "USAGE", `${s.cfg.QUEUE_PREFIX}:${s.name}:prioritized`));
-  for (const j of jobs) bytes += Number(await fx.connection.call("MEMORY", "USAGE", `${s.cfg.QUEUE_PREFIX}:${s.name}:${j.id}`));
+  for (const j of jobs)
+    bytes += Number(await fx.connection.call("MEMORY", "USAGE", `${s.cfg.QUEUE_PREFIX}:${s.name}:${j.id}`));
   const estimate = dry.estimate!.unboundedRedisBytes;
-  t.diagnostic(`${jobs.length} jobs: Redis MEMORY USAGE ${bytes} B, estimated ${estimate} B (${(bytes / estimate).toFixed(2)}x)`);
-  assert.ok(bytes <= estimate * 1.1 && bytes >= estimate * 0.6, `Redis holds ${bytes} B for ${jobs.length} jobs; the estimate said ${estimate} B`);
+  t.diagnostic(
+    `${jobs.length} jobs: Redis MEMORY USAGE ${bytes} B, estimated ${estimate} B (${(bytes / estimate).toFixed(2)}x)`,
+  );
+  assert.ok(
+    bytes <= estimate * 1.1 && bytes >= estimate * 0.6,
+    `Redis holds ${bytes} B for ${jobs.length} jobs; the estimate said ${estimate} B`,
+  );
 });

@@ -26,7 +26,11 @@ const words = (text: string): string[] => text.split(/\s+/).filter(Boolean);
 const charCounter = (text: string): number => words(text).reduce((n, w) => n + Math.ceil(w.length / 4), 0);
 
 const oneSegment = (kind: SourceDocument["kind"], text: string): SourceDocument => ({
-  id: "big", kind, segments: [{ text }], metadata: {}, source: { file: "mem" },
+  id: "big",
+  kind,
+  segments: [{ text }],
+  metadata: {},
+  source: { file: "mem" },
 });
 
 const SHAPES: Record<string, { kind: SourceDocument["kind"]; text: (bytes: number) => string }> = {
@@ -85,7 +89,11 @@ test("property: bounded segmentation keeps the text whole and matches Intl's gra
       const g = Array.from(boundedSegments(text, graphemes, window, window * 4));
       assert.equal(g.join(""), text);
       // Clusters here are at most 8 code units, shorter than any window the test uses after growth.
-      if (window >= 8) assert.deepEqual(g, Array.from(graphemes.segment(text), (s) => s.segment));
+      if (window >= 8)
+        assert.deepEqual(
+          g,
+          Array.from(graphemes.segment(text), (s) => s.segment),
+        );
       // A window edge never falls inside a surrogate pair: a well-formed text gives well-formed segments.
       if (!LONE_SURROGATE.test(text)) for (const s of g) assert.ok(s.length > 0 && !LONE_SURROGATE.test(s), s);
       assert.equal(Array.from(boundedSegments(text, sentences, window)).join(""), text);
@@ -99,7 +107,9 @@ test("progress through one long segment is reported after each chunk, rising to 
   const doc = oneSegment("transcript", text);
   const seen: number[] = [];
   const chunks = chunkDocument(doc, {
-    targetTokens: 64, overlapTokens: 8, countTokens: charCounter,
+    targetTokens: 64,
+    overlapTokens: 8,
+    countTokens: charCounter,
     onProgress: (p) => {
       assert.equal(p.totalChars, text.length);
       assert.equal(p.chunks, seen.length + 1);
@@ -107,7 +117,10 @@ test("progress through one long segment is reported after each chunk, rising to 
     },
   });
   assert.equal(seen.length, chunks.length);
-  assert.ok(seen.every((c, i) => i === 0 || c > seen[i - 1]), "progress must rise with every chunk");
+  assert.ok(
+    seen.every((c, i) => i === 0 || c > seen[i - 1]),
+    "progress must rise with every chunk",
+  );
   // Only trailing whitespace (trimmed off the segment) is left uncounted.
   assert.ok(seen[seen.length - 1] >= text.trim().length, `${seen[seen.length - 1]} of ${text.length}`);
 });

@@ -2,9 +2,9 @@
  *  bad input, stats), and the worker's start-up failures and clean SIGTERM shutdown. */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import  { readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import   { test } from "node:test";
+import { test } from "node:test";
 import { Queue } from "bullmq";
 import { missingCudaLibraries } from "../../worker/adapters/execution-provider.js";
 import { redisConnection } from "../../shared/redis.js";
@@ -34,7 +34,9 @@ const run = (script: string, args: string[], extra: Record<string, string> = {})
   spawnSync(process.execPath, [script, ...args], { env: env(extra), encoding: "utf8", timeout: 60_000 });
 
 test("ingest --dry-run --json reads, chunks and counts the samples without a queue", () => {
-  const r = run(producer, ["ingest", path.join(repoRoot, "samples"), "--dry-run", "--json"], { REDIS_URL: "redis://127.0.0.1:1" });
+  const r = run(producer, ["ingest", path.join(repoRoot, "samples"), "--dry-run", "--json"], {
+    REDIS_URL: "redis://127.0.0.1:1",
+  });
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.equal(s.dryRun, true);
@@ -45,7 +47,15 @@ test("ingest --dry-run --json reads, chunks and counts the samples without a que
 
 test("ingest reports bad records by file and line and still enqueues the good ones; stats counts them", async () => {
   const file = path.join(fx.tmp, "mixed.jsonl");
-  await writeFile(file, ['{"id":"a","text":"First good line."}', "{not json", '{"text":"no id"}', '{"id":"b","text":"Second good line."}'].join("\n"));
+  await writeFile(
+    file,
+    [
+      '{"id":"a","text":"First good line."}',
+      "{not json",
+      '{"text":"no id"}',
+      '{"id":"b","text":"Second good line."}',
+    ].join("\n"),
+  );
   const queue = uniqueQueue("cli");
   queues.push(queue);
   const r = run(producer, ["ingest", file], { QUEUE_NAME: queue });
@@ -80,7 +90,10 @@ test("the worker embeds what the producer enqueued and exits 0 on SIGTERM", asyn
   const queue = uniqueQueue("cli-w");
   queues.push(queue);
   const sinkFile = path.join(fx.tmp, "vectors.jsonl");
-  const child = spawn(process.execPath, [workerMain], { env: env({ QUEUE_NAME: queue, SINK_FILE: sinkFile, LOG_LEVEL: "info" }), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [workerMain], {
+    env: env({ QUEUE_NAME: queue, SINK_FILE: sinkFile, LOG_LEVEL: "info" }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
@@ -88,19 +101,34 @@ test("the worker embeds what the producer enqueued and exits 0 on SIGTERM", asyn
   await waitFor(() => out.includes('"worker started"'), 30_000, "worker start");
   const r = run(producer, ["ingest", path.join(repoRoot, "samples", "standup-meeting.json")], { QUEUE_NAME: queue });
   assert.equal(r.status, 0, r.stderr);
-  await waitFor(() => JSON.parse(run(producer, ["stats"], { QUEUE_NAME: queue }).stdout).completed === 1, 30_000, "job completed");
+  await waitFor(
+    () => JSON.parse(run(producer, ["stats"], { QUEUE_NAME: queue }).stdout).completed === 1,
+    30_000,
+    "job completed",
+  );
   child.kill("SIGTERM");
   assert.equal(await exited, 0, out);
-  const lines = (await readFile(sinkFile, "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+  const lines = (await readFile(sinkFile, "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   assert.ok(lines.length >= 1);
-  assert.ok(lines.every((p) => p.payload.doc_id === "standup-2024-05-14"), "points of another document in the sink");
-  assert.deepEqual(lines.map((p) => p.payload.chunk_index).sort((a, b) => a - b), [...lines.keys()]);
+  assert.ok(
+    lines.every((p) => p.payload.doc_id === "standup-2024-05-14"),
+    "points of another document in the sink",
+  );
+  assert.deepEqual(
+    lines.map((p) => p.payload.chunk_index).sort((a, b) => a - b),
+    [...lines.keys()],
+  );
   assert.match(out, /"msg":"stopped"/);
   assert.ok(!/"text":"/.test(out.replace(/"msg":"[^"]*"/g, "")), "chunk text appeared in the worker's log");
 });
 
 test("ingest without a model folder exits 1 with one line saying what to set", () => {
-  const r = run(producer, ["ingest", path.join(repoRoot, "samples")], { MODEL_DIR: path.join(fx.tmp, "no-model-here") });
+  const r = run(producer, ["ingest", path.join(repoRoot, "samples")], {
+    MODEL_DIR: path.join(fx.tmp, "no-model-here"),
+  });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /cannot read tokenizer .*no-model-here.*set MODEL_DIR/);
   assert.ok(!/\n\s+at /.test(r.stderr), "printed a stack trace");

@@ -14,7 +14,10 @@ import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import onnxProto from "onnx-proto";
 import {
-  EXPORT_LAYOUTS, LAYOUT_SPECS, writeExportLayout, type LayoutOutput,
+  EXPORT_LAYOUTS,
+  LAYOUT_SPECS,
+  writeExportLayout,
+  type LayoutOutput,
 } from "../../kit/test-model/export-layouts.js";
 import { generateHeadWeights, transposed } from "../../kit/test-model/head-weights.js";
 import { TensorType } from "../../kit/test-model/onnx-graph-builder.js";
@@ -85,7 +88,10 @@ after(async () => {
 test("the texts make a padded batch with repeated ids and an <unk>", () => {
   const lengths = sequences.map((s) => s.length);
   assert.ok(Math.max(...lengths) >= 4 * Math.min(...lengths), `lengths ${lengths}`);
-  assert.ok(sequences.some((s) => s.includes(3)), "some text must hold <unk> (id 3)");
+  assert.ok(
+    sequences.some((s) => s.includes(3)),
+    "some text must hold <unk> (id 3)",
+  );
   const long = [...sequences[1]];
   assert.ok(long.length > new Set(long).size, "the long text must repeat a token");
   // Weights the reference must drop or merge exist, so the sparse checks below are not vacuous.
@@ -102,7 +108,10 @@ test("the .pt heads hold the default model's head weights rounded to float16", a
   assert.deepEqual([...heads.colbert.weight], [...transposed(half.colbertWeight, o.hidden, o.colbertDim)]);
   assert.deepEqual([...heads.colbert.bias], [...half.colbertBias]);
   exact.colbertWeight.forEach((v, i) => assert.ok(Math.abs(v - half.colbertWeight[i]) <= Math.abs(v) / 1024));
-  assert.ok(exact.colbertWeight.some((v, i) => v !== half.colbertWeight[i]), "rounding must change some values");
+  assert.ok(
+    exact.colbertWeight.some((v, i) => v !== half.colbertWeight[i]),
+    "rounding must change some values",
+  );
 });
 
 /** Inputs and outputs a layout's ONNX file declares: name → [element type, dims]. */
@@ -117,7 +126,8 @@ async function declared(modelPath: string): Promise<Declared> {
   const g = model.graph!;
   const dims = (v: onnxProto.onnx.IValueInfoProto) =>
     v.type!.tensorType!.shape!.dim!.map((d) => (d.dimParam ? d.dimParam : String(d.dimValue)));
-  const external = g.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
+  const external = g
+    .initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
     .map((t) => t.externalData!.find((e) => e.key === "location")!.value!);
   return {
     inputs: new Map(g.input!.map((v) => [v.name!, v.type!.tensorType!.elemType!])),
@@ -131,7 +141,9 @@ test("each layout declares the published names, shapes and element types", async
     vecs: { dense_vecs: "batch,32", sparse_vecs: "batch,sequence,1", colbert_vecs: "batch,sequence_minus_1,32" },
     "raw-cls": { dense: "batch,32", sparse: "batch,sequence", colbert: "batch,sequence,32" },
     renamed: {
-      dense_embeddings: "batch,32", sparse_weights: "batch,sequence,1", colbert_vectors: "batch,sequence_minus_1,32",
+      dense_embeddings: "batch,32",
+      sparse_weights: "batch,sequence,1",
+      colbert_vectors: "batch,sequence_minus_1,32",
     },
     "sentence-transformers": { token_embeddings: "batch,sequence,32", sentence_embedding: "batch,32" },
     backbone: { last_hidden_state: "batch,sequence,32" },
@@ -142,13 +154,22 @@ test("each layout declares the published names, shapes and element types", async
     const spec = LAYOUT_SPECS[layout];
     const d = await declared(path.join(root, layout, spec.file));
     const outType = spec.float16Outputs ? TensorType.FLOAT16 : TensorType.FLOAT;
-    const shapes = Object.fromEntries([...d.outputs].map(([name, [type, dims]]) => {
-      assert.equal(type, outType, `${layout} ${name} element type`);
-      return [name, dims.join(",")];
-    }));
+    const shapes = Object.fromEntries(
+      [...d.outputs].map(([name, [type, dims]]) => {
+        assert.equal(type, outType, `${layout} ${name} element type`);
+        return [name, dims.join(",")];
+      }),
+    );
     assert.deepEqual(shapes, want[layout], layout);
     const inType = spec.int32Inputs ? TensorType.INT32 : TensorType.INT64;
-    assert.deepEqual([...d.inputs], [["input_ids", inType], ["attention_mask", inType]], layout);
+    assert.deepEqual(
+      [...d.inputs],
+      [
+        ["input_ids", inType],
+        ["attention_mask", inType],
+      ],
+      layout,
+    );
     assert.deepEqual(d.external, spec.externalData ? [spec.externalData] : [], `${layout} external data`);
     const pt = await fs.readdir(path.join(root, layout)).then((f) => f.filter((n) => n.endsWith(".pt")).sort());
     assert.deepEqual(pt, spec.headFiles ? ["colbert_linear.pt", "sparse_linear.pt"] : [], `${layout} head files`);
@@ -213,8 +234,10 @@ class Worst {
   sparse = 0;
 
   toString(): string {
-    return `max |Δ| ${this.abs.toExponential(1)}, max 1 - cosine ${(1 - this.cosine).toExponential(1)}, ` +
-      `max sparse |Δ| ${this.sparse.toExponential(1)}`;
+    return (
+      `max |Δ| ${this.abs.toExponential(1)}, max 1 - cosine ${(1 - this.cosine).toExponential(1)}, ` +
+      `max sparse |Δ| ${this.sparse.toExponential(1)}`
+    );
   }
 }
 

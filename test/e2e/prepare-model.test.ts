@@ -45,8 +45,11 @@ before(async () => {
   const files = await writeTestModel(path.join(root, "template"), { outputs: "last_hidden_state", seed: 7 });
   options = JSON.parse(await fs.readFile(files.configPath, "utf8"))._generated_test_model.options;
   heads = generateHeadWeights(options, true);
-  sequences = [3, 17, 40, 9].map((len, s) => Int32Array.from({ length: len }, (_, i) =>
-    i === 0 ? 0 : i === len - 1 ? 2 : 4 + ((i * 7919 + s * 104729) % (options.vocabSize - 4))));
+  sequences = [3, 17, 40, 9].map((len, s) =>
+    Int32Array.from({ length: len }, (_, i) =>
+      i === 0 ? 0 : i === len - 1 ? 2 : 4 + ((i * 7919 + s * 104729) % (options.vocabSize - 4)),
+    ),
+  );
 });
 
 after(async () => {
@@ -89,11 +92,13 @@ async function backbone(name: string, layout: Layout = {}): Promise<string> {
   }
   const h = options.hidden;
   const c = options.colbertDim;
-  await writeLinearPt(path.join(dir, "sparse_linear.pt"), { data: heads.sparseWeight, shape: [1, h] },
-    { data: heads.sparseBias, shape: [1] });
+  await writeLinearPt(
+    path.join(dir, "sparse_linear.pt"),
+    { data: heads.sparseWeight, shape: [1, h] },
+    { data: heads.sparseBias, shape: [1] },
+  );
   const colbertTorch = { data: transposed(heads.colbertWeight, h, c), shape: [c, h] };
-  await writeLinearPt(path.join(dir, "colbert_linear.pt"), colbertTorch,
-    { data: heads.colbertBias, shape: [c] });
+  await writeLinearPt(path.join(dir, "colbert_linear.pt"), colbertTorch, { data: heads.colbertBias, shape: [c] });
   return dir;
 }
 
@@ -176,7 +181,10 @@ test("h2's .pt writer output reads back as the generated head weights", async ()
 
 // backbone-fp16 rounds the hidden state to float16 (measured worst difference 1.4e-4 on CPU, where
 // ONNX Runtime runs the float16 projections in float32 after inserting casts).
-for (const [layout, tol] of [["backbone", 1e-4], ["backbone-fp16", 1e-3]] as const) {
+for (const [layout, tol] of [
+  ["backbone", 1e-4],
+  ["backbone-fp16", 1e-3],
+] as const) {
   test(`the test kit's ${layout} layout, prepared, equals its three-head vecs layout (same weights)`, async () => {
     const vecs = await writeExportLayout(path.join(root, `${layout}-vecs`), "vecs");
     const from = await writeExportLayout(path.join(root, layout), layout);
@@ -194,8 +202,13 @@ test("a float32 backbone with external data in onnx/ gains the three heads; data
   assert.equal(r.hiddenType, "float32");
   assert.equal(r.movedInitializers, 0);
   const byName = Object.fromEntries(r.files.map((f) => [path.basename(f.file), f.how]));
-  assert.deepEqual(byName, { "model.onnx": "written", "model.onnx_data": "linked", "tokenizer.json": "copied",
-    "tokenizer_config.json": "copied", "config.json": "copied" });
+  assert.deepEqual(byName, {
+    "model.onnx": "written",
+    "model.onnx_data": "linked",
+    "tokenizer.json": "copied",
+    "tokenizer_config.json": "copied",
+    "config.json": "copied",
+  });
   const inode = (p: string) => statSync(p).ino;
   assert.equal(inode(path.join(out, "model.onnx_data")), inode(path.join(from, "onnx", "model.onnx_data")));
   assertClose(await embedPrepared(out), await reference(path.join(from, "onnx", "model.onnx")), 1e-4);
@@ -212,7 +225,10 @@ test("a single-file backbone's weights move to model.onnx_data; same vectors", a
   // The streamed rewrite is a well-formed ModelProto: decoded in full, outputs are the three heads
   // and every moved initializer points into model.onnx_data at a page-aligned offset.
   const decoded = onnx.ModelProto.decode(await fs.readFile(path.join(out, "model.onnx")));
-  assert.deepEqual(decoded.graph!.output!.map((o) => o.name), ["dense_vecs", "sparse_vecs", "colbert_vecs"]);
+  assert.deepEqual(
+    decoded.graph!.output!.map((o) => o.name),
+    ["dense_vecs", "sparse_vecs", "colbert_vecs"],
+  );
   for (const n of decoded.graph!.node!.filter((x) => x.opType === "ReduceL2")) {
     assert.deepEqual(n.attribute!.find((a) => a.name === "axes")?.ints?.map(Number), [-1], "opset 17: axes attribute");
   }
@@ -312,8 +328,10 @@ test("an unknown layout is refused with the model's inputs and outputs listed", 
 test("a model that already has the heads is refused", async () => {
   const from = path.join(root, "three-head");
   await writeTestModel(from, { seed: 7 });
-  await assert.rejects(prepareModel({ from, out: path.join(root, "three-head-out") }),
-    /already has BGE-M3 head outputs \(dense_vecs, sparse_vecs, colbert_vecs\)/);
+  await assert.rejects(
+    prepareModel({ from, out: path.join(root, "three-head-out") }),
+    /already has BGE-M3 head outputs \(dense_vecs, sparse_vecs, colbert_vecs\)/,
+  );
 });
 
 test("a missing external-data file is named, with a tensor that needs it", async () => {

@@ -62,7 +62,9 @@ async function hostileTree(name: string): Promise<string> {
 }
 
 const EXPECTED_TREE_SKIPS = {
-  "broken symbolic link": 1, "not a regular file": 2, "symbolic link to a folder": 1,
+  "broken symbolic link": 1,
+  "not a regular file": 2,
+  "symbolic link to a folder": 1,
 };
 
 test("a FIFO and a symlink to /dev/zero named on the command line are skipped at once, with their type", async () => {
@@ -70,7 +72,10 @@ test("a FIFO and a symlink to /dev/zero named on the command line are skipped at
   mkfifo(fifo);
   const zero = path.join(tmp, "zero.vtt");
   await symlink("/dev/zero", zero);
-  for (const [file, type] of [[fifo, /FIFO/], [zero, /character device/]] as const) {
+  for (const [file, type] of [
+    [fifo, /FIFO/],
+    [zero, /character device/],
+  ] as const) {
     const events = await collect(file);
     assert.equal(events.length, 1);
     assert.equal(events[0].kind, "skipped");
@@ -148,11 +153,22 @@ test("lone surrogates: JSON escapes repaired and counted; a library doc with an 
   assert.deepEqual([doc.metadata["k\uFFFD"], doc.metadata.invalid_utf8], ["v\uFFFD", true]);
 
   const opts: EnqueueOptions = {
-    countTokens: (t) => t.split(/\s+/).filter(Boolean).length, chunkTokens: 32, overlapTokens: 0, maxChunksPerJob: 8,
-    attempts: 1, backoffMs: 1, removeOnComplete: 1, removeOnFail: 1, dryRun: true,
+    countTokens: (t) => t.split(/\s+/).filter(Boolean).length,
+    chunkTokens: 32,
+    overlapTokens: 0,
+    maxChunksPerJob: 8,
+    attempts: 1,
+    backoffMs: 1,
+    removeOnComplete: 1,
+    removeOnFail: 1,
+    dryRun: true,
   };
   const lib = (id: string, text: string, speaker?: string): SourceDocument => ({
-    id, kind: "transcript", segments: [{ text, speaker }], metadata: { note: "x\uDBFF" }, source: { file: "mem" },
+    id,
+    kind: "transcript",
+    segments: [{ text, speaker }],
+    metadata: { note: "x\uDBFF" },
+    source: { file: "mem" },
   });
   const docs = [doc, lib("ok", "fine \uD83D text", "Ann\uDC00"), lib("bad\uD800", "text")];
   const s = await enqueueDocuments(undefined, docs, opts);
@@ -164,10 +180,15 @@ test("lone surrogates: JSON escapes repaired and counted; a library doc with an 
 
 test("skip reasons group by kind: cue timings and segment indexes do not make a category each", () => {
   const reasons = [
-    'line 3: malformed cue timing: "00:00:01,5 --> x"', 'line 9: malformed cue timing: "99:00 --> 1"',
-    'segments[0]: "text" must be a string, got object', 'segments[12]: "text" must be a string, got object',
+    'line 3: malformed cue timing: "00:00:01,5 --> x"',
+    'line 9: malformed cue timing: "99:00 --> 1"',
+    'segments[0]: "text" must be a string, got object',
+    'segments[12]: "text" must be a string, got object',
   ];
-  assert.deepEqual([...new Set(reasons.map(reasonKey))], ["malformed cue timing", '"text" must be a string, got object']);
+  assert.deepEqual(
+    [...new Set(reasons.map(reasonKey))],
+    ["malformed cue timing", '"text" must be a string, got object'],
+  );
 });
 
 test("hostile cue text (unclosed tags, whitespace runs) is read in linear time", { timeout: 120_000 }, async () => {
@@ -186,6 +207,9 @@ test("hostile cue text (unclosed tags, whitespace runs) is read in linear time",
     const seconds = (performance.now() - started) / 1000;
     // Linear: well under a second here; the quadratic regexes took hours on 2 MiB.
     assert.ok(seconds < 20, `${name}: ${seconds.toFixed(1)} s`);
-    assert.ok(events.some((e) => e.kind === "document"), `${name}: ${JSON.stringify(events).slice(0, 200)}`);
+    assert.ok(
+      events.some((e) => e.kind === "document"),
+      `${name}: ${JSON.stringify(events).slice(0, 200)}`,
+    );
   }
 });

@@ -192,8 +192,7 @@ test(
     );
     const line = w.logs.find(
       (l) =>
-        typeof l.msg === "string" &&
-        l.msg.startsWith("shutdown bounded by DRAIN_TIMEOUT_MS + 5000 ms: abandoned "),
+        typeof l.msg === "string" && l.msg.startsWith("shutdown bounded by DRAIN_TIMEOUT_MS + 5000 ms: abandoned "),
     );
     assert.ok(line, `no log line saying what was abandoned: ${w.output().slice(-3000)}`);
     assert.match(

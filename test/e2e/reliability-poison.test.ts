@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import   { test } from "node:test";
+import { test } from "node:test";
 import { Queue, type Job } from "bullmq";
 import { pointId } from "../../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
@@ -26,8 +26,21 @@ const producerCli = path.join(repoRoot, "dist", "producer", "cli.js");
 const fx = suiteFixture({ redis: REDIS_URL, qdrant: "server" });
 
 /** Shared by the two tests: the second requeues what the first left failed. */
-let s: { cfg: Config; queue: Queue; worker: RunningWorker; collection: string; goodIds: Set<string>; poisonIds: string[] };
-const events: Array<{ id: string; what: "active" | "failed" | "completed"; at: number; attemptsMade: number; reason?: string }> = [];
+let s: {
+  cfg: Config;
+  queue: Queue;
+  worker: RunningWorker;
+  collection: string;
+  goodIds: Set<string>;
+  poisonIds: string[];
+};
+const events: Array<{
+  id: string;
+  what: "active" | "failed" | "completed";
+  at: number;
+  attemptsMade: number;
+  reason?: string;
+}> = [];
 const of = (id: string, what?: string) => events.filter((e) => e.id === id && (!what || e.what === what));
 
 test("poison jobs fail after bounded, backed-off attempts with their reason; good jobs around them complete first time", async (t) => {
@@ -35,12 +48,23 @@ test("poison jobs fail after bounded, backed-off attempts with their reason; goo
   const collection = `rel_${queueName.replace(/-/g, "_")}`;
   // A long upsert linger so poison and good points share requests.
   const cfg = testConfig({
-    MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.server.url, COLLECTION: collection,
-    CHUNK_TOKENS: "32", CHUNK_OVERLAP_TOKENS: "0", UPSERT_LINGER_MS: "30", SINK_RETRIES: "1", SINK_RETRY_BASE_MS: "20",
-    JOB_ATTEMPTS: "4", JOB_BACKOFF_MS: "400",
+    MODEL_DIR: fx.modelDir,
+    QUEUE_NAME: queueName,
+    QDRANT_URL: fx.server.url,
+    COLLECTION: collection,
+    CHUNK_TOKENS: "32",
+    CHUNK_OVERLAP_TOKENS: "0",
+    UPSERT_LINGER_MS: "30",
+    SINK_RETRIES: "1",
+    SINK_RETRY_BASE_MS: "20",
+    JOB_ATTEMPTS: "4",
+    JOB_BACKOFF_MS: "400",
   });
   const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
-  const worker = await startWorker(cfg, { log: createLogger({ level: "silent" }), metrics: createMetrics({ defaultMetrics: false }) });
+  const worker = await startWorker(cfg, {
+    log: createLogger({ level: "silent" }),
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
   fx.onCleanup(async () => {
     fx.server.setFault(null);
     await worker.close();
@@ -49,7 +73,14 @@ test("poison jobs fail after bounded, backed-off attempts with their reason; goo
   });
   for (const what of ["active", "failed", "completed"] as const) {
     worker.worker.on(what, (job: Job | undefined, err?: unknown) => {
-      if (job) events.push({ id: job.id!, what, at: Date.now(), attemptsMade: job.attemptsMade, reason: what === "failed" ? (err as Error).message : undefined });
+      if (job)
+        events.push({
+          id: job.id!,
+          what,
+          at: Date.now(),
+          attemptsMade: job.attemptsMade,
+          reason: what === "failed" ? (err as Error).message : undefined,
+        });
     });
   }
 
@@ -58,24 +89,48 @@ test("poison jobs fail after bounded, backed-off attempts with their reason; goo
   const poison = syntheticDocs(2, { prefix: "poison", sentences: () => 1 });
   const poisonIds = poison.map((d) => pointId(d.id, 0));
   fx.server.setFault({ kind: "reject-points", status: 500, ids: poisonIds });
-  const summary = await enqueueDocuments(queue, [...good.slice(0, 10), poison[0], ...good.slice(10, 20), poison[1], ...good.slice(20)], enqueueOptionsFrom(cfg, countTokens));
+  const summary = await enqueueDocuments(
+    queue,
+    [...good.slice(0, 10), poison[0], ...good.slice(10, 20), poison[1], ...good.slice(20)],
+    enqueueOptionsFrom(cfg, countTokens),
+  );
   assert.equal(summary.jobs, 32);
-  const jobOpts = (jobId: string) => ({ jobId, attempts: cfg.JOB_ATTEMPTS, backoff: { type: "exponential", delay: cfg.JOB_BACKOFF_MS } });
+  const jobOpts = (jobId: string) => ({
+    jobId,
+    attempts: cfg.JOB_ATTEMPTS,
+    backoff: { type: "exponential", delay: cfg.JOB_BACKOFF_MS },
+  });
   const base = { v: JOB_SCHEMA_VERSION, part: 0, parts: 1, docHash: "x", enqueuedAt: Date.now(), metadata: {} };
   await queue.add(JOB_NAME, { ...base, docId: "bad-schema", chunks: [] }, jobOpts("bad-schema"));
-  await queue.add(JOB_NAME, { ...base, docId: "empty-chunk", chunks: [{ index: 0, text: "fine", metadata: {} }, { index: 1, text: "  ", metadata: {} }] }, jobOpts("empty-chunk"));
+  await queue.add(
+    JOB_NAME,
+    {
+      ...base,
+      docId: "empty-chunk",
+      chunks: [
+        { index: 0, text: "fine", metadata: {} },
+        { index: 1, text: "  ", metadata: {} },
+      ],
+    },
+    jobOpts("empty-chunk"),
+  );
 
-  await waitFor(async () => {
-    const c = await queue.getJobCounts("completed", "failed");
-    return c.completed === 30 && c.failed === 4;
-  }, 40_000, "30 good jobs completed and 4 poison jobs failed");
+  await waitFor(
+    async () => {
+      const c = await queue.getJobCounts("completed", "failed");
+      return c.completed === 30 && c.failed === 4;
+    },
+    40_000,
+    "30 good jobs completed and 4 poison jobs failed",
+  );
 
   const failed = await queue.getFailed();
   const byDoc = new Map(failed.map((j) => [j.data.docId as string, j]));
   assert.deepEqual([...byDoc.keys()].sort(), ["bad-schema", "empty-chunk", "poison-0", "poison-1"]);
   assert.match(byDoc.get("bad-schema")!.failedReason, /^validation: chunks: /);
   assert.match(byDoc.get("empty-chunk")!.failedReason, /^validation: chunk 1 of document "empty-chunk" has empty text/);
-  for (const doc of ["bad-schema", "empty-chunk"]) assert.equal(byDoc.get(doc)!.attemptsMade, 1, `${doc}: bad input must not be retried`);
+  for (const doc of ["bad-schema", "empty-chunk"])
+    assert.equal(byDoc.get(doc)!.attemptsMade, 1, `${doc}: bad input must not be retried`);
 
   const backoffs: number[][] = [];
   for (const doc of ["poison-0", "poison-1"]) {
@@ -105,19 +160,34 @@ test("poison jobs fail after bounded, backed-off attempts with their reason; goo
   const poisonFinal = Math.min(...["poison-0", "poison-1"].map((d) => of(byDoc.get(d)!.id!, "failed").at(-1)!.at));
   assert.ok(lastGood < poisonFinal, "good jobs waited for the poison jobs to use up their attempts");
 
-  const goodIds = expectedPointIds(good, { chunkTokens: cfg.CHUNK_TOKENS, overlapTokens: cfg.CHUNK_OVERLAP_TOKENS, countTokens });
-  assert.deepEqual([...fx.server.points(collection).keys()].sort(), [...goodIds].sort(), "stored points differ from the good documents' points");
+  const goodIds = expectedPointIds(good, {
+    chunkTokens: cfg.CHUNK_TOKENS,
+    overlapTokens: cfg.CHUNK_OVERLAP_TOKENS,
+    countTokens,
+  });
+  assert.deepEqual(
+    [...fx.server.points(collection).keys()].sort(),
+    [...goodIds].sort(),
+    "stored points differ from the good documents' points",
+  );
   s = { cfg, queue, worker, collection, goodIds, poisonIds };
   const firstStart = Math.min(...events.map((e) => e.at));
-  t.diagnostic(JSON.stringify({
-    attempts: cfg.JOB_ATTEMPTS, backoffMs: cfg.JOB_BACKOFF_MS, measuredBackoffsMs: backoffs,
-    lastGoodCompletedAfterMs: lastGood - firstStart, poisonFinallyFailedAfterMs: poisonFinal - firstStart,
-  }));
+  t.diagnostic(
+    JSON.stringify({
+      attempts: cfg.JOB_ATTEMPTS,
+      backoffMs: cfg.JOB_BACKOFF_MS,
+      measuredBackoffsMs: backoffs,
+      lastGoodCompletedAfterMs: lastGood - firstStart,
+      poisonFinallyFailedAfterMs: poisonFinal - firstStart,
+    }),
+  );
 });
 
 function requeue(args: string[]) {
   const r = spawnSync(process.execPath, [producerCli, "requeue-failed", ...args], {
-    env: { ...process.env, REDIS_URL, QUEUE_NAME: s.cfg.QUEUE_NAME, LOG_LEVEL: "warn" }, encoding: "utf8", timeout: 30_000,
+    env: { ...process.env, REDIS_URL, QUEUE_NAME: s.cfg.QUEUE_NAME, LOG_LEVEL: "warn" },
+    encoding: "utf8",
+    timeout: 30_000,
   });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
@@ -140,25 +210,42 @@ test("requeue-failed lists failed jobs, filters by reason kind or regex, and re-
   assert.equal((await queue.getJobCounts("failed")).failed, 4, "--dry-run moved jobs");
 
   const byRegex = requeue(["--dry-run", "--match", "^validation: chunk \\d+ of"]);
-  assert.match(byRegex, /^empty-chunk {2}doc=empty-chunk {2}attempts=1 {2}failed=\S+ {2}validation: chunk 1 of document "empty-chunk" has empty text/m);
+  assert.match(
+    byRegex,
+    /^empty-chunk {2}doc=empty-chunk {2}attempts=1 {2}failed=\S+ {2}validation: chunk 1 of document "empty-chunk" has empty text/m,
+  );
   assert.match(byRegex, /would requeue 1 of 1 matching failed jobs \(4 scanned\)/);
 
   // Fault still on, attempts kept: BullMQ's default retry gives exactly one more try, without backoff.
   const once = JSON.parse(requeue(["--reason", "sink", "--limit", "1", "--keep-attempts", "--json"]));
   assert.equal(once.requeued, 1);
   const againId = once.jobs[0].id as string;
-  await waitFor(async () => (await queue.getJob(againId))?.attemptsMade === s.cfg.JOB_ATTEMPTS + 1 && (await queue.getJobState(againId)) === "failed", 20_000, "the requeued job to fail once more");
+  await waitFor(
+    async () =>
+      (await queue.getJob(againId))?.attemptsMade === s.cfg.JOB_ATTEMPTS + 1 &&
+      (await queue.getJobState(againId)) === "failed",
+    20_000,
+    "the requeued job to fail once more",
+  );
   assert.equal((await queue.getJobCounts("failed")).failed, 4);
 
   fx.server.setFault(null);
   const fixed = JSON.parse(requeue(["--reason", "sink", "--json"]));
   assert.equal(fixed.requeued, 2);
   assert.deepEqual(fixed.jobs.map((j: { docId: string }) => j.docId).sort(), ["poison-0", "poison-1"]);
-  await waitFor(async () => (await queue.getJobCounts("completed")).completed === 32, 20_000, "the requeued sink failures to complete");
+  await waitFor(
+    async () => (await queue.getJobCounts("completed")).completed === 32,
+    20_000,
+    "the requeued sink failures to complete",
+  );
   for (const j of fixed.jobs as Array<{ id: string }>) {
     assert.equal((await queue.getJob(j.id))?.attemptsMade, 1, "requeue-failed should reset the attempt count");
   }
   const stillFailed = await queue.getFailed();
-  assert.deepEqual(stillFailed.map((j) => j.data.docId).sort(), ["bad-schema", "empty-chunk"], "validation failures must stay failed");
+  assert.deepEqual(
+    stillFailed.map((j) => j.data.docId).sort(),
+    ["bad-schema", "empty-chunk"],
+    "validation failures must stay failed",
+  );
   assert.deepEqual([...fx.server.points(collection).keys()].sort(), [...s.goodIds, ...s.poisonIds].sort());
 });

@@ -22,7 +22,10 @@ import { redisServerAvailable, startTestRedis, type TestRedis } from "../../kit/
 const REDIS_PASSWORD = "r3dis-Pa55word-7f1c";
 const QDRANT_KEY = "qdrant-api-key-0b9e2d";
 const MARKER = "PRIVATE-CHUNK-TEXT-4471";
-const SKIP = redisServerAvailable() && spawnSync("openssl", ["version"]).status === 0 ? false : "skipped: redis-server or openssl is not installed";
+const SKIP =
+  redisServerAvailable() && spawnSync("openssl", ["version"]).status === 0
+    ? false
+    : "skipped: redis-server or openssl is not installed";
 
 let redis: TestRedis | undefined;
 let qdrant: QdrantTestServer;
@@ -35,11 +38,56 @@ function makeCerts(dir: string) {
     const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
     if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
   };
-  run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca"]);
-  run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+  run([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=test-ca",
+  ]);
+  run([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=localhost",
+  ]);
   spawnSync("sh", ["-c", "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext"], { cwd: dir });
-  run(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"]);
-  return { certFile: path.join(dir, "server.pem"), keyFile: path.join(dir, "server.key"), caFile: path.join(dir, "ca.pem") };
+  run([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "san.ext",
+  ]);
+  return {
+    certFile: path.join(dir, "server.pem"),
+    keyFile: path.join(dir, "server.key"),
+    caFile: path.join(dir, "ca.pem"),
+  };
 }
 
 before(async () => {
@@ -58,73 +106,150 @@ after(async () => {
 
 function capture() {
   const lines: string[] = [];
-  const log = createLogger({ level: "trace", destination: { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream });
+  const log = createLogger({
+    level: "trace",
+    destination: { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream,
+  });
   return { log, text: () => lines.join("") };
 }
 
-test("TLS + password Redis and API-key Qdrant: a full run leaks no secret and no chunk text into logs, /health or /metrics", { skip: SKIP }, async () => {
-  const queueName = uniqueQueue("sec");
-  const env = {
-    REDIS_URL: redis!.url, REDIS_TLS_CA_FILE: path.join(certDir, "ca.pem"), QUEUE_NAME: queueName, MODEL_DIR: modelDir,
-    QDRANT_URL: qdrant.url, QDRANT_API_KEY: QDRANT_KEY, COLLECTION: "sec", SINK_RETRIES: "1", SINK_RETRY_BASE_MS: "20", LOG_LEVEL: "trace",
-  };
-  assert.match(env.REDIS_URL, /^rediss:\/\//);
-  const cfg = testConfig(env);
-  const { log, text } = capture();
-  const w = await startWorker(cfg, { log, httpPort: 0 });
-  const connection = redisConnection(cfg.REDIS_URL, cfg);
-  const queue = new Queue(queueName, { connection });
-  try {
-    const base = { v: JOB_SCHEMA_VERSION, part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {} };
-    await queue.addBulk([
-      { name: JOB_NAME, data: { ...base, docId: "good", chunks: [{ index: 0, text: `${MARKER} one` }, { index: 1, text: `${MARKER} two` }] } },
-      { name: JOB_NAME, data: { ...base, docId: "bad", chunks: [{ index: 0, text: `${MARKER} fine` }, { index: 0, text: `${MARKER} duplicate index` }] } },
-      { name: JOB_NAME, data: { ...base, docId: "schema", chunks: [{ index: 0, text: 42 }] } },
-    ]);
-    await waitFor(async () => (await queue.getJobCounts("completed", "failed")).completed + (await queue.getJobCounts("failed")).failed === 3, 30_000, "jobs done");
-    // A sink failure and its retry are logged too.
-    qdrant.setFault({ kind: "status", status: 503, count: 1 });
-    await queue.add(JOB_NAME, { ...base, docId: "retried", chunks: [{ index: 0, text: `${MARKER} after a 503` }] });
-    await waitFor(async () => (await queue.getJobCounts("completed")).completed === 2, 30_000, "retried job completed");
-    const health = await (await fetch(`http://127.0.0.1:${w.httpPort}/health`)).text();
-    const metrics = await (await fetch(`http://127.0.0.1:${w.httpPort}/metrics`)).text();
-    const logs = text();
-    assert.match(logs, /upsert failed/, "the sink failure was not logged: the check below would prove nothing");
-    assert.match(logs, /job failed/);
-    assert.match(logs, /redis":"rediss:\/\/:\*\*\*@localhost/, "the Redis URL should be logged redacted");
-    for (const [name, body] of [["log", logs], ["/health", health], ["/metrics", metrics]] as const) {
-      for (const secret of [REDIS_PASSWORD, encodeURIComponent(REDIS_PASSWORD), QDRANT_KEY, MARKER]) {
-        assert.equal(body.includes(secret), false, `${name} contains "${secret}"`);
+test(
+  "TLS + password Redis and API-key Qdrant: a full run leaks no secret and no chunk text into logs, /health or /metrics",
+  { skip: SKIP },
+  async () => {
+    const queueName = uniqueQueue("sec");
+    const env = {
+      REDIS_URL: redis!.url,
+      REDIS_TLS_CA_FILE: path.join(certDir, "ca.pem"),
+      QUEUE_NAME: queueName,
+      MODEL_DIR: modelDir,
+      QDRANT_URL: qdrant.url,
+      QDRANT_API_KEY: QDRANT_KEY,
+      COLLECTION: "sec",
+      SINK_RETRIES: "1",
+      SINK_RETRY_BASE_MS: "20",
+      LOG_LEVEL: "trace",
+    };
+    assert.match(env.REDIS_URL, /^rediss:\/\//);
+    const cfg = testConfig(env);
+    const { log, text } = capture();
+    const w = await startWorker(cfg, { log, httpPort: 0 });
+    const connection = redisConnection(cfg.REDIS_URL, cfg);
+    const queue = new Queue(queueName, { connection });
+    try {
+      const base = { v: JOB_SCHEMA_VERSION, part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {} };
+      await queue.addBulk([
+        {
+          name: JOB_NAME,
+          data: {
+            ...base,
+            docId: "good",
+            chunks: [
+              { index: 0, text: `${MARKER} one` },
+              { index: 1, text: `${MARKER} two` },
+            ],
+          },
+        },
+        {
+          name: JOB_NAME,
+          data: {
+            ...base,
+            docId: "bad",
+            chunks: [
+              { index: 0, text: `${MARKER} fine` },
+              { index: 0, text: `${MARKER} duplicate index` },
+            ],
+          },
+        },
+        { name: JOB_NAME, data: { ...base, docId: "schema", chunks: [{ index: 0, text: 42 }] } },
+      ]);
+      await waitFor(
+        async () =>
+          (await queue.getJobCounts("completed", "failed")).completed + (await queue.getJobCounts("failed")).failed ===
+          3,
+        30_000,
+        "jobs done",
+      );
+      // A sink failure and its retry are logged too.
+      qdrant.setFault({ kind: "status", status: 503, count: 1 });
+      await queue.add(JOB_NAME, { ...base, docId: "retried", chunks: [{ index: 0, text: `${MARKER} after a 503` }] });
+      await waitFor(
+        async () => (await queue.getJobCounts("completed")).completed === 2,
+        30_000,
+        "retried job completed",
+      );
+      const health = await (await fetch(`http://127.0.0.1:${w.httpPort}/health`)).text();
+      const metrics = await (await fetch(`http://127.0.0.1:${w.httpPort}/metrics`)).text();
+      const logs = text();
+      assert.match(logs, /upsert failed/, "the sink failure was not logged: the check below would prove nothing");
+      assert.match(logs, /job failed/);
+      assert.match(logs, /redis":"rediss:\/\/:\*\*\*@localhost/, "the Redis URL should be logged redacted");
+      for (const [name, body] of [
+        ["log", logs],
+        ["/health", health],
+        ["/metrics", metrics],
+      ] as const) {
+        for (const secret of [REDIS_PASSWORD, encodeURIComponent(REDIS_PASSWORD), QDRANT_KEY, MARKER]) {
+          assert.equal(body.includes(secret), false, `${name} contains "${secret}"`);
+        }
       }
+    } finally {
+      await w.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await connection.quit();
     }
-  } finally {
-    await w.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
-    await connection.quit();
-  }
-});
+  },
+);
 
-test("wrong Redis password or missing TLS CA: start-up fails saying why, without the password", { skip: SKIP }, async () => {
-  const base = { REDIS_TLS_CA_FILE: path.join(certDir, "ca.pem"), MODEL_DIR: modelDir, QUEUE_NAME: uniqueQueue("sec"), REDIS_START_TIMEOUT_MS: "3000", WARMUP: "false" };
-  const wrong = redis!.url.replace(encodeURIComponent(REDIS_PASSWORD), "not-the-password-91");
-  const { log, text } = capture();
-  await assert.rejects(startWorker(testConfig({ ...base, REDIS_URL: wrong }), { log }), (err: Error) => {
-    assert.ok(err instanceof ConfigError);
-    assert.match(err.message, /REDIS_URL: cannot use Redis at rediss:\/\/:\*\*\*@localhost:\d+.*(WRONGPASS|invalid username-password)/s);
-    assert.equal(err.message.includes("not-the-password-91"), false);
-    return true;
-  });
-  assert.equal(text().includes("not-the-password-91"), false);
-  // TLS server, but no CA given: the certificate cannot be verified.
-  await assert.rejects(startWorker(testConfig({ ...base, REDIS_TLS_CA_FILE: undefined, REDIS_URL: redis!.url }), { log }), /cannot use Redis.*(certificate|no answer)/s);
-  // Plain redis:// against the TLS port never gets an answer.
-  await assert.rejects(startWorker(testConfig({ ...base, REDIS_TLS_CA_FILE: undefined, REDIS_URL: redis!.url.replace("rediss://", "redis://") }), { log }), /cannot use Redis/);
-});
+test(
+  "wrong Redis password or missing TLS CA: start-up fails saying why, without the password",
+  { skip: SKIP },
+  async () => {
+    const base = {
+      REDIS_TLS_CA_FILE: path.join(certDir, "ca.pem"),
+      MODEL_DIR: modelDir,
+      QUEUE_NAME: uniqueQueue("sec"),
+      REDIS_START_TIMEOUT_MS: "3000",
+      WARMUP: "false",
+    };
+    const wrong = redis!.url.replace(encodeURIComponent(REDIS_PASSWORD), "not-the-password-91");
+    const { log, text } = capture();
+    await assert.rejects(startWorker(testConfig({ ...base, REDIS_URL: wrong }), { log }), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.message,
+        /REDIS_URL: cannot use Redis at rediss:\/\/:\*\*\*@localhost:\d+.*(WRONGPASS|invalid username-password)/s,
+      );
+      assert.equal(err.message.includes("not-the-password-91"), false);
+      return true;
+    });
+    assert.equal(text().includes("not-the-password-91"), false);
+    // TLS server, but no CA given: the certificate cannot be verified.
+    await assert.rejects(
+      startWorker(testConfig({ ...base, REDIS_TLS_CA_FILE: undefined, REDIS_URL: redis!.url }), { log }),
+      /cannot use Redis.*(certificate|no answer)/s,
+    );
+    // Plain redis:// against the TLS port never gets an answer.
+    await assert.rejects(
+      startWorker(
+        testConfig({ ...base, REDIS_TLS_CA_FILE: undefined, REDIS_URL: redis!.url.replace("rediss://", "redis://") }),
+        { log },
+      ),
+      /cannot use Redis/,
+    );
+  },
+);
 
 test("wrong Qdrant API key: start-up fails with HTTP 401 and the key appears nowhere", async () => {
   const { log, text } = capture();
-  const cfg = testConfig({ MODEL_DIR: modelDir, QUEUE_NAME: uniqueQueue("sec"), QDRANT_URL: qdrant.url, QDRANT_API_KEY: "wrong-key-5521", WARMUP: "false" });
+  const cfg = testConfig({
+    MODEL_DIR: modelDir,
+    QUEUE_NAME: uniqueQueue("sec"),
+    QDRANT_URL: qdrant.url,
+    QDRANT_API_KEY: "wrong-key-5521",
+    WARMUP: "false",
+  });
   await assert.rejects(startWorker(cfg, { log }), (err: Error) => {
     assert.match(err.message, /HTTP 401/);
     assert.equal(err.message.includes("wrong-key-5521"), false);

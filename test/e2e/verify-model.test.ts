@@ -14,26 +14,40 @@ import { Tokenizer as NativeTokenizer } from "tokenizers";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import {
-  colbertScore, decodeToken, denseSimilarity, lexicalMatchingScore, weightsByToken,
+  colbertScore,
+  decodeToken,
+  denseSimilarity,
+  lexicalMatchingScore,
+  weightsByToken,
 } from "../../worker/model-tools/bge-m3-scores.js";
 import {
-  COLBERT_SCORES, DENSE_SIMILARITY, LEXICAL_SCORES, QUERIES, QUERY_LEXICAL_WEIGHTS,
+  COLBERT_SCORES,
+  DENSE_SIMILARITY,
+  LEXICAL_SCORES,
+  QUERIES,
+  QUERY_LEXICAL_WEIGHTS,
 } from "../../worker/model-tools/bge-m3-published.js";
 import { TokenizerPool } from "../../worker/adapters/tokenizer-pool.js";
 import {
-  compareBatched, compareWithPublished, verifyModel, type Measured, type VerifyReport,
+  compareBatched,
+  compareWithPublished,
+  verifyModel,
+  type Measured,
+  type VerifyReport,
 } from "../../worker/model-tools/verify-model.js";
 import { LocalQueryEmbedder } from "../../worker/search/query-embedder.js";
 import { writeExportLayout, type ExportLayout } from "../../kit/test-model/export-layouts.js";
 import { prepareModel } from "../../worker/model-tools/prepare-model.js";
-import {
-  hasReference, referenceRoot, repoRoot, SKIP_NO_REFERENCE, testConfig, testModel,
-} from "../../kit/harness.js";
+import { hasReference, referenceRoot, repoRoot, SKIP_NO_REFERENCE, testConfig, testModel } from "../../kit/harness.js";
 
 const cli = path.join(repoRoot, "dist", "worker", "model-tools", "verify-model-cli.js");
 const near = (a: number, b: number, eps = 1e-12) => assert.ok(Math.abs(a - b) <= eps, `${a} vs ${b}`);
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 async function runCli(modelDir: string, args: string[] = []): Promise<Run> {
   const env = { PATH: process.env.PATH, MODEL_DIR: modelDir, LOG_LEVEL: "silent" };
@@ -69,7 +83,16 @@ test("ColBERT score: mean over the query's rows of the best dot product with any
 });
 
 test("dense similarity: queries x passages dot products", () => {
-  const m = denseSimilarity([[1, 0], [0.6, 0.8]], [[0.8, 0.6], [0, 1]]);
+  const m = denseSimilarity(
+    [
+      [1, 0],
+      [0.6, 0.8],
+    ],
+    [
+      [0.8, 0.6],
+      [0, 1],
+    ],
+  );
   assert.equal(m.length, 2);
   near(m[0][0], 0.8);
   near(m[0][1], 0);
@@ -83,40 +106,60 @@ test("lexical weights are keyed by the token as tokenizer.decode([id]) prints it
   assert.equal(decodeToken("GE"), "GE");
   assert.equal(decodeToken("\u2581"), "");
   assert.equal(decodeToken("\u2581a\u2581b"), "a b");
-  const pieces = new Map([[10, "\u2581B"], [11, "GE"], [12, "B"]]);
+  const pieces = new Map([
+    [10, "\u2581B"],
+    [11, "GE"],
+    [12, "B"],
+  ]);
   const byToken = weightsByToken({ indices: [10, 11, 12, 99], values: [0.1, 0.25, 0.3, 0.05] }, pieces);
   // "▁B" and "B" both decode to "B": the larger weight stays; an id without a piece is named by its id
-  assert.deepEqual([...byToken], [["B", 0.3], ["GE", 0.25], ["[id 99]", 0.05]]);
+  assert.deepEqual(
+    [...byToken],
+    [
+      ["B", 0.3],
+      ["GE", 0.25],
+      ["[id 99]", 0.05],
+    ],
+  );
 });
 
-test("with XLM-R's tokenizer the queries' tokens decode to exactly the published keys, as native decode does",
-  async (t) => {
-    if (!hasReference) {
-      t.skip(SKIP_NO_REFERENCE);
-      return;
-    }
-    // BGE-M3 ships XLM-R's 250,002-token SentencePiece vocabulary; this reference file holds the same.
-    const dir = path.join(referenceRoot, "reference", "tokenizers", "xlm-roberta-250k");
-    const json = gunzipSync(readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith(".json.gz"))!)));
-    const tmp = mkdtempSync(path.join(os.tmpdir(), "verify-model-tok-"));
-    const tokenizerPath = path.join(tmp, "tokenizer.json");
-    writeFileSync(tokenizerPath, json);
-    const pool = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId: 2, threads: 1 });
-    try {
-      const native = NativeTokenizer.fromString(json.toString("utf8"));
-      const chunks = await pool.encode([...QUERIES], { tokens: true });
-      for (const [q, chunk] of chunks.entries()) {
-        const words = chunk.tokens!.slice(1, -1); // without <s> and </s>
-        assert.deepEqual(words.map(decodeToken), QUERY_LEXICAL_WEIGHTS[q].map(([token]) => token));
-        for (const [i, piece] of chunk.tokens!.entries()) {
-          assert.equal(decodeToken(piece), await native.decode([chunk.ids[i]], false), piece);
-        }
+test("with XLM-R's tokenizer the queries' tokens decode to exactly the published keys, as native decode does", async (t) => {
+  if (!hasReference) {
+    t.skip(SKIP_NO_REFERENCE);
+    return;
+  }
+  // BGE-M3 ships XLM-R's 250,002-token SentencePiece vocabulary; this reference file holds the same.
+  const dir = path.join(referenceRoot, "reference", "tokenizers", "xlm-roberta-250k");
+  const json = gunzipSync(
+    readFileSync(
+      path.join(
+        dir,
+        readdirSync(dir).find((f) => f.endsWith(".json.gz"))!,
+      ),
+    ),
+  );
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "verify-model-tok-"));
+  const tokenizerPath = path.join(tmp, "tokenizer.json");
+  writeFileSync(tokenizerPath, json);
+  const pool = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId: 2, threads: 1 });
+  try {
+    const native = NativeTokenizer.fromString(json.toString("utf8"));
+    const chunks = await pool.encode([...QUERIES], { tokens: true });
+    for (const [q, chunk] of chunks.entries()) {
+      const words = chunk.tokens!.slice(1, -1); // without <s> and </s>
+      assert.deepEqual(
+        words.map(decodeToken),
+        QUERY_LEXICAL_WEIGHTS[q].map(([token]) => token),
+      );
+      for (const [i, piece] of chunk.tokens!.entries()) {
+        assert.equal(decodeToken(piece), await native.decode([chunk.ids[i]], false), piece);
       }
-    } finally {
-      await pool.close();
-      rmSync(tmp, { recursive: true, force: true });
     }
-  });
+  } finally {
+    await pool.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
 
 /** The published numbers themselves, as a perfect model would measure them. */
 function publishedAsMeasured(): Measured {
@@ -133,7 +176,10 @@ test("the comparison passes on the published numbers and fails just past each to
   assert.equal(exact.length, 4 + 7 + 6 + 2 + 2);
   assert.ok(exact.every((c) => c.ok && c.deviation === 0));
 
-  const failing = (m: Measured) => compareWithPublished(m).filter((c) => !c.ok).map((c) => `${c.group} ${c.name}`);
+  const failing = (m: Measured) =>
+    compareWithPublished(m)
+      .filter((c) => !c.ok)
+      .map((c) => `${c.group} ${c.name}`);
   const m = publishedAsMeasured();
   m.dense![0][1] += 0.009;
   m.colbert!.q0p0 -= 0.009;
@@ -147,20 +193,40 @@ test("the comparison passes on the published numbers and fails just past each to
   m.queryWeights![1].set("tail", 0.0052);
   m.queryWeights![1].delete("BM");
   assert.deepEqual(failing(m), [
-    "dense similarity q0·p1", 'lexical weight q0 "GE"', 'lexical weight q1 "BM"', 'lexical weight q1 "tail"',
-    "lexical score q0·q1", "colbert score q0·p0",
+    "dense similarity q0·p1",
+    'lexical weight q0 "GE"',
+    'lexical weight q1 "BM"',
+    'lexical weight q1 "tail"',
+    "lexical score q0·q1",
+    "colbert score q0·p0",
   ]);
   const missing = compareWithPublished(m).find((c) => c.name === 'q1 "BM"')!;
   assert.equal(missing.measured, null);
   assert.equal(missing.deviation, null);
-  assert.ok(!compareWithPublished({ dense: [[Number.NaN, 0.3477], [0.3499, 0.678]] })[0].ok, "NaN fails");
+  assert.ok(
+    !compareWithPublished({
+      dense: [
+        [Number.NaN, 0.3477],
+        [0.3499, 0.678],
+      ],
+    })[0].ok,
+    "NaN fails",
+  );
   // The batched rows: the scores again (the weights are carried by the lexical scores), named as such.
   const batched = compareBatched(m);
-  assert.deepEqual(batched.map((c) => `${c.group} ${c.name}`), [
-    "dense similarity q0·p0 batched", "dense similarity q0·p1 batched", "dense similarity q1·p0 batched",
-    "dense similarity q1·p1 batched", "lexical score q0·p0 batched", "lexical score q0·q1 batched",
-    "colbert score q0·p0 batched", "colbert score q0·p1 batched",
-  ]);
+  assert.deepEqual(
+    batched.map((c) => `${c.group} ${c.name}`),
+    [
+      "dense similarity q0·p0 batched",
+      "dense similarity q0·p1 batched",
+      "dense similarity q1·p0 batched",
+      "dense similarity q1·p1 batched",
+      "lexical score q0·p0 batched",
+      "lexical score q0·q1 batched",
+      "colbert score q0·p0 batched",
+      "colbert score q0·p1 batched",
+    ],
+  );
   const failed = batched.filter((c) => !c.ok).map((c) => c.name);
   assert.deepEqual(failed, ["q0·p1 batched", "q0·q1 batched", "q0·p0 batched"]);
 });
@@ -171,10 +237,22 @@ test("verify-model on the generated random model exits 1 and prints the side-by-
   assert.equal(r.code, 1, r.stderr);
   const lines = r.stdout.split("\n");
   assert.match(lines[0], /^verify-model: .*model\.onnx \(ONNX outputs dense_vecs, sparse_vecs, colbert_vecs\)$/);
-  assert.ok(lines.some((l) => /^check\s+published\s+this model\s+deviation\s+tolerance$/.test(l)), r.stdout);
-  for (const group of ["dense similarity q0·p0", "dense similarity q1·p1", 'lexical weight q0 "What"',
-    'lexical weight q1 "25"', "lexical score q0·p0", "colbert score q0·p1"]) {
-    assert.ok(lines.some((l) => l.startsWith(group)), `${group} row in\n${r.stdout}`);
+  assert.ok(
+    lines.some((l) => /^check\s+published\s+this model\s+deviation\s+tolerance$/.test(l)),
+    r.stdout,
+  );
+  for (const group of [
+    "dense similarity q0·p0",
+    "dense similarity q1·p1",
+    'lexical weight q0 "What"',
+    'lexical weight q1 "25"',
+    "lexical score q0·p0",
+    "colbert score q0·p1",
+  ]) {
+    assert.ok(
+      lines.some((l) => l.startsWith(group)),
+      `${group} row in\n${r.stdout}`,
+    );
   }
   const dense = lines.find((l) => l.startsWith("dense similarity q0·p0"))!;
   assert.match(dense, /^dense similarity q0·p0\s+0\.62650\s+-?\d\.\d{5}\s+[+-]\d\.\d{5}\s+0\.01\s+(ok|FAIL)$/);
@@ -182,63 +260,63 @@ test("verify-model on the generated random model exits 1 and prints the side-by-
   assert.match(lines.at(-2)!, /Getting a model/);
 });
 
-test("verify-model --json parses, flags every deviation past its tolerance, and measures what the worker embeds",
-  async () => {
-    const model = await testModel();
-    const r = await runCli(model.dir, ["--json"]);
-    assert.equal(r.code, 1, r.stderr);
-    const report = JSON.parse(r.stdout) as VerifyReport;
-    assert.equal(report.ok, false);
-    assert.deepEqual(report.outputs, ["dense", "sparse", "colbert"]);
-    assert.ok(report.failed > 0 && report.failed === report.checks.filter((c) => !c.ok).length);
-    for (const c of report.checks) {
-      const within = c.measured !== null && Math.abs(c.measured - c.published) <= c.tolerance;
-      assert.equal(c.ok, within, JSON.stringify(c));
-    }
-    // The random model's dense similarities are far from BGE-M3's: each is flagged.
-    const dense = report.checks.filter((c) => c.group === "dense similarity" && !c.name.endsWith("batched"));
-    assert.equal(dense.length, 4);
-    assert.ok(dense.some((c) => !c.ok));
-    // An fp32 model's vectors do not depend on their batch: every batched score equals its one-at-a-time twin.
-    const alone = new Map(report.checks.map((c) => [`${c.group} ${c.name}`, c.measured]));
-    const batched = report.checks.filter((c) => c.name.endsWith(" batched"));
-    assert.equal(batched.length, 8);
-    for (const c of batched) {
-      near(c.measured!, alone.get(`${c.group} ${c.name.replace(/ batched$/, "")}`)!, 1e-5);
-    }
+test("verify-model --json parses, flags every deviation past its tolerance, and measures what the worker embeds", async () => {
+  const model = await testModel();
+  const r = await runCli(model.dir, ["--json"]);
+  assert.equal(r.code, 1, r.stderr);
+  const report = JSON.parse(r.stdout) as VerifyReport;
+  assert.equal(report.ok, false);
+  assert.deepEqual(report.outputs, ["dense", "sparse", "colbert"]);
+  assert.ok(report.failed > 0 && report.failed === report.checks.filter((c) => !c.ok).length);
+  for (const c of report.checks) {
+    const within = c.measured !== null && Math.abs(c.measured - c.published) <= c.tolerance;
+    assert.equal(c.ok, within, JSON.stringify(c));
+  }
+  // The random model's dense similarities are far from BGE-M3's: each is flagged.
+  const dense = report.checks.filter((c) => c.group === "dense similarity" && !c.name.endsWith("batched"));
+  assert.equal(dense.length, 4);
+  assert.ok(dense.some((c) => !c.ok));
+  // An fp32 model's vectors do not depend on their batch: every batched score equals its one-at-a-time twin.
+  const alone = new Map(report.checks.map((c) => [`${c.group} ${c.name}`, c.measured]));
+  const batched = report.checks.filter((c) => c.name.endsWith(" batched"));
+  assert.equal(batched.length, 8);
+  for (const c of batched) {
+    near(c.measured!, alone.get(`${c.group} ${c.name.replace(/ batched$/, "")}`)!, 1e-5);
+  }
 
-    // The numbers are the worker's own vectors: recompute q0·p0 from the query embedder.
-    const embedder = await LocalQueryEmbedder.open(testConfig({ MODEL_DIR: model.dir, OUTPUTS: "dense,sparse" }));
-    try {
-      const q0 = (await embedder.embed("What is BGE M3?")).vectors;
-      const p0 = (await embedder.embed(
+  // The numbers are the worker's own vectors: recompute q0·p0 from the query embedder.
+  const embedder = await LocalQueryEmbedder.open(testConfig({ MODEL_DIR: model.dir, OUTPUTS: "dense,sparse" }));
+  try {
+    const q0 = (await embedder.embed("What is BGE M3?")).vectors;
+    const p0 = (
+      await embedder.embed(
         "BGE M3 is an embedding model supporting dense retrieval, lexical matching and multi-vector interaction.",
-      )).vectors;
-      let dot = 0;
-      q0.dense!.forEach((v, i) => (dot += v * p0.dense![i]));
-      near(dense[0].measured!, dot, 1e-6);
-      const pw = new Map(p0.sparse!.indices.map((id, i) => [id, p0.sparse!.values[i]]));
-      let lexical = 0;
-      q0.sparse!.indices.forEach((id, i) => (lexical += q0.sparse!.values[i] * (pw.get(id) ?? 0)));
-      near(report.checks.find((c) => c.group === "lexical score" && c.name === "q0·p0")!.measured!, lexical, 1e-6);
-    } finally {
-      await embedder.close();
-    }
-  });
+      )
+    ).vectors;
+    let dot = 0;
+    q0.dense!.forEach((v, i) => (dot += v * p0.dense![i]));
+    near(dense[0].measured!, dot, 1e-6);
+    const pw = new Map(p0.sparse!.indices.map((id, i) => [id, p0.sparse!.values[i]]));
+    let lexical = 0;
+    q0.sparse!.indices.forEach((id, i) => (lexical += q0.sparse!.values[i] * (pw.get(id) ?? 0)));
+    near(report.checks.find((c) => c.group === "lexical score" && c.name === "q0·p0")!.measured!, lexical, 1e-6);
+  } finally {
+    await embedder.close();
+  }
+});
 
-test("verify-model on an export without heads names OUTPUTS and exits 2; --outputs dense checks what it has",
-  async () => {
-    const model = await testModel({ outputs: "last_hidden_state" }, "last-hidden-state");
-    const refused = await runCli(model.dir);
-    assert.equal(refused.code, 2, refused.stdout);
-    assert.equal(refused.stdout, "");
-    assert.match(refused.stderr, /^verify-model: .*OUTPUTS/);
-    assert.match(refused.stderr, /--outputs dense/);
-    const denseOnly = await runCli(model.dir, ["--outputs", "dense", "--json"]);
-    assert.equal(denseOnly.code, 1, denseOnly.stderr);
-    const report = JSON.parse(denseOnly.stdout) as VerifyReport;
-    assert.deepEqual([...new Set(report.checks.map((c) => c.group))], ["dense similarity"]);
-  });
+test("verify-model on an export without heads names OUTPUTS and exits 2; --outputs dense checks what it has", async () => {
+  const model = await testModel({ outputs: "last_hidden_state" }, "last-hidden-state");
+  const refused = await runCli(model.dir);
+  assert.equal(refused.code, 2, refused.stdout);
+  assert.equal(refused.stdout, "");
+  assert.match(refused.stderr, /^verify-model: .*OUTPUTS/);
+  assert.match(refused.stderr, /--outputs dense/);
+  const denseOnly = await runCli(model.dir, ["--outputs", "dense", "--json"]);
+  assert.equal(denseOnly.code, 1, denseOnly.stderr);
+  const report = JSON.parse(denseOnly.stdout) as VerifyReport;
+  assert.deepEqual([...new Set(report.checks.map((c) => c.group))], ["dense similarity"]);
+});
 
 test("verify-model: a missing MODEL_DIR or a bad option is exit 2 with one line, not a failed check", async () => {
   const missing = await runCli(path.join(repoRoot, "no-such-model-dir"));
@@ -254,9 +332,10 @@ test("in-process verifyModel reports the model file discovery chose", async () =
   const model = await testModel();
   const report = await verifyModel(testConfig({ MODEL_DIR: model.dir }), ["colbert"]);
   assert.equal(report.modelPath, model.modelPath);
-  assert.deepEqual(report.checks.map((c) => `${c.group} ${c.name}`), [
-    "colbert score q0·p0", "colbert score q0·p1", "colbert score q0·p0 batched", "colbert score q0·p1 batched",
-  ]);
+  assert.deepEqual(
+    report.checks.map((c) => `${c.group} ${c.name}`),
+    ["colbert score q0·p0", "colbert score q0·p1", "colbert score q0·p0 batched", "colbert score q0·p1 batched"],
+  );
   assert.ok(report.checks.every((c) => c.measured !== null && Number.isFinite(c.measured)));
 });
 
@@ -282,26 +361,28 @@ function assertSameMeasurements(got: VerifyReport, want: VerifyReport, eps: numb
   assert.ok(compared >= 10, `${what}: compared ${compared} checks`);
 }
 
-test("verify-model measures the same on every three-head export layout and on a prepare-model'd backbone",
-  async () => {
-    const root = mkdtempSync(path.join(os.tmpdir(), "verify-model-layouts-"));
-    const verify = async (dir: string) => verifyModel(testConfig({ MODEL_DIR: dir }));
-    try {
-      const layout = async (l: ExportLayout) => (await writeExportLayout(path.join(root, l), l)).dir;
-      const reference = await verify(await layout("vecs"));
-      assert.ok(reference.layout.layout, "the report names the detected layout");
-      for (const l of ["vecs-int32", "raw-cls", "renamed"] as const) {
-        const report = await verify(await layout(l));
-        assertSameMeasurements(report, reference, 1e-5, l);
-        if (l === "raw-cls") assert.match(report.layout.colbert ?? "", /CLS row skipped/);
-      }
-      assertSameMeasurements(await verify(await layout("vecs-fp16")), reference, 2e-2, "vecs-fp16");
-      for (const [backbone, eps] of [["backbone", 1e-5], ["backbone-fp16", 2e-2]] as const) {
-        const out = path.join(root, `${backbone}-prepared`);
-        await prepareModel({ from: await layout(backbone), out });
-        assertSameMeasurements(await verify(out), reference, eps, `${backbone} + prepare-model`);
-      }
-    } finally {
-      rmSync(root, { recursive: true, force: true });
+test("verify-model measures the same on every three-head export layout and on a prepare-model'd backbone", async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), "verify-model-layouts-"));
+  const verify = async (dir: string) => verifyModel(testConfig({ MODEL_DIR: dir }));
+  try {
+    const layout = async (l: ExportLayout) => (await writeExportLayout(path.join(root, l), l)).dir;
+    const reference = await verify(await layout("vecs"));
+    assert.ok(reference.layout.layout, "the report names the detected layout");
+    for (const l of ["vecs-int32", "raw-cls", "renamed"] as const) {
+      const report = await verify(await layout(l));
+      assertSameMeasurements(report, reference, 1e-5, l);
+      if (l === "raw-cls") assert.match(report.layout.colbert ?? "", /CLS row skipped/);
     }
-  });
+    assertSameMeasurements(await verify(await layout("vecs-fp16")), reference, 2e-2, "vecs-fp16");
+    for (const [backbone, eps] of [
+      ["backbone", 1e-5],
+      ["backbone-fp16", 2e-2],
+    ] as const) {
+      const out = path.join(root, `${backbone}-prepared`);
+      await prepareModel({ from: await layout(backbone), out });
+      assertSameMeasurements(await verify(out), reference, eps, `${backbone} + prepare-model`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

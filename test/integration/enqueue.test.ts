@@ -19,8 +19,14 @@ let opts: EnqueueOptions;
 before(async () => {
   const dir = (await testModel()).dir;
   opts = {
-    countTokens: loadTokenCounter(path.join(dir, "tokenizer.json")), chunkTokens: 32, overlapTokens: 4, maxChunksPerJob: 5,
-    attempts: 3, backoffMs: 100, removeOnComplete: 100, removeOnFail: 100,
+    countTokens: loadTokenCounter(path.join(dir, "tokenizer.json")),
+    chunkTokens: 32,
+    overlapTokens: 4,
+    maxChunksPerJob: 5,
+    attempts: 3,
+    backoffMs: 100,
+    removeOnComplete: 100,
+    removeOnFail: 100,
   };
 });
 
@@ -39,8 +45,13 @@ function newQueue(): Queue {
 }
 
 const doc = (id: string, words: number): SourceDocument => ({
-  id, kind: "text", metadata: { lang: "en" }, source: { file: "mem" },
-  segments: [{ text: Array.from({ length: words }, (_, i) => `Sentence number ${i} talks about the meeting.`).join(" ") }],
+  id,
+  kind: "text",
+  metadata: { lang: "en" },
+  source: { file: "mem" },
+  segments: [
+    { text: Array.from({ length: words }, (_, i) => `Sentence number ${i} talks about the meeting.`).join(" ") },
+  ],
 });
 
 test("long documents span several bounded jobs; every job passes the worker's schema", async () => {
@@ -98,27 +109,52 @@ test("metadata of unknown types: converted by rule (Date, bigint, Map, Set, NaN)
   const cyclic: Record<string, unknown> = { a: 1 };
   cyclic.self = cyclic;
   class Custom {}
-  const withMeta = (id: string, metadata: Record<string, unknown>) => ({ ...doc(id, 2), metadata } as unknown as SourceDocument);
-  const s = await enqueueDocuments(q, [
-    withMeta("converted", { when: new Date("2024-05-01T10:00:00Z"), big: 12345678901234567890n, tags: new Set(["a", "b"]), m: new Map([["k", 1]]), nan: NaN, gone: undefined, nested: { list: [1, undefined, "x"] } }),
-    withMeta("fn", { callback: () => 1 }),
-    withMeta("sym", { nested: { s: Symbol("x") } }),
-    withMeta("cycle", cyclic),
-    withMeta("class", { obj: new Custom() }),
-    withMeta("fine", { lang: "en" }),
-  ], opts);
+  const withMeta = (id: string, metadata: Record<string, unknown>) =>
+    ({ ...doc(id, 2), metadata }) as unknown as SourceDocument;
+  const s = await enqueueDocuments(
+    q,
+    [
+      withMeta("converted", {
+        when: new Date("2024-05-01T10:00:00Z"),
+        big: 12345678901234567890n,
+        tags: new Set(["a", "b"]),
+        m: new Map([["k", 1]]),
+        nan: NaN,
+        gone: undefined,
+        nested: { list: [1, undefined, "x"] },
+      }),
+      withMeta("fn", { callback: () => 1 }),
+      withMeta("sym", { nested: { s: Symbol("x") } }),
+      withMeta("cycle", cyclic),
+      withMeta("class", { obj: new Custom() }),
+      withMeta("fine", { lang: "en" }),
+    ],
+    opts,
+  );
   assert.equal(s.documents, 2);
   assert.equal(s.skipped, 4);
   const reasons = s.skippedSamples.map((r) => r.reason);
-  assert.ok(reasons.some((r) => /"fn": unsupported metadata: metadata\.callback is a function/.test(r)), reasons.join("\n"));
+  assert.ok(
+    reasons.some((r) => /"fn": unsupported metadata: metadata\.callback is a function/.test(r)),
+    reasons.join("\n"),
+  );
   assert.ok(reasons.some((r) => /"sym".*metadata\.nested\.s is a symbol/.test(r)));
   assert.ok(reasons.some((r) => /"cycle".*metadata\.self refers back to itself/.test(r)));
   assert.ok(reasons.some((r) => /"class".*metadata\.obj is a Custom object/.test(r)));
   assert.deepEqual(s.skippedByReason, { "unsupported metadata": 4 });
   const job = (await q.getJobs(["waiting"])).find((j) => j.data.docId === "converted")!;
   assert.ok(embedJobSchema.safeParse(job.data).success, "converted metadata must pass the worker's schema");
-  assert.deepEqual({ ...job.data.metadata, source_file: undefined, kind: undefined }, {
-    when: "2024-05-01T10:00:00.000Z", big: "12345678901234567890", tags: ["a", "b"], m: { k: 1 }, nan: null, nested: { list: [1, null, "x"] },
-    source_file: undefined, kind: undefined,
-  });
+  assert.deepEqual(
+    { ...job.data.metadata, source_file: undefined, kind: undefined },
+    {
+      when: "2024-05-01T10:00:00.000Z",
+      big: "12345678901234567890",
+      tags: ["a", "b"],
+      m: { k: 1 },
+      nan: null,
+      nested: { list: [1, null, "x"] },
+      source_file: undefined,
+      kind: undefined,
+    },
+  );
 });

@@ -5,7 +5,14 @@
  *  or too short, reading only the file's headers. */
 import assert from "node:assert/strict";
 import {
-  copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -42,9 +49,13 @@ test("a published file name is found in the folder or its onnx/ folder", async (
 
 test("several candidates are refused, listed, with MODEL_FILE named; MODEL_FILE picks one", async () => {
   const dir = await folder("several", ["onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/model_quantized.onnx"]);
-  assert.throws(() => locateModelFiles(dir), (e: Error) => e instanceof ModelLoadError
-    && e.message.includes("several ONNX models (onnx/model.onnx, onnx/model_fp16.onnx, onnx/model_quantized.onnx)")
-    && /set MODEL_FILE/.test(e.message));
+  assert.throws(
+    () => locateModelFiles(dir),
+    (e: Error) =>
+      e instanceof ModelLoadError &&
+      e.message.includes("several ONNX models (onnx/model.onnx, onnx/model_fp16.onnx, onnx/model_quantized.onnx)") &&
+      /set MODEL_FILE/.test(e.message),
+  );
   assert.equal(locateModelFiles(dir, "onnx/model_fp16.onnx").modelPath, path.join(dir, "onnx/model_fp16.onnx"));
   assert.throws(() => locateModelFiles(dir, "model.onnx"), /MODEL_FILE "model.onnx" does not exist in MODEL_DIR/);
 });
@@ -58,9 +69,17 @@ test("a Git LFS pointer instead of the model is named as such", async () => {
 test("declared inputs and outputs are read from the headers only", async () => {
   const { modelPath } = await testModel();
   const scan = scanOnnxGraph(modelPath);
-  assert.deepEqual(scan.inputs.map((v) => [v.name, v.elemType, v.shape]),
-    [["input_ids", 7, ["batch", "sequence"]], ["attention_mask", 7, ["batch", "sequence"]]]);
-  assert.deepEqual(scan.outputs.map((v) => v.name), ["dense_vecs", "sparse_vecs", "colbert_vecs"]);
+  assert.deepEqual(
+    scan.inputs.map((v) => [v.name, v.elemType, v.shape]),
+    [
+      ["input_ids", 7, ["batch", "sequence"]],
+      ["attention_mask", 7, ["batch", "sequence"]],
+    ],
+  );
+  assert.deepEqual(
+    scan.outputs.map((v) => v.name),
+    ["dense_vecs", "sparse_vecs", "colbert_vecs"],
+  );
   assert.deepEqual(scan.external, []);
   const size = statSync(modelPath).size;
   assert.ok(scan.bytesRead < size / 8, `read ${scan.bytesRead} of ${size} bytes`);
@@ -72,31 +91,48 @@ test("a missing or truncated external-data file of an initializer is named", asy
   assert.deepEqual(locateModelFiles(dir).externalFiles, ["bge_m3_model.onnx_data"]);
   const data = path.join(dir, "bge_m3_model.onnx_data");
   truncateSync(data, statSync(data).size - 1);
-  assert.throws(() => locateModelFiles(dir),
-    /too short: bge_m3_model\.onnx_data has \d+ bytes, the graph reads up to byte/);
+  assert.throws(
+    () => locateModelFiles(dir),
+    /too short: bge_m3_model\.onnx_data has \d+ bytes, the graph reads up to byte/,
+  );
   unlinkSync(data);
-  assert.throws(() => locateModelFiles(dir), (e: Error) => e instanceof ModelLoadError
-    && /external data files that are missing: bge_m3_model\.onnx_data \(holds embeddings\./.test(e.message));
+  assert.throws(
+    () => locateModelFiles(dir),
+    (e: Error) =>
+      e instanceof ModelLoadError &&
+      /external data files that are missing: bge_m3_model\.onnx_data \(holds embeddings\./.test(e.message),
+  );
 });
 
 /** y = x + c, where c is a Constant node whose value tensor lives in `Constant_7_attr__value`. */
 function constantExternalModel(): Uint8Array {
   const f4 = { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } };
-  const external = [{ key: "location", value: "Constant_7_attr__value" }, { key: "offset", value: "0" },
-    { key: "length", value: "16" }];
+  const external = [
+    { key: "location", value: "Constant_7_attr__value" },
+    { key: "offset", value: "0" },
+    { key: "length", value: "16" },
+  ];
   const t = { dims: [4], dataType: 1, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: external };
-  return onnx.ModelProto.encode(onnx.ModelProto.create({
-    irVersion: 8, opsetImport: [{ domain: "", version: 17 }],
-    graph: {
-      name: "g",
-      node: [
-        { opType: "Constant", name: "Constant_7", output: ["c"],
-          attribute: [{ name: "value", type: onnx.AttributeProto.AttributeType.TENSOR, t }] },
-        { opType: "Add", name: "add", input: ["x", "c"], output: ["y"] },
-      ],
-      input: [{ name: "x", type: f4 }], output: [{ name: "y", type: f4 }],
-    },
-  })).finish();
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: "", version: 17 }],
+      graph: {
+        name: "g",
+        node: [
+          {
+            opType: "Constant",
+            name: "Constant_7",
+            output: ["c"],
+            attribute: [{ name: "value", type: onnx.AttributeProto.AttributeType.TENSOR, t }],
+          },
+          { opType: "Add", name: "add", input: ["x", "c"], output: ["y"] },
+        ],
+        input: [{ name: "x", type: f4 }],
+        output: [{ name: "y", type: f4 }],
+      },
+    }),
+  ).finish();
 }
 
 test("a Constant node's external tensor attribute is found, named when missing, and is what ORT reads", async () => {
@@ -106,7 +142,10 @@ test("a Constant node's external tensor attribute is found, named when missing, 
   writeFileSync(path.join(dir, "Constant_7_attr__value"), new Uint8Array(Float32Array.from([1, 2, 3, 4]).buffer));
   const files = locateModelFiles(dir);
   assert.deepEqual(files.externalFiles, ["Constant_7_attr__value"]);
-  assert.deepEqual(files.declared.outputs.map((v) => [v.name, v.elemType, v.shape]), [["y", 1, [4]]]);
+  assert.deepEqual(
+    files.declared.outputs.map((v) => [v.name, v.elemType, v.shape]),
+    [["y", 1, [4]]],
+  );
   const session = await ort.InferenceSession.create(files.modelPath);
   try {
     const out = await session.run({ x: new ort.Tensor("float32", Float32Array.from([10, 20, 30, 40]), [4]) });
@@ -118,25 +157,50 @@ test("a Constant node's external tensor attribute is found, named when missing, 
 
 test("external tensors inside subgraphs (If branches) and sparse initializers are found too", () => {
   const ext = (location: string) => ({
-    name: location, dims: [2], dataType: 1, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-    externalData: [{ key: "location", value: location }, { key: "offset", value: "8" }, { key: "length", value: "8" }],
+    name: location,
+    dims: [2],
+    dataType: 1,
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: "location", value: location },
+      { key: "offset", value: "8" },
+      { key: "length", value: "8" },
+    ],
   });
   const branch = { name: "then", initializer: [ext("then_weights.bin")], output: [{ name: "then_weights.bin" }] };
   const file = path.join(root, "subgraph.onnx");
-  writeFileSync(file, onnx.ModelProto.encode(onnx.ModelProto.create({
-    irVersion: 8, opsetImport: [{ domain: "", version: 17 }],
-    graph: {
-      name: "g",
-      node: [{ opType: "If", name: "if", input: ["c"], output: ["y"], attribute: [
-        { name: "then_branch", type: onnx.AttributeProto.AttributeType.GRAPH, g: branch },
-        { name: "else_branch", type: onnx.AttributeProto.AttributeType.GRAPH, g: { ...branch, name: "else" } },
-      ] }],
-      sparseInitializer: [{ values: ext("sparse_values.bin"), indices: { name: "i", dims: [2], dataType: 7 } }],
-    },
-  })).finish());
+  writeFileSync(
+    file,
+    onnx.ModelProto.encode(
+      onnx.ModelProto.create({
+        irVersion: 8,
+        opsetImport: [{ domain: "", version: 17 }],
+        graph: {
+          name: "g",
+          node: [
+            {
+              opType: "If",
+              name: "if",
+              input: ["c"],
+              output: ["y"],
+              attribute: [
+                { name: "then_branch", type: onnx.AttributeProto.AttributeType.GRAPH, g: branch },
+                { name: "else_branch", type: onnx.AttributeProto.AttributeType.GRAPH, g: { ...branch, name: "else" } },
+              ],
+            },
+          ],
+          sparseInitializer: [{ values: ext("sparse_values.bin"), indices: { name: "i", dims: [2], dataType: 7 } }],
+        },
+      }),
+    ).finish(),
+  );
   const scan = scanOnnxGraph(file);
-  assert.deepEqual(scan.external.map((e) => [e.tensor, e.location, e.offset, e.length]), [
-    ["then_weights.bin", "then_weights.bin", 8, 8], ["then_weights.bin", "then_weights.bin", 8, 8],
-    ["sparse_values.bin", "sparse_values.bin", 8, 8],
-  ]);
+  assert.deepEqual(
+    scan.external.map((e) => [e.tensor, e.location, e.offset, e.length]),
+    [
+      ["then_weights.bin", "then_weights.bin", 8, 8],
+      ["then_weights.bin", "then_weights.bin", 8, 8],
+      ["sparse_values.bin", "sparse_values.bin", 8, 8],
+    ],
+  );
 });

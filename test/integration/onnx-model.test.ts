@@ -39,7 +39,10 @@ after(async () => {
   await tokenizer?.close();
 });
 
-const batchOf = (s: Int32Array[], extra = 0) => ({ sequences: s, paddedLength: padTo(Math.max(...s.map((x) => x.length)), 8) + extra });
+const batchOf = (s: Int32Array[], extra = 0) => ({
+  sequences: s,
+  paddedLength: padTo(Math.max(...s.map((x) => x.length)), 8) + extra,
+});
 
 test("model info: which outputs the model provides", () => {
   assert.deepEqual(model.info.available, ["dense", "sparse", "colbert"]);
@@ -98,8 +101,11 @@ test("a plain encoder (last_hidden_state) gives dense only, and asking it for sp
   } finally {
     await dense.close();
   }
-  await assert.rejects(OnnxModel.load(testConfig({ OUTPUTS: "dense,sparse" }), mf), (err: Error) =>
-    err instanceof ModelLoadError && /provides only dense/.test(err.message) && /last_hidden_state/.test(err.message));
+  await assert.rejects(
+    OnnxModel.load(testConfig({ OUTPUTS: "dense,sparse" }), mf),
+    (err: Error) =>
+      err instanceof ModelLoadError && /provides only dense/.test(err.message) && /last_hidden_state/.test(err.message),
+  );
 });
 
 test("EXECUTION_PROVIDER=cuda without the CUDA provider fails loudly, naming what is missing", async (t) => {
@@ -108,8 +114,13 @@ test("EXECUTION_PROVIDER=cuda without the CUDA provider fails loudly, naming wha
     return;
   }
   const files = await testModel();
-  await assert.rejects(OnnxModel.load(testConfig({ EXECUTION_PROVIDER: "cuda" }), locateModelFiles(files.dir)), (err: Error) =>
-    err instanceof ExecutionProviderError && /libonnxruntime_providers_cuda\.so/.test(err.message) && /ONNXRUNTIME_NODE_INSTALL=cuda12/.test(err.message));
+  await assert.rejects(
+    OnnxModel.load(testConfig({ EXECUTION_PROVIDER: "cuda" }), locateModelFiles(files.dir)),
+    (err: Error) =>
+      err instanceof ExecutionProviderError &&
+      /libonnxruntime_providers_cuda\.so/.test(err.message) &&
+      /ONNXRUNTIME_NODE_INSTALL=cuda12/.test(err.message),
+  );
 });
 
 test("a missing model folder or file is a clear start-up error", () => {

@@ -63,10 +63,14 @@ function assertClose(got: ChunkEmbedding, want: ChunkEmbedding, fp16: boolean, w
 }
 
 test("every published export layout gives the three-head export's vectors", async () => {
-  const dirs = Object.fromEntries(await Promise.all(EXPORT_LAYOUTS.map(async (l) => {
-    const written = await writeExportLayout(path.join(root, l), l);
-    return [l, written.dir] as const;
-  })));
+  const dirs = Object.fromEntries(
+    await Promise.all(
+      EXPORT_LAYOUTS.map(async (l) => {
+        const written = await writeExportLayout(path.join(root, l), l);
+        return [l, written.dir] as const;
+      }),
+    ),
+  );
   const reference = await withModel(dirs.vecs, { OUTPUTS: "dense,sparse,colbert" }, (m) => embedAll(m, seqs));
   for (const layout of EXPORT_LAYOUTS) {
     const spec = LAYOUT_SPECS[layout];
@@ -107,13 +111,18 @@ test("position_ids and token_type_ids are fed as the graph asks; MODEL_OUTPUT_NA
     g.node("Unsqueeze", [g.node("Add", [maskF, g.scalarFloat("one", 1)]), g.int64s("axes", [2])], {}, "rows");
     g.output("rows", FLOAT, [...BS, 1]);
   });
-  await assert.rejects(OnnxModel.load(testConfig({}), locateModelFiles(dir)), (e: Error) =>
-    e instanceof ModelLoadError && /no known BGE-M3 output layout/.test(e.message)
-    && /position_ids int64 \[batch, sequence\]/.test(e.message)
-    && /positions float32 \[batch, sequence\]/.test(e.message)
-    && /MODEL_OUTPUT_NAMES=/.test(e.message));
+  await assert.rejects(
+    OnnxModel.load(testConfig({}), locateModelFiles(dir)),
+    (e: Error) =>
+      e instanceof ModelLoadError &&
+      /no known BGE-M3 output layout/.test(e.message) &&
+      /position_ids int64 \[batch, sequence\]/.test(e.message) &&
+      /positions float32 \[batch, sequence\]/.test(e.message) &&
+      /MODEL_OUTPUT_NAMES=/.test(e.message),
+  );
   const env = {
-    OUTPUTS: "dense,sparse,colbert", MODEL_OUTPUT_NAMES: "dense=positions,sparse=mask_plus_types,colbert=rows",
+    OUTPUTS: "dense,sparse,colbert",
+    MODEL_OUTPUT_NAMES: "dense=positions,sparse=mask_plus_types,colbert=rows",
   };
   await withModel(dir, env, async (m) => {
     const sequences = [Int32Array.from([0, 17, 42, 2]), Int32Array.from([0, 2])];
@@ -138,8 +147,13 @@ function probeGraph(over: { dense?: string; sparse?: string; colbert?: string; d
     const plus1 = g.node("Add", [maskF, g.scalarFloat("one", 1)]);
     const inf = g.node("Div", [maskF, g.scalarFloat("zero", 0)]);
     const pick = (k: string | undefined, normal: string) =>
-      k === "zero" ? g.node("Mul", [maskF, g.scalarFloat("z", 0)]) : k === "negative" ? g.node("Neg", [maskF])
-        : k === "infinite" ? inf : normal;
+      k === "zero"
+        ? g.node("Mul", [maskF, g.scalarFloat("z", 0)])
+        : k === "negative"
+          ? g.node("Neg", [maskF])
+          : k === "infinite"
+            ? inf
+            : normal;
     const dense = pick(over.dense, plus1);
     const type = (over.denseType ?? FLOAT) as ElemType;
     g.node("Cast", [dense], { to: type }, "dense_vecs");
@@ -163,18 +177,27 @@ test("the start-up probe refuses zero, negative and non-finite outputs, naming t
   ];
   for (const [over, message] of cases) {
     const dir = await graphFolder(`probe-${Object.entries(over).flat().join("-")}`, probeGraph(over));
-    await assert.rejects(OnnxModel.load(testConfig(all), locateModelFiles(dir)), (e: Error) =>
-      e instanceof ModelLoadError && /the start-up probe \("BGE M3 ist ein Embedding-Modell/.test(e.message)
-      && message.test(e.message));
+    await assert.rejects(
+      OnnxModel.load(testConfig(all), locateModelFiles(dir)),
+      (e: Error) =>
+        e instanceof ModelLoadError &&
+        /the start-up probe \("BGE M3 ist ein Embedding-Modell/.test(e.message) &&
+        message.test(e.message),
+    );
   }
 });
 
 test("outputs of element types the heads cannot read are refused at start-up, naming the type", async () => {
   const bf16 = await graphFolder("bfloat16", probeGraph({ denseType: 16 }));
-  await assert.rejects(OnnxModel.load(testConfig({ OUTPUTS: "dense" }), locateModelFiles(bf16)), (e: Error) =>
-    e instanceof ModelLoadError
-    && /dense_vecs has element type bfloat16, which onnxruntime-node cannot/.test(e.message));
+  await assert.rejects(
+    OnnxModel.load(testConfig({ OUTPUTS: "dense" }), locateModelFiles(bf16)),
+    (e: Error) =>
+      e instanceof ModelLoadError &&
+      /dense_vecs has element type bfloat16, which onnxruntime-node cannot/.test(e.message),
+  );
   const u8 = await graphFolder("uint8", probeGraph({ denseType: 2 }));
-  await assert.rejects(OnnxModel.load(testConfig({ OUTPUTS: "dense" }), locateModelFiles(u8)), (e: Error) =>
-    e instanceof ModelLoadError && /output dense_vecs \(dense\) has element type uint8/.test(e.message));
+  await assert.rejects(
+    OnnxModel.load(testConfig({ OUTPUTS: "dense" }), locateModelFiles(u8)),
+    (e: Error) => e instanceof ModelLoadError && /output dense_vecs \(dense\) has element type uint8/.test(e.message),
+  );
 });

@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import   { test } from "node:test";
+import { test } from "node:test";
 import { Queue } from "bullmq";
 import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
@@ -30,7 +30,14 @@ const get = async (port: number, p: string) => {
 function setup(env: Record<string, string> = {}) {
   const queueName = uniqueQueue("ops");
   const collection = `ops_${queueName.replace(/-/g, "_")}`;
-  const cfg = testConfig({ MODEL_DIR: fx.modelDir, QUEUE_NAME: queueName, QDRANT_URL: fx.target.url, QDRANT_API_KEY: fx.target.apiKey, COLLECTION: collection, ...env });
+  const cfg = testConfig({
+    MODEL_DIR: fx.modelDir,
+    QUEUE_NAME: queueName,
+    QDRANT_URL: fx.target.url,
+    QDRANT_API_KEY: fx.target.apiKey,
+    COLLECTION: collection,
+    ...env,
+  });
   const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });
   fx.onCleanup(async () => {
     await queue.obliterate({ force: true });
@@ -48,10 +55,18 @@ class GatedInitSink implements VectorSink {
     await this.gate;
     await this.inner.init(info);
   }
-  upsert(points: VectorPoint[]) { return this.inner.upsert(points); }
-  ping() { return this.inner.ping!(); }
-  describe() { return this.inner.describe(); }
-  close() { return this.inner.close(); }
+  upsert(points: VectorPoint[]) {
+    return this.inner.upsert(points);
+  }
+  ping() {
+    return this.inner.ping!();
+  }
+  describe() {
+    return this.inner.describe();
+  }
+  close() {
+    return this.inner.close();
+  }
 }
 
 test("probes: live at once; startup and ready only after warm-up and sink init; ready follows the sink; not ready while draining", async () => {
@@ -59,11 +74,18 @@ test("probes: live at once; startup and ready only after warm-up and sink init; 
   const port = await freePort();
   const sink = new GatedInitSink(new QdrantSink(cfg));
   const lines: string[] = [];
-  const log = createLogger({ level: "info", destination: { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream });
+  const log = createLogger({
+    level: "info",
+    destination: { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream,
+  });
   const starting = startWorker(cfg, { log, metrics: createMetrics({ defaultMetrics: false }), sink, httpPort: port });
   let w: RunningWorker | undefined;
   fx.onCleanup(async () => w?.close());
-  await waitFor(async () => (await get(port, "/health/live").catch(() => ({ status: 0 }))).status === 200, 20_000, "liveness during start-up");
+  await waitFor(
+    async () => (await get(port, "/health/live").catch(() => ({ status: 0 }))).status === 200,
+    20_000,
+    "liveness during start-up",
+  );
   assert.equal((await get(port, "/health/startup")).status, 503);
   assert.equal((await get(port, "/health/ready")).status, 503);
   const startingHealth = JSON.parse((await get(port, "/health")).body) as Record<string, unknown>;
@@ -71,8 +93,11 @@ test("probes: live at once; startup and ready only after warm-up and sink init; 
   // Warm-up runs before the sink is initialised: it is in the log by now.
   await waitFor(() => lines.some((l) => l.includes("warm-up batch")), 20_000, "warm-up log line");
   const warm = JSON.parse(lines.find((l) => l.includes("warm-up batch"))!) as { rows: number; paddedLength: number };
-  assert.ok(warm.rows * warm.paddedLength <= cfg.MAX_BATCH_TOKENS && (warm.rows === cfg.MAX_BATCH_SIZE || (warm.rows + 1) * warm.paddedLength > cfg.MAX_BATCH_TOKENS),
-    `warm-up ${warm.rows}x${warm.paddedLength} does not fill the ${cfg.MAX_BATCH_TOKENS}-token budget`);
+  assert.ok(
+    warm.rows * warm.paddedLength <= cfg.MAX_BATCH_TOKENS &&
+      (warm.rows === cfg.MAX_BATCH_SIZE || (warm.rows + 1) * warm.paddedLength > cfg.MAX_BATCH_TOKENS),
+    `warm-up ${warm.rows}x${warm.paddedLength} does not fill the ${cfg.MAX_BATCH_TOKENS}-token budget`,
+  );
   sink.release();
   w = await starting;
   assert.equal((await get(port, "/health/startup")).status, 200);
@@ -88,17 +113,34 @@ test("probes: live at once; startup and ready only after warm-up and sink init; 
   if (fx.target.server) {
     // The sink stops answering: not ready (after the 1 s check cache), but still live and started.
     fx.target.server.setFault({ kind: "refuse" });
-    await waitFor(async () => (await get(port, "/health/ready")).status === 503, 5000, "not ready while Qdrant refuses");
+    await waitFor(
+      async () => (await get(port, "/health/ready")).status === 503,
+      5000,
+      "not ready while Qdrant refuses",
+    );
     assert.match((await get(port, "/health/ready")).body, /sink/);
     assert.equal((await get(port, "/health/live")).status, 200);
     assert.equal((await get(port, "/health/startup")).status, 200);
     fx.target.server.setFault(null);
-    await waitFor(async () => (await get(port, "/health/ready")).status === 200, 5000, "ready again after Qdrant recovers");
+    await waitFor(
+      async () => (await get(port, "/health/ready")).status === 200,
+      5000,
+      "ready again after Qdrant recovers",
+    );
   }
 
   // Draining: a job held in the sink keeps the worker draining; it reports not ready meanwhile.
   const release = fx.target.server?.holdUpserts();
-  await queue.add(JOB_NAME, { v: JOB_SCHEMA_VERSION, docId: "d", part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {}, chunks: [{ index: 0, text: "held in the sink" }] });
+  await queue.add(JOB_NAME, {
+    v: JOB_SCHEMA_VERSION,
+    docId: "d",
+    part: 0,
+    parts: 1,
+    docHash: "h",
+    enqueuedAt: Date.now(),
+    metadata: {},
+    chunks: [{ index: 0, text: "held in the sink" }],
+  });
   await waitFor(async () => (await queue.getJobCounts("active")).active === 1, 10_000, "job active");
   const closing = w.close();
   await waitFor(async () => (await get(port, "/health/ready")).status === 503, 5000, "not ready while draining");
@@ -120,13 +162,24 @@ test("warmUp runs one batch of the longest sequences at the full token budget", 
     },
     close: async () => {},
   } satisfies Pick<EmbeddingModel, "info" | "embed" | "close">;
-  const shape = await warmUp(fake as EmbeddingModel, { bosId: 0, eosId: 2 }, { MAX_BATCH_TOKENS: 1024, MAX_BATCH_SIZE: 64, PAD_MULTIPLE: 8 });
+  const shape = await warmUp(
+    fake as EmbeddingModel,
+    { bosId: 0, eosId: 2 },
+    { MAX_BATCH_TOKENS: 1024, MAX_BATCH_SIZE: 64, PAD_MULTIPLE: 8 },
+  );
   assert.deepEqual(calls, [{ rows: 3, padded: 304, lengths: [300, 300, 300] }]);
   assert.equal(shape.rows, 3);
   // The batch-size cap wins when sequences are short.
   calls.length = 0;
-  await warmUp({ ...fake, info: { maxSeqLength: 16 } as ModelInfo } as EmbeddingModel, { bosId: 0, eosId: 2 }, { MAX_BATCH_TOKENS: 1024, MAX_BATCH_SIZE: 4, PAD_MULTIPLE: 8 });
-  assert.deepEqual(calls.map((c) => [c.rows, c.padded]), [[4, 16]]);
+  await warmUp(
+    { ...fake, info: { maxSeqLength: 16 } as ModelInfo } as EmbeddingModel,
+    { bosId: 0, eosId: 2 },
+    { MAX_BATCH_TOKENS: 1024, MAX_BATCH_SIZE: 4, PAD_MULTIPLE: 8 },
+  );
+  assert.deepEqual(
+    calls.map((c) => [c.rows, c.padded]),
+    [[4, 16]],
+  );
 });
 
 function metricsFor(queueName: string, m: Metrics, timeoutMs = 500, redisUrl = "redis://127.0.0.1:6379") {
@@ -145,7 +198,16 @@ test("queue gauges and queue lag are read from Redis at scrape time", async () =
   const { queue, cfg } = setup();
   const m = createMetrics({ defaultMetrics: false });
   metricsFor(cfg.QUEUE_NAME, m);
-  const data = { v: JOB_SCHEMA_VERSION, docId: "d", part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {}, chunks: [{ index: 0, text: "x" }] };
+  const data = {
+    v: JOB_SCHEMA_VERSION,
+    docId: "d",
+    part: 0,
+    parts: 1,
+    docHash: "h",
+    enqueuedAt: Date.now(),
+    metadata: {},
+    chunks: [{ index: 0, text: "x" }],
+  };
   await queue.add(JOB_NAME, data, { jobId: "w1", timestamp: Date.now() - 30_000 });
   await queue.add(JOB_NAME, data, { jobId: "w2" });
   await queue.add(JOB_NAME, data, { jobId: "p1", priority: 5 });
@@ -183,18 +245,30 @@ test("a scrape stays bounded and succeeds when Redis accepts connections but nev
     assert.ok(ms < 1500, `scrape took ${Math.round(ms)} ms with a 300 ms bound`);
     assert.match(text, /^embed_chunks_total\{lane="queue"\} 3$/m, "the rest of the scrape is intact");
   }
-  assert.ok(((await sample(m, "embed_queue_scrape_errors_total")) ?? 0) >= 2, "each bounded scrape is counted as a scrape error");
+  assert.ok(
+    ((await sample(m, "embed_queue_scrape_errors_total")) ?? 0) >= 2,
+    "each bounded scrape is counted as a scrape error",
+  );
 });
 
 test("GPU memory comes from nvidia-smi, bounded in time; no nvidia-smi means no figure, not an error", async () => {
-  assert.deepEqual(parseNvidiaSmi("  1234, 81559\n"), { usedBytes: 1234 * 1024 * 1024, totalBytes: 81559 * 1024 * 1024 });
-  assert.equal(parseNvidiaSmi("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"), undefined);
+  assert.deepEqual(parseNvidiaSmi("  1234, 81559\n"), {
+    usedBytes: 1234 * 1024 * 1024,
+    totalBytes: 81559 * 1024 * 1024,
+  });
+  assert.equal(
+    parseNvidiaSmi("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"),
+    undefined,
+  );
   const dir = mkdtempSync(path.join(os.tmpdir(), "fake-smi-"));
   fx.onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
   const fake = path.join(dir, "nvidia-smi");
   writeFileSync(fake, `#!/bin/sh\n[ "$3" = "--id=1" ] && echo "2048, 16384" || exit 6\n`);
   chmodSync(fake, 0o755);
-  assert.deepEqual(await readGpuMemory(1, 2000, fake), { usedBytes: 2048 * 1024 * 1024, totalBytes: 16384 * 1024 * 1024 });
+  assert.deepEqual(await readGpuMemory(1, 2000, fake), {
+    usedBytes: 2048 * 1024 * 1024,
+    totalBytes: 16384 * 1024 * 1024,
+  });
   assert.equal(await readGpuMemory(0, 2000, fake), undefined, "a failing nvidia-smi yields no figure");
   const slow = path.join(dir, "slow-smi");
   writeFileSync(slow, "#!/bin/sh\nsleep 5\n");
@@ -209,21 +283,50 @@ test("/metrics of a running worker covers every metric the dashboard and alerts 
   const { cfg, queue } = setup();
   const w = await startWorker(cfg, { log: createLogger({ level: "silent" }), httpPort: 0 });
   fx.onCleanup(() => w.close());
-  await queue.add(JOB_NAME, { v: JOB_SCHEMA_VERSION, docId: "m", part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {}, chunks: [{ index: 0, text: "metrics please" }, { index: 1, text: "and another" }] });
+  await queue.add(JOB_NAME, {
+    v: JOB_SCHEMA_VERSION,
+    docId: "m",
+    part: 0,
+    parts: 1,
+    docHash: "h",
+    enqueuedAt: Date.now(),
+    metadata: {},
+    chunks: [
+      { index: 0, text: "metrics please" },
+      { index: 1, text: "and another" },
+    ],
+  });
   await waitFor(async () => (await queue.getJobCounts("completed")).completed === 1, 20_000, "job completed");
   const text = (await get(w.httpPort, "/metrics")).body;
   for (const name of [
-    "embed_chunks_total", "embed_tokens_total", "embed_padded_tokens_total", "embed_batches_total", "embed_batch_size_bucket", "embed_batch_tokens_bucket",
-    "embed_job_latency_seconds_bucket", "embed_truncated_chunks_total", "embed_model_info", "embed_ready", "nodejs_eventloop_lag_seconds",
+    "embed_chunks_total",
+    "embed_tokens_total",
+    "embed_padded_tokens_total",
+    "embed_batches_total",
+    "embed_batch_size_bucket",
+    "embed_batch_tokens_bucket",
+    "embed_job_latency_seconds_bucket",
+    "embed_truncated_chunks_total",
+    "embed_model_info",
+    "embed_ready",
+    "nodejs_eventloop_lag_seconds",
     "process_resident_memory_bytes",
-  ]) assert.match(text, new RegExp(`^${name}[{ ]`, "m"), `${name} missing from /metrics`);
+  ])
+    assert.match(text, new RegExp(`^${name}[{ ]`, "m"), `${name} missing from /metrics`);
   for (const stage of ["queue_wait", "tokenize", "infer", "sink_write"]) {
-    assert.match(text, new RegExp(`^embed_stage_duration_seconds_count\\{stage="${stage}",lane="queue"\\} [1-9]`, "m"), `stage ${stage} not observed`);
+    assert.match(
+      text,
+      new RegExp(`^embed_stage_duration_seconds_count\\{stage="${stage}",lane="queue"\\} [1-9]`, "m"),
+      `stage ${stage} not observed`,
+    );
   }
   for (const state of ["waiting", "prioritized", "active", "delayed", "failed"]) {
     assert.match(text, new RegExp(`^embed_queue_jobs\\{queue="${cfg.QUEUE_NAME}",state="${state}"\\} \\d+`, "m"));
   }
   assert.match(text, /^embed_queue_lag_seconds\{queue="[^"]+"\} /m);
-  assert.match(text, /^embed_model_info\{model="BAAI\/bge-m3",provider="cpu",outputs="dense,sparse",device="cpu"\} 1$/m);
+  assert.match(
+    text,
+    /^embed_model_info\{model="BAAI\/bge-m3",provider="cpu",outputs="dense,sparse",device="cpu"\} 1$/m,
+  );
   assert.match(text, /^embed_ready 1$/m);
 });

@@ -15,7 +15,9 @@ import { maxSim } from "../../kit/qdrant-server/vector-scoring.js";
 
 const REAL_URL = process.env.QDRANT_URL;
 const REAL_KEY = process.env.QDRANT_API_KEY;
-const IN_PROCESS_ONLY = REAL_URL ? "needs the in-process server (introspection / fault injection); QDRANT_URL is set" : false;
+const IN_PROCESS_ONLY = REAL_URL
+  ? "needs the in-process server (introspection / fault injection); QDRANT_URL is set"
+  : false;
 
 let server: QdrantTestServer | null = null;
 let baseUrl = "";
@@ -43,7 +45,12 @@ async function expectQdrantError(call: Promise<unknown>, status: number, pattern
 const SCHEMA = {
   vectors: {
     dense: { size: 4, distance: "Cosine" as const, on_disk: true, datatype: "float16" as const },
-    colbert: { size: 4, distance: "Cosine" as const, multivector_config: { comparator: "max_sim" as const }, hnsw_config: { m: 0 } },
+    colbert: {
+      size: 4,
+      distance: "Cosine" as const,
+      multivector_config: { comparator: "max_sim" as const },
+      hnsw_config: { m: 0 },
+    },
   },
   sparse_vectors: { sparse: { modifier: "idf" as const } },
 };
@@ -60,7 +67,10 @@ function point(id: number | string, extra: Record<string, unknown> = {}) {
     vector: {
       dense: [1, 0, 0, 0],
       sparse: { indices: [3, 7], values: [0.5, 0.25] },
-      colbert: [[1, 0, 0, 0], [0, 1, 0, 0]],
+      colbert: [
+        [1, 0, 0, 0],
+        [0, 1, 0, 0],
+      ],
     },
     payload: { doc: "a", n: 1, ...extra },
   };
@@ -99,7 +109,9 @@ describe("service endpoints", () => {
     const unknown = await fetch(`${baseUrl}/no/such/route`, { headers });
     assert.equal(unknown.status, 404);
     const bad = await fetch(`${baseUrl}/collections/${collectionName()}/points/scroll`, {
-      method: "POST", headers, body: "{not json",
+      method: "POST",
+      headers,
+      body: "{not json",
     });
     assert.equal(bad.status, 400);
     const body = (await bad.json()) as { status: { error: string } };
@@ -110,7 +122,11 @@ describe("service endpoints", () => {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (REAL_KEY) headers["api-key"] = REAL_KEY;
     const huge = `{"points":[],"pad":"${"x".repeat(33 * 1024 * 1024)}"}`;
-    const res = await fetch(`${baseUrl}/collections/${collectionName()}/points`, { method: "PUT", headers, body: huge });
+    const res = await fetch(`${baseUrl}/collections/${collectionName()}/points`, {
+      method: "PUT",
+      headers,
+      body: huge,
+    });
     assert.equal(res.status, 400);
     const body = (await res.json()) as { status: { error: string } };
     assert.match(body.status.error, /larger than allowed|exceeded limit/);
@@ -123,7 +139,10 @@ describe("collections", () => {
     const info = await client.getCollection(name);
     assert.equal(info.status, "green");
     assert.equal(info.points_count, 0);
-    const vectors = info.config.params.vectors as Record<string, { size: number; distance: string; multivector_config?: unknown }>;
+    const vectors = info.config.params.vectors as Record<
+      string,
+      { size: number; distance: string; multivector_config?: unknown }
+    >;
     assert.equal(vectors.dense.size, 4);
     assert.equal(vectors.dense.distance, "Cosine");
     assert.deepEqual(vectors.colbert.multivector_config, { comparator: "max_sim" });
@@ -139,7 +158,11 @@ describe("collections", () => {
 
   test("invalid vector params are rejected and nothing is created", async () => {
     const name = collectionName();
-    await expectQdrantError(client.createCollection(name, { vectors: { dense: { size: 0, distance: "Cosine" } } }), 422, /size/);
+    await expectQdrantError(
+      client.createCollection(name, { vectors: { dense: { size: 0, distance: "Cosine" } } }),
+      422,
+      /size/,
+    );
     const badDistance = { vectors: { dense: { size: 4, distance: "Hamming" } } } as unknown as typeof SCHEMA;
     await expectQdrantError(client.createCollection(name, badDistance), 400, /Format error/);
     const badModifier = { sparse_vectors: { s: { modifier: "bm25" } } } as unknown as typeof SCHEMA;
@@ -154,7 +177,10 @@ describe("collections", () => {
     assert.equal(res.status, "completed");
     const info = await client.getCollection(name);
     assert.equal(info.payload_schema.doc?.data_type, "keyword");
-    await expectQdrantError(client.createPayloadIndex(collectionName(), { field_name: "doc", field_schema: "keyword" }), 404);
+    await expectQdrantError(
+      client.createPayloadIndex(collectionName(), { field_name: "doc", field_schema: "keyword" }),
+      404,
+    );
     await client.deleteCollection(name);
   });
 });
@@ -173,13 +199,28 @@ describe("points", () => {
     const res = await client.upsert(name, { wait: true, points: [point(1), point(uuidSimple, { doc: "u" })] });
     assert.equal(res.status, "completed");
     await client.upsert(name, {
-      batch: { ids: [2, 3], vectors: { dense: [[0, 2, 0, 0], [0, 0, 3, 0]] }, payloads: [{ doc: "b" }, { doc: "c" }] },
+      batch: {
+        ids: [2, 3],
+        vectors: {
+          dense: [
+            [0, 2, 0, 0],
+            [0, 0, 3, 0],
+          ],
+        },
+        payloads: [{ doc: "b" }, { doc: "c" }],
+      },
     });
     const got = await client.retrieve(name, { ids: [1, "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90", 2], with_vector: true });
-    assert.deepEqual(got.map((p) => p.id), [1, "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90", 2]);
+    assert.deepEqual(
+      got.map((p) => p.id),
+      [1, "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90", 2],
+    );
     const v1 = got[0].vector as Record<string, unknown>;
     assert.deepEqual(v1.sparse, { indices: [3, 7], values: [0.5, 0.25] });
-    assert.deepEqual(v1.colbert, [[1, 0, 0, 0], [0, 1, 0, 0]]);
+    assert.deepEqual(v1.colbert, [
+      [1, 0, 0, 0],
+      [0, 1, 0, 0],
+    ]);
     // Cosine vectors come back normalised.
     const v2 = (got[2].vector as Record<string, number[]>).dense;
     assert.ok(Math.abs(v2[1] - 1) < 1e-6 && Math.abs(v2[0]) < 1e-6, `normalised dense: ${JSON.stringify(v2)}`);
@@ -190,15 +231,35 @@ describe("points", () => {
   const rejections: Array<[string, unknown, number, RegExp]> = [
     ["wrong dense dimension", { dense: [1, 2, 3] }, 400, /Vector dimension error: expected dim: 4, got 3/],
     ["unknown vector name", { foo: [1, 2, 3, 4] }, 400, /Not existing vector name error: foo/],
-    ["sparse length mismatch", { sparse: { indices: [1, 2], values: [0.1] } }, 422, /must be the same length as indices/],
+    [
+      "sparse length mismatch",
+      { sparse: { indices: [1, 2], values: [0.1] } },
+      422,
+      /must be the same length as indices/,
+    ],
     ["duplicate sparse index", { sparse: { indices: [4, 4], values: [0.1, 0.2] } }, 422, /must be unique/],
     ["negative sparse index", { sparse: { indices: [-1], values: [0.1] } }, 400, /Format error/],
-    ["multivector on a plain dense name", { dense: [[1, 0, 0, 0]] }, 400, /Conversion between multi and regular vectors failed/],
+    [
+      "multivector on a plain dense name",
+      { dense: [[1, 0, 0, 0]] },
+      400,
+      /Conversion between multi and regular vectors failed/,
+    ],
     ["dense vector for a sparse name", { sparse: [1, 0, 0, 0] }, 400, /Wrong input/],
     ["sparse vector for a dense name", { dense: { indices: [1], values: [1] } }, 400, /Wrong input/],
     ["NaN in a vector (serialised as null)", { dense: [Number.NaN, 0, 0, 0] }, 400, /Format error/],
     ["non-number in a vector", { dense: ["x", 0, 0, 0] }, 400, /Format error/],
-    ["ragged multivector", { colbert: [[1, 0, 0, 0], [1, 0]] }, 422, /same dimension/],
+    [
+      "ragged multivector",
+      {
+        colbert: [
+          [1, 0, 0, 0],
+          [1, 0],
+        ],
+      },
+      422,
+      /same dimension/,
+    ],
   ];
   for (const [label, vector, status, pattern] of rejections) {
     test(`rejects ${label} and stores nothing`, async () => {
@@ -224,7 +285,11 @@ describe("points", () => {
   }
 
   test("payload must be an object; missing collection is 404", async () => {
-    await expectQdrantError(client.upsert(name, { points: [{ ...point(102), payload: [1] as never }] }), 400, /Format error/);
+    await expectQdrantError(
+      client.upsert(name, { points: [{ ...point(102), payload: [1] as never }] }),
+      400,
+      /Format error/,
+    );
     await expectQdrantError(client.upsert(collectionName(), { points: [point(1)] }), 404);
   });
 });
@@ -252,12 +317,18 @@ describe("filters, scroll, count, delete, query", () => {
     assert.equal(await count({ must: [{ key: "kind", match: { except: ["even"] } }] }), 6);
     assert.equal(await count({ must: [{ key: "n", range: { gte: 3, lt: 7 } }] }), 4);
     assert.equal(await count({ must: [{ has_id: [1, 2, 99] }] }), 2);
-    assert.equal(await count({ must_not: [{ key: "kind", match: { value: "odd" } }], should: [{ key: "n", range: { lte: 4 } }] }), 3);
+    assert.equal(
+      await count({ must_not: [{ key: "kind", match: { value: "odd" } }], should: [{ key: "n", range: { lte: 4 } }] }),
+      3,
+    );
   });
 
   test("unknown filter condition shapes are rejected with 400", async () => {
     await expectQdrantError(client.count(name, { filter: { must: [{ banana: 1 }] } as never }), 400);
-    await expectQdrantError(client.count(name, { filter: { must: [{ key: "n", match: { wrong: 1 } }] } as never }), 400);
+    await expectQdrantError(
+      client.count(name, { filter: { must: [{ key: "n", match: { wrong: 1 } }] } as never }),
+      400,
+    );
   });
 
   test("scroll pages in id order with next_page_offset", async () => {
@@ -265,7 +336,11 @@ describe("filters, scroll, count, delete, query", () => {
     let offset: unknown = undefined;
     let pages = 0;
     do {
-      const page = await client.scroll(name, { limit: 5, offset: offset as number | undefined, filter: { must: [{ key: "n", range: { gte: 1 } }] } });
+      const page = await client.scroll(name, {
+        limit: 5,
+        offset: offset as number | undefined,
+        filter: { must: [{ key: "n", range: { gte: 1 } }] },
+      });
       seen.push(...page.points.map((p) => p.id));
       offset = page.next_page_offset ?? undefined;
       pages++;
@@ -280,13 +355,26 @@ describe("filters, scroll, count, delete, query", () => {
     assert.ok(Math.abs(dense.points[0].score - 1) < 1e-6);
     assert.equal((dense.points[0].payload as { n: number }).n, 0);
     const filtered = await client.query(name, {
-      query: [1, 0, 0, 0], using: "dense", limit: 2, filter: { must: [{ key: "kind", match: { value: "odd" } }] },
+      query: [1, 0, 0, 0],
+      using: "dense",
+      limit: 2,
+      filter: { must: [{ key: "kind", match: { value: "odd" } }] },
     });
-    assert.deepEqual(filtered.points.map((p) => p.id), [2, 4]);
+    assert.deepEqual(
+      filtered.points.map((p) => p.id),
+      [2, 4],
+    );
     const sparse = await client.query(name, { query: { indices: [2], values: [1] }, using: "sparse", limit: 20 });
-    assert.deepEqual(sparse.points.map((p) => p.id).sort((a, b) => Number(a) - Number(b)), [3, 6, 9, 12]);
+    assert.deepEqual(
+      sparse.points.map((p) => p.id).sort((a, b) => Number(a) - Number(b)),
+      [3, 6, 9, 12],
+    );
     await expectQdrantError(client.query(name, { query: [1, 0, 0], using: "dense" }), 400, /dimension/);
-    await expectQdrantError(client.query(name, { query: [1, 0, 0, 0], using: "nope" }), 400, /Not existing vector name error: nope/);
+    await expectQdrantError(
+      client.query(name, { query: [1, 0, 0, 0], using: "nope" }),
+      400,
+      /Not existing vector name error: nope/,
+    );
   });
 
   test("delete by filter and by ids", async () => {
@@ -304,25 +392,61 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
   const dense = (limit: number) => ({ query: [1, 0], using: "dense", limit });
   const sparse = (limit: number) => ({ query: { indices: [7], values: [1] }, using: "sparse", limit });
   const hybrid = { prefetch: [dense(3), sparse(3)], query: { fusion: "rrf" as const } };
-  const rows = [[1, 0], [0, 1]];
+  const rows = [
+    [1, 0],
+    [0, 1],
+  ];
   // dense cosine to [1, 0]: 1 > 2 > 3 > 4; sparse on index 7: 3 > 4 > 2 (1 has none).
   const POINTS = [
-    { id: 1, dense: [1, 0], sparse: { indices: [1], values: [1] }, multi: [[1, 0]], colbert: [[2, 0], [0, 3]],
-      eu: [[0, 1], [3, 0]] },
-    { id: 2, dense: [0.8, 0.6], sparse: { indices: [7], values: [1] }, multi: [[0.5, 0.5], [0, 2]], colbert: [[1, 0]],
-      eu: [[5, 5]] },
-    { id: 3, dense: [0.6, 0.8], sparse: { indices: [7], values: [3] }, multi: [[3, 0]], colbert: [[0, 1]],
-      eu: [[1, 2]] },
+    {
+      id: 1,
+      dense: [1, 0],
+      sparse: { indices: [1], values: [1] },
+      multi: [[1, 0]],
+      colbert: [
+        [2, 0],
+        [0, 3],
+      ],
+      eu: [
+        [0, 1],
+        [3, 0],
+      ],
+    },
+    {
+      id: 2,
+      dense: [0.8, 0.6],
+      sparse: { indices: [7], values: [1] },
+      multi: [
+        [0.5, 0.5],
+        [0, 2],
+      ],
+      colbert: [[1, 0]],
+      eu: [[5, 5]],
+    },
+    {
+      id: 3,
+      dense: [0.6, 0.8],
+      sparse: { indices: [7], values: [3] },
+      multi: [[3, 0]],
+      colbert: [[0, 1]],
+      eu: [[1, 2]],
+    },
     { id: 4, dense: [0, 1], sparse: { indices: [7], values: [2] }, multi: [[1, 1]], colbert: [[1, 1]], eu: [[0, 0]] },
   ];
 
   before(async () => {
     name = collectionName();
-    const multi = (distance: "Dot" | "Cosine" | "Euclid") =>
-      ({ size: 2, distance, multivector_config: { comparator: "max_sim" as const } });
+    const multi = (distance: "Dot" | "Cosine" | "Euclid") => ({
+      size: 2,
+      distance,
+      multivector_config: { comparator: "max_sim" as const },
+    });
     await client.createCollection(name, {
       vectors: {
-        dense: { size: 2, distance: "Cosine" }, multi: multi("Dot"), colbert: multi("Cosine"), eu: multi("Euclid"),
+        dense: { size: 2, distance: "Cosine" },
+        multi: multi("Dot"),
+        colbert: multi("Cosine"),
+        eu: multi("Euclid"),
       },
       sparse_vectors: { sparse: {} },
     });
@@ -337,21 +461,67 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
     assert.equal(DEFAULT_RRF_K, 2);
     const r = (...list: number[]) => list.map((id) => ({ id, item: id }));
     const fused = rrfFuse([r(2, 1), r(1, 2, 3), r(5, 3, 1)]);
-    assert.deepEqual(fused.map((f) => [f.id, f.score]), [[1, 1.0833334], [2, 0.8333334], [3, 0.5833334], [5, 0.5]]);
-    assert.deepEqual(rrfFuse([r(1), r(2)], 60).map((f) => f.score), [float32Json(1 / 60), float32Json(1 / 60)]);
+    assert.deepEqual(
+      fused.map((f) => [f.id, f.score]),
+      [
+        [1, 1.0833334],
+        [2, 0.8333334],
+        [3, 0.5833334],
+        [5, 0.5],
+      ],
+    );
+    assert.deepEqual(
+      rrfFuse([r(1), r(2)], 60).map((f) => f.score),
+      [float32Json(1 / 60), float32Json(1 / 60)],
+    );
     assert.equal(float32Json(1 / 3), 0.33333334);
   });
 
   test("max_sim (pure): sum over query rows of the best similarity; Euclid, Manhattan post-processed", () => {
-    assert.equal(maxSim("Dot", rows, [[0.5, 0.5], [0, 2]]), 2.5);
-    assert.equal(maxSim("Euclid", [[0, 0], [1, 0]], [[0, 1], [3, 0]]), Math.sqrt(1 + 2));
-    assert.equal(maxSim("Manhattan", [[0, 0], [1, 0]], [[0, 1], [3, 0]]), 1 + 2);
+    assert.equal(
+      maxSim("Dot", rows, [
+        [0.5, 0.5],
+        [0, 2],
+      ]),
+      2.5,
+    );
+    assert.equal(
+      maxSim(
+        "Euclid",
+        [
+          [0, 0],
+          [1, 0],
+        ],
+        [
+          [0, 1],
+          [3, 0],
+        ],
+      ),
+      Math.sqrt(1 + 2),
+    );
+    assert.equal(
+      maxSim(
+        "Manhattan",
+        [
+          [0, 0],
+          [1, 0],
+        ],
+        [
+          [0, 1],
+          [3, 0],
+        ],
+      ),
+      1 + 2,
+    );
   });
 
   test("fusion: RRF of dense and sparse prefetches; score_threshold, limit and offset on the fused list", async () => {
     const fused = await client.query(name, hybrid);
     assert.deepEqual(ids(fused), [3, 2, 1, 4]);
-    assert.deepEqual(fused.points.map((p) => p.score), [0.75, 0.5833334, 0.5, 0.33333334]);
+    assert.deepEqual(
+      fused.points.map((p) => p.score),
+      [0.75, 0.5833334, 0.5, 0.33333334],
+    );
     assert.deepEqual(ids(await client.query(name, { ...hybrid, score_threshold: 0.55 })), [3, 2]);
     // The offset applies to the fused list only: the prefetches still keep 3 each (Qdrant 1.13+).
     assert.deepEqual(ids(await client.query(name, { ...hybrid, offset: 1, limit: 2 })), [2, 1]);
@@ -362,24 +532,43 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
   test("the request's filter reaches every prefetch", async () => {
     const r = await client.query(name, { ...hybrid, filter: { must: [{ key: "kind", match: { value: "a" } }] } });
     assert.deepEqual(ids(r), [3, 4, 1]);
-    assert.deepEqual(r.points.map((p) => p.score), [0.8333334, 0.5833334, 0.5]);
+    assert.deepEqual(
+      r.points.map((p) => p.score),
+      [0.8333334, 0.5833334, 0.5],
+    );
   });
 
   test("rerank: a max_sim query scores only the prefetch's candidates; nested prefetch reranks a fusion", async () => {
     assert.deepEqual(ids(await client.query(name, { query: rows, using: "multi" })), [3, 2, 4, 1]);
     const reranked = await client.query(name, { prefetch: dense(2), query: rows, using: "multi" });
-    assert.deepEqual(reranked.points.map((p) => [p.id, p.score]), [[2, 2.5], [1, 1]]);
+    assert.deepEqual(
+      reranked.points.map((p) => [p.id, p.score]),
+      [
+        [2, 2.5],
+        [1, 1],
+      ],
+    );
     const prefetch = { ...hybrid, limit: 2 };
     const nested = await client.query(name, { prefetch, query: rows, using: "multi", with_payload: true });
     const got = nested.points.map((p) => [p.id, p.score, p.payload]);
-    assert.deepEqual(got, [[3, 3, { kind: "a" }], [2, 2.5, { kind: "b" }]]);
+    assert.deepEqual(got, [
+      [3, 3, { kind: "a" }],
+      [2, 2.5, { kind: "b" }],
+    ]);
   });
 
   test("max_sim on Cosine normalises query and stored rows; on Euclid smaller is better", async () => {
     const cos = await client.query(name, { query: [[1, 1]], using: "colbert", limit: 4 });
     assert.equal(cos.points.find((p) => p.id === 4)!.score > 0.99, true);
     assert.ok(near(cos.points.find((p) => p.id === 1)!.score, Math.SQRT1_2));
-    const eu = await client.query(name, { query: [[0, 0], [1, 0]], using: "eu", limit: 4 });
+    const eu = await client.query(name, {
+      query: [
+        [0, 0],
+        [1, 0],
+      ],
+      using: "eu",
+      limit: 4,
+    });
     assert.deepEqual(ids(eu), [4, 1, 3, 2]);
     assert.ok(near(eu.points[1].score, Math.sqrt(3)), `euclid max_sim ${eu.points[1].score}`);
   });
@@ -398,18 +587,36 @@ describe("query API: prefetch, RRF fusion, multivector max_sim", () => {
 describe("keyword payload index", () => {
   test("filters on an indexed keyword give the same results, also after points move between values", async () => {
     const name = await createCollection();
-    await client.upsert(name, { wait: true, points: [1, 2, 3, 4].map((i) => point(i, { doc: i <= 2 ? "a" : "b", chunk: i })) });
+    await client.upsert(name, {
+      wait: true,
+      points: [1, 2, 3, 4].map((i) => point(i, { doc: i <= 2 ? "a" : "b", chunk: i })),
+    });
     await client.createPayloadIndex(name, { field_name: "doc", field_schema: "keyword", wait: true });
-    await client.upsert(name, { wait: true, points: [point(2, { doc: "b", chunk: 9, v: 3 }), point(5, { doc: "b", chunk: 5, v: 7 })] });
+    await client.upsert(name, {
+      wait: true,
+      points: [point(2, { doc: "b", chunk: 9, v: 3 }), point(5, { doc: "b", chunk: 5, v: 7 })],
+    });
     const byDoc = (doc: string) => ({ must: [{ key: "doc", match: { value: doc } }] });
     assert.equal((await client.count(name, { filter: byDoc("a"), exact: true })).count, 1);
-    assert.deepEqual((await client.scroll(name, { filter: byDoc("b"), with_payload: false })).points.map((p) => p.id), [2, 3, 4, 5]);
+    assert.deepEqual(
+      (await client.scroll(name, { filter: byDoc("b"), with_payload: false })).points.map((p) => p.id),
+      [2, 3, 4, 5],
+    );
     // The worker's stale-point filter: doc, chunk index at or past a bound, version below a bound or absent.
     await client.delete(name, {
       wait: true,
-      filter: { must: [{ key: "doc", match: { value: "b" } }, { key: "chunk", range: { gte: 4 } }, { should: [{ key: "v", range: { lt: 5 } }, { is_empty: { key: "v" } }] }] },
+      filter: {
+        must: [
+          { key: "doc", match: { value: "b" } },
+          { key: "chunk", range: { gte: 4 } },
+          { should: [{ key: "v", range: { lt: 5 } }, { is_empty: { key: "v" } }] },
+        ],
+      },
     });
-    assert.deepEqual((await client.scroll(name, { with_payload: false })).points.map((p) => p.id), [1, 3, 5]);
+    assert.deepEqual(
+      (await client.scroll(name, { with_payload: false })).points.map((p) => p.id),
+      [1, 3, 5],
+    );
     assert.equal((await client.count(name, { filter: byDoc("b"), exact: true })).count, 2);
     await client.deleteCollection(name);
   });
@@ -430,16 +637,23 @@ describe("in-process only", () => {
     }
   });
 
-  test("writeCounts counts repeated upserts of the same id; rejected upserts count nothing", { skip: IN_PROCESS_ONLY }, async () => {
-    const srv = server!;
-    const name = await createCollection();
-    await client.upsert(name, { points: [point(7)] });
-    await client.upsert(name, { points: [point(7), point(8)] });
-    await expectQdrantError(client.upsert(name, { points: [point(7), { id: 9, vector: { dense: [1] } }] }), 400);
-    assert.deepEqual([...srv.writeCounts(name)].sort(), [[7, 2], [8, 1]]);
-    assert.deepEqual([...srv.points(name).keys()].sort(), [7, 8]);
-    await client.deleteCollection(name);
-  });
+  test(
+    "writeCounts counts repeated upserts of the same id; rejected upserts count nothing",
+    { skip: IN_PROCESS_ONLY },
+    async () => {
+      const srv = server!;
+      const name = await createCollection();
+      await client.upsert(name, { points: [point(7)] });
+      await client.upsert(name, { points: [point(7), point(8)] });
+      await expectQdrantError(client.upsert(name, { points: [point(7), { id: 9, vector: { dense: [1] } }] }), 400);
+      assert.deepEqual([...srv.writeCounts(name)].sort(), [
+        [7, 2],
+        [8, 1],
+      ]);
+      assert.deepEqual([...srv.points(name).keys()].sort(), [7, 8]);
+      await client.deleteCollection(name);
+    },
+  );
 
   test("holdUpserts keeps an upsert unanswered and unapplied until released", { skip: IN_PROCESS_ONLY }, async () => {
     const srv = server!;

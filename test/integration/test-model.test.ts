@@ -142,7 +142,13 @@ describe("test model generator", () => {
     assert.equal(config._generated_test_model.seed, 42);
     assert.equal(tokConfig.model_max_length, 8192);
     const specials = tokenizer.added_tokens.map((t: { id: number; content: string }) => [t.content, t.id]);
-    assert.deepEqual(specials, [["<s>", 0], ["<pad>", 1], ["</s>", 2], ["<unk>", 3], ["<mask>", files.vocabSize - 1]]);
+    assert.deepEqual(specials, [
+      ["<s>", 0],
+      ["<pad>", 1],
+      ["</s>", 2],
+      ["<unk>", 3],
+      ["<mask>", files.vocabSize - 1],
+    ]);
   });
 
   test("model loads in onnxruntime with BGE-M3 input and output names", () => {
@@ -268,11 +274,22 @@ describe("test model generator", () => {
 
   test("onnxSubfolder writes onnx/model.onnx (the transformers.js layout) from the same weights", async () => {
     const flat = await ensureTestModel(path.join(tmp, "flat-lhs"), { layers: 1, outputs: "last_hidden_state" });
-    const nested = await ensureTestModel(path.join(tmp, "nested-lhs"), { layers: 1, outputs: "last_hidden_state", onnxSubfolder: true });
+    const nested = await ensureTestModel(path.join(tmp, "nested-lhs"), {
+      layers: 1,
+      outputs: "last_hidden_state",
+      onnxSubfolder: true,
+    });
     assert.equal(nested.modelPath, path.join(nested.dir, "onnx", "model.onnx"));
     await assert.rejects(fs.access(path.join(nested.dir, "model.onnx")));
-    assert.ok((await fs.readFile(flat.modelPath)).equals(await fs.readFile(nested.modelPath)), "the layout must not change the model bytes");
-    const again = await ensureTestModel(path.join(tmp, "nested-lhs"), { layers: 1, outputs: "last_hidden_state", onnxSubfolder: true });
+    assert.ok(
+      (await fs.readFile(flat.modelPath)).equals(await fs.readFile(nested.modelPath)),
+      "the layout must not change the model bytes",
+    );
+    const again = await ensureTestModel(path.join(tmp, "nested-lhs"), {
+      layers: 1,
+      outputs: "last_hidden_state",
+      onnxSubfolder: true,
+    });
     assert.deepEqual(again, nested);
   });
 

@@ -55,7 +55,9 @@ test("XLM-R 250k: @huggingface/tokenizers ids match the native tokenizers packag
     }
   }
   const rate = mismatched / texts.length;
-  t.diagnostic(`compared ${texts.length} transcript texts (${tokens} tokens): ${mismatched} mismatched, rate ${(rate * 100).toFixed(3)}%`);
+  t.diagnostic(
+    `compared ${texts.length} transcript texts (${tokens} tokens): ${mismatched} mismatched, rate ${(rate * 100).toFixed(3)}%`,
+  );
   if (examples.length) t.diagnostic(`examples: ${JSON.stringify(examples)}`);
   assert.ok(texts.length > 1000, "too few texts read from the transcripts");
   assert.ok(rate <= 0.005, `mismatch rate ${(rate * 100).toFixed(2)}% exceeds 0.5%`);

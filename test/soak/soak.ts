@@ -21,7 +21,15 @@ import { loadTokenCounter } from "../../producer/token-counter.js";
 import { repoRoot, testModel, uniqueQueue } from "../../kit/harness.js";
 import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
 import { spawnWorker, type ChildWorker } from "../../kit/processes.js";
-import { jobPointIds, peakRssBytes, sleep, startChild, syntheticText, trackPeakRss, type Child } from "../../kit/reliability.js";
+import {
+  jobPointIds,
+  peakRssBytes,
+  sleep,
+  startChild,
+  syntheticText,
+  trackPeakRss,
+  type Child,
+} from "../../kit/reliability.js";
 
 interface SoakOptions {
   chunks: number;
@@ -50,7 +58,8 @@ async function buildCorpus(file: string, o: SoakOptions, countTokens: (t: string
     const text = syntheticText(i, o.sentencesPerDoc);
     const doc = { id: `soak-${i}`, kind: "text" as const, segments: [{ text }], metadata: {}, source: { file } };
     chunks += chunkDocument(doc, { targetTokens: o.chunkTokens, overlapTokens: 0, countTokens }).length;
-    if (!out.write(JSON.stringify({ id: doc.id, text }) + "\n")) await new Promise<void>((r) => out.once("drain", () => r()));
+    if (!out.write(JSON.stringify({ id: doc.id, text }) + "\n"))
+      await new Promise<void>((r) => out.once("drain", () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   const expected = new Set<string>();
@@ -58,7 +67,8 @@ async function buildCorpus(file: string, o: SoakOptions, countTokens: (t: string
   for await (const ev of readDocuments(file)) {
     if (ev.kind !== "document") throw new Error(`corpus record skipped: ${ev.reason}`);
     documents++;
-    for (const c of chunkDocument(ev.doc, { targetTokens: o.chunkTokens, overlapTokens: 0, countTokens })) expected.add(pointId(ev.doc.id, c.index));
+    for (const c of chunkDocument(ev.doc, { targetTokens: o.chunkTokens, overlapTokens: 0, countTokens }))
+      expected.add(pointId(ev.doc.id, c.index));
   }
   return { documents, expected };
 }
@@ -85,9 +95,20 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const { QDRANT_API_KEY: _k, ...base } = process.env;
   const env: NodeJS.ProcessEnv = {
-    ...base, REDIS_URL: redisUrl, QUEUE_NAME: queueName, QDRANT_URL: server.url, COLLECTION: collection, MODEL_DIR: model.dir,
-    HTTP_PORT: "0", LOG_LEVEL: "info", CHUNK_TOKENS: String(o.chunkTokens), CHUNK_OVERLAP_TOKENS: "0", MAX_SEQ_LENGTH: String(o.maxSeqLength),
-    LOCK_DURATION_MS: String(o.lockMs), STALLED_INTERVAL_MS: String(o.stalledMs), REMOVE_ON_COMPLETE: "1000000",
+    ...base,
+    REDIS_URL: redisUrl,
+    QUEUE_NAME: queueName,
+    QDRANT_URL: server.url,
+    COLLECTION: collection,
+    MODEL_DIR: model.dir,
+    HTTP_PORT: "0",
+    LOG_LEVEL: "info",
+    CHUNK_TOKENS: String(o.chunkTokens),
+    CHUNK_OVERLAP_TOKENS: "0",
+    MAX_SEQ_LENGTH: String(o.maxSeqLength),
+    LOCK_DURATION_MS: String(o.lockMs),
+    STALLED_INTERVAL_MS: String(o.stalledMs),
+    REMOVE_ON_COMPLETE: "1000000",
   };
   const connection = redisConnection(redisUrl);
   const queue = new Queue(queueName, { connection });
@@ -96,7 +117,11 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
     const w1 = await startWorkerChild(env, "worker 1");
     children.push(w1);
     const started = performance.now();
-    const producer = startChild(process.execPath, [path.join(repoRoot, "dist", "producer", "cli.js"), "ingest", corpusFile, "--json"], { env: { ...env, LOG_LEVEL: "warn" } });
+    const producer = startChild(
+      process.execPath,
+      [path.join(repoRoot, "dist", "producer", "cli.js"), "ingest", corpusFile, "--json"],
+      { env: { ...env, LOG_LEVEL: "warn" } },
+    );
     children.push(producer);
     const rssP = trackPeakRss(producer);
     const stored = () => server.writeCounts(collection).size;
@@ -108,7 +133,10 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
       }
     };
 
-    await waitUntil(() => stored() >= o.killAt * corpus.expected.size || w1.proc.exitCode !== null, `${o.killAt * 100}% of the points`);
+    await waitUntil(
+      () => stored() >= o.killAt * corpus.expected.size || w1.proc.exitCode !== null,
+      `${o.killAt * 100}% of the points`,
+    );
     if (w1.proc.exitCode !== null) throw new Error(`worker 1 exited early: ${w1.output().slice(-2000)}`);
     const killS = (performance.now() - started) / 1000;
     const storedAtKill = stored();
@@ -119,7 +147,10 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
     const w2 = await startWorkerChild(env, "worker 2");
     children.push(w2);
     const killedAt = performance.now();
-    await waitUntil(async () => (await Promise.all(inFlight.map((j) => queue.getJobState(j.id!)))).every((s) => s === "completed"), "the killed worker's jobs to complete");
+    await waitUntil(
+      async () => (await Promise.all(inFlight.map((j) => queue.getJobState(j.id!)))).every((s) => s === "completed"),
+      "the killed worker's jobs to complete",
+    );
     const recoveryS = (performance.now() - killedAt) / 1000;
 
     const p = await producer.exited;
@@ -127,7 +158,12 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
     const printed = /^\{\n {2}"documents"[\s\S]*?^\}$/m.exec(producer.output());
     if (!printed) throw new Error(`no summary from the producer: ${producer.output().slice(-2000)}`);
     const enqueued = JSON.parse(printed[0]) as { jobs: number; chunks: number; documents: number };
-    await waitUntil(async () => (await queue.getJobCounts("completed")).completed + (await queue.getJobCounts("failed")).failed >= enqueued.jobs, "every job to finish");
+    await waitUntil(
+      async () =>
+        (await queue.getJobCounts("completed")).completed + (await queue.getJobCounts("failed")).failed >=
+        enqueued.jobs,
+      "every job to finish",
+    );
     const elapsedS = (performance.now() - started) / 1000;
     await w2.stop("SIGTERM", 30_000);
     const w2Exit = await w2.exited;
@@ -149,15 +185,44 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
       secondWorkerStoppedCleanly: w2Exit.code === 0,
     };
     return {
-      ok: Object.values(checks).every(Boolean), checks,
-      corpus: { documents: corpus.documents, chunks: corpus.expected.size, jobs: enqueued.jobs, buildSeconds: Math.round(corpusS * 10) / 10 },
+      ok: Object.values(checks).every(Boolean),
+      checks,
+      corpus: {
+        documents: corpus.documents,
+        chunks: corpus.expected.size,
+        jobs: enqueued.jobs,
+        buildSeconds: Math.round(corpusS * 10) / 10,
+      },
       elapsedSeconds: Math.round(elapsedS * 10) / 10,
       chunksPerSecond: Math.round(corpus.expected.size / elapsedS),
-      kill: { atSeconds: Math.round(killS * 10) / 10, storedAtKill, jobsInFlight: inFlight.length, pointsInFlight: inFlightIds.size, recoverySeconds: Math.round(recoveryS * 10) / 10 },
-      exactlyOnce: { expected: corpus.expected.size, stored: storedIds.size, missing: missing.length, unexpected: unexpected.length, writtenMoreThanOnce: dup.length, writtenMoreThanOnceOutsideKilledJobs: dupOutsideInFlight.length },
+      kill: {
+        atSeconds: Math.round(killS * 10) / 10,
+        storedAtKill,
+        jobsInFlight: inFlight.length,
+        pointsInFlight: inFlightIds.size,
+        recoverySeconds: Math.round(recoveryS * 10) / 10,
+      },
+      exactlyOnce: {
+        expected: corpus.expected.size,
+        stored: storedIds.size,
+        missing: missing.length,
+        unexpected: unexpected.length,
+        writtenMoreThanOnce: dup.length,
+        writtenMoreThanOnceOutsideKilledJobs: dupOutsideInFlight.length,
+      },
       jobs: counts,
-      peakRssMB: { worker1: mb(w1.peakRss()), worker2: mb(w2.peakRss()), producer: mb(rssP.peak()), soakRunnerWithQdrantTestServer: mb(peakRssBytes(process.pid) ?? 0) },
-      settings: { ...o, workerConcurrency: process.env.WORKER_CONCURRENCY ?? "default", machine: `${os.cpus().length} x ${os.cpus()[0]?.model}`, node: process.version },
+      peakRssMB: {
+        worker1: mb(w1.peakRss()),
+        worker2: mb(w2.peakRss()),
+        producer: mb(rssP.peak()),
+        soakRunnerWithQdrantTestServer: mb(peakRssBytes(process.pid) ?? 0),
+      },
+      settings: {
+        ...o,
+        workerConcurrency: process.env.WORKER_CONCURRENCY ?? "default",
+        machine: `${os.cpus().length} x ${os.cpus()[0]?.model}`,
+        node: process.version,
+      },
     };
   } finally {
     for (const c of children) await c.stop("SIGKILL").catch(() => undefined);
@@ -169,12 +234,24 @@ async function soak(o: SoakOptions, server: QdrantTestServer, tmp: string) {
 
 async function main(): Promise<void> {
   const o = new Command("soak")
-    .description("push a large corpus through producer and worker processes, kill the worker midway, check exactly-once storage")
+    .description(
+      "push a large corpus through producer and worker processes, kill the worker midway, check exactly-once storage",
+    )
     .option("--chunks <n>", "chunks to push through (at least)", intInRange(100), 50_000)
     .option("--kill-at <fraction>", "SIGKILL the first worker once this share of the points is stored", fraction, 0.4)
     .option("--chunk-tokens <n>", "CHUNK_TOKENS for the corpus: short chunks", intInRange(8), 32)
-    .option("--sentences-per-doc <n>", "sentences per document (about one chunk per sentence at the default chunk size)", intInRange(1), 8)
-    .option("--max-seq-length <n>", "MAX_SEQ_LENGTH of the workers: their warm-up batch at the full token budget uses sequences this long, which sets their memory floor", intInRange(8), 512)
+    .option(
+      "--sentences-per-doc <n>",
+      "sentences per document (about one chunk per sentence at the default chunk size)",
+      intInRange(1),
+      8,
+    )
+    .option(
+      "--max-seq-length <n>",
+      "MAX_SEQ_LENGTH of the workers: their warm-up batch at the full token budget uses sequences this long, which sets their memory floor",
+      intInRange(8),
+      512,
+    )
     .option("--lock-ms <n>", "LOCK_DURATION_MS: a killed worker's jobs return after this", intInRange(1000), 5000)
     .option("--stalled-ms <n>", "STALLED_INTERVAL_MS", intInRange(1000), 2000)
     .option("--timeout-s <n>", "give up after this many seconds", intInRange(10), 3600)

@@ -11,8 +11,15 @@ import { test } from "node:test";
 import { configShape } from "../../shared/config.js";
 import { readText, readYaml, repoPath } from "../support/ops-files.js";
 
-interface Instruction { cmd: string; args: string }
-interface Stage { image: string; name?: string; instructions: Instruction[] }
+interface Instruction {
+  cmd: string;
+  args: string;
+}
+interface Stage {
+  image: string;
+  name?: string;
+  instructions: Instruction[];
+}
 
 /** Instructions with line continuations joined and comments dropped, grouped by stage. */
 function parseDockerfile(text: string): Stage[] {
@@ -59,12 +66,26 @@ function envOf(stage: Stage): Record<string, string> {
 
 /** Paths .dockerignore excludes from the build context (Go filepath.Match patterns, `**`, `!`). */
 function dockerignore(): (p: string) => boolean {
-  const rules = readText(".dockerignore").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")).map((l) => {
-    const negate = l.startsWith("!");
-    const pattern = path.posix.normalize((negate ? l.slice(1) : l).replace(/^\/+/, ""));
-    const re = new RegExp(`^${pattern.split("**").map((part) => part.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")).join(".*")}$`);
-    return { negate, re };
-  });
+  const rules = readText(".dockerignore")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => {
+      const negate = l.startsWith("!");
+      const pattern = path.posix.normalize((negate ? l.slice(1) : l).replace(/^\/+/, ""));
+      const re = new RegExp(
+        `^${pattern
+          .split("**")
+          .map((part) =>
+            part
+              .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+              .replace(/\*/g, "[^/]*")
+              .replace(/\?/g, "[^/]"),
+          )
+          .join(".*")}$`,
+      );
+      return { negate, re };
+    });
   return (p: string) => {
     const parts = path.posix.normalize(p).split("/");
     let excluded = false;
@@ -77,7 +98,10 @@ function dockerignore(): (p: string) => boolean {
 }
 
 const FILES = ["Dockerfile", "Dockerfile.cuda"] as const;
-const parsed = Object.fromEntries(FILES.map((f) => [f, parseDockerfile(readText(f))])) as Record<(typeof FILES)[number], Stage[]>;
+const parsed = Object.fromEntries(FILES.map((f) => [f, parseDockerfile(readText(f))])) as Record<
+  (typeof FILES)[number],
+  Stage[]
+>;
 const k8sUid = readYaml("k8s/base/deployment.yaml").spec.template.spec.securityContext.runAsUser as number;
 const defaultHttpPort = configShape.HTTP_PORT.parse(undefined);
 
@@ -91,8 +115,16 @@ function nodeMajor(image: string): number | undefined {
 }
 
 test("the dockerfile reader finds stages, COPY sources and .dockerignore exclusions (so the checks below can fail)", () => {
-  const stages = parseDockerfile("# c\nFROM node:22.1.0 AS b\nRUN a \\\n  && b\nFROM x:1\nCOPY --from=b /a /b\nUSER 1:1\n");
-  assert.deepEqual(stages.map((s) => [s.image, s.name]), [["node:22.1.0", "b"], ["x:1", undefined]]);
+  const stages = parseDockerfile(
+    "# c\nFROM node:22.1.0 AS b\nRUN a \\\n  && b\nFROM x:1\nCOPY --from=b /a /b\nUSER 1:1\n",
+  );
+  assert.deepEqual(
+    stages.map((s) => [s.image, s.name]),
+    [
+      ["node:22.1.0", "b"],
+      ["x:1", undefined],
+    ],
+  );
   assert.equal(stages[0].instructions[0].args, "a && b");
   assert.deepEqual(copyArgs("--from=b --chown=1 /a /b"), { from: "b", sources: ["/a"], dest: "/b" });
   const ignored = dockerignore();
@@ -114,7 +146,8 @@ for (const file of FILES) {
     }
     for (const s of stages) {
       const major = nodeMajor(s.image);
-      if (s.image.startsWith("node:")) assert.ok(major !== undefined && major >= 22, `${s.image}: Node 22 LTS or newer, pinned to a full version`);
+      if (s.image.startsWith("node:"))
+        assert.ok(major !== undefined && major >= 22, `${s.image}: Node 22 LTS or newer, pinned to a full version`);
     }
     const build = stages.find((s) => runs(s).some((r) => /\bnpm ci\b/.test(r)));
     assert.ok(build, "no stage runs npm ci");
@@ -126,12 +159,18 @@ for (const file of FILES) {
     const final = stages[stages.length - 1];
     assert.notEqual(final, build);
     const copies = final.instructions.filter((i) => i.cmd === "COPY").map((i) => copyArgs(i.args));
-    assert.ok(copies.some((c) => c.from === build.name && c.sources.some((s) => s.endsWith("node_modules"))), "the final stage does not take the pruned node_modules");
+    assert.ok(
+      copies.some((c) => c.from === build.name && c.sources.some((s) => s.endsWith("node_modules"))),
+      "the final stage does not take the pruned node_modules",
+    );
     if (!final.image.startsWith("node:")) {
       const nodeCopy = copies.find((c) => c.sources.includes("/usr/local/bin/node"));
       assert.ok(nodeCopy, "the final stage has no Node: copy /usr/local/bin/node from a node:22 stage");
       const from = stages.find((s) => s.name === nodeCopy.from);
-      assert.ok(from && (nodeMajor(from.image) ?? 0) >= 22, `node is copied from ${nodeCopy.from}, not from a pinned node:22+ image`);
+      assert.ok(
+        from && (nodeMajor(from.image) ?? 0) >= 22,
+        `node is copied from ${nodeCopy.from}, not from a pinned node:22+ image`,
+      );
     }
 
     const users = final.instructions.filter((i) => i.cmd === "USER");
@@ -141,7 +180,10 @@ for (const file of FILES) {
     assert.match(uid, /^\d+$/, "USER is not numeric: Kubernetes' runAsNonRoot cannot verify a user name");
     assert.equal(Number(uid), k8sUid, "USER differs from runAsUser in k8s/base/deployment.yaml");
     assert.ok(gid === undefined || gid !== "0", "the primary group is root");
-    assert.ok(runs(final).some((r) => new RegExp(`useradd\\b.*--uid ${uid}\\b`).test(r)), `uid ${uid} is not created with useradd`);
+    assert.ok(
+      runs(final).some((r) => new RegExp(`useradd\\b.*--uid ${uid}\\b`).test(r)),
+      `uid ${uid} is not created with useradd`,
+    );
 
     const health = final.instructions.find((i) => i.cmd === "HEALTHCHECK");
     assert.ok(health && /\/health\/live/.test(health.args), "no HEALTHCHECK on /health/live");
@@ -182,12 +224,24 @@ test("Dockerfile.cuda installs the CUDA provider into the copied node_modules an
   assert.ok(stageRuns.findIndex((r) => /\bnpm ci\b/.test(r)) < at, "the CUDA install runs before npm ci");
   assert.ok(stageRuns.findIndex((r) => /npm prune/.test(r)) > at, "the CUDA install runs after pruning");
   const req = createRequire(import.meta.url);
-  assert.ok(existsSync(req.resolve(script.replace(/^node_modules\//, ""))), `${script} does not exist in this onnxruntime-node`);
+  assert.ok(
+    existsSync(req.resolve(script.replace(/^node_modules\//, ""))),
+    `${script} does not exist in this onnxruntime-node`,
+  );
   const metadata = req("onnxruntime-node/script/install-metadata.js") as { requirements: Record<string, string[]> };
-  assert.ok(metadata.requirements["linux/x64"]?.includes(flag), `ONNXRUNTIME_NODE_INSTALL=${flag} is not an install option of this onnxruntime-node for linux/x64`);
+  assert.ok(
+    metadata.requirements["linux/x64"]?.includes(flag),
+    `ONNXRUNTIME_NODE_INSTALL=${flag} is not an install option of this onnxruntime-node for linux/x64`,
+  );
   const copies = final.instructions.filter((i) => i.cmd === "COPY").map((i) => copyArgs(i.args));
-  assert.ok(copies.some((c) => c.from === stage.name && c.sources.some((s) => s.endsWith("node_modules"))), "the final stage does not copy the node_modules with the CUDA provider");
-  assert.ok(runs(final).some((r) => /missingCudaLibraries/.test(r)), "the image build does not check that the provider libraries are present");
+  assert.ok(
+    copies.some((c) => c.from === stage.name && c.sources.some((s) => s.endsWith("node_modules"))),
+    "the final stage does not copy the node_modules with the CUDA provider",
+  );
+  assert.ok(
+    runs(final).some((r) => /missingCudaLibraries/.test(r)),
+    "the image build does not check that the provider libraries are present",
+  );
 });
 
 test("Dockerfile (CPU) skips the CUDA download and never selects CUDA", () => {
@@ -196,7 +250,9 @@ test("Dockerfile (CPU) skips the CUDA download and never selects CUDA", () => {
   assert.notEqual(envOf(stages[stages.length - 1]).EXECUTION_PROVIDER, "cuda");
   assert.match(readText(".npmrc"), /^onnxruntime-node-install=skip$/m);
   const build = stages[0];
-  const npmrcCopy = build.instructions.findIndex((i) => i.cmd === "COPY" && copyArgs(i.args).sources.includes(".npmrc"));
+  const npmrcCopy = build.instructions.findIndex(
+    (i) => i.cmd === "COPY" && copyArgs(i.args).sources.includes(".npmrc"),
+  );
   const npmCi = build.instructions.findIndex((i) => i.cmd === "RUN" && /\bnpm ci\b/.test(i.args));
   assert.ok(npmrcCopy >= 0 && npmrcCopy < npmCi, ".npmrc is not in place before npm ci");
 });
@@ -206,8 +262,11 @@ const TEST_CODE = ["kit", "demo", "test", "bench"];
 
 for (const file of FILES) {
   test(`${file}: copies no test code into the image (kit/, demo/, test/, bench/)`, () => {
-    const copied = parsed[file].flatMap((s) => s.instructions.filter((i) => i.cmd === "COPY" || i.cmd === "ADD"))
-      .map((i) => copyArgs(i.args)).filter((c) => !c.from).flatMap((c) => c.sources);
+    const copied = parsed[file]
+      .flatMap((s) => s.instructions.filter((i) => i.cmd === "COPY" || i.cmd === "ADD"))
+      .map((i) => copyArgs(i.args))
+      .filter((c) => !c.from)
+      .flatMap((c) => c.sources);
     assert.ok(copied.length > 0, "no COPY from the build context found: the reader is broken");
     for (const src of copied) {
       const top = path.posix.normalize(src).replace(/^\.\//, "").split("/")[0];
@@ -223,5 +282,6 @@ test(".dockerignore keeps test code out of the build context", () => {
 
 test(".dockerignore keeps host builds, dependencies, models and .env out of the context", () => {
   const ignored = dockerignore();
-  for (const p of ["node_modules", "dist", ".git", "models/bge-m3/model.onnx", ".env"]) assert.ok(ignored(p), `${p} is sent to the Docker daemon`);
+  for (const p of ["node_modules", "dist", ".git", "models/bge-m3/model.onnx", ".env"])
+    assert.ok(ignored(p), `${p} is sent to the Docker daemon`);
 });

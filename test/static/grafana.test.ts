@@ -16,7 +16,13 @@ import { redisConnection } from "../../shared/redis.js";
 import { startWorker } from "../../worker/app.js";
 import { qdrantTarget, referenceRoot, testConfig, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { composeVolume, onPath, readCompose, readText, readYaml, run, type Doc } from "../support/ops-files.js";
-import { catalogFromRegistry, checkDashboardQuery, parseLabelValues, withExternal, type Catalog } from "../support/promql.js";
+import {
+  catalogFromRegistry,
+  checkDashboardQuery,
+  parseLabelValues,
+  withExternal,
+  type Catalog,
+} from "../support/promql.js";
 
 const DASHBOARD = "grafana/dashboards/embedding-worker.json";
 
@@ -27,10 +33,27 @@ const EXTERNAL_METRICS = {
   keda_scaler_metrics_value: "gauge",
 } as const;
 
-interface Target { expr?: string; refId: string; datasource?: { type?: string; uid?: string } }
-interface Panel { id: number; type: string; title?: string; gridPos: { x: number; y: number; w: number; h: number }; datasource?: { type?: string; uid?: string }; targets?: Target[]; panels?: Panel[] }
+interface Target {
+  expr?: string;
+  refId: string;
+  datasource?: { type?: string; uid?: string };
+}
+interface Panel {
+  id: number;
+  type: string;
+  title?: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  datasource?: { type?: string; uid?: string };
+  targets?: Target[];
+  panels?: Panel[];
+}
 
-const dashboard = JSON.parse(readText(DASHBOARD)) as { uid: string; title: string; templating: { list: Doc[] }; panels: Panel[] };
+const dashboard = JSON.parse(readText(DASHBOARD)) as {
+  uid: string;
+  title: string;
+  templating: { list: Doc[] };
+  panels: Panel[];
+};
 const variables = dashboard.templating.list.map((v) => String(v.name));
 const allPanels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
 const queryPanels = allPanels.filter((p) => p.type !== "row");
@@ -60,7 +83,8 @@ test("dashboard: data source variable, unique panel ids, panels inside the grid 
     }
   }
   const boxes = dashboard.panels.map((p) => ({ title: p.title, ...p.gridPos }));
-  for (const b of boxes) assert.ok(b.x >= 0 && b.w > 0 && b.x + b.w <= 24 && b.h > 0, `panel "${b.title}" is outside the 24-column grid`);
+  for (const b of boxes)
+    assert.ok(b.x >= 0 && b.w > 0 && b.x + b.w <= 24 && b.h > 0, `panel "${b.title}" is outside the 24-column grid`);
   for (let i = 0; i < boxes.length; i++) {
     for (let j = i + 1; j < boxes.length; j++) {
       const [a, b] = [boxes[i], boxes[j]];
@@ -100,20 +124,29 @@ test("the query checker rejects bad queries (so the test above can fail)", async
   ];
   for (const [expr, why] of bad) {
     const { problems } = check(expr, cat);
-    assert.ok(problems.some((p) => why.test(p)), `${expr}: expected a problem matching ${why}, got ${JSON.stringify(problems)}`);
+    assert.ok(
+      problems.some((p) => why.test(p)),
+      `${expr}: expected a problem matching ${why}, got ${JSON.stringify(problems)}`,
+    );
   }
-  const good = 'histogram_quantile(0.99, sum by (stage, le) (rate(embed_stage_duration_seconds_bucket{stage="infer"}[$__rate_interval])))';
+  const good =
+    'histogram_quantile(0.99, sum by (stage, le) (rate(embed_stage_duration_seconds_bucket{stage="infer"}[$__rate_interval])))';
   assert.deepEqual(check(good, cat).problems, []);
 });
 
 test("every metric the worker exports is on the dashboard", async () => {
   const cat = await catalog();
-  const used = new Set(queryPanels.flatMap((p) => (p.targets ?? []).flatMap((t) => check(t.expr!, cat).metrics.map((m) => m.family))));
-  const exported = (await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith("embed_"));
+  const used = new Set(
+    queryPanels.flatMap((p) => (p.targets ?? []).flatMap((t) => check(t.expr!, cat).metrics.map((m) => m.family))),
+  );
+  const exported = (await createMetrics().registry.getMetricsAsJSON())
+    .map((m) => m.name)
+    .filter((n) => n.startsWith("embed_"));
   assert.ok(exported.length > 10);
   const missing = exported.filter((n) => !used.has(n));
   assert.deepEqual(missing, [], "worker metrics without a panel; add them to the dashboard");
-  for (const name of ["nodejs_eventloop_lag_p99_seconds", ...Object.keys(EXTERNAL_METRICS)]) assert.ok(used.has(name), `${name} is not on the dashboard`);
+  for (const name of ["nodejs_eventloop_lag_p99_seconds", ...Object.keys(EXTERNAL_METRICS)])
+    assert.ok(used.has(name), `${name} is not on the dashboard`);
 });
 
 test("query variables use label_values() of an exported metric and label", async () => {
@@ -130,15 +163,33 @@ test("query variables use label_values() of an exported metric and label", async
   }
 });
 
-const GRAFANA_SCHEMA = path.join(referenceRoot, "reference", "observability", "grafana-schema", "dashboard.jsonschema.json");
+const GRAFANA_SCHEMA = path.join(
+  referenceRoot,
+  "reference",
+  "observability",
+  "grafana-schema",
+  "dashboard.jsonschema.json",
+);
 
-test("dashboard validates against Grafana's dashboard JSON schema", { skip: existsSync(GRAFANA_SCHEMA) ? false : "skipped: Grafana's dashboard JSON schema (../shared/reference/observability/grafana-schema) is not present beside this checkout" }, () => {
-  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-  const validate = ajv.compile(JSON.parse(readFileSync(GRAFANA_SCHEMA, "utf8")));
-  const ok = validate(dashboard);
-  assert.ok(ok, ajv.errorsText(validate.errors, { separator: "\n" }));
-  assert.equal(validate({ ...dashboard, panels: [{ type: "timeseries", id: 1, unknownField: true }] }), false, "the schema accepted an unknown panel field");
-});
+test(
+  "dashboard validates against Grafana's dashboard JSON schema",
+  {
+    skip: existsSync(GRAFANA_SCHEMA)
+      ? false
+      : "skipped: Grafana's dashboard JSON schema (../shared/reference/observability/grafana-schema) is not present beside this checkout",
+  },
+  () => {
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    const validate = ajv.compile(JSON.parse(readFileSync(GRAFANA_SCHEMA, "utf8")));
+    const ok = validate(dashboard);
+    assert.ok(ok, ajv.errorsText(validate.errors, { separator: "\n" }));
+    assert.equal(
+      validate({ ...dashboard, panels: [{ type: "timeseries", id: 1, unknownField: true }] }),
+      false,
+      "the schema accepted an unknown panel field",
+    );
+  },
+);
 
 test("provisioning: Prometheus data source and dashboard folder match the docker compose services", () => {
   const { services } = readCompose();
@@ -150,7 +201,10 @@ test("provisioning: Prometheus data source and dashboard folder match the docker
   const promService = Object.entries(services).find(([, s]) => String(s.image ?? "").startsWith("prom/prometheus:"));
   assert.ok(promService, "no Prometheus service in docker-compose.yml");
   assert.equal(url.hostname, promService[0]);
-  assert.ok((promService[1].ports ?? []).some((p: string) => String(p).endsWith(`:${url.port}`)), `Prometheus does not listen on ${url.port}`);
+  assert.ok(
+    (promService[1].ports ?? []).some((p: string) => String(p).endsWith(`:${url.port}`)),
+    `Prometheus does not listen on ${url.port}`,
+  );
 
   const dp = readYaml("grafana/provisioning/dashboards/dashboards.yaml");
   const provider = dp.providers.find((p: Doc) => p.type === "file");
@@ -158,11 +212,24 @@ test("provisioning: Prometheus data source and dashboard folder match the docker
   const grafana = Object.values(services).find((s) => String(s.image ?? "").startsWith("grafana/grafana:"));
   assert.ok(grafana, "no Grafana service in docker-compose.yml");
   const mounts = (grafana.volumes ?? []).map(composeVolume);
-  const dashMount = mounts.find((m: { source: string }) => path.normalize(m.source) === path.normalize("./grafana/dashboards"));
+  const dashMount = mounts.find(
+    (m: { source: string }) => path.normalize(m.source) === path.normalize("./grafana/dashboards"),
+  );
   assert.ok(dashMount, "grafana/dashboards is not mounted into Grafana");
-  assert.equal(dashMount.target, provider.options.path, "the dashboard provider reads a folder the dashboards are not mounted at");
+  assert.equal(
+    dashMount.target,
+    provider.options.path,
+    "the dashboard provider reads a folder the dashboards are not mounted at",
+  );
   for (const sub of ["datasources", "dashboards"]) {
-    assert.ok(mounts.some((m: { source: string; target: string }) => path.normalize(m.source) === path.normalize(`./grafana/provisioning/${sub}`) && m.target === `/etc/grafana/provisioning/${sub}`), `grafana/provisioning/${sub} is not mounted`);
+    assert.ok(
+      mounts.some(
+        (m: { source: string; target: string }) =>
+          path.normalize(m.source) === path.normalize(`./grafana/provisioning/${sub}`) &&
+          m.target === `/etc/grafana/provisioning/${sub}`,
+      ),
+      `grafana/provisioning/${sub} is not mounted`,
+    );
   }
 });
 
@@ -185,40 +252,69 @@ function familiesWithPrefix(exposition: string, prefix: string): string {
   return out.join("\n") + "\n";
 }
 
-test("promtool check metrics accepts a running worker's /metrics", { skip: onPath("promtool") ? false : "promtool is not on PATH (install Prometheus' promtool to lint /metrics)" }, async () => {
-  const model = await testModel();
-  const target = await qdrantTarget();
-  const queueName = uniqueQueue("promtool");
-  const cfg = testConfig({ MODEL_DIR: model.dir, QUEUE_NAME: queueName, QDRANT_URL: target.url, QDRANT_API_KEY: target.apiKey, COLLECTION: `promtool_${queueName.replace(/-/g, "_")}` });
-  const connection = redisConnection(cfg.REDIS_URL);
-  const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
-  const worker = await startWorker(cfg, { log: createLogger({ level: "silent" }), httpPort: 0 });
-  try {
-    // One real job, so histograms and labelled counters carry samples, not only HELP/TYPE lines.
-    const data: EmbedJobData = { v: JOB_SCHEMA_VERSION, docId: "promtool-doc", part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {}, chunks: [{ index: 0, text: "metrics for promtool", metadata: {} }] };
-    await queue.add(JOB_NAME, data, { jobId: "promtool-doc-0" });
-    await waitFor(async () => (await metricTotal(worker.metrics, "embed_jobs_total")) >= 1, 20_000, "the job to finish");
-    const res = await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`);
-    assert.equal(res.status, 200);
-    const text = await res.text();
-    assert.match(text, /^embed_stage_duration_seconds_bucket\{/m);
+test(
+  "promtool check metrics accepts a running worker's /metrics",
+  { skip: onPath("promtool") ? false : "promtool is not on PATH (install Prometheus' promtool to lint /metrics)" },
+  async () => {
+    const model = await testModel();
+    const target = await qdrantTarget();
+    const queueName = uniqueQueue("promtool");
+    const cfg = testConfig({
+      MODEL_DIR: model.dir,
+      QUEUE_NAME: queueName,
+      QDRANT_URL: target.url,
+      QDRANT_API_KEY: target.apiKey,
+      COLLECTION: `promtool_${queueName.replace(/-/g, "_")}`,
+    });
+    const connection = redisConnection(cfg.REDIS_URL);
+    const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
+    const worker = await startWorker(cfg, { log: createLogger({ level: "silent" }), httpPort: 0 });
+    try {
+      // One real job, so histograms and labelled counters carry samples, not only HELP/TYPE lines.
+      const data: EmbedJobData = {
+        v: JOB_SCHEMA_VERSION,
+        docId: "promtool-doc",
+        part: 0,
+        parts: 1,
+        docHash: "h",
+        enqueuedAt: Date.now(),
+        metadata: {},
+        chunks: [{ index: 0, text: "metrics for promtool", metadata: {} }],
+      };
+      await queue.add(JOB_NAME, data, { jobId: "promtool-doc-0" });
+      await waitFor(
+        async () => (await metricTotal(worker.metrics, "embed_jobs_total")) >= 1,
+        20_000,
+        "the job to finish",
+      );
+      const res = await fetch(`http://127.0.0.1:${worker.httpPort}/metrics`);
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      assert.match(text, /^embed_stage_duration_seconds_bucket\{/m);
 
-    const own = run("promtool", ["check", "metrics"], { input: familiesWithPrefix(text, "embed_") });
-    assert.equal(own.status, 0, `promtool check metrics on the embed_ metrics:\n${own.stdout}${own.stderr}`);
+      const own = run("promtool", ["check", "metrics"], { input: familiesWithPrefix(text, "embed_") });
+      assert.equal(own.status, 0, `promtool check metrics on the embed_ metrics:\n${own.stdout}${own.stderr}`);
 
-    const all = run("promtool", ["check", "metrics"], { input: text });
-    // Exit 3 = lint findings only; 1 = the exposition did not parse.
-    assert.ok(all.status === 0 || all.status === 3, `promtool exit ${all.status}:\n${all.stdout}${all.stderr}`);
-    const findings = `${all.stdout}\n${all.stderr}`.split("\n").map((l) => l.trim()).filter(Boolean);
-    for (const f of findings) {
-      const name = f.split(" ")[0];
-      assert.ok(ACCEPTED_DEFAULT_METRIC_LINT.get(name) && f.includes(ACCEPTED_DEFAULT_METRIC_LINT.get(name)!), `unexpected promtool finding: ${f}`);
+      const all = run("promtool", ["check", "metrics"], { input: text });
+      // Exit 3 = lint findings only; 1 = the exposition did not parse.
+      assert.ok(all.status === 0 || all.status === 3, `promtool exit ${all.status}:\n${all.stdout}${all.stderr}`);
+      const findings = `${all.stdout}\n${all.stderr}`
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(Boolean);
+      for (const f of findings) {
+        const name = f.split(" ")[0];
+        assert.ok(
+          ACCEPTED_DEFAULT_METRIC_LINT.get(name) && f.includes(ACCEPTED_DEFAULT_METRIC_LINT.get(name)!),
+          `unexpected promtool finding: ${f}`,
+        );
+      }
+    } finally {
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await connection.quit();
+      await target.close();
     }
-  } finally {
-    await worker.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
-    await connection.quit();
-    await target.close();
-  }
-});
+  },
+);

@@ -12,14 +12,28 @@ import { Queue, QueueKeys, Worker } from "bullmq";
 import { configShape, parseConfig, type Config } from "../../shared/config.js";
 import { redisConnection } from "../../shared/redis.js";
 import { referenceRoot, repoRoot, uniqueQueue } from "../../kit/harness.js";
-import { listFiles, onPath, parseYamlDocs, readText, readYaml, readYamlDocs, repoPath, run, type Doc } from "../support/ops-files.js";
+import {
+  listFiles,
+  onPath,
+  parseYamlDocs,
+  readText,
+  readYaml,
+  readYamlDocs,
+  repoPath,
+  run,
+  type Doc,
+} from "../support/ops-files.js";
 
 const SKIP_KUBECTL = onPath("kubectl") ? false : "kubectl is not on PATH (needed for `kubectl kustomize`)";
 const KEDA_DIR = path.join(referenceRoot, "reference", "keda");
 const KEDA_CRDS = ["keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml"];
-const SKIP_NO_KEDA_CRDS = KEDA_CRDS.every((f) => existsSync(path.join(KEDA_DIR, f))) ? false : "skipped: KEDA's CRDs (../shared/reference/keda/*.yaml) are not present beside this checkout";
+const SKIP_NO_KEDA_CRDS = KEDA_CRDS.every((f) => existsSync(path.join(KEDA_DIR, f)))
+  ? false
+  : "skipped: KEDA's CRDs (../shared/reference/keda/*.yaml) are not present beside this checkout";
 const KEDA_REDIS_DOC = path.join(KEDA_DIR, "docs-2.20", "scalers_redis-lists.md");
-const SKIP_NO_KEDA_DOC = existsSync(KEDA_REDIS_DOC) ? false : "skipped: KEDA's redis scaler docs (../shared/reference/keda/docs-2.20) are not present beside this checkout";
+const SKIP_NO_KEDA_DOC = existsSync(KEDA_REDIS_DOC)
+  ? false
+  : "skipped: KEDA's redis scaler docs (../shared/reference/keda/docs-2.20) are not present beside this checkout";
 
 /** Environment variables the manifests set that are not worker configuration keys. */
 const DEPLOYMENT_ONLY_KEYS = new Set([
@@ -74,7 +88,11 @@ function containerEnv(c: Doc, docs: Doc[]): Record<string, string> {
       env[e.name] = String(e.value).replace(/\$\((\w+)\)/g, (all: string, n: string) => env[n] ?? all);
     } else if (e.valueFrom?.secretKeyRef) {
       const ref = e.valueFrom.secretKeyRef;
-      assert.equal(ref.name, secretExample.metadata.name, `${e.name} reads Secret ${ref.name}, not the one in secret.example.yaml`);
+      assert.equal(
+        ref.name,
+        secretExample.metadata.name,
+        `${e.name} reads Secret ${ref.name}, not the one in secret.example.yaml`,
+      );
       const v = secretExample.stringData?.[ref.key];
       assert.ok(v !== undefined || ref.optional, `${e.name}: key ${ref.key} is missing from secret.example.yaml`);
       if (v !== undefined) env[e.name] = v;
@@ -82,7 +100,8 @@ function containerEnv(c: Doc, docs: Doc[]): Record<string, string> {
       assert.fail(`${e.name}: unexpected env source ${JSON.stringify(e.valueFrom)}`);
     }
   }
-  for (const [k, v] of Object.entries(env)) assert.doesNotMatch(v, /\$\(\w+\)/, `${k}="${v}" references a variable defined after it or nowhere`);
+  for (const [k, v] of Object.entries(env))
+    assert.doesNotMatch(v, /\$\(\w+\)/, `${k}="${v}" references a variable defined after it or nowhere`);
   return env;
 }
 
@@ -99,7 +118,10 @@ function quantity(q: string | number): number {
 
 /** Checks every worker resource of one build (or of the base files) and returns what overlays refine. */
 function checkWorker(docs: Doc[], what: string) {
-  assert.ok(!docs.some((d) => d.kind === "Secret"), `${what}: a Secret is part of the manifests; keep real secrets out of the repository`);
+  assert.ok(
+    !docs.some((d) => d.kind === "Secret"),
+    `${what}: a Secret is part of the manifests; keep real secrets out of the repository`,
+  );
   const deploy = only(docs, "Deployment");
   assert.equal(deploy.spec.replicas, undefined, "the Deployment sets replicas; KEDA owns the count");
   const pod = deploy.spec.template.spec;
@@ -112,7 +134,11 @@ function checkWorker(docs: Doc[], what: string) {
 
   const ports = new Map<string, number>((c.ports ?? []).map((p: Doc) => [p.name, p.containerPort]));
   assert.equal(ports.get("http"), cfg.HTTP_PORT, "the container port named http is not HTTP_PORT");
-  const probes: Array<[string, string]> = [["startupProbe", "/health/startup"], ["readinessProbe", "/health/ready"], ["livenessProbe", "/health/live"]];
+  const probes: Array<[string, string]> = [
+    ["startupProbe", "/health/startup"],
+    ["readinessProbe", "/health/ready"],
+    ["livenessProbe", "/health/live"],
+  ];
   for (const [probe, p] of probes) {
     const get = c[probe]?.httpGet;
     assert.ok(get, `${probe} is not an httpGet probe`);
@@ -125,7 +151,10 @@ function checkWorker(docs: Doc[], what: string) {
   assert.ok(env.DRAIN_TIMEOUT_MS, "DRAIN_TIMEOUT_MS is not set in the ConfigMap");
   const drainMs = Number(env.DRAIN_TIMEOUT_MS);
   assert.ok(Number.isInteger(drainMs) && drainMs > 0);
-  assert.ok(pod.terminationGracePeriodSeconds * 1000 >= drainMs + 10_000, `terminationGracePeriodSeconds=${pod.terminationGracePeriodSeconds} leaves no time after DRAIN_TIMEOUT_MS=${drainMs}`);
+  assert.ok(
+    pod.terminationGracePeriodSeconds * 1000 >= drainMs + 10_000,
+    `terminationGracePeriodSeconds=${pod.terminationGracePeriodSeconds} leaves no time after DRAIN_TIMEOUT_MS=${drainMs}`,
+  );
 
   assert.equal(pod.securityContext?.runAsNonRoot, true);
   assert.ok(pod.securityContext?.runAsUser > 0, "runAsUser must be a non-root uid");
@@ -151,7 +180,11 @@ function checkWorker(docs: Doc[], what: string) {
   assert.deepEqual(services.map((s) => s.metadata.name).sort(), ["embed-query", "embed-worker-metrics"]);
   for (const svc of services) {
     assert.ok(isSubset(svc.spec.selector, podLabels), `the Service ${svc.metadata.name} selects no worker pod`);
-    for (const p of svc.spec.ports) assert.ok(ports.has(p.targetPort), `Service ${svc.metadata.name} targetPort ${p.targetPort} is not a named container port`);
+    for (const p of svc.spec.ports)
+      assert.ok(
+        ports.has(p.targetPort),
+        `Service ${svc.metadata.name} targetPort ${p.targetPort} is not a named container port`,
+      );
   }
   // Search clients must reach only ready workers; Prometheus scrapes every pod, ready or not.
   assert.notEqual(services.find((s) => s.metadata.name === "embed-query")!.spec.publishNotReadyAddresses, true);
@@ -173,9 +206,20 @@ function checkWorker(docs: Doc[], what: string) {
   for (const trig of so.spec.triggers) {
     const ta = named(docs, "TriggerAuthentication", trig.authenticationRef?.name);
     const ref = ta.spec.secretTargetRef.find((r: Doc) => r.parameter === "password");
-    assert.deepEqual({ name: ref?.name, key: ref?.key }, { name: redisPassword?.name, key: redisPassword?.key }, "KEDA and the worker read different Redis passwords");
-    assert.ok(env[trig.metadata.addressFromEnv], `addressFromEnv ${trig.metadata.addressFromEnv} is not in the worker's environment`);
-    assert.equal(`redis://:${env.REDIS_PASSWORD}@${env[trig.metadata.addressFromEnv]}/0`, env.REDIS_URL, "KEDA and the worker reach different Redis servers");
+    assert.deepEqual(
+      { name: ref?.name, key: ref?.key },
+      { name: redisPassword?.name, key: redisPassword?.key },
+      "KEDA and the worker read different Redis passwords",
+    );
+    assert.ok(
+      env[trig.metadata.addressFromEnv],
+      `addressFromEnv ${trig.metadata.addressFromEnv} is not in the worker's environment`,
+    );
+    assert.equal(
+      `redis://:${env.REDIS_PASSWORD}@${env[trig.metadata.addressFromEnv]}/0`,
+      env.REDIS_URL,
+      "KEDA and the worker reach different Redis servers",
+    );
   }
   return { deploy, pod, container: c, env, cfg };
 }
@@ -207,7 +251,10 @@ test("kustomize builds each overlay with the properties its workers need", { ski
     assert.equal(String(container.resources.limits["nvidia.com/gpu"]), "1", "the GPU worker does not request one GPU");
     assert.match(container.image, /:[\w.-]*cuda[\w.-]*$/, "the GPU worker does not run the CUDA image");
     assert.ok(Object.keys(pod.nodeSelector ?? {}).length > 0, "no nodeSelector for GPU nodes");
-    assert.ok((pod.tolerations ?? []).some((t: Doc) => t.key === "nvidia.com/gpu"), "no toleration for GPU node taints");
+    assert.ok(
+      (pod.tolerations ?? []).some((t: Doc) => t.key === "nvidia.com/gpu"),
+      "no toleration for GPU node taints",
+    );
     assert.equal(deploy.spec.strategy.rollingUpdate.maxSurge, 0, "a surge pod would wait for a spare GPU");
   });
   await t.test("cpu", () => {
@@ -218,7 +265,10 @@ test("kustomize builds each overlay with the properties its workers need", { ski
     assert.match(container.image, /:[\w.-]+$/, "image tag is not pinned");
     const cpuLimit = quantity(container.resources.limits.cpu);
     assert.ok(cfg.INTRA_OP_THREADS > 0, "INTRA_OP_THREADS=0 means one thread per node core, not per pod");
-    assert.ok(cfg.INTRA_OP_THREADS + cfg.TOKENIZER_THREADS <= cpuLimit, `INTRA_OP_THREADS + TOKENIZER_THREADS exceed the CPU limit ${cpuLimit}`);
+    assert.ok(
+      cfg.INTRA_OP_THREADS + cfg.TOKENIZER_THREADS <= cpuLimit,
+      `INTRA_OP_THREADS + TOKENIZER_THREADS exceed the CPU limit ${cpuLimit}`,
+    );
   });
 });
 
@@ -239,15 +289,22 @@ function stateOfKey(key: string): string | undefined {
 }
 
 test("ScaledObject: Redis keys are BullMQ's keys for the configured queue, and cover waiting, prioritized and active jobs", () => {
-  assert.ok(baseConfigMap.QUEUE_NAME && baseConfigMap.QUEUE_PREFIX, "QUEUE_NAME and QUEUE_PREFIX must be set in the ConfigMap");
+  assert.ok(
+    baseConfigMap.QUEUE_NAME && baseConfigMap.QUEUE_PREFIX,
+    "QUEUE_NAME and QUEUE_PREFIX must be set in the ConfigMap",
+  );
   const states = new Map<string, string>();
   for (const t of triggers) {
     assert.equal(t.type, "redis");
     const state = stateOfKey(t.metadata.listName);
-    assert.ok(state, `trigger ${t.name}: ${t.metadata.listName} is not a BullMQ key of queue ${baseConfigMap.QUEUE_PREFIX}:${baseConfigMap.QUEUE_NAME}`);
+    assert.ok(
+      state,
+      `trigger ${t.name}: ${t.metadata.listName} is not a BullMQ key of queue ${baseConfigMap.QUEUE_PREFIX}:${baseConfigMap.QUEUE_NAME}`,
+    );
     states.set(state, t.name);
   }
-  for (const s of ["wait", "prioritized", "active", "delayed"]) assert.ok(states.has(s), `no trigger reads BullMQ's ${s} key`);
+  for (const s of ["wait", "prioritized", "active", "delayed"])
+    assert.ok(states.has(s), `no trigger reads BullMQ's ${s} key`);
   const spec = scaledObject.spec;
   assert.equal(spec.minReplicaCount, 0, "scale to zero");
   assert.ok(spec.maxReplicaCount >= 1 && spec.minReplicaCount <= spec.maxReplicaCount);
@@ -259,7 +316,10 @@ test("ScaledObject: Redis keys are BullMQ's keys for the configured queue, and c
   assert.deepEqual([...used].sort(), [...triggerNames].sort(), "the formula must use every trigger and nothing else");
   const down = spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown;
   assert.ok(down.stabilizationWindowSeconds >= 300, "scale-down is not slow");
-  assert.ok(down.policies.every((p: Doc) => p.type === "Pods" ? p.value <= 2 : p.value <= 50), "scale-down removes too many workers at once");
+  assert.ok(
+    down.policies.every((p: Doc) => (p.type === "Pods" ? p.value <= 2 : p.value <= 50)),
+    "scale-down removes too many workers at once",
+  );
 });
 
 /** How KEDA's redis scaler measures a key: by its type, ZCARD for a sorted set, LLEN for a list
@@ -273,7 +333,8 @@ return redis.error_reply('unexpected key type ' .. t .. ' for ' .. KEYS[1])`;
 /** Evaluates the scalingModifiers formula: arithmetic, comparisons and ?: over trigger values. */
 function evaluateFormula(formula: string, values: Record<string, number>): number {
   assert.match(formula, /^[\w\s+\-*/().?:<>=!]+$/, "the formula uses more than arithmetic, comparisons and ?:");
-  for (const n of formula.match(/[A-Za-z_]\w*/g) ?? []) assert.ok(n in values, `the formula names ${n}, which is no trigger`);
+  for (const n of formula.match(/[A-Za-z_]\w*/g) ?? [])
+    assert.ok(n in values, `the formula names ${n}, which is no trigger`);
   return Function(...Object.keys(values), `"use strict"; return (${formula});`)(...Object.values(values)) as number;
 }
 
@@ -288,7 +349,8 @@ test("the scaling formula equals BullMQ's backlog on a real queue, and stays abo
   async function measure(queueName: string) {
     const keys = bullmqKeys(prefix, queueName);
     const values: Record<string, number> = {};
-    for (const t of triggers) values[t.name] = Number(await connection.eval(KEDA_KEY_LENGTH, 1, keys[stateOfKey(t.metadata.listName)!]));
+    for (const t of triggers)
+      values[t.name] = Number(await connection.eval(KEDA_KEY_LENGTH, 1, keys[stateOfKey(t.metadata.listName)!]));
     return { values, formula: evaluateFormula(mod.formula, values) };
   }
 
@@ -318,8 +380,15 @@ test("the scaling formula equals BullMQ's backlog on a real queue, and stays abo
     await take();
   });
   const c = mixed.counts;
-  assert.ok(c.waiting > 0 && c.prioritized > 0 && c.active === 1 && c.delayed === 1, `scenario did not reach every state: ${JSON.stringify(c)}`);
-  assert.equal(mixed.formula, c.waiting + c.prioritized + c.active + 1, `formula ${mod.formula} with ${JSON.stringify(mixed.values)} vs BullMQ counts ${JSON.stringify(c)}`);
+  assert.ok(
+    c.waiting > 0 && c.prioritized > 0 && c.active === 1 && c.delayed === 1,
+    `scenario did not reach every state: ${JSON.stringify(c)}`,
+  );
+  assert.equal(
+    mixed.formula,
+    c.waiting + c.prioritized + c.active + 1,
+    `formula ${mod.formula} with ${JSON.stringify(mixed.values)} vs BullMQ counts ${JSON.stringify(c)}`,
+  );
   const byState = Object.fromEntries(triggers.map((t) => [stateOfKey(t.metadata.listName)!, mixed.values[t.name]]));
   assert.deepEqual(byState, { wait: c.waiting, prioritized: c.prioritized, active: c.active, delayed: c.delayed });
 
@@ -333,7 +402,10 @@ test("the scaling formula equals BullMQ's backlog on a real queue, and stays abo
   const delayedOnly = await scenario(async (queue) => {
     await queue.add("embed", { i: 0 }, { delay: 60_000 });
   });
-  assert.ok(delayedOnly.formula > activation, "KEDA would scale to zero with retries waiting in delayed (only a worker moves them back)");
+  assert.ok(
+    delayedOnly.formula > activation,
+    "KEDA would scale to zero with retries waiting in delayed (only a worker moves them back)",
+  );
 
   const empty = await scenario(async () => {});
   assert.equal(empty.formula, 0);
@@ -355,7 +427,13 @@ function crdSchema(file: string): Doc {
       delete out.type;
       out.anyOf = [{ type: "integer" }, { type: "string" }];
     }
-    if (src.type === "object" && src.properties && src.additionalProperties === undefined && !src["x-kubernetes-preserve-unknown-fields"]) out.additionalProperties = false;
+    if (
+      src.type === "object" &&
+      src.properties &&
+      src.additionalProperties === undefined &&
+      !src["x-kubernetes-preserve-unknown-fields"]
+    )
+      out.additionalProperties = false;
     return out;
   };
   return convert(version.schema.openAPIV3Schema) as Doc;
@@ -380,9 +458,13 @@ test("ScaledObject and TriggerAuthentication validate against KEDA's CRD schemas
 test("redis trigger metadata uses only parameters KEDA's redis scaler documents", { skip: SKIP_NO_KEDA_DOC }, () => {
   const doc = readFileSync(KEDA_REDIS_DOC, "utf8");
   const params = new Set([...doc.matchAll(/^- `(\w+)`/gm)].map((m) => m[1]));
-  for (const p of ["listName", "listLength", "addressFromEnv", "password"]) assert.ok(params.has(p), `could not read ${p} from the KEDA docs`);
-  for (const t of triggers) for (const k of Object.keys(t.metadata)) assert.ok(params.has(k), `trigger ${t.name}: ${k} is not a redis scaler parameter`);
-  for (const r of triggerAuth.spec.secretTargetRef) assert.ok(params.has(r.parameter), `TriggerAuthentication parameter ${r.parameter} is not documented`);
+  for (const p of ["listName", "listLength", "addressFromEnv", "password"])
+    assert.ok(params.has(p), `could not read ${p} from the KEDA docs`);
+  for (const t of triggers)
+    for (const k of Object.keys(t.metadata))
+      assert.ok(params.has(k), `trigger ${t.name}: ${k} is not a redis scaler parameter`);
+  for (const r of triggerAuth.spec.secretTargetRef)
+    assert.ok(params.has(r.parameter), `TriggerAuthentication parameter ${r.parameter} is not documented`);
 });
 
 // ---- backfill Job and Secret example ----
@@ -398,7 +480,10 @@ test("backfill Job: the worker's image, ConfigMap, Secret and model volume; a pr
   const cfg = checkEnvKeys(containerEnv(c, baseDocs()), "backfill Job");
   const script = c.command.find((a: string) => a.endsWith(".js"));
   assert.ok(script?.startsWith("dist/"), "the command does not run a compiled script");
-  assert.ok(existsSync(repoPath(script.replace(/^dist\//, "").replace(/\.js$/, ".ts"))), `${script} has no source in the repository`);
+  assert.ok(
+    existsSync(repoPath(script.replace(/^dist\//, "").replace(/\.js$/, ".ts"))),
+    `${script} has no source in the repository`,
+  );
   assert.equal(c.args[0], "backfill");
   const mounts = new Map<string, Doc>((c.volumeMounts as Doc[]).map((m) => [m.mountPath, m]));
   assert.ok(mounts.get(cfg.MODEL_DIR)?.readOnly, "the tokenizer (MODEL_DIR) is not mounted read-only");
@@ -406,19 +491,26 @@ test("backfill Job: the worker's image, ConfigMap, Secret and model volume; a pr
   assert.equal(modelVolume.persistentVolumeClaim?.claimName, readYaml("k8s/base/model-pvc.yaml").metadata.name);
 
   const hasBackfill = /\.command\("backfill"\)/.test(readText("producer/cli.ts"));
-  await t.test("the producer CLI accepts the Job's options", { skip: hasBackfill ? false : "producer/cli.ts has no backfill command in this checkout" }, () => {
-    const help = run("node", [path.join("dist", "producer", "cli.js"), "backfill", "--help"]);
-    assert.equal(help.status, 0, help.stderr);
-    for (const opt of (c.args as string[]).filter((a) => a.startsWith("--"))) assert.ok(help.stdout.includes(opt), `backfill --help does not list ${opt}`);
-  });
+  await t.test(
+    "the producer CLI accepts the Job's options",
+    { skip: hasBackfill ? false : "producer/cli.ts has no backfill command in this checkout" },
+    () => {
+      const help = run("node", [path.join("dist", "producer", "cli.js"), "backfill", "--help"]);
+      assert.equal(help.status, 0, help.stderr);
+      for (const opt of (c.args as string[]).filter((a) => a.startsWith("--")))
+        assert.ok(help.stdout.includes(opt), `backfill --help does not list ${opt}`);
+    },
+  );
 });
 
 test("secret.example.yaml holds placeholders only and no kustomization deploys it", () => {
   assert.equal(secretExample.kind, "Secret");
-  for (const [k, v] of Object.entries(secretExample.stringData as Record<string, string>)) assert.match(v, /^replace-with-/, `${k} does not look like a placeholder`);
+  for (const [k, v] of Object.entries(secretExample.stringData as Record<string, string>))
+    assert.match(v, /^replace-with-/, `${k} does not look like a placeholder`);
   for (const f of listFiles("k8s", /^kustomization\.yaml$/)) {
     const k = readYaml(f);
-    for (const r of [...(k.resources ?? []), ...(k.patches ?? []).map((p: Doc) => p.path)]) assert.doesNotMatch(String(r), /secret/i, `${f} includes ${r}`);
+    for (const r of [...(k.resources ?? []), ...(k.patches ?? []).map((p: Doc) => p.path)])
+      assert.doesNotMatch(String(r), /secret/i, `${f} includes ${r}`);
     assert.equal(k.secretGenerator, undefined, `${f} generates a Secret`);
   }
 });

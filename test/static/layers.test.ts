@@ -23,8 +23,9 @@ function tsFiles(dir: string): string[] {
 const topFolder = (rel: string) => rel.split("/")[0];
 
 test("the import reader sees static, re-exported, dynamic and type-only imports (so the checks below can fail)", () => {
-  const text = 'import a from "./a.js";\nimport type { B } from "../b.js";\nexport { c } from "./c.js";\n'
-    + 'const d = await import("./d.js");\nimport "./e.js";\nimport { f } from "node:fs";\n';
+  const text =
+    'import a from "./a.js";\nimport type { B } from "../b.js";\nexport { c } from "./c.js";\n' +
+    'const d = await import("./d.js");\nimport "./e.js";\nimport { f } from "node:fs";\n';
   assert.deepEqual(specifiers(text), ["./a.js", "../b.js", "./c.js", "./d.js", "./e.js", "node:fs"]);
   assert.ok(sourceImports(repoRoot, "kit/harness.ts").includes("shared/config.ts"));
   const integration = runtimePackages(path.join(repoRoot, "dist", "test", "integration", "enqueue.test.js"));
@@ -48,7 +49,8 @@ test("worker/, producer/ and shared/ import nothing from kit/, test/, bench/ or 
 test("kit/, bench/ and demo/ import nothing from test/: what they share lives in the kit", () => {
   for (const dir of ["kit", "bench", "demo"]) {
     for (const file of tsFiles(dir)) {
-      for (const target of sourceImports(repoRoot, file)) assert.notEqual(topFolder(target), "test", `${file} imports ${target}`);
+      for (const target of sourceImports(repoRoot, file))
+        assert.notEqual(topFolder(target), "test", `${file} imports ${target}`);
     }
   }
 });

@@ -11,7 +11,9 @@ import { repoRoot } from "../../kit/harness.js";
 import { codePaths, headingAnchors, isExternal, markdownLinks } from "../support/markdown-links.js";
 
 const read = (rel: string) => readFileSync(path.join(repoRoot, rel), "utf8");
-const docsPages = readdirSync(path.join(repoRoot, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`);
+const docsPages = readdirSync(path.join(repoRoot, "docs"))
+  .filter((f) => f.endsWith(".md"))
+  .map((f) => `docs/${f}`);
 const pages = ["README.md", ...docsPages];
 const configPage = read("docs/configuration.md");
 const pkg = JSON.parse(read("package.json")) as { scripts: Record<string, string> };
@@ -95,15 +97,28 @@ test("the README is a front page that links every docs page", () => {
 
 test("the link reader follows GitHub's rules", () => {
   const page = [
-    "# A `code` title: here", "## Dup", "## Dup", "```", "## not a heading [x](nope.md)", "```",
+    "# A `code` title: here",
+    "## Dup",
+    "## Dup",
+    "```",
+    "## not a heading [x](nope.md)",
+    "```",
     "[a](b.md#c) `[d](e.md)` ![i](j.png)",
   ].join("\n");
   assert.deepEqual([...headingAnchors(page)], ["a-code-title-here", "dup", "dup-1"]);
-  assert.deepEqual(markdownLinks(page).map((l) => `${l.line}:${l.target}`), ["7:b.md#c", "7:j.png"]);
+  assert.deepEqual(
+    markdownLinks(page).map((l) => `${l.line}:${l.target}`),
+    ["7:b.md#c", "7:j.png"],
+  );
   assert.ok(isExternal("https://x.org") && isExternal("mailto:a@b") && !isExternal("docs/a.md"));
   const code = [
     "`test/a.test.ts` `./k8s/base/` `node dist/x.js` `bench/results/<file>.json` `test/r-*.ts`",
-    "```", "`docs/x.md`", "```",
+    "```",
+    "`docs/x.md`",
+    "```",
   ].join("\n");
-  assert.deepEqual(codePaths(code).map((l) => l.target), ["test/a.test.ts", "k8s/base/"]);
+  assert.deepEqual(
+    codePaths(code).map((l) => l.target),
+    ["test/a.test.ts", "k8s/base/"],
+  );
 });

@@ -62,8 +62,18 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], opts: { input?: string; cwd?: string; timeoutMs?: number } = {}): RunResult {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd ?? repoRoot, input: opts.input, encoding: "utf8", timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 });
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; cwd?: string; timeoutMs?: number } = {},
+): RunResult {
+  const r = spawnSync(cmd, args, {
+    cwd: opts.cwd ?? repoRoot,
+    input: opts.input,
+    encoding: "utf8",
+    timeout: opts.timeoutMs ?? 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -81,9 +91,12 @@ export function readCompose(): { services: Record<string, Doc>; volumes?: Record
 
 /** A compose short-syntax volume `src:dst[:mode]` or long syntax, as source/target. */
 export function composeVolume(v: string | Doc): { source: string; target: string; readOnly: boolean } {
-  if (typeof v !== "string") return { source: String(v.source ?? ""), target: String(v.target), readOnly: Boolean(v.read_only) };
+  if (typeof v !== "string")
+    return { source: String(v.source ?? ""), target: String(v.target), readOnly: Boolean(v.read_only) };
   const [source, target, mode] = v.split(":");
-  return target === undefined ? { source: "", target: source, readOnly: false } : { source, target, readOnly: mode === "ro" };
+  return target === undefined
+    ? { source: "", target: source, readOnly: false }
+    : { source, target, readOnly: mode === "ro" };
 }
 
 export const isBindSource = (s: string) => s.startsWith("./") || s.startsWith("../") || s.startsWith("/") || s === ".";

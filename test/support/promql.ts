@@ -31,7 +31,8 @@ export async function catalogFromRegistry(registry: Registry): Promise<Catalog> 
     const metric = registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] } | undefined;
     const labels = new Set(metric?.labelNames ?? []);
     if (kind === "histogram" || kind === "summary") {
-      if (kind === "histogram") catalog.set(`${m.name}_bucket`, { family: m.name, kind, part: "bucket", labels: new Set([...labels, "le"]) });
+      if (kind === "histogram")
+        catalog.set(`${m.name}_bucket`, { family: m.name, kind, part: "bucket", labels: new Set([...labels, "le"]) });
       else catalog.set(m.name, { family: m.name, kind, part: "value", labels: new Set([...labels, "quantile"]) });
       catalog.set(`${m.name}_sum`, { family: m.name, kind, part: "sum", labels });
       catalog.set(`${m.name}_count`, { family: m.name, kind, part: "count", labels });
@@ -55,13 +56,16 @@ const GRAFANA_DURATIONS: Record<string, string> = { __rate_interval: "5m", __int
  *  placeholder that is valid inside a label matcher; names any other `$variable`. */
 export function expandGrafanaVariables(expr: string, variables: string[]): { expr: string; unknown: string[] } {
   const unknown: string[] = [];
-  const out = expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (all, braced: string | undefined, bare: string | undefined) => {
-    const name = (braced ?? bare)!;
-    if (GRAFANA_DURATIONS[name]) return GRAFANA_DURATIONS[name];
-    if (variables.includes(name)) return "placeholder";
-    unknown.push(name);
-    return all;
-  });
+  const out = expr.replace(
+    /\$\{(\w+)(?::\w+)?\}|\$(\w+)/g,
+    (all, braced: string | undefined, bare: string | undefined) => {
+      const name = (braced ?? bare)!;
+      if (GRAFANA_DURATIONS[name]) return GRAFANA_DURATIONS[name];
+      if (variables.includes(name)) return "placeholder";
+      unknown.push(name);
+      return all;
+    },
+  );
   return { expr: out, unknown };
 }
 
@@ -99,7 +103,10 @@ function functionName(call: SyntaxNode): string | undefined {
   return call.getChild("FunctionIdentifier")?.firstChild?.name;
 }
 
-function matcherLabels(selector: SyntaxNode, text: (n: SyntaxNode) => string): Array<{ label: string; op: string; value: string }> {
+function matcherLabels(
+  selector: SyntaxNode,
+  text: (n: SyntaxNode) => string,
+): Array<{ label: string; op: string; value: string }> {
   const matchers = selector.getChild("LabelMatchers");
   if (!matchers) return [];
   return children(matchers)
@@ -128,7 +135,10 @@ export function checkPromql(expr: string, catalog: Catalog): PromqlReport {
   const text = (n: SyntaxNode) => expr.slice(n.from, n.to);
   tree.iterate({
     enter: (n) => {
-      if (n.type.isError) problems.push(`syntax error at offset ${n.from}: ${JSON.stringify(expr.slice(Math.max(0, n.from - 15), n.from + 15))}`);
+      if (n.type.isError)
+        problems.push(
+          `syntax error at offset ${n.from}: ${JSON.stringify(expr.slice(Math.max(0, n.from - 15), n.from + 15))}`,
+        );
     },
   });
   if (problems.length > 0) return { problems, metrics };
@@ -165,18 +175,28 @@ export function checkPromql(expr: string, catalog: Catalog): PromqlReport {
     if (fn && RATE_FUNCTIONS.has(fn)) {
       for (const s of selectors) {
         const e = entryOf(s)!;
-        if (e.kind === "gauge") problems.push(`${text(call.getChild("FunctionIdentifier")!)}() over gauge ${text(s)}: use the value or deriv()`);
+        if (e.kind === "gauge")
+          problems.push(
+            `${text(call.getChild("FunctionIdentifier")!)}() over gauge ${text(s)}: use the value or deriv()`,
+          );
       }
     }
     if (fn === "HistogramQuantile") {
       for (const s of selectors) {
         const e = entryOf(s)!;
-        if (e.kind !== "histogram" || e.part !== "bucket") problems.push(`histogram_quantile() over ${e.family} (${e.kind} ${e.part}), not a histogram's _bucket series`);
+        if (e.kind !== "histogram" || e.part !== "bucket")
+          problems.push(
+            `histogram_quantile() over ${e.family} (${e.kind} ${e.part}), not a histogram's _bucket series`,
+          );
       }
       for (const agg of descendants(call, "AggregateExpr")) {
         const mod = agg.getChild("AggregateModifier");
         const labels = mod ? descendants(mod, "LabelName").map(text) : [];
-        const keepsLe = mod?.getChild("By") ? labels.includes("le") : mod?.getChild("Without") ? !labels.includes("le") : false;
+        const keepsLe = mod?.getChild("By")
+          ? labels.includes("le")
+          : mod?.getChild("Without")
+            ? !labels.includes("le")
+            : false;
         if (!keepsLe) problems.push(`histogram_quantile(): ${text(agg).slice(0, 40)}... drops the le label`);
       }
     }
@@ -188,11 +208,17 @@ export function checkPromql(expr: string, catalog: Catalog): PromqlReport {
 export function checkDashboardQuery(expr: string, variables: string[], catalog: Catalog): PromqlReport {
   const expanded = expandGrafanaVariables(expr, variables);
   const report = checkPromql(expanded.expr, catalog);
-  return { ...report, problems: [...expanded.unknown.map((v) => `unknown Grafana variable $${v}`), ...report.problems] };
+  return {
+    ...report,
+    problems: [...expanded.unknown.map((v) => `unknown Grafana variable $${v}`), ...report.problems],
+  };
 }
 
 /** The metric and label of a Grafana `label_values(metric, label)` variable query. */
 export function parseLabelValues(query: string): { metric: string; label: string } | undefined {
-  const m = /^\s*label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{[^}]*\})?\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$/.exec(query);
+  const m =
+    /^\s*label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{[^}]*\})?\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$/.exec(
+      query,
+    );
   return m ? { metric: m[1], label: m[2] } : undefined;
 }

@@ -17,7 +17,10 @@ test("planBatches: every item exactly once, limits respected, sorted, padded", (
       const items = lengths.map((length, id) => ({ id, length }));
       const batches = planBatches(items, limits);
       const seen = batches.flatMap((b) => b.items.map((i) => i.id)).sort((a, b) => a - b);
-      assert.deepEqual(seen, items.map((i) => i.id));
+      assert.deepEqual(
+        seen,
+        items.map((i) => i.id),
+      );
       let prevMin = Infinity;
       for (const b of batches) {
         assert.ok(b.items.length >= 1 && b.items.length <= limits.maxBatchSize);
@@ -26,7 +29,11 @@ test("planBatches: every item exactly once, limits respected, sorted, padded", (
         assert.equal(b.paddedLength % limits.padMultiple, 0);
         assert.ok(b.paddedLength >= max);
         assert.equal(b.paddedTokens, b.paddedLength * b.items.length);
-        if (b.items.length > 1) assert.ok(b.paddedTokens <= limits.maxBatchTokens, `batch of ${b.paddedTokens} tokens over ${limits.maxBatchTokens}`);
+        if (b.items.length > 1)
+          assert.ok(
+            b.paddedTokens <= limits.maxBatchTokens,
+            `batch of ${b.paddedTokens} tokens over ${limits.maxBatchTokens}`,
+          );
         // sorted: lengths descend within and across batches
         for (let i = 1; i < b.items.length; i++) assert.ok(b.items[i - 1].length >= b.items[i].length);
         assert.ok(max <= prevMin);
@@ -41,7 +48,7 @@ test("planBatches: every item exactly once, limits respected, sorted, padded", (
 function greedy(lengths: number[], limits: { maxBatchTokens: number; maxBatchSize: number; padMultiple: number }) {
   const sorted = [...lengths].sort((a, b) => b - a);
   const batches: number[][] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     const pad = padTo(sorted[i], limits.padMultiple);
     const fit = Math.max(1, Math.min(limits.maxBatchSize, Math.floor(limits.maxBatchTokens / pad)));
     batches.push(sorted.slice(i, i + fit));
@@ -52,12 +59,20 @@ function greedy(lengths: number[], limits: { maxBatchTokens: number; maxBatchSiz
 
 test("planBatches: never costs more than greedy filling (padded tokens + per-batch overhead)", () => {
   fc.assert(
-    fc.property(limitsArb, fc.integer({ min: 0, max: 2048 }), fc.array(fc.integer({ min: 1, max: 512 }), { minLength: 1, maxLength: 300 }), (limits, overhead, lengths) => {
-      const plan = planBatches(lengths.map((length) => ({ length })), { ...limits, batchOverheadTokens: overhead });
-      const planCost = plan.reduce((a, b) => a + b.paddedTokens + overhead, 0);
-      const greedyCost = greedy(lengths, limits).reduce((a, b) => a + b.rows * b.pad + overhead, 0);
-      assert.ok(planCost <= greedyCost, `plan ${planCost} > greedy ${greedyCost}`);
-    }),
+    fc.property(
+      limitsArb,
+      fc.integer({ min: 0, max: 2048 }),
+      fc.array(fc.integer({ min: 1, max: 512 }), { minLength: 1, maxLength: 300 }),
+      (limits, overhead, lengths) => {
+        const plan = planBatches(
+          lengths.map((length) => ({ length })),
+          { ...limits, batchOverheadTokens: overhead },
+        );
+        const planCost = plan.reduce((a, b) => a + b.paddedTokens + overhead, 0);
+        const greedyCost = greedy(lengths, limits).reduce((a, b) => a + b.rows * b.pad + overhead, 0);
+        assert.ok(planCost <= greedyCost, `plan ${planCost} > greedy ${greedyCost}`);
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -66,8 +81,14 @@ test("planBatches: one long chunk is not padded together with many short ones", 
   const items = [{ length: 380 }, ...Array.from({ length: 20 }, () => ({ length: 12 }))];
   const plan = planBatches(items, { maxBatchTokens: 8192, maxBatchSize: 64, padMultiple: 8, batchOverheadTokens: 128 });
   assert.equal(plan.length, 2);
-  assert.deepEqual(plan.map((b) => b.items.length), [1, 20]);
-  const greedyPadded = greedy(items.map((i) => i.length), { maxBatchTokens: 8192, maxBatchSize: 64, padMultiple: 8 }).reduce((a, b) => a + b.rows * b.pad, 0);
+  assert.deepEqual(
+    plan.map((b) => b.items.length),
+    [1, 20],
+  );
+  const greedyPadded = greedy(
+    items.map((i) => i.length),
+    { maxBatchTokens: 8192, maxBatchSize: 64, padMultiple: 8 },
+  ).reduce((a, b) => a + b.rows * b.pad, 0);
   assert.ok(plan.reduce((a, b) => a + b.paddedTokens, 0) * 10 < greedyPadded);
 });
 
@@ -77,15 +98,23 @@ test("sorting pays: mixed lengths need far fewer padded tokens than arrival-orde
   const limits = { maxBatchTokens: 8192, maxBatchSize: 32, padMultiple: 8 };
   const sorted = planBatches(items, limits).reduce((a, b) => a + b.paddedTokens, 0);
   let fifo = 0;
-  for (let i = 0; i < items.length; i += 32) fifo += 32 * padTo(Math.max(...items.slice(i, i + 32).map((x) => x.length)), 8);
+  for (let i = 0; i < items.length; i += 32)
+    fifo += 32 * padTo(Math.max(...items.slice(i, i + 32).map((x) => x.length)), 8);
   const real = rnd.reduce((a, b) => a + b, 0);
   assert.ok(real / sorted > 0.9, `sorted efficiency ${real / sorted}`);
   assert.ok(sorted < fifo * 0.7, `sorted ${sorted} vs fifo ${fifo}`);
 });
 
 test("BatchPool: waits for company while more is coming, not past the linger time", () => {
-  const pool = new BatchPool<{ length: number; pooledAt: number }>({ maxBatchTokens: 1024, maxBatchSize: 8, padMultiple: 8 });
-  pool.add([{ length: 10, pooledAt: 0 }, { length: 12, pooledAt: 1 }]);
+  const pool = new BatchPool<{ length: number; pooledAt: number }>({
+    maxBatchTokens: 1024,
+    maxBatchSize: 8,
+    padMultiple: 8,
+  });
+  pool.add([
+    { length: 10, pooledAt: 0 },
+    { length: 12, pooledAt: 1 },
+  ]);
   const early = pool.take({ now: 2, moreComing: true, lingerMs: 5 });
   assert.equal(early.batch, null);
   assert.equal(early.waitMs, 3);
@@ -95,7 +124,11 @@ test("BatchPool: waits for company while more is coming, not past the linger tim
 });
 
 test("BatchPool: runs at once when nothing else is coming, and full batches never wait", () => {
-  const pool = new BatchPool<{ length: number; pooledAt: number }>({ maxBatchTokens: 64, maxBatchSize: 4, padMultiple: 8 });
+  const pool = new BatchPool<{ length: number; pooledAt: number }>({
+    maxBatchTokens: 64,
+    maxBatchSize: 4,
+    padMultiple: 8,
+  });
   pool.add([{ length: 3, pooledAt: 0 }]);
   assert.equal(pool.take({ now: 0, moreComing: false, lingerMs: 1000 }).batch?.items.length, 1);
   pool.add(Array.from({ length: 4 }, () => ({ length: 8, pooledAt: 0 })));
@@ -103,11 +136,25 @@ test("BatchPool: runs at once when nothing else is coming, and full batches neve
 });
 
 test("BatchPool: remove() drops a failed job's chunks", () => {
-  const pool = new BatchPool<{ length: number; pooledAt: number; job: string }>({ maxBatchTokens: 1024, maxBatchSize: 8, padMultiple: 8 });
-  pool.add([{ length: 5, pooledAt: 0, job: "a" }, { length: 6, pooledAt: 0, job: "b" }, { length: 7, pooledAt: 0, job: "a" }]);
-  assert.equal(pool.remove((i) => i.job === "a"), 2);
+  const pool = new BatchPool<{ length: number; pooledAt: number; job: string }>({
+    maxBatchTokens: 1024,
+    maxBatchSize: 8,
+    padMultiple: 8,
+  });
+  pool.add([
+    { length: 5, pooledAt: 0, job: "a" },
+    { length: 6, pooledAt: 0, job: "b" },
+    { length: 7, pooledAt: 0, job: "a" },
+  ]);
+  assert.equal(
+    pool.remove((i) => i.job === "a"),
+    2,
+  );
   const { batch } = pool.take({ now: 0, moreComing: false, lingerMs: 0 });
-  assert.deepEqual(batch?.items.map((i) => i.job), ["b"]);
+  assert.deepEqual(
+    batch?.items.map((i) => i.job),
+    ["b"],
+  );
 });
 
 test("BatchPool fifo: fixed-size batches in arrival order, no token budget, waits only for a full batch or the linger", () => {
@@ -115,13 +162,19 @@ test("BatchPool fifo: fixed-size batches in arrival order, no token budget, wait
   const lens = [5, 300, 7, 9, 2];
   pool.add(lens.map((length, i) => ({ length, pooledAt: i })));
   const first = pool.take({ now: 10, moreComing: true, lingerMs: 100 });
-  assert.deepEqual(first.batch?.items.map((i) => i.length), [5, 300, 7]); // arrival order, over the token budget
+  assert.deepEqual(
+    first.batch?.items.map((i) => i.length),
+    [5, 300, 7],
+  ); // arrival order, over the token budget
   assert.equal(first.batch?.paddedLength, 304);
   const partial = pool.take({ now: 10, moreComing: true, lingerMs: 100 });
   assert.equal(partial.batch, null);
   assert.equal(partial.waitMs, 100 - 7);
   assert.equal(pool.take({ now: 10, moreComing: true, lingerMs: 100, onlyFull: true }).batch, null);
-  assert.deepEqual(pool.take({ now: 10, moreComing: false, lingerMs: 100 }).batch?.items.map((i) => i.length), [9, 2]);
+  assert.deepEqual(
+    pool.take({ now: 10, moreComing: false, lingerMs: 100 }).batch?.items.map((i) => i.length),
+    [9, 2],
+  );
   assert.equal(pool.size, 0);
 });
 
@@ -156,8 +209,13 @@ test("BatchPool priority lane: queries first and at once, queued chunks fill up 
           asked += lead.length;
           assert.ok(b.items.length <= limits.maxBatchSize);
           const leadPadded = padTo(Math.max(...lead.map((it) => it.length)), limits.padMultiple) * lead.length;
-          if (lead.length > 1) assert.ok(leadPadded <= limits.maxBatchTokens, "the query rows alone respect the budget");
-          if (rest.length > 0) assert.ok(b.paddedTokens <= fill, `fill took the batch to ${b.paddedTokens} padded tokens, over the fill budget ${fill}`);
+          if (lead.length > 1)
+            assert.ok(leadPadded <= limits.maxBatchTokens, "the query rows alone respect the budget");
+          if (rest.length > 0)
+            assert.ok(
+              b.paddedTokens <= fill,
+              `fill took the batch to ${b.paddedTokens} padded tokens, over the fill budget ${fill}`,
+            );
           // the fill never pads the query rows further, and each fill chunk is nearly as long as the rows
           assert.equal(b.paddedLength, padTo(Math.max(...lead.map((it) => it.length)), limits.padMultiple));
           for (const it of rest) assert.ok(it.length <= b.paddedLength && it.length >= FILL_MIN_SHARE * b.paddedLength);
@@ -165,12 +223,23 @@ test("BatchPool priority lane: queries first and at once, queued chunks fill up 
         }
         // take() never hands out queries, and what is left are exactly the queued chunks not used as fill
         const left: number[] = [];
-        for (let r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 }); r.batch; r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 })) {
+        for (
+          let r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 });
+          r.batch;
+          r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 })
+        ) {
           assert.ok(r.batch.items.every((it) => !it.queryLane));
           left.push(...r.batch.items.map((it) => it.id));
         }
-        assert.deepEqual([...seen, ...left].sort((a, b) => a - b), [...q, ...i].map((it) => it.id));
-        if (fillTokens === 0) assert.ok(seen.every((x) => x >= q.length), "fill budget 0 = query-only batches");
+        assert.deepEqual(
+          [...seen, ...left].sort((a, b) => a - b),
+          [...q, ...i].map((it) => it.id),
+        );
+        if (fillTokens === 0)
+          assert.ok(
+            seen.every((x) => x >= q.length),
+            "fill budget 0 = query-only batches",
+          );
       },
     ),
   );
@@ -186,13 +255,19 @@ test("BatchPool priority lane: the fill takes only queued chunks about as long a
   const b = pool.takeQuery(60)!;
   assert.equal(b.items[0].id, 99);
   assert.equal(b.paddedLength, 12, "the 100-token chunks never pad the query row");
-  assert.deepEqual(b.items.slice(1).map((it) => it.length), [12, 12, 12, 11]);
+  assert.deepEqual(
+    b.items.slice(1).map((it) => it.length),
+    [12, 12, 12, 11],
+  );
   assert.equal(pool.takeQuery(60), null);
   const next = pool.take({ now: 10, moreComing: false, lingerMs: 5 });
   assert.ok(next.batch && next.batch.items.every((it) => !it.queryLane));
   // With a fill budget of 0 the query runs alone, padded to its own length.
   pool.add([{ id: 100, length: 12, pooledAt: 20, queryLane: true }]);
   const alone = pool.takeQuery(0)!;
-  assert.deepEqual(alone.items.map((it) => it.id), [100]);
+  assert.deepEqual(
+    alone.items.map((it) => it.id),
+    [100],
+  );
   assert.equal(alone.paddedTokens, 12);
 });

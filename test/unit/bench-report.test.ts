@@ -7,15 +7,25 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { renderResultsBlock } from "../../bench/e2e/report.js";
-import type { BenchResults, GranularityResult, PriorityResults, ThroughputRun } from "../../bench/lib/results-schema.js";
+import type {
+  BenchResults,
+  GranularityResult,
+  PriorityResults,
+  ThroughputRun,
+} from "../../bench/lib/results-schema.js";
 import { percentile, unionLength } from "../../bench/lib/stats.js";
 import { evaluateTargets, speedRatio } from "../../bench/e2e/targets.js";
 import { repoRoot } from "../../kit/harness.js";
 
 test("docs/performance.md's tables are the report of the results files it names", () => {
   const page = readFileSync(path.join(repoRoot, "docs", "performance.md"), "utf8");
-  const named = [...page.matchAll(/`node dist\/bench\/e2e\/report\.js (bench\/results\/[\w./-]+\.json)`/g)].map((m) => m[1]);
-  assert.ok(named.some((f) => !f.includes("/priority/")), "docs/performance.md shows no `npm run bench` results file");
+  const named = [...page.matchAll(/`node dist\/bench\/e2e\/report\.js (bench\/results\/[\w./-]+\.json)`/g)].map(
+    (m) => m[1],
+  );
+  assert.ok(
+    named.some((f) => !f.includes("/priority/")),
+    "docs/performance.md shows no `npm run bench` results file",
+  );
   const priority = named.some((f) => f.includes("/priority/"));
   assert.ok(priority, "docs/performance.md shows no `npm run bench:priority` results file");
   for (const name of named) {
@@ -28,13 +38,39 @@ test("docs/performance.md's tables are the report of the results files it names"
   }
 });
 
-function run(kind: ThroughputRun["kind"], round: number, tokensPerSecond: number, paddingEfficiency = 0.9): ThroughputRun {
-  return { kind, round, seconds: 1, chunks: 1, tokens: tokensPerSecond, paddedTokens: tokensPerSecond / paddingEfficiency, batches: 1, tokensPerSecond, chunksPerSecond: 1, paddingEfficiency };
+function run(
+  kind: ThroughputRun["kind"],
+  round: number,
+  tokensPerSecond: number,
+  paddingEfficiency = 0.9,
+): ThroughputRun {
+  return {
+    kind,
+    round,
+    seconds: 1,
+    chunks: 1,
+    tokens: tokensPerSecond,
+    paddedTokens: tokensPerSecond / paddingEfficiency,
+    batches: 1,
+    tokensPerSecond,
+    chunksPerSecond: 1,
+    paddingEfficiency,
+  };
 }
 
 test("ratios pair runs of the same round and take the median; targets say met or missed", () => {
   const turns = {
-    granularity: "turns", runs: [run("model", 1, 100), run("e2e", 1, 95, 0.96), run("model", 2, 200), run("e2e", 2, 120), run("model", 3, 100), run("e2e", 3, 80), run("fifo", 1, 50), run("peer", 1, 60)],
+    granularity: "turns",
+    runs: [
+      run("model", 1, 100),
+      run("e2e", 1, 95, 0.96),
+      run("model", 2, 200),
+      run("e2e", 2, 120),
+      run("model", 3, 100),
+      run("e2e", 3, 80),
+      run("fifo", 1, 50),
+      run("peer", 1, 60),
+    ],
   } as unknown as GranularityResult;
   assert.equal(speedRatio(turns, "e2e", "model"), 0.8); // rounds: 0.95, 0.6, 0.8
   assert.equal(speedRatio(turns, "e2e", "fifo"), 1.9); // fifo ran once: against e2e's median run (95)
@@ -53,5 +89,12 @@ test("stats helpers", () => {
   assert.equal(percentile([5, 1, 4, 2, 3], 50), 3);
   assert.equal(percentile([5, 1, 4, 2, 3], 99), 5);
   assert.ok(Number.isNaN(percentile([], 50)));
-  assert.equal(unionLength([{ start: 0, end: 2 }, { start: 1, end: 3 }, { start: 5, end: 6 }]), 4);
+  assert.equal(
+    unionLength([
+      { start: 0, end: 2 },
+      { start: 1, end: 3 },
+      { start: 5, end: 6 },
+    ]),
+    4,
+  );
 });

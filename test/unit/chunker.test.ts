@@ -28,7 +28,13 @@ const wordCounter = (text: string): number => words(text).length;
 const charCounter = (text: string): number => words(text).reduce((n, w) => n + Math.ceil(w.length / 4), 0);
 
 function textDoc(paragraphs: string[]): SourceDocument {
-  return { id: "t", kind: "text", segments: paragraphs.map((text) => ({ text })), metadata: {}, source: { file: "mem" } };
+  return {
+    id: "t",
+    kind: "text",
+    segments: paragraphs.map((text) => ({ text })),
+    metadata: {},
+    source: { file: "mem" },
+  };
 }
 function transcriptDoc(segments: Segment[]): SourceDocument {
   return { id: "tr", kind: "transcript", segments, metadata: {}, source: { file: "mem" } };
@@ -70,12 +76,31 @@ function checkUniqueWordChunks(chunks: Chunk[], totalWords: number, overlapToken
 
 test("options are validated with typed errors", () => {
   const doc = textDoc(["Hello there."]);
-  assert.throws(() => chunkDocument(doc, { targetTokens: 7, overlapTokens: 0, countTokens: wordCounter }), (e) => e instanceof ChunkerOptionsError && e.option === "targetTokens");
-  assert.throws(() => chunkDocument(doc, { targetTokens: 10, overlapTokens: 8, countTokens: wordCounter }), (e) => e instanceof ChunkerOptionsError && e.option === "overlapTokens" && /< targetTokens - 2 \(= 8\)/.test(e.message));
-  assert.throws(() => chunkDocument(doc, { targetTokens: 10, overlapTokens: -1, countTokens: wordCounter }), ChunkerOptionsError);
-  assert.throws(() => chunkDocument(doc, { targetTokens: 10.5, overlapTokens: 0, countTokens: wordCounter }), ChunkerOptionsError);
-  assert.throws(() => chunkDocument(doc, { targetTokens: 10, overlapTokens: 0, countTokens: () => Number.NaN }), TokenCountError);
-  assert.deepEqual(chunkDocument(textDoc(["   ", ""]), { targetTokens: 10, overlapTokens: 2, countTokens: wordCounter }), []);
+  assert.throws(
+    () => chunkDocument(doc, { targetTokens: 7, overlapTokens: 0, countTokens: wordCounter }),
+    (e) => e instanceof ChunkerOptionsError && e.option === "targetTokens",
+  );
+  assert.throws(
+    () => chunkDocument(doc, { targetTokens: 10, overlapTokens: 8, countTokens: wordCounter }),
+    (e) =>
+      e instanceof ChunkerOptionsError && e.option === "overlapTokens" && /< targetTokens - 2 \(= 8\)/.test(e.message),
+  );
+  assert.throws(
+    () => chunkDocument(doc, { targetTokens: 10, overlapTokens: -1, countTokens: wordCounter }),
+    ChunkerOptionsError,
+  );
+  assert.throws(
+    () => chunkDocument(doc, { targetTokens: 10.5, overlapTokens: 0, countTokens: wordCounter }),
+    ChunkerOptionsError,
+  );
+  assert.throws(
+    () => chunkDocument(doc, { targetTokens: 10, overlapTokens: 0, countTokens: () => Number.NaN }),
+    TokenCountError,
+  );
+  assert.deepEqual(
+    chunkDocument(textDoc(["   ", ""]), { targetTokens: 10, overlapTokens: 2, countTokens: wordCounter }),
+    [],
+  );
 });
 
 // ---------------------------------------------------------------- property test
@@ -83,7 +108,13 @@ test("options are validated with typed errors", () => {
 const sentenceArb = fc.integer({ min: 1, max: 15 });
 const docShapeArb = fc.record({
   transcript: fc.boolean(),
-  segments: fc.array(fc.record({ sentences: fc.array(sentenceArb, { minLength: 1, maxLength: 5 }), speaker: fc.constantFrom("A", "B", "C", "D") }), { minLength: 1, maxLength: 8 }),
+  segments: fc.array(
+    fc.record({
+      sentences: fc.array(sentenceArb, { minLength: 1, maxLength: 5 }),
+      speaker: fc.constantFrom("A", "B", "C", "D"),
+    }),
+    { minLength: 1, maxLength: 8 },
+  ),
   target: fc.integer({ min: 8, max: 60 }),
   // An integer reduced modulo the budget: fc.double clusters near 0 and would rarely exercise overlap.
   overlapSeed: fc.integer({ min: 0, max: 10_000 }),
@@ -121,7 +152,8 @@ test("property: budget never exceeded, no text lost, order kept, overlap bounded
           assert.equal(c.metadata.start, segments[segs[0]].start);
           assert.equal(c.metadata.end, segments[segs[segs.length - 1]].end);
           // Segment boundaries survive as newlines: each line's words come from one segment.
-          for (const line of c.text.split("\n")) assert.equal(new Set(words(line).map((w) => segOf[Number(w.slice(1).replace(".", ""))])).size, 1);
+          for (const line of c.text.split("\n"))
+            assert.equal(new Set(words(line).map((w) => segOf[Number(w.slice(1).replace(".", ""))])).size, 1);
         }
       }
     }),
@@ -138,28 +170,51 @@ test("overlap is present and within overlapTokens when units are small", () => {
   const chunks = chunkDocument(doc, { targetTokens: 42, overlapTokens: 12, countTokens: wordCounter });
   assert.ok(chunks.length > 4);
   const overlaps = checkUniqueWordChunks(chunks, n, 12);
-  assert.ok(overlaps.every((o) => o === 10), `overlaps: ${overlaps}`); // two whole 5-word sentences
+  assert.ok(
+    overlaps.every((o) => o === 10),
+    `overlaps: ${overlaps}`,
+  ); // two whole 5-word sentences
   // Overlap in whole sentences: every chunk starts at a sentence start.
   assert.ok(chunks.every((c) => indices(c)[0] % 5 === 0));
 });
 
 test("sentences are never cut when they fit the budget", () => {
   const sentences = [
-    "The first sentence is short.", "A second sentence follows it, a little longer than the first one.",
-    "Third!", "Is this the fourth sentence?", "Yes, and it has company: a fifth sentence, which runs on for quite a while before ending.",
-    "Sixth.", "The seventh sentence closes the paragraph.",
+    "The first sentence is short.",
+    "A second sentence follows it, a little longer than the first one.",
+    "Third!",
+    "Is this the fourth sentence?",
+    "Yes, and it has company: a fifth sentence, which runs on for quite a while before ending.",
+    "Sixth.",
+    "The seventh sentence closes the paragraph.",
   ];
   const doc = textDoc([sentences.slice(0, 4).join(" "), sentences.slice(4).join("  ")]);
-  for (const [target, overlap] of [[20, 0], [20, 6], [30, 10], [8, 0]] as const) {
+  for (const [target, overlap] of [
+    [20, 0],
+    [20, 6],
+    [30, 10],
+    [8, 0],
+  ] as const) {
     const chunks = chunkDocument(doc, { targetTokens: target, overlapTokens: overlap, countTokens: wordCounter });
     for (const c of chunks) {
       const parts = c.text.split("\n").flatMap((p) => splitSentences(p));
       if (parts.some((p) => !sentences.includes(p))) {
         // Only allowed for a sentence longer than the budget (target 8: budget 6 words).
-        assert.ok(sentences.some((s) => wordCounter(s) > target - 2 && parts.some((p) => s.includes(p))), `cut sentence in: ${c.text}`);
+        assert.ok(
+          sentences.some((s) => wordCounter(s) > target - 2 && parts.some((p) => s.includes(p))),
+          `cut sentence in: ${c.text}`,
+        );
       }
     }
-    if (target >= 20) assert.ok(chunks.every((c) => c.text.split("\n").flatMap((p) => splitSentences(p)).every((p) => sentences.includes(p))));
+    if (target >= 20)
+      assert.ok(
+        chunks.every((c) =>
+          c.text
+            .split("\n")
+            .flatMap((p) => splitSentences(p))
+            .every((p) => sentences.includes(p)),
+        ),
+      );
   }
 });
 
@@ -168,7 +223,10 @@ test("a sentence over budget is split at word boundaries, keeping every word", (
   const chunks = chunkDocument(textDoc([long]), { targetTokens: 20, overlapTokens: 3, countTokens: wordCounter });
   assert.ok(chunks.length >= 6);
   const overlaps = checkUniqueWordChunks(chunks, 100, 3);
-  assert.ok(overlaps.every((o) => o === 3), `word-level overlap for split units: ${overlaps}`);
+  assert.ok(
+    overlaps.every((o) => o === 3),
+    `word-level overlap for split units: ${overlaps}`,
+  );
   assert.ok(chunks.every((c) => c.tokens <= 20));
 });
 
@@ -195,12 +253,18 @@ test("transcript chunks keep speakers, start and end; segments join with newline
   ]);
   // Budget 10 words: 2 + 2 fit, adding the 8-word turn would not.
   const chunks = chunkDocument(doc, { targetTokens: 12, overlapTokens: 0, countTokens: wordCounter });
-  assert.deepEqual(chunks.map((c) => [c.text, c.metadata]), [
-    ["Hello everyone.\nHi Ann.", { speakers: ["Ann", "Bob"], start: 0, end: 4, chars: 23 }],
-    ["Let us start with the budget review today.", { speakers: ["Ann"], start: 4.2, end: 9, chars: 42 }],
-    ["No timestamps on this one.\nAgreed.", { speakers: ["Cleo", "Bob"], start: 12, end: 13, chars: 34 }],
-  ]);
-  assert.deepEqual(chunks.map((c) => c.tokens), [6, 10, 8]);
+  assert.deepEqual(
+    chunks.map((c) => [c.text, c.metadata]),
+    [
+      ["Hello everyone.\nHi Ann.", { speakers: ["Ann", "Bob"], start: 0, end: 4, chars: 23 }],
+      ["Let us start with the budget review today.", { speakers: ["Ann"], start: 4.2, end: 9, chars: 42 }],
+      ["No timestamps on this one.\nAgreed.", { speakers: ["Cleo", "Bob"], start: 12, end: 13, chars: 34 }],
+    ],
+  );
+  assert.deepEqual(
+    chunks.map((c) => c.tokens),
+    [6, 10, 8],
+  );
 });
 
 // ---------------------------------------------------------------- real tokenizer (optional)
@@ -231,13 +295,22 @@ test("real XLM-R tokenizer: budget holds and no words are lost on samples and re
     join(ROOT, "samples", "webinar.vtt"),
   ];
   if (existsSync(TRANSCRIPTS)) {
-    files.push(join(TRANSCRIPTS, "en_qmsum_meetings", "Bed002.json"), join(TRANSCRIPTS, "en_us_inaugural_addresses", "1789-Washington.txt"));
-    const gl = readdirSync(join(TRANSCRIPTS, "gl_galician_parliament")).filter((f) => f.endsWith(".txt")).sort()[0];
+    files.push(
+      join(TRANSCRIPTS, "en_qmsum_meetings", "Bed002.json"),
+      join(TRANSCRIPTS, "en_us_inaugural_addresses", "1789-Washington.txt"),
+    );
+    const gl = readdirSync(join(TRANSCRIPTS, "gl_galician_parliament"))
+      .filter((f) => f.endsWith(".txt"))
+      .sort()[0];
     files.push(join(TRANSCRIPTS, "gl_galician_parliament", gl));
   }
   for (const file of files) {
     for (const doc of await readAll(file)) {
-      for (const [target, overlap] of [[128, 16], [512, 64], [64, 0]] as const) {
+      for (const [target, overlap] of [
+        [128, 16],
+        [512, 64],
+        [64, 0],
+      ] as const) {
         const chunks = chunkDocument(doc, { targetTokens: target, overlapTokens: overlap, countTokens: count });
         for (const c of chunks) {
           assert.ok(c.tokens <= target, `${doc.id} chunk ${c.index}: ${c.tokens} > ${target}`);
@@ -262,7 +335,10 @@ test("real XLM-R tokenizer: giant word and long unbroken CJK-like text are split
   }
   let seed = 7;
   const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-  const giant = Array.from({ length: 3000 }, () => "abcdefghijklmnopqrstuvwxyz0123456789"[Math.floor(rand() * 36)]).join("");
+  const giant = Array.from(
+    { length: 3000 },
+    () => "abcdefghijklmnopqrstuvwxyz0123456789"[Math.floor(rand() * 36)],
+  ).join("");
   const cjk = "東京都は日本の首都であり世界有数の大都市です".repeat(60);
   const doc = textDoc([`Intro sentence. ${giant} Outro sentence.`, cjk]);
   const chunks = chunkDocument(doc, { targetTokens: 64, overlapTokens: 8, countTokens: count });

@@ -21,13 +21,17 @@ test("every problem is reported at once", () => {
   } catch (err) {
     assert.ok(err instanceof ConfigError);
     const keys = err.problems.map((p) => p.split(":")[0]);
-    for (const k of ["MAX_BATCH_SIZE", "EXECUTION_PROVIDER", "OUTPUTS", "REDIS_URL"]) assert.ok(keys.includes(k), `${k} missing in ${err.problems.join(" | ")}`);
+    for (const k of ["MAX_BATCH_SIZE", "EXECUTION_PROVIDER", "OUTPUTS", "REDIS_URL"])
+      assert.ok(keys.includes(k), `${k} missing in ${err.problems.join(" | ")}`);
   }
 });
 
 test("cross-field: the token budget must hold one max-length chunk; the message names both keys", () => {
-  assert.throws(() => parseConfig({ MAX_BATCH_TOKENS: "4096", MAX_SEQ_LENGTH: "8192" }), (err: ConfigError) =>
-    err.problems.some((p) => p.includes("MAX_BATCH_TOKENS=4096") && p.includes("MAX_SEQ_LENGTH=8192")));
+  assert.throws(
+    () => parseConfig({ MAX_BATCH_TOKENS: "4096", MAX_SEQ_LENGTH: "8192" }),
+    (err: ConfigError) =>
+      err.problems.some((p) => p.includes("MAX_BATCH_TOKENS=4096") && p.includes("MAX_SEQ_LENGTH=8192")),
+  );
   assert.doesNotThrow(() => parseConfig({ MAX_BATCH_TOKENS: "4096", MAX_SEQ_LENGTH: "4096" }));
 });
 
@@ -52,10 +56,16 @@ test("every variable is documented with a description", () => {
 
 test("MODEL_OUTPUT_NAMES: kind=name pairs, any subset; unknown kinds, repeats and bare names are refused", () => {
   assert.equal(parseConfig({}).MODEL_OUTPUT_NAMES, undefined);
-  assert.deepEqual(parseConfig({ MODEL_OUTPUT_NAMES: " dense=emb , colbert=multi" }).MODEL_OUTPUT_NAMES,
-    { dense: "emb", colbert: "multi" });
+  assert.deepEqual(parseConfig({ MODEL_OUTPUT_NAMES: " dense=emb , colbert=multi" }).MODEL_OUTPUT_NAMES, {
+    dense: "emb",
+    colbert: "multi",
+  });
   for (const bad of ["dense=a,dense=b", "lexical=a", "dense", "dense=a=b"]) {
-    assert.throws(() => parseConfig({ MODEL_OUTPUT_NAMES: bad }), (err: ConfigError) =>
-      err.problems.some((p) => p.startsWith("MODEL_OUTPUT_NAMES:") && p.includes("<kind>=<output name>")), bad);
+    assert.throws(
+      () => parseConfig({ MODEL_OUTPUT_NAMES: bad }),
+      (err: ConfigError) =>
+        err.problems.some((p) => p.startsWith("MODEL_OUTPUT_NAMES:") && p.includes("<kind>=<output name>")),
+      bad,
+    );
   }
 });

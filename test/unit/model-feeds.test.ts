@@ -19,7 +19,10 @@ const values = (d: BigInt64Array | Int32Array) => Array.from(d as ArrayLike<numb
 test("every role, int64 and int32, with right padding and XLM-R positions", () => {
   for (const type of ["int64", "int32"]) {
     const roles = ["input_ids", "attention_mask", "token_type_ids", "position_ids"];
-    const plan = planFeeds(roles.map((n) => input(n, type)), OUT);
+    const plan = planFeeds(
+      roles.map((n) => input(n, type)),
+      OUT,
+    );
     const feeds = Object.fromEntries(buildFeeds(plan, FLAT, LENGTHS, 5, 1).map((f) => [f.name, f]));
     assert.equal(feeds.input_ids.data.constructor, type === "int64" ? BigInt64Array : Int32Array);
     assert.deepEqual(feeds.input_ids.dims, [2, 5]);
@@ -32,15 +35,21 @@ test("every role, int64 and int32, with right padding and XLM-R positions", () =
 
 test("only the inputs the graph declares are fed, in its order", () => {
   const plan = planFeeds([input("attention_mask", "int32"), input("input_ids")], OUT);
-  assert.deepEqual(plan, [{ name: "attention_mask", type: "int32" }, { name: "input_ids", type: "int64" }]);
+  assert.deepEqual(plan, [
+    { name: "attention_mask", type: "int32" },
+    { name: "input_ids", type: "int64" },
+  ]);
 });
 
 test("inputs the worker cannot fill are refused at start-up, named, with the model's inputs and outputs", () => {
   const inputs = [input("input_ids"), input("attention_mask", "float32"), input("pixel_values")];
-  assert.throws(() => planFeeds(inputs, OUT), (e: Error) =>
-    e instanceof ModelLoadError
-    && /input attention_mask has element type float32; input pixel_values is not one/.test(e.message)
-    && /the worker feeds input_ids, attention_mask, token_type_ids, position_ids as int64 or int32/.test(e.message)
-    && /its outputs: dense_vecs float32 \[batch, 8\]/.test(e.message));
+  assert.throws(
+    () => planFeeds(inputs, OUT),
+    (e: Error) =>
+      e instanceof ModelLoadError &&
+      /input attention_mask has element type float32; input pixel_values is not one/.test(e.message) &&
+      /the worker feeds input_ids, attention_mask, token_type_ids, position_ids as int64 or int32/.test(e.message) &&
+      /its outputs: dense_vecs float32 \[batch, 8\]/.test(e.message),
+  );
   assert.throws(() => planFeeds([input("input_ids")], OUT), /the model has no attention_mask input/);
 });

@@ -16,7 +16,10 @@ const tokenizer: ChunkTokenizer = {
   // one token per word, plus <s> and </s>; the word "poison" becomes the id the fake model rejects
   async encode(texts) {
     return texts.map((t) => {
-      const words = t.trim().split(/\s+/).map((w) => (w === "poison" ? POISON : 10 + w.length));
+      const words = t
+        .trim()
+        .split(/\s+/)
+        .map((w) => (w === "poison" ? POISON : 10 + w.length));
       return { ids: Int32Array.from([0, ...words, 2]), fullLength: words.length + 2, truncated: false };
     });
   },
@@ -25,7 +28,16 @@ const tokenizer: ChunkTokenizer = {
 
 class FakeModel implements EmbeddingModel {
   batches: number[] = [];
-  readonly info = { name: "fake", provider: "cpu" as const, device: "cpu", available: ["dense" as const], outputs: ["dense" as const], denseDim: 2, onnxOutputs: [], maxSeqLength: 512 };
+  readonly info = {
+    name: "fake",
+    provider: "cpu" as const,
+    device: "cpu",
+    available: ["dense" as const],
+    outputs: ["dense" as const],
+    denseDim: 2,
+    onnxOutputs: [],
+    maxSeqLength: 512,
+  };
   async embed(b: ModelBatch): Promise<ChunkEmbedding[]> {
     this.batches.push(b.sequences.length);
     if (b.sequences.some((s) => s.includes(POISON))) throw new Error("kernel failure on this input");
@@ -44,7 +56,9 @@ class GatedSink implements VectorSink {
   release() {
     this.open();
   }
-  describe() { return "fake"; }
+  describe() {
+    return "fake";
+  }
   async init() {}
   async upsert(points: VectorPoint[]) {
     await this.gate;
@@ -53,9 +67,21 @@ class GatedSink implements VectorSink {
   async close() {}
 }
 
-const cfg = parseConfig({ MAX_BATCH_TOKENS: "512", MAX_SEQ_LENGTH: "256", CHUNK_TOKENS: "128", MAX_BATCH_SIZE: "16", BATCH_LINGER_MS: "2", UPSERT_LINGER_MS: "1", SINK_RETRIES: "0" });
+const cfg = parseConfig({
+  MAX_BATCH_TOKENS: "512",
+  MAX_SEQ_LENGTH: "256",
+  CHUNK_TOKENS: "128",
+  MAX_BATCH_SIZE: "16",
+  BATCH_LINGER_MS: "2",
+  UPSERT_LINGER_MS: "1",
+  SINK_RETRIES: "0",
+});
 const job = (id: string, texts: string[]): PipelineJob => ({
-  id, docId: id, docHash: "h", enqueuedAt: Date.now(), metadata: {},
+  id,
+  docId: id,
+  docHash: "h",
+  enqueuedAt: Date.now(),
+  metadata: {},
   chunks: texts.map((text, index) => ({ index, text, metadata: {} })),
 });
 
@@ -98,7 +124,10 @@ test("a job completes only after the sink stored its points", async () => {
 
 test("empty chunk text is rejected at once with the chunk's index", async () => {
   const p = new EmbeddingPipeline(cfg, { tokenizer, model: new FakeModel(), sink: new GatedSink() });
-  await assert.rejects(p.submit(job("empty", ["ok", "   "])), (err: Error) => err instanceof ValidationError && /chunk 1 .*empty/.test(err.message));
+  await assert.rejects(
+    p.submit(job("empty", ["ok", "   "])),
+    (err: Error) => err instanceof ValidationError && /chunk 1 .*empty/.test(err.message),
+  );
 });
 
 test("chunks from many jobs share batches (pooled across in-flight jobs)", async () => {
@@ -109,7 +138,10 @@ test("chunks from many jobs share batches (pooled across in-flight jobs)", async
 });
 
 test("a job over MAX_CHUNKS_PER_JOB is refused before any work, naming the limit", async () => {
-  const p = new EmbeddingPipeline({ ...cfg, MAX_CHUNKS_PER_JOB: 3 }, { tokenizer, model: new FakeModel(), sink: new GatedSink() });
+  const p = new EmbeddingPipeline(
+    { ...cfg, MAX_CHUNKS_PER_JOB: 3 },
+    { tokenizer, model: new FakeModel(), sink: new GatedSink() },
+  );
   await assert.rejects(p.submit(job("huge", ["a", "b", "c", "d"])), /has 4 chunks, more than MAX_CHUNKS_PER_JOB=3/);
 });
 
@@ -123,7 +155,10 @@ test("guard: a chunk whose point cannot be built fails only its job (internal); 
     p.submit(job("bad\ud800", ["gamma delta"])),
     p.submit(job("good-b", ["epsilon", "zeta eta"])),
   ]);
-  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ["fulfilled", "rejected", "fulfilled"],
+  );
   const reason = (results[1] as PromiseRejectedResult).reason as Error & { kind: string; retryable: boolean };
   assert.equal(reason.kind, "internal");
   assert.match(reason.message, /^unexpected error while building the point of chunk 0: URIError: URI malformed/);
@@ -135,9 +170,19 @@ test("guard: a chunk whose point cannot be built fails only its job (internal); 
 test("guard: a scheduler failure (timer or promise callback) fails the jobs in flight, not the process", async () => {
   // Every metric is a no-op except the pool gauge, set at the end of each scheduling pass: a stand-in for a bug there.
   const noop = new Proxy({}, { get: () => () => undefined });
-  const metrics = new Proxy({}, {
-    get: (_, name) => (name === "pooledChunks" ? { set: () => { throw new RangeError("gauge broke"); } } : noop),
-  }) as unknown as Metrics;
+  const metrics = new Proxy(
+    {},
+    {
+      get: (_, name) =>
+        name === "pooledChunks"
+          ? {
+              set: () => {
+                throw new RangeError("gauge broke");
+              },
+            }
+          : noop,
+    },
+  ) as unknown as Metrics;
   const p = new EmbeddingPipeline(cfg, { tokenizer, model: new FakeModel(), sink: new GatedSink() }, metrics);
   const results = await Promise.allSettled([p.submit(job("one", ["alpha"])), p.submit(job("two", ["beta gamma"]))]);
   for (const r of results) {

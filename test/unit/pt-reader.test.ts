@@ -12,7 +12,11 @@ import { ptToFloat32, readPtStateDict } from "../../worker/model-tools/pt-reader
 import { PtFormatError, UnsafePickleError } from "../../worker/model-tools/model-tool-errors.js";
 
 const dir = path.join(repoRoot, "test", "fixtures", "pt");
-interface Expected { dtype: string; shape: number[]; values: number[] }
+interface Expected {
+  dtype: string;
+  shape: number[];
+  values: number[];
+}
 const expected = JSON.parse(readFileSync(path.join(dir, "expected.json"), "utf8")) as {
   files: Record<string, Record<string, Expected>>;
 };
@@ -26,7 +30,11 @@ for (const [file, tensors] of Object.entries(expected.files)) {
       assert.equal(t.dtype, want.dtype, `${file} ${key} dtype`);
       assert.deepEqual(t.shape, want.shape, `${file} ${key} shape`);
       // Every value is exact: float16/bfloat16 widen to float32 losslessly, float32 is float32.
-      assert.deepEqual([...ptToFloat32(t)], want.values.map((v) => Math.fround(v)), `${file} ${key} values`);
+      assert.deepEqual(
+        [...ptToFloat32(t)],
+        want.values.map((v) => Math.fround(v)),
+        `${file} ${key} values`,
+      );
     }
   });
 }
@@ -56,8 +64,10 @@ test("a storage missing from the zip is named", async () => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "pt-reader-"));
   try {
     writeFileSync(path.join(tmp, "truncated.pt"), zipSync(entries, { level: 0 }));
-    await assert.rejects(readPtStateDict(path.join(tmp, "truncated.pt")),
-      /truncated\.pt: not a readable PyTorch state dict: bias: storage data\/1 is missing from the zip/);
+    await assert.rejects(
+      readPtStateDict(path.join(tmp, "truncated.pt")),
+      /truncated\.pt: not a readable PyTorch state dict: bias: storage data\/1 is missing from the zip/,
+    );
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

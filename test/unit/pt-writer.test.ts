@@ -15,7 +15,11 @@ import { GENERATOR_VERSION, writeTestModel } from "../../kit/test-model/write-te
 import { repoRoot } from "../../kit/harness.js";
 
 const dir = path.join(repoRoot, "test", "fixtures", "pt");
-interface Expected { dtype: string; shape: number[]; values: number[] }
+interface Expected {
+  dtype: string;
+  shape: number[];
+  values: number[];
+}
 const expected = JSON.parse(readFileSync(path.join(dir, "expected.json"), "utf8")) as {
   files: Record<string, Record<string, Expected>>;
 };
@@ -38,8 +42,20 @@ for (const file of ["sparse_linear_fp16.pt", "colbert_linear_fp16.pt"]) {
 test("without module metadata the pickle ends after the items, as FlagEmbedding's saved heads do", () => {
   const t = { data: Float32Array.of(0.5, -0.25), shape: [1, 2] };
   const b = { data: Float32Array.of(0.125), shape: [1] };
-  const withMeta = ptBytes([["weight", t], ["bias", b]], { archiveName: "x", moduleMetadata: true });
-  const without = ptBytes([["weight", t], ["bias", b]], { archiveName: "x" });
+  const withMeta = ptBytes(
+    [
+      ["weight", t],
+      ["bias", b],
+    ],
+    { archiveName: "x", moduleMetadata: true },
+  );
+  const without = ptBytes(
+    [
+      ["weight", t],
+      ["bias", b],
+    ],
+    { archiveName: "x" },
+  );
   assert.ok(withMeta.includes(Buffer.from("_metadata")));
   assert.ok(!without.includes(Buffer.from("_metadata")));
 });
@@ -63,7 +79,9 @@ test(`the default test model's bytes are those of GENERATOR_VERSION ${GENERATOR_
   const out = await fs.mkdtemp(path.join(os.tmpdir(), "default-model-"));
   try {
     const files = await writeTestModel(out);
-    const sha = createHash("sha256").update(await fs.readFile(files.modelPath)).digest("hex");
+    const sha = createHash("sha256")
+      .update(await fs.readFile(files.modelPath))
+      .digest("hex");
     // Changing the generator's default output means bumping GENERATOR_VERSION and this hash together.
     assert.equal(GENERATOR_VERSION, 1);
     assert.equal(sha, "ca36797c691cafa07fded797c14a554cf6eae19ed41fa8af604f20d9b59ef3f4");

@@ -5,7 +5,12 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { padTo } from "../../worker/core/padding.js";
 import {
-  cutQueryBatch, laneLabel, nextModelRun, QUERY_LANE_DEPTH, queryLaneDepth, type WaitingRun,
+  cutQueryBatch,
+  laneLabel,
+  nextModelRun,
+  QUERY_LANE_DEPTH,
+  queryLaneDepth,
+  type WaitingRun,
 } from "../../worker/core/query-lane.js";
 
 const q = (rows: number, paddedLength: number): WaitingRun => ({ rows, paddedLength, queryLane: true });
@@ -37,7 +42,7 @@ function referenceRule(input: WaitingRun[], mergeTokens: number): WaitingRun[] {
   if (!lead.queryLane) return group;
   let rows = lead.rows;
   let padded = lead.paddedLength;
-  for (let i = 0; i < waiting.length; ) {
+  for (let i = 0; i < waiting.length;) {
     const r = waiting[i];
     const p = Math.max(padded, r.paddedLength);
     if (r.queryLane && p * (rows + r.rows) <= mergeTokens) {
@@ -62,7 +67,10 @@ test("nextModelRun: the thread's former choice; one lead, only query batches mer
   fc.assert(
     fc.property(waitingArb, fc.integer({ min: 8, max: 65_536 }), (waiting, mergeTokens) => {
       const run = nextModelRun(waiting, mergeTokens);
-      assert.deepEqual(run.map((i) => waiting[i]), referenceRule(waiting, mergeTokens));
+      assert.deepEqual(
+        run.map((i) => waiting[i]),
+        referenceRule(waiting, mergeTokens),
+      );
       assert.equal(new Set(run).size, run.length, "a batch picked twice");
       const firstQuery = waiting.findIndex((r) => r.queryLane);
       const lead = firstQuery >= 0 ? firstQuery : 0;
@@ -71,7 +79,10 @@ test("nextModelRun: the thread's former choice; one lead, only query batches mer
         const rows = run.reduce((n, i) => n + waiting[i].rows, 0);
         const padded = Math.max(...run.map((i) => waiting[i].paddedLength));
         assert.ok(rows * padded <= mergeTokens, `merged run of ${rows} x ${padded} exceeds ${mergeTokens}`);
-        assert.ok(run.every((i) => waiting[i].queryLane), "a queued batch was merged");
+        assert.ok(
+          run.every((i) => waiting[i].queryLane),
+          "a queued batch was merged",
+        );
       }
     }),
   );
@@ -87,7 +98,10 @@ test("queryLaneDepth: one query batch in the thread, two only beside queued batc
 
 test("cutQueryBatch: oldest queries first, the fill never pads the query rows, fill budget respected", () => {
   const limits = { maxBatchTokens: 4096, maxBatchSize: 64, padMultiple: 8 };
-  const queries = [{ length: 30, pooledAt: 2 }, { length: 12, pooledAt: 1 }];
+  const queries = [
+    { length: 30, pooledAt: 2 },
+    { length: 12, pooledAt: 1 },
+  ];
   const queued = [100, 31, 29, 20].map((length) => ({ length, pooledAt: 0 }));
   const cut = cutQueryBatch(queries, queued, limits, 128);
   assert.deepEqual(cut.lead, [queries[1], queries[0]]);

@@ -31,28 +31,62 @@ after(async () => {
 
 /** Pieces that have broken readers or workers somewhere: surrogates, controls, markup, timing arrows, entities. */
 const nasty = fc.constantFrom(
-  "\uD800", "\uDC00", "\uD83D\uDE00", "\u0000", "\u0007", "\r\n", "\n\n", "<", ">", "<v Ann>", "</v>", "<i>", "{\\an8}",
-  "-->", "&#xD800;", "&amp;", "&#1114112;", "WEBVTT", "NOTE", "00:00:01,000", "e\u0301", "\uFEFF", " ", "\t", "東京",
+  "\uD800",
+  "\uDC00",
+  "\uD83D\uDE00",
+  "\u0000",
+  "\u0007",
+  "\r\n",
+  "\n\n",
+  "<",
+  ">",
+  "<v Ann>",
+  "</v>",
+  "<i>",
+  "{\\an8}",
+  "-->",
+  "&#xD800;",
+  "&amp;",
+  "&#1114112;",
+  "WEBVTT",
+  "NOTE",
+  "00:00:01,000",
+  "e\u0301",
+  "\uFEFF",
+  " ",
+  "\t",
+  "東京",
 );
-const text = fc.array(fc.oneof(nasty, fc.string({ maxLength: 12 }), fc.string({ unit: "binary", maxLength: 6 })), {
-  maxLength: 30,
-}).map((parts) => parts.join(""));
+const text = fc
+  .array(fc.oneof(nasty, fc.string({ maxLength: 12 }), fc.string({ unit: "binary", maxLength: 6 })), {
+    maxLength: 30,
+  })
+  .map((parts) => parts.join(""));
 
-const srtTime = fc.tuple(fc.nat(99), fc.nat(70), fc.nat(70), fc.nat(1200)).map(
-  ([h, m, s, ms]) => `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")},${ms}`,
-);
-const srt = fc.array(fc.tuple(srtTime, srtTime, text), { maxLength: 6 }).map((cues) =>
-  cues.map(([a, b, t], i) => `${i + 1}\n${a} --> ${b}\n${t}\n`).join("\n"),
-);
-const vtt = fc.array(fc.tuple(srtTime, srtTime, text), { maxLength: 6 }).map(
-  (cues) =>
-    "WEBVTT\n\n" + cues.map(([a, b, t]) => `${a.replace(",", ".")} --> ${b.replace(",", ".")}\n${t}\n`).join("\n"),
-);
+const srtTime = fc
+  .tuple(fc.nat(99), fc.nat(70), fc.nat(70), fc.nat(1200))
+  .map(
+    ([h, m, s, ms]) =>
+      `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")},${ms}`,
+  );
+const srt = fc
+  .array(fc.tuple(srtTime, srtTime, text), { maxLength: 6 })
+  .map((cues) => cues.map(([a, b, t], i) => `${i + 1}\n${a} --> ${b}\n${t}\n`).join("\n"));
+const vtt = fc
+  .array(fc.tuple(srtTime, srtTime, text), { maxLength: 6 })
+  .map(
+    (cues) =>
+      "WEBVTT\n\n" + cues.map(([a, b, t]) => `${a.replace(",", ".")} --> ${b.replace(",", ".")}\n${t}\n`).join("\n"),
+  );
 const anyJson: fc.Arbitrary<JsonValue> = fc.letrec<{ v: JsonValue }>((tie) => ({
   v: fc.oneof(
     { depthSize: "small" },
-    text, fc.double(), fc.boolean(), fc.constant(null),
-    fc.array(tie("v"), { maxLength: 3 }), fc.dictionary(text, tie("v"), { maxKeys: 3 }),
+    text,
+    fc.double(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(tie("v"), { maxLength: 3 }),
+    fc.dictionary(text, tie("v"), { maxKeys: 3 }),
   ),
 })).v;
 /** Mostly `valid`, sometimes any JSON value at all. */
@@ -63,35 +97,39 @@ const segment = fc.record(
   { text: mostly(text), speaker: mostly(text), start: mostly(seconds), end: mostly(seconds) },
   { requiredKeys: ["text"] },
 );
-const transcriptJson = fc.record(
-  {
-    id: mostly(text),
-    segments: mostly(fc.array(segment, { maxLength: 5 })),
-    metadata: mostly(fc.dictionary(text, anyJson)),
-  },
-  { requiredKeys: ["segments"] },
-).map((v) => JSON.stringify(v));
-const jsonl = fc.array(
-  fc.oneof(
-    fc.record({ id: fc.oneof(text, fc.integer()), text, metadata: anyJson }, { requiredKeys: [] })
-      .map((r) => JSON.stringify(r)),
-    text,
-  ),
-  { maxLength: 6 },
-).map((lines) => lines.join("\n"));
+const transcriptJson = fc
+  .record(
+    {
+      id: mostly(text),
+      segments: mostly(fc.array(segment, { maxLength: 5 })),
+      metadata: mostly(fc.dictionary(text, anyJson)),
+    },
+    { requiredKeys: ["segments"] },
+  )
+  .map((v) => JSON.stringify(v));
+const jsonl = fc
+  .array(
+    fc.oneof(
+      fc
+        .record({ id: fc.oneof(text, fc.integer()), text, metadata: anyJson }, { requiredKeys: [] })
+        .map((r) => JSON.stringify(r)),
+      text,
+    ),
+    { maxLength: 6 },
+  )
+  .map((lines) => lines.join("\n"));
 
 /** UTF-8 of `source` with random bytes spliced in (invalid sequences), or plain random bytes. */
 function bytesOf(source: fc.Arbitrary<string>): fc.Arbitrary<Uint8Array> {
   const junk = fc.array(fc.tuple(fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 4 })), { maxLength: 3 });
-  const spliced = fc.tuple(source, junk)
-    .map(([s, cuts]) => {
-      let bytes = Buffer.from(s, "utf8");
-      for (const [at, junk] of cuts) {
-        const i = bytes.length === 0 ? 0 : at % bytes.length;
-        bytes = Buffer.concat([bytes.subarray(0, i), junk, bytes.subarray(i)]);
-      }
-      return new Uint8Array(bytes);
-    });
+  const spliced = fc.tuple(source, junk).map(([s, cuts]) => {
+    let bytes = Buffer.from(s, "utf8");
+    for (const [at, junk] of cuts) {
+      const i = bytes.length === 0 ? 0 : at % bytes.length;
+      bytes = Buffer.concat([bytes.subarray(0, i), junk, bytes.subarray(i)]);
+    }
+    return new Uint8Array(bytes);
+  });
   return fc.oneof({ arbitrary: spliced, weight: 4 }, { arbitrary: fc.uint8Array({ maxLength: 600 }), weight: 1 });
 }
 
@@ -136,7 +174,11 @@ async function checkFile(ext: string, bytes: Uint8Array, seen: { documents: numb
 }
 
 const FORMATS: Record<string, fc.Arbitrary<string>> = {
-  ".txt": text, ".srt": srt, ".vtt": vtt, ".json": transcriptJson, ".jsonl": jsonl,
+  ".txt": text,
+  ".srt": srt,
+  ".vtt": vtt,
+  ".json": transcriptJson,
+  ".jsonl": jsonl,
 };
 
 for (const [ext, source] of Object.entries(FORMATS)) {

@@ -28,7 +28,10 @@ after(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-async function collect(file: string, opts?: ReadOptions): Promise<{ docs: SourceDocument[]; skipped: Extract<ReadEvent, { kind: "skipped" }>[] }> {
+async function collect(
+  file: string,
+  opts?: ReadOptions,
+): Promise<{ docs: SourceDocument[]; skipped: Extract<ReadEvent, { kind: "skipped" }>[] }> {
   const docs: SourceDocument[] = [];
   const skipped: Extract<ReadEvent, { kind: "skipped" }>[] = [];
   for await (const ev of readDocuments(file, opts)) {
@@ -117,7 +120,10 @@ test("JSONL sample: 8 documents with ids, line numbers and metadata", async () =
     docs.map((d) => d.id),
     ["notice-0001", "news-0002", "3", "essay-0004", "nature-0005", "eng-0006", "travel-0007", "history-0008"],
   );
-  assert.deepEqual(docs.map((d) => d.source.line), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(
+    docs.map((d) => d.source.line),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+  );
   assert.ok(docs.every((d) => d.kind === "text" && d.segments.length === 1));
   assert.deepEqual(docs[3].metadata.author, { name: "R. Okafor" });
   assert.equal(docs[0].metadata.title, "Longer library hours on Thursdays");
@@ -157,9 +163,18 @@ test("malformed JSONL: every bad line is reported with its 1-based line number; 
   ];
   const file = await tmpFile("bad.jsonl", lines.join("\n"));
   const { docs, skipped } = await collect(file);
-  assert.deepEqual(docs.map((d) => [d.id, d.source.line]), [["a", 1], ["42", 11]]);
+  assert.deepEqual(
+    docs.map((d) => [d.id, d.source.line]),
+    [
+      ["a", 1],
+      ["42", 11],
+    ],
+  );
   assert.equal(docs[1].segments[0].text, "Numeric id, CRLF line ending.");
-  assert.deepEqual(skipped.map((s) => s.line), [3, 4, 5, 6, 7, 8, 9, 10, 13]);
+  assert.deepEqual(
+    skipped.map((s) => s.line),
+    [3, 4, 5, 6, 7, 8, 9, 10, 13],
+  );
   const reasons = skipped.map((s) => s.reason);
   assert.match(reasons[0], /^line 3: invalid JSON: /);
   assert.equal(reasons[1], `line 4: missing "id"`);
@@ -177,7 +192,10 @@ test("JSONL: a line over the line-size cap is skipped, the next line still read"
   const big = `{"id": "big", "text": "${"a ".repeat(200)}"}`;
   const file = await tmpFile("long.jsonl", `${big}\n{"id": "small", "text": "fine"}\n`);
   const { docs, skipped } = await collect(file, { maxLineBytes: 100 });
-  assert.deepEqual(docs.map((d) => d.id), ["small"]);
+  assert.deepEqual(
+    docs.map((d) => d.id),
+    ["small"],
+  );
   assert.equal(skipped.length, 1);
   assert.equal(skipped[0].line, 1);
   assert.match(skipped[0].reason, /^line 1: line is .* above the 100 B line limit/);
@@ -186,7 +204,13 @@ test("JSONL: a line over the line-size cap is skipped, the next line still read"
 // ---------------------------------------------------------------- hygiene
 
 test("invalid UTF-8 bytes are replaced, flagged in metadata, and never thrown (text file)", async () => {
-  const bytes = Buffer.concat([Buffer.from("Caf"), Buffer.from([0xc3]), Buffer.from(" ok\n\nsecond "), Buffer.from([0xff, 0xfe]), Buffer.from(" para")]);
+  const bytes = Buffer.concat([
+    Buffer.from("Caf"),
+    Buffer.from([0xc3]),
+    Buffer.from(" ok\n\nsecond "),
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from(" para"),
+  ]);
   const file = await tmpFile("bad-utf8.txt", bytes);
   const { docs, skipped } = await collect(file);
   assert.deepEqual(skipped, []);
@@ -210,7 +234,11 @@ test("invalid UTF-8 in one JSONL line flags only that document", async () => {
 });
 
 test("NUL, other C0 controls and lone surrogates are cleaned in text and metadata", async () => {
-  const line = JSON.stringify({ id: "ctl", text: "a\u0000b\u0007c\td\u001Be \uD800 f \uDC00g 😀", metadata: { note: "x\u0000y\uDBFF" } });
+  const line = JSON.stringify({
+    id: "ctl",
+    text: "a\u0000b\u0007c\td\u001Be \uD800 f \uDC00g 😀",
+    metadata: { note: "x\u0000y\uDBFF" },
+  });
   const file = await tmpFile("ctl.jsonl", `${line}\n`);
   const { docs } = await collect(file);
   assert.equal(docs[0].segments[0].text, "abc\tde \uFFFD f \uFFFDg 😀");
@@ -218,7 +246,10 @@ test("NUL, other C0 controls and lone surrogates are cleaned in text and metadat
   // Raw control bytes directly in a text file too (\r\n normalised, form feed removed).
   const txt = await tmpFile("ctl.txt", "one\u0000 two\r\n\r\nthree\u000Cfour\rfive");
   const { docs: tdocs } = await collect(txt);
-  assert.deepEqual(tdocs[0].segments.map((s) => s.text), ["one two", "threefour\nfive"]);
+  assert.deepEqual(
+    tdocs[0].segments.map((s) => s.text),
+    ["one two", "threefour\nfive"],
+  );
 });
 
 test("cleanText/decodeUtf8 units: BOM dropped, surrogate pairs kept, invalid flagged", () => {
@@ -267,11 +298,26 @@ test("unsupported extension is skipped unless a format is forced", async () => {
 
 test("SRT with BOM + CRLF, missing blank line between cues, and a malformed cue", async () => {
   const srt = [
-    "1", "00:00:01,000 --> 00:00:02,500", "<b>Hello</b> there,", "general.", "",
-    "2", "00:00:03,000 --> 00:00:0X,000", "broken timing", "",
-    "3", "01:02:03,004 --> 01:02:05,678", "Second good cue.",
-    "4", "01:02:06,000 --> 01:02:07,000", "{\\an8}Third, after a missing blank line.", "",
-    "5", "00:00:09,000 --> 00:00:08,000", "ends before it starts", "",
+    "1",
+    "00:00:01,000 --> 00:00:02,500",
+    "<b>Hello</b> there,",
+    "general.",
+    "",
+    "2",
+    "00:00:03,000 --> 00:00:0X,000",
+    "broken timing",
+    "",
+    "3",
+    "01:02:03,004 --> 01:02:05,678",
+    "Second good cue.",
+    "4",
+    "01:02:06,000 --> 01:02:07,000",
+    "{\\an8}Third, after a missing blank line.",
+    "",
+    "5",
+    "00:00:09,000 --> 00:00:08,000",
+    "ends before it starts",
+    "",
   ].join("\r\n");
   const file = await tmpFile("crlf.srt", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(srt)]));
   const { docs, skipped } = await collect(file);
@@ -280,7 +326,10 @@ test("SRT with BOM + CRLF, missing blank line between cues, and a malformed cue"
     { text: "Second good cue.", start: 3723.004, end: 3725.678 },
     { text: "Third, after a missing blank line.", start: 3726, end: 3727 },
   ]);
-  assert.deepEqual(skipped.map((s) => s.line), [7, 18]);
+  assert.deepEqual(
+    skipped.map((s) => s.line),
+    [7, 18],
+  );
   assert.match(skipped[0].reason, /^line 7: malformed cue timing/);
   assert.match(skipped[1].reason, /^line 18: cue ends \(8s\) before it starts \(9s\)/);
   assert.equal(docs[0].metadata.skipped_cues, 2);
@@ -289,12 +338,25 @@ test("SRT with BOM + CRLF, missing blank line between cues, and a malformed cue"
 
 test("VTT without hours, with hours, multi-voice cue, entities, inline tags and timestamps", async () => {
   const vtt = [
-    "WEBVTT", "",
-    "00:01.250 --> 00:03.000 line:0 align:end", "<v.loud Ann Lee>Hi &amp; welcome</v>", "",
-    "intro-2", "01:00:00.000 --> 01:00:01.500", "<v Bob>Hello <00:00:01.000><c.yellow>again</c></v>", "<v Ann Lee><i>Bye</i> &lt;3", "",
-    "NOTE a comment", "spanning lines", "",
-    "00:05.000 --> 00:06.000", "No voice here &#x263A;", "",
-    "00:07.000 --> 00:08.000", "<v Carl>", "",
+    "WEBVTT",
+    "",
+    "00:01.250 --> 00:03.000 line:0 align:end",
+    "<v.loud Ann Lee>Hi &amp; welcome</v>",
+    "",
+    "intro-2",
+    "01:00:00.000 --> 01:00:01.500",
+    "<v Bob>Hello <00:00:01.000><c.yellow>again</c></v>",
+    "<v Ann Lee><i>Bye</i> &lt;3",
+    "",
+    "NOTE a comment",
+    "spanning lines",
+    "",
+    "00:05.000 --> 00:06.000",
+    "No voice here &#x263A;",
+    "",
+    "00:07.000 --> 00:08.000",
+    "<v Carl>",
+    "",
   ].join("\n");
   const file = await tmpFile("voices.vtt", vtt);
   const { docs, skipped } = await collect(file);
@@ -304,7 +366,10 @@ test("VTT without hours, with hours, multi-voice cue, entities, inline tags and 
     { text: "Bye <3", speaker: "Ann Lee", start: 3600, end: 3601.5 },
     { text: "No voice here \u263A", start: 5, end: 6 },
   ]);
-  assert.deepEqual(skipped.map((s) => [s.line, s.reason]), [[17, "line 17: cue has no text"]]);
+  assert.deepEqual(
+    skipped.map((s) => [s.line, s.reason]),
+    [[17, "line 17: cue has no text"]],
+  );
 });
 
 test("a .vtt file without the WEBVTT signature is skipped as a whole", async () => {
@@ -317,32 +382,47 @@ test("a .vtt file without the WEBVTT signature is skipped as a whole", async () 
 // ---------------------------------------------------------------- transcript JSON shapes
 
 test("transcript JSON: bad segments skipped with index, id falls back to basename, QMSum shape, other JSON rejected", async () => {
-  const generic = await tmpFile("talk-7.json", JSON.stringify({
-    segments: [
-      { speaker: "A", start: 0, end: 1.5, text: "One." },
-      { speaker: "B", start: 2, end: 1, text: "Backwards." },
-      { speaker: "B", text: "   " },
-      { speaker: "A", start: 3, end: 4, text: 12 },
-      { speaker: "B", start: 5, end: 6, text: "Two." },
-    ],
-  }));
+  const generic = await tmpFile(
+    "talk-7.json",
+    JSON.stringify({
+      segments: [
+        { speaker: "A", start: 0, end: 1.5, text: "One." },
+        { speaker: "B", start: 2, end: 1, text: "Backwards." },
+        { speaker: "B", text: "   " },
+        { speaker: "A", start: 3, end: 4, text: 12 },
+        { speaker: "B", start: 5, end: 6, text: "Two." },
+      ],
+    }),
+  );
   const g = await collect(generic);
   assert.equal(g.docs[0].id, "talk-7");
-  assert.deepEqual(g.docs[0].segments.map((s) => s.text), ["One.", "Two."]);
-  assert.deepEqual(g.skipped.map((s) => s.reason), [
-    `segments[1]: "end" (1) is before "start" (2)`,
-    `segments[3]: "text" must be a string, got number`,
-  ]);
+  assert.deepEqual(
+    g.docs[0].segments.map((s) => s.text),
+    ["One.", "Two."],
+  );
+  assert.deepEqual(
+    g.skipped.map((s) => s.reason),
+    [`segments[1]: "end" (1) is before "start" (2)`, `segments[3]: "text" must be a string, got number`],
+  );
   assert.equal(g.docs[0].metadata.empty_segments, 1);
 
-  const qmsum = await tmpFile("Mtg01.json", JSON.stringify({
-    topic_list: [],
-    meeting_transcripts: [{ speaker: "PhD A", content: "We 're on ." }, { speaker: "Professor B", content: "OK ." }],
-  }));
+  const qmsum = await tmpFile(
+    "Mtg01.json",
+    JSON.stringify({
+      topic_list: [],
+      meeting_transcripts: [
+        { speaker: "PhD A", content: "We 're on ." },
+        { speaker: "Professor B", content: "OK ." },
+      ],
+    }),
+  );
   const q = await collect(qmsum);
   assert.equal(q.docs[0].id, "Mtg01");
   assert.equal(q.docs[0].metadata.format, "qmsum");
-  assert.deepEqual(q.docs[0].segments, [{ text: "We 're on .", speaker: "PhD A" }, { text: "OK .", speaker: "Professor B" }]);
+  assert.deepEqual(q.docs[0].segments, [
+    { text: "We 're on .", speaker: "PhD A" },
+    { text: "OK .", speaker: "Professor B" },
+  ]);
 
   const other = await tmpFile("config.json", JSON.stringify({ name: "x", version: 2 }));
   const o = await collect(other);
@@ -361,7 +441,10 @@ test("real QMSum meeting transcripts read as transcripts with speakers", async (
     t.skip(`reference transcripts not found at ${dir} (they live in a sibling "shared" folder of the repo)`);
     return;
   }
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".json")).sort().slice(0, 5);
+  const files = (await readdir(dir))
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .slice(0, 5);
   assert.ok(files.length > 0);
   for (const f of files) {
     const { docs, skipped } = await collect(join(dir, f));

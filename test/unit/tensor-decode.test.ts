@@ -55,10 +55,14 @@ test("float32 data is returned as is; a Float16Array is accepted when the runtim
 });
 
 test("data of another array type than declared, and undecodable types, are refused by name", () => {
-  assert.throws(() => toFloat32("float16", new Float32Array(2), "dense_vecs"),
-    /dense_vecs: declared float16 but its data is a Float32Array/);
-  assert.throws(() => toFloat32("int8", new Int8Array(2), "sparse"),
-    /sparse: element type int8 is not decodable; use float32, float16, bfloat16/);
+  assert.throws(
+    () => toFloat32("float16", new Float32Array(2), "dense_vecs"),
+    /dense_vecs: declared float16 but its data is a Float32Array/,
+  );
+  assert.throws(
+    () => toFloat32("int8", new Int8Array(2), "sparse"),
+    /sparse: element type int8 is not decodable; use float32, float16, bfloat16/,
+  );
   assert.ok(isDecodable("bfloat16") && !isDecodable("float64"));
 });
 

@@ -28,10 +28,13 @@ class FakeSink implements VectorSink {
 async function writeAll(sink: FakeSink, ids: string[], retries = 2) {
   const grouper = new UpsertGrouper(sink, { maxBytes: 1 << 20, maxPoints: 1000, lingerMs: 1, retries, retryBaseMs: 1 });
   const outcome = new Map<string, Error | undefined>();
-  const settled = ids.map((id) => new Promise<void>((resolve) => {
-    const entry: GroupedPoint = { point: { id, payload: {} }, done: (e) => (outcome.set(id, e), resolve()) };
-    grouper.add([entry]);
-  }));
+  const settled = ids.map(
+    (id) =>
+      new Promise<void>((resolve) => {
+        const entry: GroupedPoint = { point: { id, payload: {} }, done: (e) => (outcome.set(id, e), resolve()) };
+        grouper.add([entry]);
+      }),
+  );
   await Promise.all(settled);
   await grouper.idle();
   return outcome;
@@ -44,7 +47,10 @@ for (const status of [500, 400]) {
     const sink = new FakeSink((req) => (req.includes("p11") ? new SinkError(`HTTP ${status}`, status) : undefined));
     const outcome = await writeAll(sink, ids);
     assert.equal(sink.requests[0].length, ids.length, "the points should first go out as one group");
-    assert.deepEqual([...outcome].filter(([, e]) => e).map(([id]) => id), ["p11"]);
+    assert.deepEqual(
+      [...outcome].filter(([, e]) => e).map(([id]) => id),
+      ["p11"],
+    );
     assert.match(outcome.get("p11")!.message, new RegExp(`HTTP ${status}`));
     assert.deepEqual([...sink.stored].sort(), ids.filter((id) => id !== "p11").sort());
     // 16 points: the full group (with retries if retryable), then one failing half per level down to p11 alone.
@@ -52,7 +58,10 @@ for (const status of [500, 400]) {
   });
 }
 
-for (const [what, status] of [["refused connection", undefined], ["HTTP 503", 503]] as const) {
+for (const [what, status] of [
+  ["refused connection", undefined],
+  ["HTTP 503", 503],
+] as const) {
   test(`${what}: the whole group fails after its retries, without splitting`, async () => {
     const sink = new FakeSink(() => new SinkError(what, status));
     const outcome = await writeAll(sink, ids, 2);
@@ -66,7 +75,11 @@ test("an exception past the grouper's handling fails the group's points via thei
   const sink = new FakeSink(() => undefined);
   // A throwing metrics callback stands for any bug in the success path.
   const grouper = new UpsertGrouper(sink, {
-    maxBytes: 1 << 20, maxPoints: 1000, lingerMs: 1, retries: 0, retryBaseMs: 1,
+    maxBytes: 1 << 20,
+    maxPoints: 1000,
+    lingerMs: 1,
+    retries: 0,
+    retryBaseMs: 1,
     onRequest: () => {
       throw new TypeError("metrics exploded");
     },
@@ -77,7 +90,10 @@ test("an exception past the grouper's handling fails the group's points via thei
       seen.push(e);
       if (seen.length === 2) resolve(seen);
     };
-    grouper.add([{ point: { id: "a", payload: {} }, done }, { point: { id: "b", payload: {} }, done }]);
+    grouper.add([
+      { point: { id: "a", payload: {} }, done },
+      { point: { id: "b", payload: {} }, done },
+    ]);
   });
   await grouper.idle();
   assert.equal(outcome.length, 2);

@@ -17,7 +17,11 @@ export function parseNvidiaSmi(out: string): GpuMemory | undefined {
   return { usedBytes: Number(m[1]) * MIB, totalBytes: Number(m[2]) * MIB };
 }
 
-export function readGpuMemory(deviceId: number, timeoutMs: number, command = "nvidia-smi"): Promise<GpuMemory | undefined> {
+export function readGpuMemory(
+  deviceId: number,
+  timeoutMs: number,
+  command = "nvidia-smi",
+): Promise<GpuMemory | undefined> {
   return new Promise((resolve) => {
     execFile(
       command,

@@ -21,7 +21,10 @@ export class HealthState {
   private cached: { at: number; report: HealthReport } | undefined;
   private pending: Promise<HealthReport> | undefined;
 
-  constructor(private readonly deps: Dependency[], private readonly opts: { timeoutMs: number; cacheMs?: number }) {}
+  constructor(
+    private readonly deps: Dependency[],
+    private readonly opts: { timeoutMs: number; cacheMs?: number },
+  ) {}
 
   get started(): boolean {
     return this.phase === "running" || this.phase === "draining";
@@ -30,7 +33,8 @@ export class HealthState {
   async report(): Promise<HealthReport> {
     if (this.phase !== "running") return { ready: false, phase: this.phase, checks: {} };
     const cacheMs = this.opts.cacheMs ?? 1000;
-    if (this.cached && Date.now() - this.cached.at < cacheMs) return { ...this.cached.report, phase: this.phase, ready: this.cached.report.ready && this.phase === "running" };
+    if (this.cached && Date.now() - this.cached.at < cacheMs)
+      return { ...this.cached.report, phase: this.phase, ready: this.cached.report.ready && this.phase === "running" };
     this.pending ??= this.runChecks().finally(() => (this.pending = undefined));
     const report = await this.pending;
     // The phase may have changed while the checks ran.
@@ -45,7 +49,13 @@ export class HealthState {
         try {
           await Promise.race([
             d.check(),
-            new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs))),
+            new Promise(
+              (_, reject) =>
+                (timer = setTimeout(
+                  () => reject(new Error(`no answer within ${this.opts.timeoutMs} ms`)),
+                  this.opts.timeoutMs,
+                )),
+            ),
           ]);
           checks[d.name] = { ok: true };
         } catch (err) {

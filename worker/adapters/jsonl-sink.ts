@@ -42,7 +42,9 @@ export class JsonlSink implements VectorSink {
     });
     this.chain = next.catch(() => undefined);
     return next.catch((err) => {
-      throw err instanceof SinkError ? err : new SinkError(`writing ${this.file} failed: ${(err as Error).message}`, undefined, { cause: err });
+      throw err instanceof SinkError
+        ? err
+        : new SinkError(`writing ${this.file} failed: ${(err as Error).message}`, undefined, { cause: err });
     });
   }
 

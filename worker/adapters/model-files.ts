@@ -29,10 +29,17 @@ export interface ModelFiles {
 /** Published exports' file names, in MODEL_DIR or its onnx/ folder. */
 export const MODEL_FILE_NAMES = ["model.onnx", "model_fp16.onnx", "model_quantized.onnx", "bge_m3_model.onnx"];
 
-interface AddedToken { id: number; content: string; special?: boolean }
+interface AddedToken {
+  id: number;
+  content: string;
+  special?: boolean;
+}
 
 export function locateModelFiles(dir: string, modelFile?: string): ModelFiles {
-  if (!existsSync(dir)) throw new ModelLoadError(`MODEL_DIR "${dir}" does not exist; point it at a folder holding a BGE-M3 ONNX export (model.onnx, tokenizer.json)`);
+  if (!existsSync(dir))
+    throw new ModelLoadError(
+      `MODEL_DIR "${dir}" does not exist; point it at a folder holding a BGE-M3 ONNX export (model.onnx, tokenizer.json)`,
+    );
   const modelPath = findModelFile(dir, modelFile);
   const scan = scanModel(modelPath);
   const tokCandidates = ["tokenizer.json", path.join("onnx", "tokenizer.json")].map((c) => path.resolve(dir, c));
@@ -55,7 +62,12 @@ export function locateModelFiles(dir: string, modelFile?: string): ModelFiles {
   // XLM-R offsets positions by padding_idx + 1 = 2, so 8194 positions hold 8192 tokens.
   const offset = hf?.model_type === "xlm-roberta" || padId === 1 ? 2 : 0;
   return {
-    dir, modelPath, tokenizerPath, padId, bosId, eosId,
+    dir,
+    modelPath,
+    tokenizerPath,
+    padId,
+    bosId,
+    eosId,
     specialIds: [...new Set([bosId, padId, eosId, unkId])],
     maxPositions: maxPos !== undefined ? maxPos - offset : undefined,
     declared: { inputs: scan.inputs, outputs: scan.outputs },
@@ -119,7 +131,11 @@ function externalDataProblems(base: string, refs: readonly ExternalRef[]): strin
   for (const [location, list] of byFile) {
     const file = path.resolve(base, location);
     const more = list.length > 3 ? `, ... (${list.length})` : "";
-    const tensors = list.slice(0, 3).map((r) => r.tensor).join(", ") + more;
+    const tensors =
+      list
+        .slice(0, 3)
+        .map((r) => r.tensor)
+        .join(", ") + more;
     if (!existsSync(file)) {
       problems.push(`missing: ${location} (holds ${tensors})`);
       continue;

@@ -12,8 +12,22 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
 /** ONNX TensorProto.DataType codes, named as onnxruntime-common names them. */
 export const ELEM_TYPES: Readonly<Record<number, string>> = {
-  1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string", 9: "bool",
-  10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128", 16: "bfloat16",
+  1: "float32",
+  2: "uint8",
+  3: "int8",
+  4: "uint16",
+  5: "int16",
+  6: "int32",
+  7: "int64",
+  8: "string",
+  9: "bool",
+  10: "float16",
+  11: "float64",
+  12: "uint32",
+  13: "uint64",
+  14: "complex64",
+  15: "complex128",
+  16: "bfloat16",
 };
 
 export interface DeclaredValue {
@@ -50,7 +64,10 @@ class Reader {
   private start = 0;
   private end = 0;
   bytesRead = 0;
-  constructor(private readonly fd: number, readonly size: number) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+  ) {}
 
   private fill(pos: number): void {
     const n = readSync(this.fd, this.buf, 0, WINDOW, pos);
@@ -132,7 +149,9 @@ function tensor(r: Reader, f: Field, owner: string, out: ExternalRef[]): void {
   });
   if (!external || entries.location === undefined) return;
   out.push({
-    tensor: name || owner, location: entries.location, offset: Number(entries.offset ?? 0),
+    tensor: name || owner,
+    location: entries.location,
+    offset: Number(entries.offset ?? 0),
     ...(entries.length !== undefined ? { length: Number(entries.length) } : {}),
   });
 }
@@ -164,15 +183,27 @@ function declared(r: Reader, f: Field): DeclaredValue {
   sub(f, (x) => {
     if (x.field === 1 && x.wire === 2) v.name = r.text(x.pos, x.len);
     if (x.field !== 2 || x.wire !== 2) return;
-    sub(x, (type) => type.field === 1 && type.wire === 2 && sub(type, (t) => {
-      if (t.field === 1 && t.wire === 0) v.elemType = t.value;
-      if (t.field === 2 && t.wire === 2) {
-        sub(t, (d) => d.field === 1 && d.wire === 2 && sub(d, (dim) => {
-          if (dim.field === 1 && dim.wire === 0) v.shape.push(dim.value);
-          if (dim.field === 2 && dim.wire === 2) v.shape.push(r.text(dim.pos, dim.len));
-        }));
-      }
-    }));
+    sub(
+      x,
+      (type) =>
+        type.field === 1 &&
+        type.wire === 2 &&
+        sub(type, (t) => {
+          if (t.field === 1 && t.wire === 0) v.elemType = t.value;
+          if (t.field === 2 && t.wire === 2) {
+            sub(
+              t,
+              (d) =>
+                d.field === 1 &&
+                d.wire === 2 &&
+                sub(d, (dim) => {
+                  if (dim.field === 1 && dim.wire === 0) v.shape.push(dim.value);
+                  if (dim.field === 2 && dim.wire === 2) v.shape.push(r.text(dim.pos, dim.len));
+                }),
+            );
+          }
+        }),
+    );
   });
   return v;
 }

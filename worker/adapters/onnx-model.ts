@@ -14,9 +14,15 @@ import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.j
 
 type ModelConfig = Pick<
   Config,
-  "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" |
-  "MAX_BATCH_TOKENS"
-> & Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
+  | "EXECUTION_PROVIDER"
+  | "CUDA_DEVICE_ID"
+  | "INTRA_OP_THREADS"
+  | "OUTPUTS"
+  | "MODEL_NAME"
+  | "MAX_SEQ_LENGTH"
+  | "MAX_BATCH_TOKENS"
+> &
+  Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
 export class OnnxModel implements EmbeddingModel {
   private seq = 0;
@@ -29,7 +35,10 @@ export class OnnxModel implements EmbeddingModel {
   private idle: (() => void) | undefined;
   onFatal: ((err: Error) => void) | undefined;
 
-  private constructor(private readonly thread: Worker, readonly info: ModelInfo) {
+  private constructor(
+    private readonly thread: Worker,
+    readonly info: ModelInfo,
+  ) {
     thread.on("message", (m: ThreadReply) => this.onReply(m));
     thread.on("error", (err) => this.die(new InferenceError(`model thread crashed: ${err.message}`, { cause: err })));
     thread.on("exit", (code) => this.die(new InferenceError(`model thread exited with code ${code}`)));
@@ -37,20 +46,35 @@ export class OnnxModel implements EmbeddingModel {
 
   static async load(cfg: ModelConfig, files: ModelFiles): Promise<OnnxModel> {
     const data: OnnxThreadData = {
-      modelPath: files.modelPath, provider: cfg.EXECUTION_PROVIDER, deviceId: cfg.CUDA_DEVICE_ID,
-      intraOpThreads: cfg.INTRA_OP_THREADS, outputs: cfg.OUTPUTS, padId: files.padId, bosId: files.bosId,
-      eosId: files.eosId, specialIds: files.specialIds, mergeTokens: modelRunBudget(cfg),
-      tokenizerPath: files.tokenizerPath, outputNames: cfg.MODEL_OUTPUT_NAMES, declared: files.declared,
+      modelPath: files.modelPath,
+      provider: cfg.EXECUTION_PROVIDER,
+      deviceId: cfg.CUDA_DEVICE_ID,
+      intraOpThreads: cfg.INTRA_OP_THREADS,
+      outputs: cfg.OUTPUTS,
+      padId: files.padId,
+      bosId: files.bosId,
+      eosId: files.eosId,
+      specialIds: files.specialIds,
+      mergeTokens: modelRunBudget(cfg),
+      tokenizerPath: files.tokenizerPath,
+      outputNames: cfg.MODEL_OUTPUT_NAMES,
+      declared: files.declared,
     };
     const thread = new Worker(new URL("./onnx-thread.js", import.meta.url), { workerData: data });
     const ready = await new Promise<Extract<ThreadReply, { type: "ready" }>>((resolve, reject) => {
       thread.once("message", (m: ThreadReply) => {
         if (m.type === "ready") resolve(m);
         else if (m.type === "fatal") {
-          reject(m.name === "ExecutionProviderError" ? new ExecutionProviderError(m.message) : new ModelLoadError(`cannot load model ${files.modelPath}: ${m.message}`));
+          reject(
+            m.name === "ExecutionProviderError"
+              ? new ExecutionProviderError(m.message)
+              : new ModelLoadError(`cannot load model ${files.modelPath}: ${m.message}`),
+          );
         } else reject(new ModelLoadError(`model thread sent ${m.type} before it was ready`));
       });
-      thread.once("error", (err) => reject(new ModelLoadError(`model thread failed to start: ${err.message}`, { cause: err })));
+      thread.once("error", (err) =>
+        reject(new ModelLoadError(`model thread failed to start: ${err.message}`, { cause: err })),
+      );
     }).catch(async (err) => {
       await thread.terminate();
       throw err;
@@ -58,11 +82,18 @@ export class OnnxModel implements EmbeddingModel {
     // The thread refuses a model lacking an output OUTPUTS asks for, so every one is available.
     const outputs = cfg.OUTPUTS.filter((o) => ready.available.includes(o));
     const info: ModelInfo = {
-      name: cfg.MODEL_NAME, provider: cfg.EXECUTION_PROVIDER,
+      name: cfg.MODEL_NAME,
+      provider: cfg.EXECUTION_PROVIDER,
       device: cfg.EXECUTION_PROVIDER === "cuda" ? `cuda:${cfg.CUDA_DEVICE_ID}` : "cpu",
-      available: ready.available as OutputKind[], outputs, denseDim: ready.denseDim, colbertDim: ready.colbertDim,
-      onnxOutputs: ready.outputNames, layout: ready.layout, feeds: ready.feeds,
-      maxSeqLength: files.maxPositions !== undefined ? Math.min(cfg.MAX_SEQ_LENGTH, files.maxPositions) : cfg.MAX_SEQ_LENGTH,
+      available: ready.available as OutputKind[],
+      outputs,
+      denseDim: ready.denseDim,
+      colbertDim: ready.colbertDim,
+      onnxOutputs: ready.outputNames,
+      layout: ready.layout,
+      feeds: ready.feeds,
+      maxSeqLength:
+        files.maxPositions !== undefined ? Math.min(cfg.MAX_SEQ_LENGTH, files.maxPositions) : cfg.MAX_SEQ_LENGTH,
     };
     return new OnnxModel(thread, info);
   }
@@ -82,7 +113,14 @@ export class OnnxModel implements EmbeddingModel {
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const req: ThreadRequest = { type: "embed", id, flat, lengths, paddedLength: batch.paddedLength, queryLane: batch.queryLane };
+      const req: ThreadRequest = {
+        type: "embed",
+        id,
+        flat,
+        lengths,
+        paddedLength: batch.paddedLength,
+        queryLane: batch.queryLane,
+      };
       this.thread.postMessage(req, [flat.buffer, lengths.buffer]);
     });
   }
@@ -112,8 +150,12 @@ export class OnnxModel implements EmbeddingModel {
       if (m.run !== this.lastRun) this.sessionRuns++;
       this.lastRun = m.run;
       p.resolve(m.results);
-    }
-    else p.reject(m.oom ? new OutOfMemoryError(`out of memory: ${m.message}`) : new InferenceError(`inference failed: ${m.message}`));
+    } else
+      p.reject(
+        m.oom
+          ? new OutOfMemoryError(`out of memory: ${m.message}`)
+          : new InferenceError(`inference failed: ${m.message}`),
+      );
     if (this.pending.size === 0) this.idle?.();
   }
 

@@ -15,7 +15,13 @@ import type { ChunkEmbedding } from "../core/heads.js";
 import { applyLayout, probeProblems, type DecodedOutputs } from "../core/layout-heads.js";
 import { buildFeeds, planFeeds, type FeedSpec } from "../core/model-feeds.js";
 import {
-  checkOutputTypes, checkWanted, confirmLayout, describeLayout, matchLayout, type ConfirmedLayout, type TensorMeta,
+  checkOutputTypes,
+  checkWanted,
+  confirmLayout,
+  describeLayout,
+  matchLayout,
+  type ConfirmedLayout,
+  type TensorMeta,
 } from "../core/output-layouts.js";
 import { nextModelRun } from "../core/query-lane.js";
 import { rowsToFloat32, toFloat32 } from "../core/tensor-decode.js";
@@ -52,8 +58,14 @@ export type ThreadRequest =
   | { type: "stop" };
 export type ThreadReply =
   | {
-      type: "ready"; inputNames: string[]; outputNames: string[]; available: OutputKind[]; denseDim: number;
-      colbertDim?: number; layout: Record<string, string>; feeds: string[];
+      type: "ready";
+      inputNames: string[];
+      outputNames: string[];
+      available: OutputKind[];
+      denseDim: number;
+      colbertDim?: number;
+      layout: Record<string, string>;
+      feeds: string[];
     }
   | { type: "fatal"; message: string; name: string }
   /** `run` numbers the session runs: batches merged into one run share it. */
@@ -70,7 +82,10 @@ let layout: ConfirmedLayout | undefined;
 
 async function createSession(): Promise<ort.InferenceSession> {
   const providers = executionProviders(cfg.provider, cfg.deviceId);
-  const opts: ort.InferenceSession.SessionOptions = { executionProviders: providers as never, graphOptimizationLevel: "all" };
+  const opts: ort.InferenceSession.SessionOptions = {
+    executionProviders: providers as never,
+    graphOptimizationLevel: "all",
+  };
   if (cfg.intraOpThreads > 0) opts.intraOpNumThreads = cfg.intraOpThreads;
   try {
     return await ort.InferenceSession.create(cfg.modelPath, opts);
@@ -86,7 +101,11 @@ function unsupportedTypeError(err: Error): ModelLoadError | undefined {
   const code = Number(/Unsupported data type: (\d+)/.exec(err.message)?.[1]);
   if (!Number.isInteger(code)) return undefined;
   const all = [...(cfg.declared?.inputs ?? []), ...(cfg.declared?.outputs ?? [])];
-  const which = all.filter((v) => v.elemType === code).map((v) => v.name).join(", ") || "an input or output";
+  const which =
+    all
+      .filter((v) => v.elemType === code)
+      .map((v) => v.name)
+      .join(", ") || "an input or output";
   return new ModelLoadError(
     `${which} has element type ${ELEM_TYPES[code] ?? code}, which onnxruntime-node cannot exchange with JavaScript; ` +
       "export the model with float32 or float16 inputs and outputs (a Cast at the graph's edge)",
@@ -121,10 +140,14 @@ async function start(): Promise<void> {
   }
   const probe = applyLayout(layout, raw, { flat, lengths }, special);
   port.postMessage({
-    type: "ready", inputNames: [...session.inputNames], outputNames: [...session.outputNames],
+    type: "ready",
+    inputNames: [...session.inputNames],
+    outputNames: [...session.outputNames],
     available: Object.keys(match.outputs) as OutputKind[],
-    denseDim: probe[0].dense?.length ?? 0, colbertDim: probe[0].colbertDim,
-    layout: describeLayout(layout, outputs), feeds: feedPlan.map((f) => `${f.name} ${f.type}`),
+    denseDim: probe[0].dense?.length ?? 0,
+    colbertDim: probe[0].colbertDim,
+    layout: describeLayout(layout, outputs),
+    feeds: feedPlan.map((f) => `${f.name} ${f.type}`),
   } satisfies ThreadReply);
 }
 
@@ -183,7 +206,8 @@ let runs = 0;
 function accept(msg: ThreadRequest): void {
   if (msg.type === "embed") waiting.push(msg);
   else if (msg.type === "stop") {
-    for (const r of waiting.splice(0)) port.postMessage({ type: "error", id: r.id, message: "model closed", oom: false } satisfies ThreadReply);
+    for (const r of waiting.splice(0))
+      port.postMessage({ type: "error", id: r.id, message: "model closed", oom: false } satisfies ThreadReply);
   }
 }
 
@@ -227,7 +251,13 @@ function runNext(): void {
         }
       },
       (err: Error) => {
-        for (const r of group) port.postMessage({ type: "error", id: r.id, message: err.message, oom: looksLikeOutOfMemory(err.message) } satisfies ThreadReply);
+        for (const r of group)
+          port.postMessage({
+            type: "error",
+            id: r.id,
+            message: err.message,
+            oom: looksLikeOutOfMemory(err.message),
+          } satisfies ThreadReply);
       },
     )
     .finally(() => {
@@ -241,4 +271,6 @@ port.on("message", (msg: ThreadRequest) => {
   runNext();
 });
 
-start().catch((err: Error) => port.postMessage({ type: "fatal", message: err.message, name: err.name } satisfies ThreadReply));
+start().catch((err: Error) =>
+  port.postMessage({ type: "fatal", message: err.message, name: err.name } satisfies ThreadReply),
+);

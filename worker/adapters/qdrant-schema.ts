@@ -46,8 +46,11 @@ export function expectedSchema(info: ModelInfo) {
   };
   if (info.outputs.includes("colbert") && info.colbertDim) {
     vectors[VECTOR_NAMES.colbert] = {
-      size: info.colbertDim, distance: "Cosine", multivector_config: { comparator: "max_sim" },
-      hnsw_config: { m: 0 }, datatype: "float16",
+      size: info.colbertDim,
+      distance: "Cosine",
+      multivector_config: { comparator: "max_sim" },
+      hnsw_config: { m: 0 },
+      datatype: "float16",
     };
   }
   const sparse_vectors = info.outputs.includes("sparse") ? { [VECTOR_NAMES.sparse]: {} } : undefined;

@@ -18,7 +18,9 @@ type SinkConfig = Pick<Config, "QDRANT_URL" | "QDRANT_API_KEY" | "COLLECTION" | 
 
 export function toSinkError(err: unknown, what: string): SinkError {
   const status = errorStatus(err);
-  return new SinkError(`${what} failed${status ? ` (HTTP ${status})` : ""}: ${qdrantErrorDetail(err)}`, status, { cause: err });
+  return new SinkError(`${what} failed${status ? ` (HTTP ${status})` : ""}: ${qdrantErrorDetail(err)}`, status, {
+    cause: err,
+  });
 }
 
 export function toQdrantPoint(p: VectorPoint) {
@@ -45,8 +47,16 @@ export function staleFilter(sel: StaleSelector) {
 export class QdrantSink implements VectorSink {
   private readonly client: QdrantClient;
 
-  constructor(private readonly cfg: SinkConfig, private readonly log?: Logger) {
-    this.client = new QdrantClient({ url: cfg.QDRANT_URL!, apiKey: cfg.QDRANT_API_KEY, timeout: cfg.QDRANT_TIMEOUT_MS, checkCompatibility: false });
+  constructor(
+    private readonly cfg: SinkConfig,
+    private readonly log?: Logger,
+  ) {
+    this.client = new QdrantClient({
+      url: cfg.QDRANT_URL!,
+      apiKey: cfg.QDRANT_API_KEY,
+      timeout: cfg.QDRANT_TIMEOUT_MS,
+      checkCompatibility: false,
+    });
   }
 
   describe(): string {

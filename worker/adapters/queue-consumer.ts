@@ -44,7 +44,10 @@ export function createQueueConsumer(
   const { log, metrics } = deps;
   const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {
     const jl = log.child({ jobId: job.id });
-    metrics.stage.observe({ stage: "queue_wait", lane: "queue" }, Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp) / 1000);
+    metrics.stage.observe(
+      { stage: "queue_wait", lane: "queue" },
+      Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp) / 1000,
+    );
     let d: EmbedJobData;
     try {
       d = parseJobData(job.name, job.data, cfg);
@@ -56,7 +59,12 @@ export function createQueueConsumer(
     }
     try {
       const result = await pipeline.submit({
-        id: job.id ?? "", docId: d.docId, docHash: d.docHash, enqueuedAt: d.enqueuedAt, metadata: d.metadata, chunks: d.chunks,
+        id: job.id ?? "",
+        docId: d.docId,
+        docHash: d.docHash,
+        enqueuedAt: d.enqueuedAt,
+        metadata: d.metadata,
+        chunks: d.chunks,
       });
       metrics.jobLatency.observe(Math.max(0, Date.now() - d.enqueuedAt) / 1000);
       if (result.unchanged) metrics.unchanged.inc(result.unchanged);
@@ -85,7 +93,11 @@ export function createQueueConsumer(
   });
   worker.on("completed", () => metrics.jobs.inc({ status: "completed" }));
   worker.on("failed", (job, err) => {
-    const final = !job || err instanceof UnrecoverableError || err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final =
+      !job ||
+      err instanceof UnrecoverableError ||
+      err.name === "UnrecoverableError" ||
+      job.attemptsMade >= (job.opts.attempts ?? 1);
     metrics.jobs.inc({ status: final ? "failed" : "retried" });
   });
   worker.on("error", (err) => log.error({ err: err.message }, "BullMQ worker error"));

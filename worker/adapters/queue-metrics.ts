@@ -23,10 +23,23 @@ export class QueueMetrics {
   private inflight: Promise<QueueSnapshot> | undefined;
 
   constructor(
-    private readonly opts: { redisUrl: string; tls?: RedisTlsSettings; queueName: string; prefix: string; timeoutMs: number; metrics: Metrics; log?: Logger },
+    private readonly opts: {
+      redisUrl: string;
+      tls?: RedisTlsSettings;
+      queueName: string;
+      prefix: string;
+      timeoutMs: number;
+      metrics: Metrics;
+      log?: Logger;
+    },
   ) {
     this.connection = new Redis(opts.redisUrl, {
-      maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: opts.timeoutMs, connectTimeout: Math.max(opts.timeoutMs, 1000), lazyConnect: true, ...redisTlsOptions(opts.redisUrl, opts.tls),
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: opts.timeoutMs,
+      connectTimeout: Math.max(opts.timeoutMs, 1000),
+      lazyConnect: true,
+      ...redisTlsOptions(opts.redisUrl, opts.tls),
     });
     this.connection.on("error", () => undefined); // reported per scrape
     this.queue = new Queue(opts.queueName, { connection: this.connection, prefix: opts.prefix });

@@ -27,7 +27,12 @@ export class TokenizerPool implements ChunkTokenizer {
     let o = 0;
     for (let i = 0; i < r.lengths.length; i++) {
       const len = r.lengths[i];
-      out.push({ ids: r.flat.subarray(o, o + len), fullLength: r.fullLengths[i], truncated: r.fullLengths[i] > len, ...(r.tokens ? { tokens: r.tokens[i] } : {}) });
+      out.push({
+        ids: r.flat.subarray(o, o + len),
+        fullLength: r.fullLengths[i],
+        truncated: r.fullLengths[i] > len,
+        ...(r.tokens ? { tokens: r.tokens[i] } : {}),
+      });
       o += len;
     }
     return out;

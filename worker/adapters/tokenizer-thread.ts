@@ -41,7 +41,12 @@ export default function encode(task: EncodeTask): EncodedBatch {
       ids = ids.slice(0, data.maxLength - 1);
       ids.push(data.eosId);
     }
-    if (wantTokens) tokens.push(ids.length < enc.tokens.length ? [...enc.tokens.slice(0, ids.length - 1), enc.tokens[enc.tokens.length - 1]] : enc.tokens);
+    if (wantTokens)
+      tokens.push(
+        ids.length < enc.tokens.length
+          ? [...enc.tokens.slice(0, ids.length - 1), enc.tokens[enc.tokens.length - 1]]
+          : enc.tokens,
+      );
     seqs.push(ids);
     lengths[i] = ids.length;
     total += ids.length;

@@ -108,7 +108,10 @@ export class BatchPool<T extends Pooled> {
   private queries: T[] = [];
 
   constructor(private readonly limits: BatchLimits) {
-    assert.ok(limits.maxBatchTokens > 0 && limits.maxBatchSize > 0 && limits.padMultiple > 0, "batch limits must be positive");
+    assert.ok(
+      limits.maxBatchTokens > 0 && limits.maxBatchSize > 0 && limits.padMultiple > 0,
+      "batch limits must be positive",
+    );
   }
 
   get size(): number {

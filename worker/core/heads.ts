@@ -42,7 +42,11 @@ export function clsRow(hidden: Float32Array, row: number, seq: number, dim: numb
  *  @param ids the sequence's token ids (unpadded length = ids.length)
  *  @param weights [seq] weights for this row (sparse_vecs[row, :, 0])
  *  @param special ids to drop (<s>, <pad>, </s>, <unk>) */
-export function sparseRow(ids: ArrayLike<number>, weights: ArrayLike<number>, special: ReadonlySet<number>): SparseVector {
+export function sparseRow(
+  ids: ArrayLike<number>,
+  weights: ArrayLike<number>,
+  special: ReadonlySet<number>,
+): SparseVector {
   const best = new Map<number, number>();
   for (let t = 0; t < ids.length; t++) {
     const id = ids[t];
@@ -65,7 +69,12 @@ export function sparseRow(ids: ArrayLike<number>, weights: ArrayLike<number>, sp
  *  keeps the first `length - 1` rows (real tokens incl. </s>), each normalised. Exports that
  *  keep the CLS row give [batch, seq, dim]: `skipRows` 1 starts after it. */
 export function colbertRow(
-  data: Float32Array, row: number, seqRows: number, dim: number, length: number, skipRows = 0,
+  data: Float32Array,
+  row: number,
+  seqRows: number,
+  dim: number,
+  length: number,
+  skipRows = 0,
 ): Float32Array {
   const rows = Math.max(0, length - 1);
   const start = (row * seqRows + skipRows) * dim;
@@ -84,7 +93,9 @@ export function sparseWeightsFromTensor(data: Float32Array, row: number, seq: nu
 }
 
 export function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0, na = 0, nb = 0;
+  let dot = 0,
+    na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
     dot += a[i] * b[i];
     na += a[i] * a[i];

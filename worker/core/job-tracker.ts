@@ -29,8 +29,10 @@ export interface PipelineJob {
   chunks: JobChunk[];
 }
 
-export type JobTrackerConfig = Pick<Config,
-  "TRUNCATE" | "MAX_SEQ_LENGTH" | "STORE_TEXT" | "SINK_RETRIES" | "SINK_RETRY_BASE_MS" | "MODEL_NAME">;
+export type JobTrackerConfig = Pick<
+  Config,
+  "TRUNCATE" | "MAX_SEQ_LENGTH" | "STORE_TEXT" | "SINK_RETRIES" | "SINK_RETRY_BASE_MS" | "MODEL_NAME"
+>;
 
 export interface JobContext {
   cfg: JobTrackerConfig;
@@ -62,11 +64,17 @@ export class JobTracker implements BatchOwner {
   private resolve!: (r: EmbedJobResult) => void;
   private reject!: (e: Error) => void;
 
-  constructor(readonly job: PipelineJob, private readonly ctx: JobContext) {
+  constructor(
+    readonly job: PipelineJob,
+    private readonly ctx: JobContext,
+  ) {
     this.todo = job.chunks;
     this.remaining = job.chunks.length;
     this.done = new Promise<EmbedJobResult>((res, rej) => ((this.resolve = res), (this.reject = rej)));
-    this.finished = this.done.then(() => undefined, () => undefined);
+    this.finished = this.done.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   get settled(): boolean {
@@ -119,7 +127,8 @@ export class JobTracker implements BatchOwner {
     const { cfg, metrics, log } = this.ctx;
     try {
       return await retrySink(call, {
-        retries: cfg.SINK_RETRIES, baseMs: cfg.SINK_RETRY_BASE_MS,
+        retries: cfg.SINK_RETRIES,
+        baseMs: cfg.SINK_RETRY_BASE_MS,
         onError: (err, attempt) => {
           metrics?.errors.inc({ type: "sink" });
           log?.warn({ err: err.message, attempt }, `${what} failed`);
@@ -150,9 +159,10 @@ export class JobTracker implements BatchOwner {
       }
       if (!this.isSettled) this.ctx.scheduler.add(items);
     } catch (err) {
-      const e = err instanceof EmbedError
-        ? err
-        : new ValidationError(`tokenizing failed: ${(err as Error).message}`, { cause: err });
+      const e =
+        err instanceof EmbedError
+          ? err
+          : new ValidationError(`tokenizing failed: ${(err as Error).message}`, { cause: err });
       metrics?.errors.inc({ type: e.kind });
       this.fail(e);
     }
@@ -200,7 +210,8 @@ export class JobTracker implements BatchOwner {
     if (docChunks !== undefined && sink.deleteStale && job.chunks.some((c) => c.index === docChunks - 1)) {
       try {
         await this.withSinkRetries(`removing stale points of "${job.docId}"`, () =>
-          sink.deleteStale!({ docId: job.docId, fromChunk: docChunks, belowVersion: job.enqueuedAt }));
+          sink.deleteStale!({ docId: job.docId, fromChunk: docChunks, belowVersion: job.enqueuedAt }),
+        );
       } catch (err) {
         this.fail(err as Error);
         return;

@@ -21,7 +21,10 @@ export interface BatchRows {
 }
 
 export function applyLayout(
-  layout: ConfirmedLayout, out: DecodedOutputs, rows: BatchRows, special: ReadonlySet<number>,
+  layout: ConfirmedLayout,
+  out: DecodedOutputs,
+  rows: BatchRows,
+  special: ReadonlySet<number>,
 ): ChunkEmbedding[] {
   const { dense, sparse, colbert } = layout;
   const results: ChunkEmbedding[] = [];

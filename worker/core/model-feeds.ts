@@ -50,10 +50,14 @@ export function planFeeds(inputs: readonly TensorMeta[], outputs: readonly Tenso
 function valueAt(role: FeedRole, id: number, t: number, len: number, padId: number): number {
   const real = t < len;
   switch (role) {
-    case "input_ids": return real ? id : padId;
-    case "attention_mask": return real ? 1 : 0;
-    case "token_type_ids": return 0;
-    case "position_ids": return real ? t + 1 + padId : padId;
+    case "input_ids":
+      return real ? id : padId;
+    case "attention_mask":
+      return real ? 1 : 0;
+    case "token_type_ids":
+      return 0;
+    case "position_ids":
+      return real ? t + 1 + padId : padId;
   }
 }
 
@@ -76,7 +80,11 @@ function fill(spec: FeedSpec, flat: Int32Array, lengths: Int32Array, seq: number
 
 /** One tensor per planned feed for the rows `flat` (concatenated ids) split by `lengths`. */
 export function buildFeeds(
-  plan: readonly FeedSpec[], flat: Int32Array, lengths: Int32Array, seq: number, padId: number,
+  plan: readonly FeedSpec[],
+  flat: Int32Array,
+  lengths: Int32Array,
+  seq: number,
+  padId: number,
 ): FeedTensor[] {
   return plan.map((spec) => fill(spec, flat, lengths, seq, padId));
 }

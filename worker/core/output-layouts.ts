@@ -28,20 +28,25 @@ export interface LayoutEntry {
 
 export const KNOWN_LAYOUTS: readonly LayoutEntry[] = [
   {
-    id: "bge-m3-vecs", seenIn: "aapot/bge-m3-onnx and its copies",
+    id: "bge-m3-vecs",
+    seenIn: "aapot/bge-m3-onnx and its copies",
     names: { dense: ["dense_vecs"], sparse: ["sparse_vecs"], colbert: ["colbert_vecs"] },
   },
   {
-    id: "raw-heads", seenIn: "newtechstudio/bge-m3-3head",
+    id: "raw-heads",
+    seenIn: "newtechstudio/bge-m3-3head",
     names: { dense: ["dense"], sparse: ["sparse"], colbert: ["colbert"] },
   },
   {
-    id: "embeddings-weights-vectors", seenIn: "yuniko-software",
+    id: "embeddings-weights-vectors",
+    seenIn: "yuniko-software",
     names: { dense: ["dense_embeddings"], sparse: ["sparse_weights"], colbert: ["colbert_vectors"] },
   },
   {
-    id: "sentence-transformers", seenIn: "sentence-transformers exports",
-    names: { dense: ["sentence_embedding", "token_embeddings"] }, backboneOnly: true,
+    id: "sentence-transformers",
+    seenIn: "sentence-transformers exports",
+    names: { dense: ["sentence_embedding", "token_embeddings"] },
+    backboneOnly: true,
   },
   { id: "backbone", seenIn: "BAAI/bge-m3 onnx/, Xenova", names: { dense: ["last_hidden_state"] }, backboneOnly: true },
 ];
@@ -69,7 +74,9 @@ function mappingHint(): string {
 
 /** Picks the layout from output names (or the configured mapping); throws when nothing fits. */
 export function matchLayout(
-  inputs: readonly TensorMeta[], outputs: readonly TensorMeta[], mapping?: Partial<Record<OutputKind, string>>,
+  inputs: readonly TensorMeta[],
+  outputs: readonly TensorMeta[],
+  mapping?: Partial<Record<OutputKind, string>>,
 ): LayoutMatch {
   const present = new Set(outputs.map((o) => o.name));
   if (mapping && Object.keys(mapping).length > 0) {
@@ -102,7 +109,10 @@ function knownNames(): string {
 
 /** Refuses, naming everything, when `wanted` asks for kinds the layout lacks. */
 export function checkWanted(
-  match: LayoutMatch, wanted: readonly OutputKind[], inputs: readonly TensorMeta[], outputs: readonly TensorMeta[],
+  match: LayoutMatch,
+  wanted: readonly OutputKind[],
+  inputs: readonly TensorMeta[],
+  outputs: readonly TensorMeta[],
 ): void {
   const available = OUTPUT_KINDS.filter((k) => match.outputs[k] !== undefined);
   const missing = wanted.filter((k) => !available.includes(k));
@@ -130,9 +140,18 @@ export function checkOutputTypes(match: LayoutMatch, outputs: readonly TensorMet
   }
 }
 
-export interface DenseHead { output: string; pool: "vector" | "cls" }
-export interface SparseHead { output: string }
-export interface ColbertHead { output: string; clsRow: boolean; dim: number }
+export interface DenseHead {
+  output: string;
+  pool: "vector" | "cls";
+}
+export interface SparseHead {
+  output: string;
+}
+export interface ColbertHead {
+  output: string;
+  clsRow: boolean;
+  dim: number;
+}
 
 export interface ConfirmedLayout {
   id: string;
@@ -144,7 +163,10 @@ export interface ConfirmedLayout {
 /** Shapes of one probe run of `batch` rows padded to `seq` tokens decide how each output is
  *  read. `seq` must be at least 3 so that L and L-1 cannot be confused with other dims. */
 export function confirmLayout(
-  match: LayoutMatch, shapes: Readonly<Record<string, readonly number[]>>, batch: number, seq: number,
+  match: LayoutMatch,
+  shapes: Readonly<Record<string, readonly number[]>>,
+  batch: number,
+  seq: number,
 ): ConfirmedLayout {
   const out: ConfirmedLayout = { id: match.id };
   const bad = (kind: string, name: string, expected: string) =>

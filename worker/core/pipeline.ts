@@ -28,8 +28,12 @@ import { UpsertGrouper } from "./upsert-grouper.js";
 
 export type { PipelineJob } from "./job-tracker.js";
 
-type PipelineConfig = SchedulerConfig & JobTrackerConfig & Pick<Config,
-  "MAX_CHUNK_CHARS" | "MAX_CHUNKS_PER_JOB" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS">;
+type PipelineConfig = SchedulerConfig &
+  JobTrackerConfig &
+  Pick<
+    Config,
+    "MAX_CHUNK_CHARS" | "MAX_CHUNKS_PER_JOB" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS"
+  >;
 
 /** Embeddings of a query request, in input order. */
 export interface QueryResult {
@@ -72,8 +76,11 @@ export class EmbeddingPipeline {
     private readonly log?: Logger,
   ) {
     this.grouper = new UpsertGrouper(ports.sink, {
-      maxBytes: cfg.UPSERT_MAX_BYTES, maxPoints: cfg.UPSERT_MAX_POINTS, lingerMs: cfg.UPSERT_LINGER_MS,
-      retries: cfg.SINK_RETRIES, retryBaseMs: cfg.SINK_RETRY_BASE_MS,
+      maxBytes: cfg.UPSERT_MAX_BYTES,
+      maxPoints: cfg.UPSERT_MAX_POINTS,
+      lingerMs: cfg.UPSERT_LINGER_MS,
+      retries: cfg.SINK_RETRIES,
+      retryBaseMs: cfg.SINK_RETRY_BASE_MS,
       onRequest: (n, s, ok) => {
         metrics?.upserts.inc();
         metrics?.upsertPoints.observe(n);
@@ -85,7 +92,9 @@ export class EmbeddingPipeline {
       },
     });
     this.scheduler = new BatchScheduler(cfg, {
-      model: ports.model, metrics, log,
+      model: ports.model,
+      metrics,
+      log,
       write: (points) => this.grouper.add(points),
       onSchedulerFailure: (e) => this.schedulerFailed(e),
     });
@@ -109,7 +118,12 @@ export class EmbeddingPipeline {
     }
     const { cfg, ports, scheduler, metrics, log } = this;
     const tracker = new JobTracker(job, {
-      cfg, tokenizer: ports.tokenizer, sink: ports.sink, scheduler, metrics, log,
+      cfg,
+      tokenizer: ports.tokenizer,
+      sink: ports.sink,
+      scheduler,
+      metrics,
+      log,
       onSettled: (t) => {
         this.jobs.delete(t);
         this.metrics?.inflightJobs.set(this.jobs.size);
@@ -146,7 +160,11 @@ export class EmbeddingPipeline {
   async embedQuery(texts: string[], opts: QueryOptions): Promise<QueryResult> {
     assert.ok(texts.length > 0, "embedQuery called without texts; the caller validates this");
     const q = new QueryTracker({
-      id: opts.id, texts: texts.length, timeoutMs: opts.timeoutMs, signal: opts.signal, metrics: this.metrics,
+      id: opts.id,
+      texts: texts.length,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+      metrics: this.metrics,
       onSettled: (t) => this.queries.delete(t),
       onFailed: (t) => this.scheduler.removeOwner(t),
     });
@@ -166,7 +184,9 @@ export class EmbeddingPipeline {
 
   /** Tokenizes a request's texts into the query lane and schedules at once. */
   private async poolQuery(
-    q: QueryTracker, texts: string[], withTokens?: boolean,
+    q: QueryTracker,
+    texts: string[],
+    withTokens?: boolean,
   ): Promise<Map<number, string>[] | undefined> {
     const tokenizer = this.ports.queryTokenizer ?? this.ports.tokenizer;
     const started = performance.now();

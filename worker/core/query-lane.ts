@@ -54,7 +54,10 @@ interface LaneItem {
  *  queue gets for free; on a CPU, where time grows with tokens, it costs the queue about what
  *  the same chunks would cost later. `queries` must not be empty. */
 export function cutQueryBatch<T extends LaneItem>(
-  queries: readonly T[], queued: readonly T[], limits: LaneLimits, fillTokens: QueryFillBudget,
+  queries: readonly T[],
+  queued: readonly T[],
+  limits: LaneLimits,
+  fillTokens: QueryFillBudget,
 ): { lead: T[]; fill: T[]; paddedLength: number } {
   const { maxBatchSize, maxBatchTokens, padMultiple } = limits;
   const byAge = [...queries].sort((a, b) => a.pooledAt - b.pooledAt);

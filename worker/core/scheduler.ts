@@ -49,9 +49,16 @@ export interface BatchItem extends Pooled {
  *  in the pool to be sorted with later arrivals. */
 const MODEL_DEPTH = 2;
 
-export type SchedulerConfig = Pick<Config,
-  "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE" | "BATCH_OVERHEAD_TOKENS" | "BATCH_LINGER_MS" |
-  "BATCH_STRATEGY" | "QUERY_FILL_TOKENS">;
+export type SchedulerConfig = Pick<
+  Config,
+  | "MAX_BATCH_TOKENS"
+  | "MAX_BATCH_SIZE"
+  | "PAD_MULTIPLE"
+  | "BATCH_OVERHEAD_TOKENS"
+  | "BATCH_LINGER_MS"
+  | "BATCH_STRATEGY"
+  | "QUERY_FILL_TOKENS"
+>;
 
 export interface SchedulerHooks {
   model: EmbeddingModel;
@@ -72,10 +79,16 @@ export class BatchScheduler {
   private timer: NodeJS.Timeout | undefined;
   private batchSeq = 0;
 
-  constructor(private readonly cfg: SchedulerConfig, private readonly hooks: SchedulerHooks) {
+  constructor(
+    private readonly cfg: SchedulerConfig,
+    private readonly hooks: SchedulerHooks,
+  ) {
     this.pool = new BatchPool<BatchItem>({
-      maxBatchTokens: cfg.MAX_BATCH_TOKENS, maxBatchSize: cfg.MAX_BATCH_SIZE, padMultiple: cfg.PAD_MULTIPLE,
-      batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS, strategy: cfg.BATCH_STRATEGY,
+      maxBatchTokens: cfg.MAX_BATCH_TOKENS,
+      maxBatchSize: cfg.MAX_BATCH_SIZE,
+      padMultiple: cfg.PAD_MULTIPLE,
+      batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
+      strategy: cfg.BATCH_STRATEGY,
     });
   }
 
@@ -126,7 +139,9 @@ export class BatchScheduler {
     }
     while (this.modelInFlight < MODEL_DEPTH) {
       const { batch, waitMs } = this.pool.take({
-        now: Date.now(), moreComing: this.tokenizing > 0, lingerMs: this.cfg.BATCH_LINGER_MS,
+        now: Date.now(),
+        moreComing: this.tokenizing > 0,
+        lingerMs: this.cfg.BATCH_LINGER_MS,
         onlyFull: this.modelInFlight > 0,
       });
       if (!batch) {
@@ -189,9 +204,10 @@ export class BatchScheduler {
   }
 
   private failAlone(it: BatchItem, err: unknown, batchId: number, lane: LaneLabel): void {
-    const e = err instanceof EmbedError
-      ? err
-      : new InferenceError(`inference failed: ${(err as Error).message}`, { cause: err });
+    const e =
+      err instanceof EmbedError
+        ? err
+        : new InferenceError(`inference failed: ${(err as Error).message}`, { cause: err });
     const { nouns, logFields } = it.owner;
     const msg = `${nouns.item} failed alone; failing its ${nouns.owner}`;
     this.hooks.log?.warn({ batchId, ...logFields, lane, kind: e.kind, err: e.message }, msg);
@@ -226,7 +242,10 @@ export class BatchScheduler {
 
 /** The last-resort guard: fails `owners` with InternalError, logged and counted once. */
 export function failUnexpected(
-  owners: BatchOwner[], err: unknown, where: string, o: { metrics?: Metrics; log?: Logger },
+  owners: BatchOwner[],
+  err: unknown,
+  where: string,
+  o: { metrics?: Metrics; log?: Logger },
 ): void {
   const e = asEmbedError(err, where);
   o.metrics?.errors.inc({ type: e.kind });

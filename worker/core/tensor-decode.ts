@@ -70,7 +70,11 @@ export function toFloat32(type: string, data: unknown, name = "output"): Float32
 /** Elements [r * stride, r * stride + length) of every row r, packed: e.g. the CLS rows of a
  *  [B, L, H] hidden state (stride L*H, length H), so the other L-1 rows are never decoded. */
 export function rowsToFloat32(
-  type: string, data: unknown, stride: number, length: number, name = "output",
+  type: string,
+  data: unknown,
+  stride: number,
+  length: number,
+  name = "output",
 ): Float32Array {
   if (!isTypedArray(data)) throw new TypeError(`${name}: ${type} data is not a typed array`);
   const rows = Math.floor(data.length / stride);

@@ -58,12 +58,18 @@ export class UpsertGrouper {
   private ready: GroupedPoint[][] = [];
   private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly sink: VectorSink, private readonly opts: GrouperOptions) {}
+  constructor(
+    private readonly sink: VectorSink,
+    private readonly opts: GrouperOptions,
+  ) {}
 
   add(entries: GroupedPoint[]): void {
     for (const e of entries) {
       const bytes = estimatePointBytes(e.point);
-      if (this.pending.length > 0 && (this.pendingBytes + bytes > this.opts.maxBytes || this.pending.length >= this.opts.maxPoints)) {
+      if (
+        this.pending.length > 0 &&
+        (this.pendingBytes + bytes > this.opts.maxBytes || this.pending.length >= this.opts.maxPoints)
+      ) {
         this.cut();
       }
       this.pending.push(e);
@@ -101,13 +107,15 @@ export class UpsertGrouper {
     while (this.inFlight < (this.opts.maxInFlight ?? 2) && this.ready.length > 0) {
       const group = this.ready.shift()!;
       this.inFlight++;
-      this.write(group).catch((err) => this.failGroup(group, err)).finally(() => {
-        this.inFlight--;
-        this.pump();
-        if (this.pending.length === 0 && this.ready.length === 0 && this.inFlight === 0) {
-          for (const w of this.idleWaiters.splice(0)) w();
-        }
-      });
+      this.write(group)
+        .catch((err) => this.failGroup(group, err))
+        .finally(() => {
+          this.inFlight--;
+          this.pump();
+          if (this.pending.length === 0 && this.ready.length === 0 && this.inFlight === 0) {
+            for (const w of this.idleWaiters.splice(0)) w();
+          }
+        });
     }
   }
 
@@ -128,12 +136,19 @@ export class UpsertGrouper {
     const points = group.map((g) => g.point);
     const started = performance.now();
     try {
-      await retrySink(() => this.sink.upsert(points), { retries, baseMs: this.opts.retryBaseMs, onError: this.opts.onError });
+      await retrySink(() => this.sink.upsert(points), {
+        retries,
+        baseMs: this.opts.retryBaseMs,
+        onError: this.opts.onError,
+      });
       this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, true);
       for (const g of group) g.done();
     } catch (err) {
       this.opts.onRequest?.(points.length, (performance.now() - started) / 1000, false);
-      const e = err instanceof SinkError ? err : new SinkError(`upsert failed: ${(err as Error).message}`, undefined, { cause: err });
+      const e =
+        err instanceof SinkError
+          ? err
+          : new SinkError(`upsert failed: ${(err as Error).message}`, undefined, { cause: err });
       if (group.length > 1 && e.contentSuspect) {
         // The group already had its retries: each half gets one attempt, then splits again.
         const half = Math.ceil(group.length / 2);

@@ -26,10 +26,12 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>, aStart = 0, bSta
 
 /** `out[i][j] = a[i] · b[j]` (FlagEmbedding's `embeddings_1 @ embeddings_2.T`). */
 export function denseSimilarity(a: ReadonlyArray<ArrayLike<number>>, b: ReadonlyArray<ArrayLike<number>>): number[][] {
-  return a.map((x) => b.map((y) => {
-    if (x.length !== y.length) throw new RangeError(`dense vectors differ in length: ${x.length} vs ${y.length}`);
-    return dot(x, y);
-  }));
+  return a.map((x) =>
+    b.map((y) => {
+      if (x.length !== y.length) throw new RangeError(`dense vectors differ in length: ${x.length} vs ${y.length}`);
+      return dot(x, y);
+    }),
+  );
 }
 
 /** Sum over token ids present in both of the product of their weights. */

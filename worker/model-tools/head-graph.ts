@@ -18,7 +18,10 @@ const INT64_MAX = 0x7fffffffffffffffn;
 /** Slice with inputs and Gather with negative-safe indices need opset 10/11; exports use 14-17. */
 export const MIN_OPSET = 11;
 
-export interface LinearHead { weight: PtTensor; bias: PtTensor }
+export interface LinearHead {
+  weight: PtTensor;
+  bias: PtTensor;
+}
 
 export interface HeadGraphInput {
   /** The backbone's hidden-state value, e.g. `last_hidden_state`. */
@@ -41,8 +44,10 @@ export const HEAD_OUTPUTS = ["dense_vecs", "sparse_vecs", "colbert_vecs"] as con
 export function linearOutSize(head: LinearHead, hiddenSize: number, what: string): number {
   const [out, inp] = head.weight.shape;
   if (head.weight.shape.length !== 2 || inp !== hiddenSize || head.bias.shape.join() !== String(out)) {
-    throw new ModelLayoutError(`${what}: weight [${head.weight.shape}] and bias [${head.bias.shape}] do not fit a ` +
-      `Linear from the backbone's hidden size ${hiddenSize} (expected weight [out, ${hiddenSize}], bias [out])`);
+    throw new ModelLayoutError(
+      `${what}: weight [${head.weight.shape}] and bias [${head.bias.shape}] do not fit a ` +
+        `Linear from the backbone's hidden size ${hiddenSize} (expected weight [out, ${hiddenSize}], bias [out])`,
+    );
   }
   return out;
 }
@@ -111,9 +116,10 @@ function toFloat32(f: Fragment, x: string, elemType: number): string {
 /** x / max(‖x‖₂ over the last axis, 1e-12), like torch.nn.functional.normalize. */
 function normalise(f: Fragment, x: string, opset: number, out: string): string {
   const keep = { name: "keepdims", type: A.INT, i: 1 };
-  const norm = opset >= 18
-    ? f.node("ReduceL2", [x, f.int64s("last_axis", [-1n])], [keep])
-    : f.node("ReduceL2", [x], [{ name: "axes", type: A.INTS, ints: [-1] }, keep]);
+  const norm =
+    opset >= 18
+      ? f.node("ReduceL2", [x, f.int64s("last_axis", [-1n])], [keep])
+      : f.node("ReduceL2", [x], [{ name: "axes", type: A.INTS, ints: [-1] }, keep]);
   const eps = f.init("min_norm", FLOAT, [], new Uint8Array(Float32Array.of(1e-12).buffer));
   return f.node("Div", [x, f.node("Max", [norm, eps])], [], out);
 }
@@ -141,20 +147,30 @@ export function buildHeadGraph(g: HeadGraphInput): Uint8Array {
   const cls = f.node("Gather", [g.hidden, f.int64s("cls_index", [0n], [])], [{ name: "axis", type: A.INT, i: 1 }]);
   normalise(f, toFloat32(f, cls, g.elemType), g.opset, "dense_vecs");
 
-  const relu = f.node("Relu", [linear(f, g.hidden, g.sparse, "sparse_linear", g.elemType)], [],
-    g.elemType === FLOAT ? "sparse_vecs" : undefined);
+  const relu = f.node(
+    "Relu",
+    [linear(f, g.hidden, g.sparse, "sparse_linear", g.elemType)],
+    [],
+    g.elemType === FLOAT ? "sparse_vecs" : undefined,
+  );
   if (g.elemType !== FLOAT) f.node("Cast", [relu], [{ name: "to", type: A.INT, i: FLOAT }], "sparse_vecs");
 
   // Position 0 is CLS; INT64_MAX as the end means "through the last position".
-  const tokens = f.node("Slice", [g.hidden, f.int64s("colbert_start", [1n]), f.int64s("colbert_end", [INT64_MAX]),
-    f.int64s("colbert_axis", [1n])]);
+  const tokens = f.node("Slice", [
+    g.hidden,
+    f.int64s("colbert_start", [1n]),
+    f.int64s("colbert_end", [INT64_MAX]),
+    f.int64s("colbert_axis", [1n]),
+  ]);
   const projected = linear(f, tokens, g.colbert, "colbert_linear", g.elemType);
   normalise(f, toFloat32(f, projected, g.elemType), g.opset, "colbert_vecs");
 
   const dims = (...d: Array<string | number>) =>
     d.map((x) => (typeof x === "number" ? { dimValue: x } : { dimParam: x }));
-  const output = (name: string, shape: Array<string | number>) =>
-    ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims(...shape) } } } });
+  const output = (name: string, shape: Array<string | number>) => ({
+    name,
+    type: { tensorType: { elemType: FLOAT, shape: { dim: dims(...shape) } } },
+  });
   return onnx.GraphProto.encode({
     node: f.nodes,
     initializer: f.initializers,

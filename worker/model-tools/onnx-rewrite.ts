@@ -31,7 +31,10 @@ export interface RewritePlan {
   append: Uint8Array;
 }
 
-export interface RewriteResult { moved: number; dataBytes: number }
+export interface RewriteResult {
+  moved: number;
+  dataBytes: number;
+}
 
 const segLength = (s: Segment) => (s instanceof Uint8Array ? s.length : s.end - s.start);
 const total = (segs: Segment[]) => segs.reduce((n, s) => n + segLength(s), 0);
@@ -58,8 +61,11 @@ export async function rewriteModel(plan: RewritePlan): Promise<RewriteResult> {
   const modelSegs: Segment[] = [];
   for (const f of plan.scan.modelFields) {
     if (f.field !== FIELD.model.graph) modelSegs.push(copyOf(f));
-    else modelSegs.push(Buffer.concat([encodeVarint(FIELD.model.graph * 8 + WIRE.LEN), encodeVarint(total(graphSegs))]),
-      ...graphSegs);
+    else
+      modelSegs.push(
+        Buffer.concat([encodeVarint(FIELD.model.graph * 8 + WIRE.LEN), encodeVarint(total(graphSegs))]),
+        ...graphSegs,
+      );
   }
   try {
     await writeSegments(src, plan.outPath, modelSegs);
@@ -77,8 +83,11 @@ function externalTensor(entry: GraphEntry, location: string, offset: number, len
   const kv = (key: string, value: string) =>
     lenField(FIELD.tensor.externalData, onnx.StringStringEntryProto.encode({ key, value }).finish());
   const extra = Buffer.concat([
-    kv("location", location), kv("offset", String(offset)), kv("length", String(length)),
-    encodeVarint(FIELD.tensor.dataLocation * 8 + WIRE.VARINT), encodeVarint(1),
+    kv("location", location),
+    kv("offset", String(offset)),
+    kv("length", String(length)),
+    encodeVarint(FIELD.tensor.dataLocation * 8 + WIRE.VARINT),
+    encodeVarint(1),
   ]);
   // A later scalar field wins in protobuf, so an earlier data_location = DEFAULT is overridden.
   const body: Segment[] = [{ start: t.valueStart, end: raw.start }, { start: raw.end, end: t.end }, extra];

@@ -25,7 +25,11 @@ export class WireFile {
   private bufStart = 0;
   private bufLength = 0;
 
-  private constructor(private readonly fh: FileHandle, readonly size: number, readonly path: string) {}
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+    readonly path: string,
+  ) {}
 
   static async open(path: string): Promise<WireFile> {
     const fh = await open(path, "r");

@@ -22,24 +22,40 @@ interface CliOptions {
 async function main(argv: string[]): Promise<void> {
   const cli = new Command()
     .name("prepare-model")
-    .description("Add BGE-M3's dense, sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) " +
-      "to a backbone-only ONNX export")
-    .requiredOption("--from <dir>", "folder with the backbone export, found as the worker finds its model " +
-      "(model.onnx, model_fp16.onnx, ... here or in onnx/)")
+    .description(
+      "Add BGE-M3's dense, sparse and ColBERT heads (sparse_linear.pt, colbert_linear.pt) " +
+        "to a backbone-only ONNX export",
+    )
+    .requiredOption(
+      "--from <dir>",
+      "folder with the backbone export, found as the worker finds its model " +
+        "(model.onnx, model_fp16.onnx, ... here or in onnx/)",
+    )
     .requiredOption("--out <dir>", "folder for the prepared model (model.onnx, its data, tokenizer and config)")
     .option("--model <file>", "backbone file relative to --from, when the folder holds several (like MODEL_FILE)")
-    .option("--heads <dir>", "folder holding sparse_linear.pt and colbert_linear.pt " +
-      "(default: --from, the backbone's folder, then the parent of --from)")
+    .option(
+      "--heads <dir>",
+      "folder holding sparse_linear.pt and colbert_linear.pt " +
+        "(default: --from, the backbone's folder, then the parent of --from)",
+    )
     .option("--hidden-output <name>", "backbone output with the hidden state (default: last_hidden_state)")
-    .option("--external-threshold <bytes>", "inline weights of this size or more move to model.onnx_data",
-      intInRange(0))
+    .option(
+      "--external-threshold <bytes>",
+      "inline weights of this size or more move to model.onnx_data",
+      intInRange(0),
+    )
     .option("--force", "replace files already in --out")
     .parse(argv)
     .opts<CliOptions>();
   const started = performance.now();
   const r = await prepareModel({
-    from: cli.from, out: cli.out, modelFile: cli.model, headsDir: cli.heads, hiddenOutput: cli.hiddenOutput,
-    externalThreshold: cli.externalThreshold, force: cli.force,
+    from: cli.from,
+    out: cli.out,
+    modelFile: cli.model,
+    headsDir: cli.heads,
+    hiddenOutput: cli.hiddenOutput,
+    externalThreshold: cli.externalThreshold,
+    force: cli.force,
   });
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(formatPrepareSummary(r, cli.out, seconds, process.resourceUsage().maxRSS * 1024));

@@ -37,7 +37,11 @@ export interface PrepareOptions {
   force?: boolean;
 }
 
-export interface WrittenFile { file: string; bytes: number; how: "written" | "linked" | "copied" }
+export interface WrittenFile {
+  file: string;
+  bytes: number;
+  how: "written" | "linked" | "copied";
+}
 
 export interface PrepareResult {
   modelPath: string;
@@ -51,8 +55,13 @@ export interface PrepareResult {
 }
 
 /** Tokenizer and config files copied beside the prepared model when the export has them. */
-const SIDE_FILES = ["tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json",
-  "sentencepiece.bpe.model"];
+const SIDE_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "config.json",
+  "special_tokens_map.json",
+  "sentencepiece.bpe.model",
+];
 const DEFAULT_THRESHOLD = 1024;
 
 async function readHead(o: PrepareOptions, modelDir: string, file: string): Promise<LinearHead> {
@@ -77,17 +86,21 @@ function hiddenInfo(files: ModelFiles, name: string) {
   if (existing.length > 0) {
     const names = existing.map((o) => o.name).join(", ");
     throw new ModelLayoutError(
-      `${files.modelPath} already has BGE-M3 head outputs (${names}); use it as it is (${io()})`);
+      `${files.modelPath} already has BGE-M3 head outputs (${names}); use it as it is (${io()})`,
+    );
   }
   const out = outputs.find((o) => o.name === name);
   if (!out) {
-    throw new ModelLayoutError(`${files.modelPath} has no output ${name}, so it is not a backbone-only export ` +
-      `prepare-model knows (${io()}); name the hidden-state output with --hidden-output`);
+    throw new ModelLayoutError(
+      `${files.modelPath} has no output ${name}, so it is not a backbone-only export ` +
+        `prepare-model knows (${io()}); name the hidden-state output with --hidden-output`,
+    );
   }
   const [batch, seq, hiddenSize] = out.shape;
   if (out.shape.length !== 3 || typeof hiddenSize !== "number" || !(hiddenSize > 0)) {
-    throw new ModelLayoutError(`${name} should be [batch, sequence, hidden] with a fixed hidden size; ` +
-      `it is [${out.shape.join(", ")}]`);
+    throw new ModelLayoutError(
+      `${name} should be [batch, sequence, hidden] with a fixed hidden size; ` + `it is [${out.shape.join(", ")}]`,
+    );
   }
   const dim = (d: number | string, fallback: string) => (typeof d === "string" && d ? d : fallback);
   return { elemType: out.elemType, hiddenSize, batchDim: dim(batch, "batch"), seqDim: dim(seq, "sequence") };
@@ -155,13 +168,19 @@ export async function prepareModel(o: PrepareOptions): Promise<PrepareResult> {
   const dataFile = files.externalFiles.includes("model.onnx_data") ? "model.onnx.heads_data" : "model.onnx_data";
   // Beside the graph first (BAAI's onnx/ has its own copies), then the export's root.
   const sideFiles = SIDE_FILES.flatMap((f) =>
-    [path.join(modelDir, f), path.join(o.from, f)].filter(existsSync).slice(0, 1));
+    [path.join(modelDir, f), path.join(o.from, f)].filter(existsSync).slice(0, 1),
+  );
   const outNames = ["model.onnx", dataFile, ...files.externalFiles, ...sideFiles.map((f) => path.basename(f))];
   await prepareOut(o.out, o.force ?? false, outNames);
   const outModel = path.join(o.out, "model.onnx");
   const rewrite = await rewriteModel({
-    scan, outPath: outModel, dataFile, dataPath: path.join(o.out, dataFile),
-    threshold: o.externalThreshold ?? DEFAULT_THRESHOLD, dropOutputs: new Set([hiddenName]), append,
+    scan,
+    outPath: outModel,
+    dataFile,
+    dataPath: path.join(o.out, dataFile),
+    threshold: o.externalThreshold ?? DEFAULT_THRESHOLD,
+    dropOutputs: new Set([hiddenName]),
+    append,
   });
   const written: WrittenFile[] = [{ file: outModel, bytes: (await stat(outModel)).size, how: "written" }];
   if (rewrite.moved > 0) written.push({ file: path.join(o.out, dataFile), bytes: rewrite.dataBytes, how: "written" });
@@ -175,7 +194,12 @@ export async function prepareModel(o: PrepareOptions): Promise<PrepareResult> {
     written.push({ file: dst, bytes: (await stat(f)).size, how: await place(f, dst, "copy") });
   }
   return {
-    modelPath: outModel, files: written, opset: scan.opset, hiddenType: h.elemType === 10 ? "float16" : "float32",
-    hiddenSize: h.hiddenSize, colbertDim: colbert.weight.shape[0], movedInitializers: rewrite.moved,
+    modelPath: outModel,
+    files: written,
+    opset: scan.opset,
+    hiddenType: h.elemType === 10 ? "float16" : "float32",
+    hiddenSize: h.hiddenSize,
+    colbertDim: colbert.weight.shape[0],
+    movedInitializers: rewrite.moved,
   };
 }

@@ -32,8 +32,11 @@ export async function readPtStateDict(file: string): Promise<Map<string, PtTenso
   try {
     entries = unzipSync(raw, { filter: (f) => WANTED.test(f.name) && f.originalSize <= MAX_ENTRY_BYTES });
   } catch (err) {
-    throw new PtFormatError(name, `not a zip archive (${(err as Error).message}); torch.save before 1.6 wrote ` +
-      "a legacy format this reader does not accept: re-save it with a current torch");
+    throw new PtFormatError(
+      name,
+      `not a zip archive (${(err as Error).message}); torch.save before 1.6 wrote ` +
+        "a legacy format this reader does not accept: re-save it with a current torch",
+    );
   }
   const pkl = Object.keys(entries).filter((k) => /^[^/]+\/data\.pkl$/.test(k));
   if (pkl.length !== 1) throw new PtFormatError(name, `expected one <name>/data.pkl in the zip, found ${pkl.length}`);

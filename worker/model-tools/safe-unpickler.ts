@@ -14,23 +14,42 @@ const STORAGE_CLASSES: Record<string, StorageDtype> = {
   "torch.BFloat16Storage": "bfloat16",
 };
 const CALLABLES = new Set([
-  "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+  "collections.OrderedDict",
+  "torch._utils._rebuild_tensor_v2",
+  "torch._utils._rebuild_parameter",
 ]);
 
 /** A storage the pickle refers to by persistent id: raw bytes live in the zip as data/<key>. */
-export interface StorageRef { kind: "storage"; dtype: StorageDtype; key: string; numel: number }
+export interface StorageRef {
+  kind: "storage";
+  dtype: StorageDtype;
+  key: string;
+  numel: number;
+}
 /** A tensor view over a storage, as `_rebuild_tensor_v2` describes it (offsets in elements). */
-export interface TensorRef { kind: "tensor"; storage: StorageRef; offset: number; shape: number[]; stride: number[] }
+export interface TensorRef {
+  kind: "tensor";
+  storage: StorageRef;
+  offset: number;
+  shape: number[];
+  stride: number[];
+}
 
-interface GlobalRef { kind: "global"; name: string }
+interface GlobalRef {
+  kind: "global";
+  name: string;
+}
 type Value =
-  | null | boolean | number | bigint | string | Value[] | Map<Value, Value> | GlobalRef | StorageRef | TensorRef;
+  null | boolean | number | bigint | string | Value[] | Map<Value, Value> | GlobalRef | StorageRef | TensorRef;
 const MARK = Symbol("mark");
 type Slot = Value | typeof MARK;
 
 class Reader {
   pos = 0;
-  constructor(private readonly buf: Uint8Array, private readonly fail: (msg: string) => never) {}
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly fail: (msg: string) => never,
+  ) {}
   u8(): number {
     if (this.pos >= this.buf.length) this.fail("pickle ends before STOP");
     return this.buf[this.pos++];
@@ -87,7 +106,10 @@ export function unpickleStateDict(data: Uint8Array, file: string): Value {
 class Machine {
   private readonly stack: Slot[] = [];
   private readonly memo = new Map<number, Value>();
-  constructor(private readonly file: string, private readonly fail: (msg: string) => never) {}
+  constructor(
+    private readonly file: string,
+    private readonly fail: (msg: string) => never,
+  ) {}
 
   finish(): Value {
     if (this.stack.length !== 1) this.fail(`STOP with ${this.stack.length} values on the stack`);
@@ -123,51 +145,140 @@ class Machine {
   step(op: number, r: Reader): void {
     const s = this.stack;
     switch (op) {
-      case 0x80: r.u8(); return; // PROTO
-      case 0x95: r.bytes(8); return; // FRAME
-      case 0x28: s.push(MARK); return; // MARK
-      case 0x7d: case 0x64: // EMPTY_DICT, DICT
-        s.push(op === 0x64 ? this.pairs(new Map(), this.popMark()) : new Map()); return;
-      case 0x5d: s.push([]); return; // EMPTY_LIST
-      case 0x6c: s.push(this.popMark()); return; // LIST
-      case 0x29: s.push([]); return; // EMPTY_TUPLE
-      case 0x74: s.push(this.popMark()); return; // TUPLE
-      case 0x85: s.push([this.pop()]); return; // TUPLE1
-      case 0x86: { const b = this.pop(); s.push([this.pop(), b]); return; }
-      case 0x87: { const c = this.pop(); const b = this.pop(); s.push([this.pop(), b, c]); return; }
-      case 0x58: s.push(r.utf8(r.uint(4))); return; // BINUNICODE
-      case 0x8c: s.push(r.utf8(r.u8())); return; // SHORT_BINUNICODE
-      case 0x8d: s.push(r.utf8(r.uint(8))); return; // BINUNICODE8
-      case 0x71: this.memo.set(r.u8(), this.top()); return; // BINPUT
-      case 0x72: this.memo.set(r.uint(4), this.top()); return; // LONG_BINPUT
-      case 0x94: this.memo.set(this.memo.size, this.top()); return; // MEMOIZE
-      case 0x68: case 0x6a: { // BINGET, LONG_BINGET
+      case 0x80:
+        r.u8();
+        return; // PROTO
+      case 0x95:
+        r.bytes(8);
+        return; // FRAME
+      case 0x28:
+        s.push(MARK);
+        return; // MARK
+      case 0x7d:
+      case 0x64: // EMPTY_DICT, DICT
+        s.push(op === 0x64 ? this.pairs(new Map(), this.popMark()) : new Map());
+        return;
+      case 0x5d:
+        s.push([]);
+        return; // EMPTY_LIST
+      case 0x6c:
+        s.push(this.popMark());
+        return; // LIST
+      case 0x29:
+        s.push([]);
+        return; // EMPTY_TUPLE
+      case 0x74:
+        s.push(this.popMark());
+        return; // TUPLE
+      case 0x85:
+        s.push([this.pop()]);
+        return; // TUPLE1
+      case 0x86: {
+        const b = this.pop();
+        s.push([this.pop(), b]);
+        return;
+      }
+      case 0x87: {
+        const c = this.pop();
+        const b = this.pop();
+        s.push([this.pop(), b, c]);
+        return;
+      }
+      case 0x58:
+        s.push(r.utf8(r.uint(4)));
+        return; // BINUNICODE
+      case 0x8c:
+        s.push(r.utf8(r.u8()));
+        return; // SHORT_BINUNICODE
+      case 0x8d:
+        s.push(r.utf8(r.uint(8)));
+        return; // BINUNICODE8
+      case 0x71:
+        this.memo.set(r.u8(), this.top());
+        return; // BINPUT
+      case 0x72:
+        this.memo.set(r.uint(4), this.top());
+        return; // LONG_BINPUT
+      case 0x94:
+        this.memo.set(this.memo.size, this.top());
+        return; // MEMOIZE
+      case 0x68:
+      case 0x6a: {
+        // BINGET, LONG_BINGET
         const k = op === 0x68 ? r.u8() : r.uint(4);
         if (!this.memo.has(k)) this.fail(`memo ${k} read before it was written`);
-        s.push(this.memo.get(k) as Value); return;
+        s.push(this.memo.get(k) as Value);
+        return;
       }
-      case 0x63: { const module = r.line(); s.push(this.global(module, r.line())); return; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
+      case 0x63: {
+        const module = r.line();
+        s.push(this.global(module, r.line()));
+        return;
+      } // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = this.pop();
         const module = this.pop();
         if (typeof module !== "string" || typeof name !== "string") this.fail("STACK_GLOBAL without two strings");
-        s.push(this.global(module as string, name as string)); return;
+        s.push(this.global(module as string, name as string));
+        return;
       }
-      case 0x52: { const args = this.pop(); s.push(this.reduce(this.pop(), args)); return; } // REDUCE
-      case 0x51: s.push(this.persistent(this.pop())); return; // BINPERSID
-      case 0x4a: s.push(r.int32()); return; // BININT
-      case 0x4b: s.push(r.u8()); return; // BININT1
-      case 0x4d: s.push(r.uint(2)); return; // BININT2
-      case 0x8a: s.push(long1(r.bytes(r.u8()))); return; // LONG1
-      case 0x47: s.push(new DataView(r.bytes(8).slice().buffer).getFloat64(0, false)); return; // BINFLOAT
-      case 0x88: s.push(true); return;
-      case 0x89: s.push(false); return;
-      case 0x4e: s.push(null); return; // NONE
-      case 0x73: { const v = this.pop(); const k = this.pop(); this.dict(this.top()).set(k, v); return; } // SETITEM
-      case 0x75: { const items = this.popMark(); this.pairs(this.dict(this.top()), items); return; } // SETITEMS
-      case 0x61: { const v = this.pop(); this.list(this.top()).push(v); return; } // APPEND
-      case 0x65: { const items = this.popMark(); this.list(this.top()).push(...items); return; } // APPENDS
-      case 0x62: this.build(this.pop()); return; // BUILD
+      case 0x52: {
+        const args = this.pop();
+        s.push(this.reduce(this.pop(), args));
+        return;
+      } // REDUCE
+      case 0x51:
+        s.push(this.persistent(this.pop()));
+        return; // BINPERSID
+      case 0x4a:
+        s.push(r.int32());
+        return; // BININT
+      case 0x4b:
+        s.push(r.u8());
+        return; // BININT1
+      case 0x4d:
+        s.push(r.uint(2));
+        return; // BININT2
+      case 0x8a:
+        s.push(long1(r.bytes(r.u8())));
+        return; // LONG1
+      case 0x47:
+        s.push(new DataView(r.bytes(8).slice().buffer).getFloat64(0, false));
+        return; // BINFLOAT
+      case 0x88:
+        s.push(true);
+        return;
+      case 0x89:
+        s.push(false);
+        return;
+      case 0x4e:
+        s.push(null);
+        return; // NONE
+      case 0x73: {
+        const v = this.pop();
+        const k = this.pop();
+        this.dict(this.top()).set(k, v);
+        return;
+      } // SETITEM
+      case 0x75: {
+        const items = this.popMark();
+        this.pairs(this.dict(this.top()), items);
+        return;
+      } // SETITEMS
+      case 0x61: {
+        const v = this.pop();
+        this.list(this.top()).push(v);
+        return;
+      } // APPEND
+      case 0x65: {
+        const items = this.popMark();
+        this.list(this.top()).push(...items);
+        return;
+      } // APPENDS
+      case 0x62:
+        this.build(this.pop());
+        return; // BUILD
       default:
         this.fail(`opcode 0x${op.toString(16)} at byte ${r.pos - 1} is not used by state dicts`);
     }
@@ -215,8 +326,13 @@ class Machine {
     if (!isStorage(storage) || typeof offset !== "number" || !ints(shape) || !ints(stride)) {
       this.fail("_rebuild_tensor_v2 arguments malformed");
     }
-    return { kind: "tensor", storage: storage as StorageRef, offset: offset as number,
-      shape: shape as number[], stride: stride as number[] };
+    return {
+      kind: "tensor",
+      storage: storage as StorageRef,
+      offset: offset as number,
+      shape: shape as number[],
+      stride: stride as number[],
+    };
   }
 }
 
@@ -227,6 +343,11 @@ function isStorage(v: Value | undefined): v is StorageRef {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Map) && v.kind === "storage";
 }
 export function isTensor(v: unknown): v is TensorRef {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Map) &&
-    (v as { kind?: unknown }).kind === "tensor";
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    !Array.isArray(v) &&
+    !(v instanceof Map) &&
+    (v as { kind?: unknown }).kind === "tensor"
+  );
 }

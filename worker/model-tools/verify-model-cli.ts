@@ -14,7 +14,10 @@ interface VerifyCliOptions {
 }
 
 function outputList(value: string): OutputKind[] {
-  const parts = value.split(",").map((p) => p.trim()).filter(Boolean);
+  const parts = value
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
   const bad = parts.filter((p) => !(OUTPUT_KINDS as readonly string[]).includes(p));
   if (parts.length === 0 || bad.length > 0) {
     throw new InvalidArgumentError(`expected a comma list of ${OUTPUT_KINDS.join(", ")}`);
@@ -31,18 +34,25 @@ async function run(cfg: Config, o: VerifyCliOptions): Promise<void> {
     if (!(err instanceof EmbedError)) throw err;
     process.stderr.write(`verify-model: ${err.message}\n`);
     if (err instanceof ModelLoadError && err.message.includes("OUTPUTS")) {
-      process.stderr.write(`verify-model: it sets OUTPUTS to --outputs (here ${o.outputs.join(",")}); ` +
-        "--outputs dense checks the dense vectors alone\n");
+      process.stderr.write(
+        `verify-model: it sets OUTPUTS to --outputs (here ${o.outputs.join(",")}); ` +
+          "--outputs dense checks the dense vectors alone\n",
+      );
     }
     process.exitCode = 2;
   }
 }
 
 await new Command("verify-model")
-  .description("embed BGE-M3's published examples with the worker's model (MODEL_DIR) and compare with " +
-    "FlagEmbedding's published numbers for BAAI/bge-m3")
-  .addOption(new Option("--outputs <list>", "outputs to check, comma list of dense, sparse, colbert")
-    .argParser(outputList).default([...OUTPUT_KINDS], OUTPUT_KINDS.join(",")))
+  .description(
+    "embed BGE-M3's published examples with the worker's model (MODEL_DIR) and compare with " +
+      "FlagEmbedding's published numbers for BAAI/bge-m3",
+  )
+  .addOption(
+    new Option("--outputs <list>", "outputs to check, comma list of dense, sparse, colbert")
+      .argParser(outputList)
+      .default([...OUTPUT_KINDS], OUTPUT_KINDS.join(",")),
+  )
   .option("--json", "print the report as one JSON document")
   .action(async (o: VerifyCliOptions) => run(loadConfigOrExit(), o))
   // A usage error must not read as "the model failed" (exit 1).

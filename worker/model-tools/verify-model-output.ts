@@ -4,7 +4,7 @@
 import { OUTPUT_KINDS } from "../../shared/config.js";
 import type { VerifyCheck, VerifyReport } from "./verify-model.js";
 
-const FAIL_HINT = "Not BGE-M3's weights or tokenizer, or an export read wrongly: see \"Getting a model\" in the README";
+const FAIL_HINT = 'Not BGE-M3\'s weights or tokenizer, or an export read wrongly: see "Getting a model" in the README';
 const COLUMNS = ["check", "published", "this model", "deviation", "tolerance", ""] as const;
 
 function num(v: number | null, signed = false, none = "missing"): string {
@@ -14,8 +14,14 @@ function num(v: number | null, signed = false, none = "missing"): string {
 }
 
 function row(c: VerifyCheck): string[] {
-  return [`${c.group} ${c.name}`, num(c.published), num(c.measured), num(c.deviation, true, "n/a"), String(c.tolerance),
-    c.ok ? "ok" : "FAIL"];
+  return [
+    `${c.group} ${c.name}`,
+    num(c.published),
+    num(c.measured),
+    num(c.deviation, true, "n/a"),
+    String(c.tolerance),
+    c.ok ? "ok" : "FAIL",
+  ];
 }
 
 /** The failing check with the largest deviation, else the first failing one (no value). */
@@ -39,7 +45,10 @@ export function formatReportText(r: VerifyReport): string {
   const rows = [[...COLUMNS], ...r.checks.map(row)];
   const widths = COLUMNS.map((_, i) => Math.max(...rows.map((cells) => cells[i].length)));
   const line = (cells: string[]) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
+    cells
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .join("  ")
+      .trimEnd();
   const skipped = OUTPUT_KINDS.filter((o) => !r.outputs.includes(o));
   return [
     `verify-model: ${r.modelPath} (ONNX outputs ${r.onnxOutputs.join(", ")})`,

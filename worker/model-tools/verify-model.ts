@@ -12,7 +12,13 @@ import { OUTPUT_KINDS, type OutputKind } from "../../shared/config.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import { LocalQueryEmbedder } from "../search/query-embedder.js";
 import {
-  COLBERT_SCORES, DENSE_SIMILARITY, LEXICAL_SCORES, PASSAGES, QUERIES, QUERY_LEXICAL_WEIGHTS, TOLERANCES,
+  COLBERT_SCORES,
+  DENSE_SIMILARITY,
+  LEXICAL_SCORES,
+  PASSAGES,
+  QUERIES,
+  QUERY_LEXICAL_WEIGHTS,
+  TOLERANCES,
 } from "./bge-m3-published.js";
 import { colbertScore, denseSimilarity, lexicalMatchingScore, weightsByToken } from "./bge-m3-scores.js";
 
@@ -59,7 +65,8 @@ export interface VerifyReport {
 
 /** Loads the model as the worker would, with `outputs` switched on, and compares. */
 export async function verifyModel(
-  cfg: VerifyModelConfig, outputs: readonly OutputKind[] = OUTPUT_KINDS,
+  cfg: VerifyModelConfig,
+  outputs: readonly OutputKind[] = OUTPUT_KINDS,
 ): Promise<VerifyReport> {
   const wanted = OUTPUT_KINDS.filter((o) => outputs.includes(o));
   const embedder = await LocalQueryEmbedder.open({ ...cfg, OUTPUTS: wanted });
@@ -68,8 +75,16 @@ export async function verifyModel(
     const checks = [...compareWithPublished(alone), ...compareBatched(batched)];
     const failed = checks.filter((c) => !c.ok).length;
     const { onnxOutputs, layout = {} } = embedder.info;
-    return { ok: failed === 0 && checks.length > 0, modelPath: embedder.modelPath, onnxOutputs, layout,
-      outputs: wanted, tolerances: TOLERANCES, checks, failed };
+    return {
+      ok: failed === 0 && checks.length > 0,
+      modelPath: embedder.modelPath,
+      onnxOutputs,
+      layout,
+      outputs: wanted,
+      tolerances: TOLERANCES,
+      checks,
+      failed,
+    };
   } finally {
     await embedder.close();
   }
@@ -79,7 +94,8 @@ type Run = Awaited<ReturnType<LocalQueryEmbedder["embedTokenized"]>>[number];
 
 /** The examples one at a time (as published), and all four as one padded batch. */
 async function measure(
-  embedder: LocalQueryEmbedder, outputs: readonly OutputKind[],
+  embedder: LocalQueryEmbedder,
+  outputs: readonly OutputKind[],
 ): Promise<{ alone: Measured; batched: Measured }> {
   const texts = [...QUERIES, ...PASSAGES];
   const alone: Run[] = [];
@@ -120,8 +136,13 @@ function need<K extends OutputKind>(e: ChunkEmbedding, kind: K): NonNullable<Chu
   return v as NonNullable<ChunkEmbedding[K]>;
 }
 
-function check(group: CheckGroup, name: string, published: number, measured: number | undefined,
-  tolerance: number): VerifyCheck {
+function check(
+  group: CheckGroup,
+  name: string,
+  published: number,
+  measured: number | undefined,
+  tolerance: number,
+): VerifyCheck {
   if (measured === undefined) return { group, name, published, measured: null, deviation: null, tolerance, ok: false };
   const deviation = measured - published;
   return { group, name, published, measured, deviation, tolerance, ok: Math.abs(deviation) <= tolerance };
@@ -132,9 +153,11 @@ function check(group: CheckGroup, name: string, published: number, measured: num
 export function compareWithPublished(m: Measured): VerifyCheck[] {
   const checks: VerifyCheck[] = [];
   if (m.dense) {
-    DENSE_SIMILARITY.forEach((row, i) => row.forEach((want, j) => {
-      checks.push(check("dense similarity", `q${i}·p${j}`, want, m.dense![i]?.[j], TOLERANCES.similarity));
-    }));
+    DENSE_SIMILARITY.forEach((row, i) =>
+      row.forEach((want, j) => {
+        checks.push(check("dense similarity", `q${i}·p${j}`, want, m.dense![i]?.[j], TOLERANCES.similarity));
+      }),
+    );
   }
   m.queryWeights?.forEach((got, q) => {
     const want = new Map(QUERY_LEXICAL_WEIGHTS[q]);

@@ -15,20 +15,33 @@ type SearchConfig = Pick<Config, "QDRANT_API_KEY" | "QDRANT_TIMEOUT_MS"> & { QDR
 export type ScoredPoint = Schemas["ScoredPoint"];
 
 /** Reads the vector names and sizes out of a collection's `config.params`. */
-export function collectionVectors(name: string, params: { vectors?: unknown; sparse_vectors?: unknown }): CollectionVectors {
+export function collectionVectors(
+  name: string,
+  params: { vectors?: unknown; sparse_vectors?: unknown },
+): CollectionVectors {
   const all = (params.vectors ?? {}) as Record<string, unknown>;
   // A single unnamed vector ({size, distance}) has none of the names the worker writes.
   const named = typeof all.size === "number" ? {} : (all as Record<string, { size?: number } | undefined>);
   const sized = (n: string) => (typeof named[n]?.size === "number" ? { size: named[n]!.size! } : undefined);
   const sparse = (params.sparse_vectors ?? {}) as Record<string, unknown>;
-  return { name, dense: sized(VECTOR_NAMES.dense), sparse: VECTOR_NAMES.sparse in sparse, colbert: sized(VECTOR_NAMES.colbert) };
+  return {
+    name,
+    dense: sized(VECTOR_NAMES.dense),
+    sparse: VECTOR_NAMES.sparse in sparse,
+    colbert: sized(VECTOR_NAMES.colbert),
+  };
 }
 
 export class QdrantSearch {
   private readonly client: QdrantClient;
 
   constructor(private readonly cfg: SearchConfig) {
-    this.client = new QdrantClient({ url: cfg.QDRANT_URL, apiKey: cfg.QDRANT_API_KEY, timeout: cfg.QDRANT_TIMEOUT_MS, checkCompatibility: false });
+    this.client = new QdrantClient({
+      url: cfg.QDRANT_URL,
+      apiKey: cfg.QDRANT_API_KEY,
+      timeout: cfg.QDRANT_TIMEOUT_MS,
+      checkCompatibility: false,
+    });
   }
 
   async vectors(collection: string): Promise<CollectionVectors> {
@@ -53,10 +66,19 @@ export class QdrantSearch {
     const status = errorStatus(err);
     if (status !== undefined) {
       const hint = status === 401 || status === 403 ? " (check QDRANT_API_KEY)" : "";
-      return new QdrantRequestError(`Qdrant refused ${what} (HTTP ${status})${hint}: ${qdrantErrorDetail(err)}`, status, { cause: err });
+      return new QdrantRequestError(
+        `Qdrant refused ${what} (HTTP ${status})${hint}: ${qdrantErrorDetail(err)}`,
+        status,
+        { cause: err },
+      );
     }
     const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-    const reason = e?.name === "QdrantClientTimeoutError" ? `no answer within ${this.cfg.QDRANT_TIMEOUT_MS} ms (QDRANT_TIMEOUT_MS)` : e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
-    return new QdrantRequestError(`cannot reach Qdrant at ${this.cfg.QDRANT_URL} for ${what}: ${reason}`, undefined, { cause: err });
+    const reason =
+      e?.name === "QdrantClientTimeoutError"
+        ? `no answer within ${this.cfg.QDRANT_TIMEOUT_MS} ms (QDRANT_TIMEOUT_MS)`
+        : (e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err));
+    return new QdrantRequestError(`cannot reach Qdrant at ${this.cfg.QDRANT_URL} for ${what}: ${reason}`, undefined, {
+      cause: err,
+    });
   }
 }

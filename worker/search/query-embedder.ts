@@ -26,8 +26,17 @@ export interface QueryEmbedder {
 
 type LocalModelConfig = Pick<
   Config,
-  "MODEL_DIR" | "MODEL_FILE" | "EXECUTION_PROVIDER" | "CUDA_DEVICE_ID" | "INTRA_OP_THREADS" | "OUTPUTS" | "MODEL_NAME" | "MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS"
-> & Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
+  | "MODEL_DIR"
+  | "MODEL_FILE"
+  | "EXECUTION_PROVIDER"
+  | "CUDA_DEVICE_ID"
+  | "INTRA_OP_THREADS"
+  | "OUTPUTS"
+  | "MODEL_NAME"
+  | "MAX_SEQ_LENGTH"
+  | "MAX_BATCH_TOKENS"
+> &
+  Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
 export class LocalQueryEmbedder implements QueryEmbedder {
   private constructor(
@@ -44,7 +53,12 @@ export class LocalQueryEmbedder implements QueryEmbedder {
   static async open(cfg: LocalModelConfig): Promise<LocalQueryEmbedder> {
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
     const model = await OnnxModel.load(cfg, files);
-    const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: model.info.maxSeqLength, eosId: files.eosId, threads: 1 });
+    const tokenizer = new TokenizerPool({
+      tokenizerPath: files.tokenizerPath,
+      maxLength: model.info.maxSeqLength,
+      eosId: files.eosId,
+      threads: 1,
+    });
     return new LocalQueryEmbedder(model, tokenizer, files.modelPath);
   }
 
@@ -57,7 +71,8 @@ export class LocalQueryEmbedder implements QueryEmbedder {
    *  tokens they came from (with their token strings when `pieces`): verify-model keys lexical
    *  weights by token and compares a batch with its texts one at a time. */
   async embedTokenized(
-    texts: string[], pieces = true,
+    texts: string[],
+    pieces = true,
   ): Promise<Array<{ embedding: ChunkEmbedding; chunk: TokenizedChunk }>> {
     const chunks = await this.tokenizer.encode(texts, { tokens: pieces });
     const paddedLength = Math.max(...chunks.map((c) => c.ids.length));

@@ -10,12 +10,16 @@ import type { EmbeddedQuery, QueryEmbedder } from "./query-embedder.js";
 
 const numbers = z.array(z.number());
 const responseSchema = z.object({
-  data: z.array(z.object({
-    index: z.number().int(),
-    dense: numbers.nullish(),
-    sparse: z.object({ indices: z.array(z.number().int().nonnegative()), values: numbers }).nullish(),
-    colbert: z.array(numbers).nullish(),
-  })).min(1),
+  data: z
+    .array(
+      z.object({
+        index: z.number().int(),
+        dense: numbers.nullish(),
+        sparse: z.object({ indices: z.array(z.number().int().nonnegative()), values: numbers }).nullish(),
+        colbert: z.array(numbers).nullish(),
+      }),
+    )
+    .min(1),
   usage: z.object({ prompt_tokens: z.number().int() }).optional(),
 });
 
@@ -58,10 +62,16 @@ export class RemoteQueryEmbedder implements QueryEmbedder {
   async embed(text: string): Promise<EmbeddedQuery> {
     // Only what the plan needs: the service refuses (400) an output its OUTPUTS leave off.
     const needs = (k: OutputKind) => this.o.needs.includes(k);
-    const body = { texts: [text], return_dense: needs("dense"), return_sparse: needs("sparse"), return_colbert: needs("colbert") };
+    const body = {
+      texts: [text],
+      return_dense: needs("dense"),
+      return_sparse: needs("sparse"),
+      return_colbert: needs("colbert"),
+    };
     const res = await this.post(body);
     const raw = await res.text();
-    if (!res.ok) throw new EmbedServiceError(`${this.endpoint} answered HTTP ${res.status}: ${errorDetail(raw)}`, res.status);
+    if (!res.ok)
+      throw new EmbedServiceError(`${this.endpoint} answered HTTP ${res.status}: ${errorDetail(raw)}`, res.status);
     return this.parse(raw);
   }
 
@@ -71,11 +81,21 @@ export class RemoteQueryEmbedder implements QueryEmbedder {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.o.apiKey) headers.authorization = `Bearer ${this.o.apiKey}`;
     try {
-      return await fetch(this.endpoint, { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(this.o.timeoutMs) });
+      return await fetch(this.endpoint, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
     } catch (err) {
       const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-      const reason = e.name === "TimeoutError" ? `no answer within ${this.o.timeoutMs} ms (--embed-timeout-ms)` : e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
-      throw new EmbedServiceError(`cannot reach the embedding service at ${this.endpoint}: ${reason}`, undefined, { cause: err });
+      const reason =
+        e.name === "TimeoutError"
+          ? `no answer within ${this.o.timeoutMs} ms (--embed-timeout-ms)`
+          : (e.cause?.code ?? e.cause?.message ?? e.message ?? String(err));
+      throw new EmbedServiceError(`cannot reach the embedding service at ${this.endpoint}: ${reason}`, undefined, {
+        cause: err,
+      });
     }
   }
 
@@ -84,11 +104,16 @@ export class RemoteQueryEmbedder implements QueryEmbedder {
     try {
       parsed = responseSchema.safeParse(JSON.parse(raw));
     } catch (err) {
-      throw new EmbedServiceError(`${this.endpoint} answered with invalid JSON: ${(err as Error).message}`, undefined, { cause: err });
+      throw new EmbedServiceError(`${this.endpoint} answered with invalid JSON: ${(err as Error).message}`, undefined, {
+        cause: err,
+      });
     }
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new EmbedServiceError(`${this.endpoint} answered in an unexpected shape: ${issue.path.join(".") || "body"}: ${issue.message}`, undefined);
+      throw new EmbedServiceError(
+        `${this.endpoint} answered in an unexpected shape: ${issue.path.join(".") || "body"}: ${issue.message}`,
+        undefined,
+      );
     }
     const item = parsed.data.data.find((d) => d.index === 0) ?? parsed.data.data[0];
     const vectors: QdrantVectors = {};
@@ -98,7 +123,10 @@ export class RemoteQueryEmbedder implements QueryEmbedder {
     // Absent means the worker does not produce it; present but empty is the query's own doing (checkQueryVectors says so).
     const missing = this.o.needs.filter((k) => item[k] === undefined || item[k] === null);
     if (missing.length > 0) {
-      throw new EmbedServiceError(`${this.endpoint} returned no ${missing.join(", ")} vector for the query; the worker's OUTPUTS must include ${missing.join(", ")}`, undefined);
+      throw new EmbedServiceError(
+        `${this.endpoint} returned no ${missing.join(", ")} vector for the query; the worker's OUTPUTS must include ${missing.join(", ")}`,
+        undefined,
+      );
     }
     // The answer does not say whether the worker cut the text (TRUNCATE=true) or not; no warning then.
     return { vectors, tokens: parsed.data.usage?.prompt_tokens, truncated: false };

@@ -23,15 +23,24 @@ export class SearchUsageError extends SearchError {
 
 export class CollectionNotFoundError extends SearchError {
   readonly kind = "collection";
-  constructor(readonly collection: string, readonly url: string) {
-    super(`Qdrant at ${url} has no collection "${collection}"; pass --collection or set COLLECTION to the one the worker writes`);
+  constructor(
+    readonly collection: string,
+    readonly url: string,
+  ) {
+    super(
+      `Qdrant at ${url} has no collection "${collection}"; pass --collection or set COLLECTION to the one the worker writes`,
+    );
   }
 }
 
 /** The collection lacks the named vector a mode needs, or holds it at another size than the model gives. */
 export class VectorMismatchError extends SearchError {
   readonly kind = "vector";
-  constructor(readonly collection: string, readonly vector: string, reason: string) {
+  constructor(
+    readonly collection: string,
+    readonly vector: string,
+    reason: string,
+  ) {
     super(`collection "${collection}": ${reason}`);
   }
 }
@@ -40,7 +49,11 @@ export class VectorMismatchError extends SearchError {
 export class OutputDisabledError extends SearchError {
   readonly kind = "output";
   override readonly exitCode = 2;
-  constructor(readonly output: OutputKind, readonly neededBy: string, readonly outputs: readonly OutputKind[]) {
+  constructor(
+    readonly output: OutputKind,
+    readonly neededBy: string,
+    readonly outputs: readonly OutputKind[],
+  ) {
     super(
       `${neededBy} needs the model's ${output} output, but OUTPUTS=${outputs.join(",")} leaves it off; ` +
         `set OUTPUTS=${[...outputs, output].join(",")}`,
@@ -51,7 +64,11 @@ export class OutputDisabledError extends SearchError {
 /** Qdrant answered with an error status (`status` set) or could not be reached (`status` undefined). */
 export class QdrantRequestError extends SearchError {
   readonly kind = "qdrant";
-  constructor(message: string, readonly status: number | undefined, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -59,7 +76,11 @@ export class QdrantRequestError extends SearchError {
 /** The worker's /embed/batch endpoint (--embed-url) failed or answered in an unexpected shape. */
 export class EmbedServiceError extends SearchError {
   readonly kind = "embed";
-  constructor(message: string, readonly status: number | undefined, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }

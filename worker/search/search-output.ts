@@ -36,7 +36,8 @@ export function toHits(points: ScoredPoint[]): SearchHit[] {
 
 /** What the plan sends to Qdrant, in a few words. */
 export function describePlan(plan: SearchPlan): string {
-  const retrieval = plan.mode === "hybrid" ? `hybrid (dense + sparse, ${plan.prefetchLimit} candidates each, RRF fusion)` : plan.mode;
+  const retrieval =
+    plan.mode === "hybrid" ? `hybrid (dense + sparse, ${plan.prefetchLimit} candidates each, RRF fusion)` : plan.mode;
   const rerank = plan.rerank ? `, reranked by ${plan.rerank} over ${plan.prefetchLimit} candidates,` : "";
   const filter = plan.docId !== undefined ? ` (doc_id "${plan.docId}")` : "";
   return `${retrieval}${rerank} search in "${plan.collection}"${filter}`;
@@ -64,8 +65,14 @@ export function formatHitsText(plan: SearchPlan, hits: SearchHit[], width: numbe
 
 export function formatHitsJson(plan: SearchPlan, query: string, hits: SearchHit[]): string {
   const out = {
-    query, collection: plan.collection, mode: plan.mode, rerank: plan.rerank ?? null,
-    limit: plan.limit, prefetch_limit: plan.mode === "hybrid" || plan.rerank ? plan.prefetchLimit : null, filter_doc: plan.docId ?? null, hits,
+    query,
+    collection: plan.collection,
+    mode: plan.mode,
+    rerank: plan.rerank ?? null,
+    limit: plan.limit,
+    prefetch_limit: plan.mode === "hybrid" || plan.rerank ? plan.prefetchLimit : null,
+    filter_doc: plan.docId ?? null,
+    hits,
   };
   return JSON.stringify(out, null, 2) + "\n";
 }

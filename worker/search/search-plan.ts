@@ -41,7 +41,11 @@ export interface SearchPlan {
   needs: OutputKind[];
 }
 
-const MODE_VECTORS: Record<SearchMode, OutputKind[]> = { dense: ["dense"], sparse: ["sparse"], hybrid: ["dense", "sparse"] };
+const MODE_VECTORS: Record<SearchMode, OutputKind[]> = {
+  dense: ["dense"],
+  sparse: ["sparse"],
+  hybrid: ["dense", "sparse"],
+};
 
 function defaultMode(c: CollectionVectors): SearchMode {
   if (c.sparse) return c.dense ? "hybrid" : "sparse";
@@ -61,16 +65,27 @@ export function planSearch(o: SearchOptions, c: CollectionVectors): SearchPlan {
   const mode = o.mode ?? defaultMode(c);
   const needs = [...MODE_VECTORS[mode], ...(o.rerank ? [o.rerank] : [])];
   const plan: SearchPlan = {
-    collection: c.name, mode, rerank: o.rerank, limit: o.limit,
-    prefetchLimit: o.prefetchLimit ?? 4 * o.limit, docId: o.docId, needs,
+    collection: c.name,
+    mode,
+    rerank: o.rerank,
+    limit: o.limit,
+    prefetchLimit: o.prefetchLimit ?? 4 * o.limit,
+    docId: o.docId,
+    needs,
   };
   if ((mode === "hybrid" || o.rerank) && plan.prefetchLimit < plan.limit) {
-    throw new SearchUsageError(`--prefetch-limit ${plan.prefetchLimit} is below --limit ${plan.limit}: ${neededBy(plan, o.rerank ?? "dense")} would return at most ${plan.prefetchLimit} hits`);
+    throw new SearchUsageError(
+      `--prefetch-limit ${plan.prefetchLimit} is below --limit ${plan.limit}: ${neededBy(plan, o.rerank ?? "dense")} would return at most ${plan.prefetchLimit} hits`,
+    );
   }
   for (const kind of needs) {
     if (!hasVector(c, kind)) {
       const hint = kind === "colbert" ? "; the worker writes it only when its OUTPUTS include colbert" : "";
-      throw new VectorMismatchError(c.name, VECTOR_NAMES[kind], `${neededBy(plan, kind)} needs a vector named "${VECTOR_NAMES[kind]}", which this collection does not have${hint}`);
+      throw new VectorMismatchError(
+        c.name,
+        VECTOR_NAMES[kind],
+        `${neededBy(plan, kind)} needs a vector named "${VECTOR_NAMES[kind]}", which this collection does not have${hint}`,
+      );
     }
   }
   return plan;
@@ -86,7 +101,10 @@ export function requireOutputs(plan: SearchPlan, outputs: readonly OutputKind[])
  *  (size), or a query with no sparse weight at all. */
 export function checkQueryVectors(plan: SearchPlan, c: CollectionVectors, v: QdrantVectors): void {
   for (const kind of plan.needs) {
-    if (!v[kind]) throw new SearchUsageError(`the model gave this query no ${kind} vector (every token weighs 0); try another --mode`);
+    if (!v[kind])
+      throw new SearchUsageError(
+        `the model gave this query no ${kind} vector (every token weighs 0); try another --mode`,
+      );
   }
   const sizes: Array<[OutputKind, number | undefined, number | undefined]> = [
     ["dense", v.dense?.length, c.dense?.size],
@@ -94,7 +112,11 @@ export function checkQueryVectors(plan: SearchPlan, c: CollectionVectors, v: Qdr
   ];
   for (const [kind, got, want] of sizes) {
     if (plan.needs.includes(kind) && got !== want) {
-      throw new VectorMismatchError(c.name, VECTOR_NAMES[kind], `vector "${VECTOR_NAMES[kind]}" has size ${want}, but the query's has ${got}: is MODEL_DIR (or --embed-url) the model the worker used?`);
+      throw new VectorMismatchError(
+        c.name,
+        VECTOR_NAMES[kind],
+        `vector "${VECTOR_NAMES[kind]}" has size ${want}, but the query's has ${got}: is MODEL_DIR (or --embed-url) the model the worker used?`,
+      );
     }
   }
 }

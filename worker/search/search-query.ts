@@ -38,7 +38,12 @@ function retrieval(plan: SearchPlan, v: QdrantVectors, limit: number): Prefetch 
 function colbertRerank(plan: SearchPlan, v: QdrantVectors): Prefetch {
   const rows = v[VECTOR_NAMES.colbert];
   if (!rows) throw new Error("no colbert query vector; checkQueryVectors should have refused this plan (a bug)");
-  return { prefetch: retrieval(plan, v, plan.prefetchLimit), query: rows, using: VECTOR_NAMES.colbert, limit: plan.limit };
+  return {
+    prefetch: retrieval(plan, v, plan.prefetchLimit),
+    query: rows,
+    using: VECTOR_NAMES.colbert,
+    limit: plan.limit,
+  };
 }
 
 export function buildQueryRequest(plan: SearchPlan, v: QdrantVectors): QueryRequest {
