@@ -17,7 +17,7 @@ import type { Config } from "../../shared/config.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
-import { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { repoRoot, waitFor } from "../../kit/harness.js";
 import { expectedPointIds, syntheticDocs } from "../../kit/reliability.js";
 import { suiteFixture } from "../support/suite-fixture.js";
 
@@ -44,14 +44,8 @@ const events: Array<{
 const of = (id: string, what?: string) => events.filter((e) => e.id === id && (!what || e.what === what));
 
 test("poison jobs fail after bounded, backed-off attempts with their reason; good jobs around them complete first time", async (t) => {
-  const queueName = uniqueQueue("rel-poison");
-  const collection = `rel_${queueName.replace(/-/g, "_")}`;
   // A long upsert linger so poison and good points share requests.
-  const cfg = testConfig({
-    MODEL_DIR: fx.modelDir,
-    QUEUE_NAME: queueName,
-    QDRANT_URL: fx.server.url,
-    COLLECTION: collection,
+  const { queueName, collection, cfg } = fx.workerConfig("rel-poison", {
     CHUNK_TOKENS: "32",
     CHUNK_OVERLAP_TOKENS: "0",
     UPSERT_LINGER_MS: "30",

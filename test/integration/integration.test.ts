@@ -17,20 +17,13 @@ import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js"
 import { expandInputs } from "../../producer/input-files.js";
 import { readDocuments } from "../../producer/readers/index.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
-import { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { repoRoot, waitFor } from "../../kit/harness.js";
 import { suiteFixture } from "../support/suite-fixture.js";
 
 const fx = suiteFixture({ qdrant: "target" });
 
 async function setup(env: Record<string, string> = {}) {
-  const queueName = uniqueQueue("it");
-  const collection = `it_${queueName.replace(/-/g, "_")}`;
-  const cfg = testConfig({
-    MODEL_DIR: fx.modelDir,
-    QUEUE_NAME: queueName,
-    QDRANT_URL: fx.target.url,
-    QDRANT_API_KEY: fx.target.apiKey,
-    COLLECTION: collection,
+  const { queueName, collection, cfg } = fx.workerConfig("it", {
     CHUNK_TOKENS: "128",
     CHUNK_OVERLAP_TOKENS: "16",
     JOB_BACKOFF_MS: "50",

@@ -17,7 +17,7 @@ import { startWorker, warmUp, type RunningWorker } from "../../worker/app.js";
 import { parseNvidiaSmi, readGpuMemory } from "../../worker/adapters/gpu-memory.js";
 import { QdrantSink } from "../../worker/adapters/qdrant-sink.js";
 import { QueueMetrics } from "../../worker/adapters/queue-metrics.js";
-import { freePort, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { freePort, waitFor } from "../../kit/harness.js";
 import { SHARED_REDIS_URL, suiteFixture } from "../support/suite-fixture.js";
 
 const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "target" });
@@ -28,14 +28,7 @@ const get = async (port: number, p: string) => {
 };
 
 function setup(env: Record<string, string> = {}) {
-  const queueName = uniqueQueue("ops");
-  const collection = `ops_${queueName.replace(/-/g, "_")}`;
-  const cfg = testConfig({
-    MODEL_DIR: fx.modelDir,
-    QUEUE_NAME: queueName,
-    QDRANT_URL: fx.target.url,
-    QDRANT_API_KEY: fx.target.apiKey,
-    COLLECTION: collection,
+  const { queueName, collection, cfg } = fx.workerConfig("ops", {
     ...env,
   });
   const queue = new Queue(queueName, { connection: fx.connection, prefix: cfg.QUEUE_PREFIX });

@@ -12,7 +12,7 @@ import { createLogger } from "../../shared/logger.js";
 import { metricTotal } from "../../worker/metrics.js";
 import type { EmbeddingModel, ModelBatch } from "../../worker/core/ports.js";
 import { startWorker } from "../../worker/app.js";
-import { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { waitFor } from "../../kit/harness.js";
 import { SHARED_REDIS_URL, suiteFixture } from "../support/suite-fixture.js";
 
 const fx = suiteFixture({ redis: SHARED_REDIS_URL, qdrant: "target" });
@@ -58,14 +58,7 @@ function textOf(tokens: number, seed: string): string {
 }
 
 test("OOM splits a batch until it fits; a chunk failing alone fails only its job, as oom or inference", async () => {
-  const queueName = uniqueQueue("inf");
-  const collection = `inf_${queueName.replace(/-/g, "_")}`;
-  const cfg = testConfig({
-    MODEL_DIR: fx.modelDir,
-    QUEUE_NAME: queueName,
-    QDRANT_URL: fx.target.url,
-    QDRANT_API_KEY: fx.target.apiKey,
-    COLLECTION: collection,
+  const { queueName, collection, cfg } = fx.workerConfig("inf", {
     MAX_BATCH_TOKENS: "2048",
     MAX_SEQ_LENGTH: "512",
     CHUNK_TOKENS: "128",

@@ -13,7 +13,7 @@ import { createMetrics } from "../../worker/metrics.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
-import { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { waitFor } from "../../kit/harness.js";
 import { expectedPointIds, jobPointIds, sleep, syntheticDocs } from "../../kit/reliability.js";
 import { suiteFixture } from "../support/suite-fixture.js";
 
@@ -39,13 +39,7 @@ test("fault `down` refuses TCP connections until cleared, on the same port", asy
 test("Qdrant refusing connections, then answering 503, then back: every point written, none before its job completes", async (t) => {
   const DOWN_MS = 2500;
   const UNAVAILABLE_MS = 2000;
-  const queueName = uniqueQueue("rel-qd");
-  const collection = `rel_${queueName.replace(/-/g, "_")}`;
-  const cfg = testConfig({
-    MODEL_DIR: fx.modelDir,
-    QUEUE_NAME: queueName,
-    QDRANT_URL: fx.server.url,
-    COLLECTION: collection,
+  const { queueName, collection, cfg } = fx.workerConfig("rel-qd", {
     QDRANT_TIMEOUT_MS: "2000",
     CHUNK_TOKENS: "32",
     CHUNK_OVERLAP_TOKENS: "0",

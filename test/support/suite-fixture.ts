@@ -12,7 +12,8 @@ import { after, before } from "node:test";
 import type { Redis } from "ioredis";
 import { redisConnection } from "../../shared/redis.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
-import { qdrantTarget, testModel, type QdrantTarget } from "../../kit/harness.js";
+import type { Config } from "../../shared/config.js";
+import { qdrantTarget, testConfig, testModel, uniqueQueue, type QdrantTarget } from "../../kit/harness.js";
 import type { WriteTestModelOptions } from "../../kit/test-model/write-test-model.js";
 import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
 
@@ -47,6 +48,15 @@ export interface SuiteFixture {
   readonly ready: Promise<void>;
   /** Runs at the end, in reverse order of registration; failures are ignored. */
   onCleanup(fn: () => Promise<unknown>): void;
+  /** A worker configuration on a fresh queue (`<queuePrefix>-…`) and collection (`<first word>_…`) against this
+   *  fixture's model and Qdrant target; `env` adds or overrides settings. */
+  workerConfig(queuePrefix: string, env?: Record<string, string | undefined>): WorkerSetup;
+}
+
+export interface WorkerSetup {
+  queueName: string;
+  collection: string;
+  cfg: Config;
 }
 
 function requested<T>(value: T | undefined, what: string): T {
@@ -107,5 +117,19 @@ export function suiteFixture(o: SuiteOptions = {}): SuiteFixture {
     },
     ready,
     onCleanup: (fn) => void cleanups.push(fn),
+    workerConfig(queuePrefix, env = {}) {
+      const queueName = uniqueQueue(queuePrefix);
+      const collection = `${queuePrefix.split("-")[0]}_${queueName.replace(/-/g, "_")}`;
+      const t = requested(target, "qdrant");
+      const cfg = testConfig({
+        MODEL_DIR: requested(modelDir, "model"),
+        QUEUE_NAME: queueName,
+        QDRANT_URL: t.url,
+        QDRANT_API_KEY: t.apiKey,
+        COLLECTION: collection,
+        ...env,
+      });
+      return { queueName, collection, cfg };
+    },
   };
 }
