@@ -9,6 +9,7 @@ import type { Metrics } from "../../worker/metrics.js";
 import type { ChunkEmbedding } from "../../worker/core/heads.js";
 import { EmbeddingPipeline, type PipelineJob } from "../../worker/core/pipeline.js";
 import type { ChunkTokenizer, EmbeddingModel, ModelBatch, VectorPoint, VectorSink } from "../../worker/core/ports.js";
+import { fakeModelInfo } from "../support/fake-model-info.js";
 
 const POISON = 666;
 
@@ -28,16 +29,7 @@ const tokenizer: ChunkTokenizer = {
 
 class FakeModel implements EmbeddingModel {
   batches: number[] = [];
-  readonly info = {
-    name: "fake",
-    provider: "cpu" as const,
-    device: "cpu",
-    available: ["dense" as const],
-    outputs: ["dense" as const],
-    denseDim: 2,
-    onnxOutputs: [],
-    maxSeqLength: 512,
-  };
+  readonly info = fakeModelInfo();
   async embed(b: ModelBatch): Promise<ChunkEmbedding[]> {
     this.batches.push(b.sequences.length);
     if (b.sequences.some((s) => s.includes(POISON))) throw new Error("kernel failure on this input");

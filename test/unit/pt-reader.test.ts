@@ -7,19 +7,12 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { unzipSync, zipSync } from "fflate";
 import path from "node:path";
-import { repoRoot } from "../../kit/harness.js";
 import { ptToFloat32, readPtStateDict } from "../../worker/model-tools/pt-reader.js";
 import { PtFormatError, UnsafePickleError } from "../../worker/model-tools/model-tool-errors.js";
+import { expectedPt, PT_FIXTURES } from "../support/pt-fixtures.js";
 
-const dir = path.join(repoRoot, "test", "fixtures", "pt");
-interface Expected {
-  dtype: string;
-  shape: number[];
-  values: number[];
-}
-const expected = JSON.parse(readFileSync(path.join(dir, "expected.json"), "utf8")) as {
-  files: Record<string, Record<string, Expected>>;
-};
+const dir = PT_FIXTURES;
+const expected = expectedPt;
 
 for (const [file, tensors] of Object.entries(expected.files)) {
   test(`reads ${file} as torch wrote it`, async () => {

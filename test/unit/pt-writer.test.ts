@@ -12,17 +12,10 @@ import { test } from "node:test";
 import { float16Bits, float16Value, roundToFloat16 } from "../../kit/test-model/float16.js";
 import { ptBytes, type PtTensor } from "../../kit/test-model/pt-writer.js";
 import { GENERATOR_VERSION, writeTestModel } from "../../kit/test-model/write-test-model.js";
-import { repoRoot } from "../../kit/harness.js";
+import { expectedPt, PT_FIXTURES } from "../support/pt-fixtures.js";
 
-const dir = path.join(repoRoot, "test", "fixtures", "pt");
-interface Expected {
-  dtype: string;
-  shape: number[];
-  values: number[];
-}
-const expected = JSON.parse(readFileSync(path.join(dir, "expected.json"), "utf8")) as {
-  files: Record<string, Record<string, Expected>>;
-};
+const dir = PT_FIXTURES;
+const expected = expectedPt;
 
 for (const file of ["sparse_linear_fp16.pt", "colbert_linear_fp16.pt"]) {
   test(`writes ${file} byte for byte as torch.save did`, () => {

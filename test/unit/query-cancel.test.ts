@@ -9,6 +9,7 @@ import type { ChunkEmbedding } from "../../worker/core/heads.js";
 import { EmbeddingPipeline } from "../../worker/core/pipeline.js";
 import type { ChunkTokenizer, EmbeddingModel, ModelBatch, VectorSink } from "../../worker/core/ports.js";
 import { waitFor } from "../../kit/harness.js";
+import { fakeModelInfo } from "../support/fake-model-info.js";
 
 /** Counts calls; one id per character, between <s> and </s>. */
 class CountingTokenizer implements ChunkTokenizer {
@@ -29,16 +30,7 @@ class HeldModel implements EmbeddingModel {
   rows = 0;
   private open!: () => void;
   private readonly gate = new Promise<void>((r) => (this.open = r));
-  readonly info = {
-    name: "fake",
-    provider: "cpu" as const,
-    device: "cpu",
-    available: ["dense" as const],
-    outputs: ["dense" as const],
-    denseDim: 2,
-    onnxOutputs: [],
-    maxSeqLength: 512,
-  };
+  readonly info = fakeModelInfo();
   async embed(b: ModelBatch): Promise<ChunkEmbedding[]> {
     this.rows += b.sequences.length;
     await this.gate;
