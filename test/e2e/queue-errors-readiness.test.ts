@@ -141,7 +141,7 @@ test(
 );
 
 test(
-  "OOM: a Redis past maxmemory with noeviction is not ready, logs a handful of lines, idles; ready again once it has room",
+  "OOM: past maxmemory with noeviction: not ready, a handful of lines, idle; ready again once it has room",
   { skip },
   (t) =>
     runFault(t, {
