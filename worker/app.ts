@@ -5,7 +5,6 @@
  *  (bad model, missing CUDA provider, incompatible collection) before any job is taken; the
  *  HTTP port comes up first so liveness answers while the model loads. */
 import type { Redis } from "ioredis";
-import type { Worker } from "bullmq";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
 import { ConfigError } from "./errors.js";
@@ -25,12 +24,13 @@ import { locateModelFiles, type ModelFiles } from "./adapters/model-files.js";
 import { OnnxModel } from "./adapters/onnx-model.js";
 import { QdrantSink } from "./adapters/qdrant-sink.js";
 import { createQueueConsumer } from "./adapters/queue-consumer.js";
+import type { GuardedWorker } from "./adapters/guarded-worker.js";
 import { QueueMetrics } from "./adapters/queue-metrics.js";
 import { TokenizerPool } from "./adapters/tokenizer-pool.js";
 import { shutdown, type ShutdownResult } from "./shutdown.js";
 
 export interface RunningWorker {
-  worker: Worker;
+  worker: GuardedWorker;
   pipeline: EmbeddingPipeline;
   model: EmbeddingModel;
   sink: VectorSink;
@@ -99,10 +99,12 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
   const connection = redisConnection(cfg.REDIS_URL, cfg);
   connection.on("error", (err) => log.warn({ err: err.message }, "Redis connection error"));
   let sink: VectorSink | undefined;
+  let consumer: GuardedWorker | undefined;
   const health = new HealthState(
     [
       { name: "redis", check: async () => void (await connection.ping()) },
       { name: "sink", check: async () => sink?.ping?.() },
+      { name: "queue", check: async () => queueCheck(consumer) },
     ],
     { timeoutMs: cfg.HEALTH_CHECK_TIMEOUT_MS },
   );
@@ -232,9 +234,10 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     });
     cleanups.push(() => queueMetrics.close());
     const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
+    consumer = worker;
     api?.attach(pipeline, info);
     health.phase = "running";
-    metrics.ready.set(1);
+    trackReadiness(metrics, health, worker);
     log.info(
       {
         queue: cfg.QUEUE_NAME,
@@ -303,6 +306,19 @@ async function checkRedis(connection: Redis, url: string, timeoutMs: number): Pr
     clearTimeout(timer);
     connection.off("error", onError);
   }
+}
+
+/** Fails while BullMQ cannot fetch jobs, naming the Redis error class and the last error. */
+function queueCheck(worker: GuardedWorker | undefined): void {
+  const n = worker?.notReady();
+  if (n) throw new Error(`${n.reason}: ${n.errors} BullMQ errors in ${n.sinceMs} ms with no job fetched: ${n.error}`);
+}
+
+/** `embed_ready` follows the phase and whether BullMQ can fetch jobs, read at scrape time. */
+function trackReadiness(metrics: Metrics, health: HealthState, worker: GuardedWorker): void {
+  const gauge = metrics.ready as unknown as { collect?: () => void };
+  gauge.collect = () => metrics.ready.set(health.phase === "running" && !worker.notReady() ? 1 : 0);
+  metrics.ready.set(1);
 }
 
 function attachGpuMemory(metrics: Metrics, deviceId: number, device: string, timeoutMs: number): void {

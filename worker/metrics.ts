@@ -3,6 +3,7 @@
  *  `_seconds` suffix, counters end in `_total`, one histogram per pipeline stage, failures
  *  counted by reason. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { QUEUE_ERROR_REASONS } from "./core/queue-error-tracker.js";
 
 export type Stage = "queue_wait" | "tokenize" | "batch_wait" | "infer" | "sink_write";
 
@@ -31,6 +32,8 @@ export interface Metrics {
   queueLag: Gauge<"queue">;
   /** Scrapes whose Redis read failed or ran past its time bound (the queue gauges keep their last values). */
   queueScrapeErrors: Counter<"reason">;
+  /** Errors BullMQ's worker loops reported (failed fetches, lock renewals, stalled checks), by Redis error class. */
+  queueErrors: Counter<"reason">;
   gpuMemoryUsed: Gauge<"device">;
   gpuMemoryTotal: Gauge<"device">;
   /** 1 while the worker reports ready, 0 while starting or draining. */
@@ -54,6 +57,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   const kinds = ["validation", "too_long", "inference", "oom", "sink", "timeout", "shutdown", "internal"];
   for (const type of kinds) m.errors.inc({ type }, 0);
   for (const status of ["completed", "failed", "retried"]) m.jobs.inc({ status }, 0);
+  for (const reason of QUEUE_ERROR_REASONS) m.queueErrors.inc({ reason }, 0);
   return m;
 }
 
@@ -167,6 +171,14 @@ function build(registry: Registry, p: string): Metrics {
       labelNames: ["reason"],
       registers: r,
     }),
+    queueErrors: new Counter({
+      name: `${p}queue_errors_total`,
+      help:
+        "Errors reported by BullMQ's worker loops (fetching jobs, renewing locks, stalled checks), by Redis error " +
+        `class (${QUEUE_ERROR_REASONS.join(", ")})`,
+      labelNames: ["reason"],
+      registers: r,
+    }),
     gpuMemoryUsed: new Gauge({
       name: `${p}gpu_memory_used_bytes`,
       help: "GPU memory in use on the worker's device (CUDA only, from nvidia-smi)",
@@ -181,7 +193,7 @@ function build(registry: Registry, p: string): Metrics {
     }),
     ready: new Gauge({
       name: `${p}ready`,
-      help: "1 while the worker is ready to take jobs, 0 while starting or draining",
+      help: "1 while the worker is ready to take jobs, 0 while starting, draining or unable to fetch jobs",
       registers: r,
     }),
     queryRequests: new Counter({

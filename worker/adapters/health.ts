@@ -1,8 +1,8 @@
 /** The worker's life cycle as the probes see it. `starting` until the model has loaded, run
  *  its warm-up batch and the sink is initialised; `running` while taking jobs; `draining`
- *  from SIGTERM until exit. Ready means running, and Redis and the sink both answered within
- *  the check timeout; the dependency checks are cached briefly so probes and scrapes cannot
- *  flood Redis or Qdrant. */
+ *  from SIGTERM until exit. Ready means running, Redis and the sink both answered within the
+ *  check timeout, and BullMQ can fetch jobs (not a run of errors with no fetch, issue 16); the
+ *  checks are cached briefly so probes and scrapes cannot flood Redis or Qdrant. */
 export type Phase = "starting" | "running" | "draining" | "stopped";
 
 export interface Dependency {

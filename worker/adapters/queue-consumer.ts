@@ -6,8 +6,9 @@
  *  schema parse, cheap bounds on the raw data (`job-bounds.ts`) refuse enormous or deeply nested
  *  jobs in milliseconds. Whatever a job throws, expected or not, fails that job with a kind and
  *  never escapes to the process (issue 13). A job still running when the drain deadline passes
- *  is moved back to the wait list. */
-import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
+ *  is moved back to the wait list. BullMQ errors are counted, rate-limited in the log and turned
+ *  into readiness by `GuardedWorker` (issue 16). */
+import { UnrecoverableError, WaitingError, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
@@ -16,6 +17,7 @@ import { checkJobBounds, type JobLimits } from "../../shared/job-bounds.js";
 import { embedJobSchema, formatIssues, JOB_NAME, type EmbedJobData, type EmbedJobResult } from "../../shared/job.js";
 import type { Metrics } from "../metrics.js";
 import type { EmbeddingPipeline } from "../core/pipeline.js";
+import { GuardedWorker } from "./guarded-worker.js";
 
 type ConsumerConfig = JobLimits &
   Pick<Config, "QUEUE_NAME" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "LOCK_DURATION_MS" | "STALLED_INTERVAL_MS">;
@@ -40,7 +42,7 @@ export function createQueueConsumer(
   cfg: ConsumerConfig,
   pipeline: EmbeddingPipeline,
   deps: { connection: Redis; log: Logger; metrics: Metrics; autorun?: boolean },
-): Worker {
+): GuardedWorker {
   const { log, metrics } = deps;
   const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {
     const jl = log.child({ jobId: job.id });
@@ -83,14 +85,15 @@ export function createQueueConsumer(
       throw toQueueError(e);
     }
   };
-  const worker = new Worker(cfg.QUEUE_NAME, processor, {
+  const options = {
     connection: deps.connection,
     prefix: cfg.QUEUE_PREFIX,
     concurrency: cfg.WORKER_CONCURRENCY,
     lockDuration: cfg.LOCK_DURATION_MS,
     stalledInterval: cfg.STALLED_INTERVAL_MS,
     autorun: deps.autorun ?? true,
-  });
+  };
+  const worker = new GuardedWorker(cfg.QUEUE_NAME, processor, options, { log, metrics });
   worker.on("completed", () => metrics.jobs.inc({ status: "completed" }));
   worker.on("failed", (job, err) => {
     const final =
@@ -100,6 +103,5 @@ export function createQueueConsumer(
       job.attemptsMade >= (job.opts.attempts ?? 1);
     metrics.jobs.inc({ status: final ? "failed" : "retried" });
   });
-  worker.on("error", (err) => log.error({ err: err.message }, "BullMQ worker error"));
   return worker;
 }
