@@ -6,7 +6,9 @@
  *  schema parse, cheap bounds on the raw data (`job-bounds.ts`) refuse enormous or deeply nested
  *  jobs in milliseconds. Whatever a job throws, expected or not, fails that job with a kind and
  *  never escapes to the process (issue 13). A job still running when the drain deadline passes
- *  is moved back to the wait list. */
+ *  is moved back to the wait list. Each job records which process took it (BullMQ `processedBy`,
+ *  set to `workerName()`), so an operator or a fleet test can tell whose jobs a crash stranded. */
+import os from "node:os";
 import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -19,6 +21,9 @@ import type { EmbeddingPipeline } from "../core/pipeline.js";
 
 type ConsumerConfig = JobLimits &
   Pick<Config, "QUEUE_NAME" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "LOCK_DURATION_MS" | "STALLED_INTERVAL_MS">;
+
+/** This process's name in the fleet: host (the pod name on Kubernetes) and pid. */
+export const workerName = (): string => `${os.hostname()}:${process.pid}`;
 
 /** The job's data, checked: bounds on the raw data first, then the schema. Throws ValidationError. */
 export function parseJobData(name: string, data: unknown, limits: JobLimits): EmbedJobData {
@@ -85,6 +90,7 @@ export function createQueueConsumer(
   };
   const worker = new Worker(cfg.QUEUE_NAME, processor, {
     connection: deps.connection,
+    name: workerName(),
     prefix: cfg.QUEUE_PREFIX,
     concurrency: cfg.WORKER_CONCURRENCY,
     lockDuration: cfg.LOCK_DURATION_MS,
