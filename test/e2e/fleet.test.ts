@@ -75,7 +75,8 @@ test("one of 3 workers SIGKILLed mid-run: with the default lock settings its job
   const victims = new Set([victim.name]);
   await waitFor(
     async () =>
-      (await f.queue.getJobCounts("completed")).completed >= 30 && (await jobsIn(f.queue, "active", victims)).length > 0,
+      (await f.queue.getJobCounts("completed")).completed >= 30 &&
+      (await jobsIn(f.queue, "active", victims)).length > 0,
     30_000,
     "some jobs done and some in flight in the victim",
   );
@@ -118,7 +119,7 @@ test("one of 3 workers SIGKILLed mid-run: with the default lock settings its job
 
 test("rolling restart of 3 workers (SIGTERM one at a time, then a replacement): no job failed, every point once", async (t) => {
   const f = fleetQueue(fx, "fleetroll");
-  const b = fleetBacklog(240, 8);
+  const b = fleetBacklog(360, 8);
   fx.server.setFault({ kind: "delay", ms: 40 }); // keep a backlog through the three restarts
   const env = { DRAIN_TIMEOUT_MS: "30000" };
   const workers = await Promise.all([f.start(env), f.start(env), f.start(env)]);

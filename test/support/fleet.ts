@@ -40,7 +40,11 @@ export function fleetBacklog(docs: number, chunksPerDoc: number, textOf = synthe
       metadata: {},
       chunks,
     };
-    return { name: JOB_NAME, data, opts: { jobId: `job-${d}`, attempts: 3, backoff: { type: "exponential", delay: 100 } } };
+    return {
+      name: JOB_NAME,
+      data,
+      opts: { jobId: `job-${d}`, attempts: 3, backoff: { type: "exponential", delay: 100 } },
+    };
   });
   return { jobs, expected };
 }
