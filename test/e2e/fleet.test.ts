@@ -65,7 +65,7 @@ test("3 workers on one queue: every point stored exactly once, the jobs shared b
   await Promise.all(workers.map((w) => w.child.stop()));
 });
 
-test("one of 3 workers SIGKILLed mid-run: with the default lock settings its jobs finish elsewhere within 30 s", async (t) => {
+test("one of 3 workers SIGKILLed mid-run: its jobs finish elsewhere within 30 s", async (t) => {
   const f = fleetQueue(fx, "fleetkill");
   const b = fleetBacklog(240, 8);
   fx.server.setFault({ kind: "delay", ms: 100 }); // keep batches in flight
@@ -117,7 +117,7 @@ test("one of 3 workers SIGKILLed mid-run: with the default lock settings its job
   await Promise.all(survivors.map((w) => w.child.stop()));
 });
 
-test("rolling restart of 3 workers (SIGTERM one at a time, then a replacement): no job failed, every point once", async (t) => {
+test("rolling restart of 3 workers, one SIGTERM at a time: no job failed, every point once", async (t) => {
   const f = fleetQueue(fx, "fleetroll");
   const b = fleetBacklog(360, 8);
   fx.server.setFault({ kind: "delay", ms: 40 }); // keep a backlog through the three restarts

@@ -94,7 +94,7 @@ export async function scrapeMetric(port: number, name: string, labels = ""): Pro
 /** Jobs a worker has completed, from its own metrics. */
 export const completedBy = (w: FleetWorker) => scrapeMetric(w.port, "embed_jobs_total", 'status="completed"');
 
-/** Ids of the jobs in `state` whose `processedBy` is one of `names` (all of them when omitted). */
+/** The jobs in `state` whose `processedBy` is one of `names` (all of them when omitted). */
 export async function jobsIn(queue: Queue, state: "active" | "completed", names?: Set<string>): Promise<Job[]> {
   const jobs = await queue.getJobs([state], 0, -1);
   return jobs.filter((j) => !names || names.has(j.processedBy ?? ""));
