@@ -161,10 +161,18 @@ export const configShape = {
     "Jobs in flight per worker (BullMQ concurrency): the pool the batcher sorts",
   ),
   TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer worker threads"),
-  LOCK_DURATION_MS: int(60_000, 1000).describe(
-    "BullMQ job lock, milliseconds: a crashed worker's jobs are retried after this",
+  // 15 s / 5 s: a SIGKILLed worker's jobs are back in the queue at most LOCK + STALLED = 20 s later, while the
+  // lock, renewed every 7.5 s, keeps a ~30x margin over the worst main-thread stall measured under a
+  // saturating backlog (test/e2e/lock-margin.test.ts, docs/reliability-and-security.md; issue 16).
+  LOCK_DURATION_MS: int(15_000, 1000).describe(
+    "BullMQ job lock, milliseconds, renewed every half of it: a crashed worker's jobs are retried at most this " +
+      "plus STALLED_INTERVAL_MS later; a main-thread stall or Redis outage longer than half of it lets another " +
+      "worker redo the job",
   ),
-  STALLED_INTERVAL_MS: int(30_000, 1000).describe("How often BullMQ looks for stalled jobs, milliseconds"),
+  STALLED_INTERVAL_MS: int(5_000, 1000).describe(
+    "How often BullMQ looks for jobs whose lock expired (stalled), milliseconds; one check per queue per " +
+      "interval, fleet-wide",
+  ),
   JOB_ATTEMPTS: int(5, 1, 100).describe("Attempts per job before it lands in the failed set"),
   JOB_BACKOFF_MS: int(2000, 0).describe("First retry delay of a failed job, milliseconds (exponential)"),
   REMOVE_ON_COMPLETE: int(1000, 0).describe("Completed jobs kept in Redis (count)"),

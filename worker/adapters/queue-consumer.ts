@@ -7,7 +7,10 @@
  *  jobs in milliseconds. Whatever a job throws, expected or not, fails that job with a kind and
  *  never escapes to the process (issue 13). A job still running when the drain deadline passes
  *  is moved back to the wait list. BullMQ errors are counted, rate-limited in the log and turned
- *  into readiness by `GuardedWorker` (issue 16). */
+ *  into readiness by `GuardedWorker` (issue 16). Each job records which process took it (BullMQ
+ *  `processedBy`, set to `workerName()`), so an operator or a fleet test can tell whose jobs a crash
+ *  stranded. */
+import os from "node:os";
 import { UnrecoverableError, WaitingError, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -21,6 +24,9 @@ import { GuardedWorker } from "./guarded-worker.js";
 
 type ConsumerConfig = JobLimits &
   Pick<Config, "QUEUE_NAME" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "LOCK_DURATION_MS" | "STALLED_INTERVAL_MS">;
+
+/** This process's name in the fleet: host (the pod name on Kubernetes) and pid. */
+export const workerName = (): string => `${os.hostname()}:${process.pid}`;
 
 /** The job's data, checked: bounds on the raw data first, then the schema. Throws ValidationError. */
 export function parseJobData(name: string, data: unknown, limits: JobLimits): EmbedJobData {
@@ -87,6 +93,7 @@ export function createQueueConsumer(
   };
   const options = {
     connection: deps.connection,
+    name: workerName(),
     prefix: cfg.QUEUE_PREFIX,
     concurrency: cfg.WORKER_CONCURRENCY,
     lockDuration: cfg.LOCK_DURATION_MS,
