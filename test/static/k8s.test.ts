@@ -338,7 +338,8 @@ function evaluateFormula(formula: string, values: Record<string, number>): numbe
   return Function(...Object.keys(values), `"use strict"; return (${formula});`)(...Object.values(values)) as number;
 }
 
-const connection = redisConnection(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const connection = redisConnection(redisUrl);
 after(() => connection.quit());
 
 test("the scaling formula equals BullMQ's backlog on a real queue, and stays above zero while jobs are active or delayed", async () => {
@@ -357,7 +358,7 @@ test("the scaling formula equals BullMQ's backlog on a real queue, and stays abo
   async function scenario(setup: (queue: Queue, take: () => Promise<void>) => Promise<void>) {
     const name = uniqueQueue("keda");
     const queue = new Queue(name, { connection, prefix });
-    const workerConnection = connection.duplicate();
+    const workerConnection = redisConnection(redisUrl);
     const worker = new Worker(name, null, { connection: workerConnection, prefix, autorun: false });
     try {
       await setup(queue, async () => {

@@ -8,7 +8,7 @@
  *  never escapes to the process (issue 13). A job still running when the drain deadline passes
  *  is moved back to the wait list. */
 import { UnrecoverableError, WaitingError, Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
 import { asEmbedError, ShutdownError, ValidationError, type EmbedError } from "../errors.js";
@@ -39,7 +39,7 @@ function toQueueError(e: EmbedError): Error {
 export function createQueueConsumer(
   cfg: ConsumerConfig,
   pipeline: EmbeddingPipeline,
-  deps: { connection: Redis; log: Logger; metrics: Metrics; autorun?: boolean },
+  deps: { connection: RedisClient; log: Logger; metrics: Metrics; autorun?: boolean },
 ): Worker {
   const { log, metrics } = deps;
   const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {
