@@ -15,6 +15,9 @@ import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { redisConnection } from "../../shared/redis.js";
 import { startWorker } from "../../worker/app.js";
+import { runBackfill } from "../../producer/backfill.js";
+import { loadTokenCounter } from "../../producer/token-counter.js";
+import { writeJsonlCorpus } from "../../kit/corpus.js";
 import { testConfig, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
 import { redisServerAvailable, startTestRedis, type TestRedis } from "../../kit/redis-server.js";
@@ -275,3 +278,35 @@ test("configuration errors never echo URL, key or password values", () => {
   assert.match(second, /QDRANT_API_KEY is set but QDRANT_URL is not/);
   assert.equal(second.includes("k-998877"), false);
 });
+
+test(
+  "a backfill reaches a TLS Redis signed by a private CA (it used to drop REDIS_TLS_CA_FILE)",
+  { skip: SKIP },
+  async () => {
+    const queueName = uniqueQueue("sec-bf");
+    const cfg = testConfig({
+      REDIS_URL: redis!.url,
+      REDIS_TLS_CA_FILE: path.join(certDir, "ca.pem"),
+      QUEUE_NAME: queueName,
+      MODEL_DIR: modelDir,
+    });
+    const { files, ids } = await writeJsonlCorpus(path.join(certDir, "bf"), {
+      files: 1,
+      docsPerFile: 5,
+      sentencesPerDoc: 2,
+    });
+    const countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
+    const connection = redisConnection(cfg.REDIS_URL, cfg);
+    const queue = new Queue(queueName, { connection });
+    try {
+      const s = await runBackfill(cfg, { inputs: files, countTokens, progress: "none", runId: "tls" });
+      assert.equal(s.complete, true);
+      const jobs = await queue.getJobs(["prioritized"]);
+      assert.deepEqual(jobs.map((j) => j.data.docId).sort(), [...ids].sort());
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await connection.quit();
+    }
+  },
+);
