@@ -123,6 +123,7 @@ test("ingest, worker, queue metrics, stats and requeue-failed through a three-ma
   const errors = worker.logs.filter((l) => /CROSSSLOT|MOVED|ASK/.test(JSON.stringify(l)));
   assert.deepEqual(errors, [], "the worker logged cluster routing errors");
   const slots = new Set(await Promise.all([name, `${name}:wait`].map((k) => keySlot(`${PREFIX}:${k}`))));
+  assert.equal(slots.size, 1, "the queue's keys hash to different slots");
   t.diagnostic(`queue keys in slot ${[...slots].join(",")} of ${cluster.nodes}`);
   worker.proc.kill("SIGTERM");
   assert.equal((await worker.exited).code, 0);
