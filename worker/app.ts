@@ -238,6 +238,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
       {
         queue: cfg.QUEUE_NAME,
         redis: redactUrl(cfg.REDIS_URL),
+        ...(cfg.REDIS_CLUSTER_NODES ? { redisCluster: cfg.REDIS_CLUSTER_NODES, prefix: cfg.QUEUE_PREFIX } : {}),
         sink: s.describe(),
         concurrency: cfg.WORKER_CONCURRENCY,
         httpPort: http?.port,
