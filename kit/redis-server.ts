@@ -44,25 +44,19 @@ function ping(port: number, o: TestRedisOptions): boolean {
   return r.status === 0 && r.stdout.trim() === "PONG";
 }
 
+/** redis-server arguments for a password and TLS (clients need no certificate). */
+function serverAuthArgs(o: TestRedisOptions): string[] {
+  const tls = o.tls
+    ? ["--tls-cert-file", o.tls.certFile, "--tls-key-file", o.tls.keyFile, "--tls-ca-cert-file", o.tls.caFile]
+    : [];
+  return [...(o.password ? ["--requirepass", o.password] : []), ...tls, ...(o.tls ? ["--tls-auth-clients", "no"] : [])];
+}
+
 export async function startTestRedis(o: TestRedisOptions = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), "test-redis-"));
   let child: Child | undefined;
-  const extra = [
-    ...(o.password ? ["--requirepass", o.password] : []),
-    ...(o.tls
-      ? [
-          "--tls-cert-file",
-          o.tls.certFile,
-          "--tls-key-file",
-          o.tls.keyFile,
-          "--tls-ca-cert-file",
-          o.tls.caFile,
-          "--tls-auth-clients",
-          "no",
-        ]
-      : []),
-  ];
+  const extra = serverAuthArgs(o);
   const start = async () => {
     child = startChild("redis-server", [
       ...(o.tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)]),
@@ -112,7 +106,7 @@ export async function startTestRedis(o: TestRedisOptions = {}): Promise<TestRedi
 export interface TestRedisCluster {
   /** `host:port,...` of every node, for REDIS_CLUSTER_NODES. */
   nodes: string;
-  /** A `redis://` URL of one node (scheme and credentials for REDIS_URL; the host is not used in cluster mode). */
+  /** A URL of one node (scheme and credentials for REDIS_URL; the host is not used in cluster mode). */
   url: string;
   /** Promotes a replica of the master serving `key` with CLUSTER FAILOVER (no data lost: the master
    *  pauses writes until the replica has caught up); resolves when every node agrees. */
@@ -130,8 +124,8 @@ export function redisClusterUnsupported(): string | undefined {
   return major >= 7 ? undefined : `redis-server ${major} cannot run the test cluster (needs 7 for cluster-port)`;
 }
 
-function cli(port: number, ...args: string[]): string {
-  const r = spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8", timeout: 20_000 });
+function cli(o: TestRedisOptions, port: number, ...args: string[]): string {
+  const r = spawnSync("redis-cli", [...cliArgs(port, o), ...args], { encoding: "utf8", timeout: 20_000 });
   if (r.status !== 0) throw new Error(`redis-cli -p ${port} ${args.join(" ")}: ${r.stderr || r.stdout}`);
   return r.stdout;
 }
@@ -144,8 +138,8 @@ interface NodeLine {
   slots: Array<[number, number]>;
 }
 
-function clusterNodes(port: number): NodeLine[] {
-  return cli(port, "cluster", "nodes")
+function clusterNodes(o: TestRedisOptions, port: number): NodeLine[] {
+  return cli(o, port, "cluster", "nodes")
     .trim()
     .split("\n")
     .map((line) => {
@@ -164,16 +158,19 @@ function clusterNodes(port: number): NodeLine[] {
     });
 }
 
-async function startClusterNode(dir: string): Promise<{ port: number; child: Child }> {
+async function startClusterNode(dir: string, o: TestRedisOptions): Promise<{ port: number; child: Child }> {
   const port = await freePort();
   // prettier-ignore
   const child = startChild("redis-server", [
-    "--port", String(port), "--cluster-port", String(await freePort()), "--bind", "127.0.0.1",
+    ...(o.tls ? ["--port", "0", "--tls-port", String(port), "--tls-cluster", "yes", "--tls-replication", "yes"]
+      : ["--port", String(port)]),
+    ...serverAuthArgs(o), ...(o.password ? ["--masterauth", o.password] : []),
+    "--cluster-port", String(await freePort()), "--bind", "127.0.0.1",
     "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000",
     "--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
   ]);
   const end = Date.now() + 15_000;
-  while (!ping(port, {})) {
+  while (!ping(port, o)) {
     if (child.proc.exitCode !== null)
       throw new Error(`redis-server exited with ${child.proc.exitCode}: ${child.output()}`);
     if (Date.now() > end) throw new Error(`redis-server did not answer on port ${port}: ${child.output()}`);
@@ -192,7 +189,9 @@ async function untilAgreed(ports: number[], ok: (port: number) => boolean, what:
 
 /** Starts `masters` masters, each with `replicas` replicas, and waits until every node reports
  *  cluster_state:ok with every replica linked. */
-export async function startTestCluster(o: { masters?: number; replicas?: number } = {}): Promise<TestRedisCluster> {
+export async function startTestCluster(
+  o: TestRedisOptions & { masters?: number; replicas?: number } = {},
+): Promise<TestRedisCluster> {
   const masters = o.masters ?? 3;
   const replicas = o.replicas ?? 0;
   const dir = await mkdtemp(path.join(os.tmpdir(), "test-redis-cluster-"));
@@ -202,32 +201,34 @@ export async function startTestCluster(o: { masters?: number; replicas?: number 
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < masters * (1 + replicas); i++) started.push(await startClusterNode(dir));
+    for (let i = 0; i < masters * (1 + replicas); i++) started.push(await startClusterNode(dir, o));
     const ports = started.map((n) => n.port);
     const addrs = ports.map((p) => `127.0.0.1:${p}`);
-    cli(ports[0], "--cluster", "create", ...addrs, "--cluster-replicas", String(replicas), "--cluster-yes");
+    cli(o, ports[0], "--cluster", "create", ...addrs, "--cluster-replicas", String(replicas), "--cluster-yes");
     const settled = (p: number) =>
-      /cluster_state:ok/.test(cli(p, "cluster", "info")) &&
-      clusterNodes(p).length === ports.length &&
-      (!/role:slave/.test(cli(p, "info", "replication")) ||
-        /master_link_status:up/.test(cli(p, "info", "replication")));
+      /cluster_state:ok/.test(cli(o, p, "cluster", "info")) &&
+      clusterNodes(o, p).length === ports.length &&
+      (!/role:slave/.test(cli(o, p, "info", "replication")) ||
+        /master_link_status:up/.test(cli(o, p, "info", "replication")));
     await untilAgreed(ports, settled, "cluster_state:ok on every node");
-    return { nodes: addrs.join(","), url: `redis://${addrs[0]}`, failover: (key) => failover(ports, key), close };
+    const auth = o.password ? `:${encodeURIComponent(o.password)}@` : "";
+    const url = `${o.tls ? "rediss" : "redis"}://${auth}${addrs[0]}`;
+    return { nodes: addrs.join(","), url, failover: (key) => failover(o, ports, key), close };
   } catch (err) {
     await close();
     throw err;
   }
 }
 
-async function failover(ports: number[], key: string): Promise<{ from: number; to: number }> {
-  const slot = Number(cli(ports[0], "cluster", "keyslot", key).trim());
-  const nodes = clusterNodes(ports[0]);
+async function failover(o: TestRedisOptions, ports: number[], key: string): Promise<{ from: number; to: number }> {
+  const slot = Number(cli(o, ports[0], "cluster", "keyslot", key).trim());
+  const nodes = clusterNodes(o, ports[0]);
   const master = nodes.find((n) => n.master && n.slots.some(([a, b]) => slot >= a && slot <= b));
   const replica = nodes.find((n) => !n.master && n.masterId === master?.id);
   if (!master || !replica) throw new Error(`no replica serves slot ${slot} of ${key}: start the cluster with replicas`);
-  cli(replica.port, "cluster", "failover");
+  cli(o, replica.port, "cluster", "failover");
   const promoted = (p: number) =>
-    clusterNodes(p).some((n) => n.id === replica.id && n.master && n.slots.some(([a, b]) => slot >= a && slot <= b));
+    clusterNodes(o, p).some((n) => n.id === replica.id && n.master && n.slots.some(([a, b]) => slot >= a && slot <= b));
   await untilAgreed(ports, promoted, `port ${replica.port} taking over slot ${slot} from port ${master.port}`);
   return { from: master.port, to: replica.port };
 }
