@@ -11,11 +11,10 @@
 import { peakRssBytes } from "../shared/process-memory.js";
 import { stat } from "node:fs/promises";
 import { Queue, QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
 import { createLogger } from "../shared/logger.js";
-import { redisConnection } from "../shared/redis.js";
+import { redisConnection, type RedisClient } from "../shared/redis.js";
 import { BacklogGate, type GateStats, type WaterMarks } from "./backfill/backlog.js";
 import {
   checkpointKey,
@@ -155,8 +154,8 @@ const add = (a: BackfillCounts, b: BackfillCounts) => {
 };
 
 interface Resources {
-  connection?: Redis;
-  eventsConnection?: Redis;
+  connection?: RedisClient;
+  eventsConnection?: RedisClient;
   queue?: Queue;
   events?: QueueEvents;
   store?: CheckpointStore;
@@ -164,8 +163,9 @@ interface Resources {
 
 async function openResources(cfg: Config, o: BackfillOptions, runId: string): Promise<Resources> {
   if (o.dryRun) return {};
-  const connection = redisConnection(cfg.REDIS_URL);
-  const eventsConnection = redisConnection(cfg.REDIS_URL);
+  // Both carry the TLS and cluster settings: they used to get the URL alone (issue 16).
+  const connection = redisConnection(cfg.REDIS_URL, cfg);
+  const eventsConnection = redisConnection(cfg.REDIS_URL, cfg);
   const queue = new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX });
   const events = new QueueEvents(cfg.QUEUE_NAME, { connection: eventsConnection, prefix: cfg.QUEUE_PREFIX });
   const where = o.checkpoint ?? "redis";

@@ -53,6 +53,8 @@ const outputNamesSchema = z
     return map;
   });
 
+const HASH_TAG_RULE = "letters, digits, _ . - only, with at most one {hash tag} such as {bull}";
+
 export const configShape = {
   REDIS_URL: z
     .string()
@@ -64,6 +66,14 @@ export const configShape = {
     .min(1)
     .optional()
     .describe("PEM file of the CA that signed Redis's TLS certificate (rediss:// URLs); unset = the system CAs"),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^\s*[^\s:,/]+:\d{1,5}\s*(?:,\s*[^\s:,/]+:\d{1,5}\s*)*$/, "a comma list of host:port")
+    .optional()
+    .describe(
+      "Redis Cluster seed nodes, comma list of host:port; unset = one Redis at REDIS_URL. When set, REDIS_URL's " +
+        "host is not used: its scheme (rediss:// = TLS) and password apply to every node, and QUEUE_PREFIX needs a {hash tag}",
+    ),
   QUEUE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only")
@@ -71,9 +81,12 @@ export const configShape = {
     .describe("BullMQ queue name"),
   QUEUE_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_.-]+$/)
+    .regex(/^(?:[A-Za-z0-9_.-]+|[A-Za-z0-9_.-]*\{[A-Za-z0-9_.-]+\}[A-Za-z0-9_.-]*)$/, HASH_TAG_RULE)
     .default("bull")
-    .describe("BullMQ key prefix (keys are <prefix>:<queue>:...)"),
+    .describe(
+      "BullMQ key prefix (keys are <prefix>:<queue>:...); on a Redis Cluster it must hold a hash tag such as " +
+        "{bull}, which keeps all of a queue's keys on one master",
+    ),
   QDRANT_URL: z
     .string()
     .url()
@@ -342,6 +355,13 @@ export const configSchema = z
         code: "custom",
         path: ["QUERY_API_PORT"],
         message: `QUERY_API_PORT=${c.QUERY_API_PORT} equals HTTP_PORT; use 0 to serve the query API on HTTP_PORT`,
+      });
+    }
+    if (c.REDIS_CLUSTER_NODES && !c.QUEUE_PREFIX.includes("{")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["QUEUE_PREFIX"],
+        message: `QUEUE_PREFIX=${c.QUEUE_PREFIX} has no {hash tag} but REDIS_CLUSTER_NODES is set: BullMQ's scripts touch several keys of a queue at once, which a cluster accepts only in one slot; use e.g. QUEUE_PREFIX={${c.QUEUE_PREFIX}}`,
       });
     }
     if (c.QDRANT_API_KEY && !c.QDRANT_URL) {

@@ -4,13 +4,12 @@
  *  the demo and the tests, so all of them run exactly the same assembly. Start-up fails fast
  *  (bad model, missing CUDA provider, incompatible collection) before any job is taken; the
  *  HTTP port comes up first so liveness answers while the model loads. */
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
 import { ConfigError } from "./errors.js";
 import { redactUrl } from "../shared/logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import { closeRedis, redisConnection } from "../shared/redis.js";
+import { closeRedis, redisConnection, type RedisClient } from "../shared/redis.js";
 import { padTo } from "./core/batcher.js";
 import { EmbeddingPipeline } from "./core/pipeline.js";
 import type { EmbeddingModel, VectorSink } from "./core/ports.js";
@@ -36,7 +35,7 @@ export interface RunningWorker {
   sink: VectorSink;
   metrics: Metrics;
   health: HealthState;
-  connection: Redis;
+  connection: RedisClient;
   /** The HTTP port actually bound (0 = no HTTP server). */
   httpPort: number;
   /** The port the query API answers on (0 = QUERY_API is off). */
@@ -142,7 +141,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
       cleanups.push(() => queryServer!.close());
     }
     cleanups.push(() => closeRedis(connection));
-    await checkRedis(connection, cfg.REDIS_URL, cfg.REDIS_START_TIMEOUT_MS);
+    await checkRedis(connection, cfg, cfg.REDIS_START_TIMEOUT_MS);
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
     const loaded = await OnnxModel.load(cfg, files);
     cleanups.push(() => loaded.close());
@@ -225,7 +224,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     );
     const queueMetrics = new QueueMetrics({
       redisUrl: cfg.REDIS_URL,
-      tls: cfg,
+      redis: cfg,
       queueName: cfg.QUEUE_NAME,
       prefix: cfg.QUEUE_PREFIX,
       timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS,
@@ -242,6 +241,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
       {
         queue: cfg.QUEUE_NAME,
         redis: redactUrl(cfg.REDIS_URL),
+        ...(cfg.REDIS_CLUSTER_NODES ? { redisCluster: cfg.REDIS_CLUSTER_NODES, prefix: cfg.QUEUE_PREFIX } : {}),
         sink: s.describe(),
         concurrency: cfg.WORKER_CONCURRENCY,
         httpPort: http?.port,
@@ -283,7 +283,7 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
 }
 
 /** Fails start-up with a clear reason when Redis rejects the credentials or does not answer. */
-async function checkRedis(connection: Redis, url: string, timeoutMs: number): Promise<void> {
+async function checkRedis(connection: RedisClient, cfg: Config, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let lastError = "";
   const onError = (err: Error) => (lastError = err.message);
@@ -301,7 +301,10 @@ async function checkRedis(connection: Redis, url: string, timeoutMs: number): Pr
       ),
     ]);
   } catch (err) {
-    throw new ConfigError([`REDIS_URL: cannot use Redis at ${redactUrl(url)}: ${(err as Error).message}`]);
+    const where = cfg.REDIS_CLUSTER_NODES
+      ? `REDIS_CLUSTER_NODES: cannot use the Redis Cluster at ${cfg.REDIS_CLUSTER_NODES}`
+      : `REDIS_URL: cannot use Redis at ${redactUrl(cfg.REDIS_URL)}`;
+    throw new ConfigError([`${where}: ${(err as Error).message}`]);
   } finally {
     clearTimeout(timer);
     connection.off("error", onError);

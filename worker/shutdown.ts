@@ -6,7 +6,7 @@
  *  never answers), so with Redis down, jobs still active stay active until their locks expire and
  *  another worker's stalled check takes them back. Acts once, when `close()` is first called. */
 import type { Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../shared/redis.js";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
 import { ShutdownError } from "./errors.js";
@@ -34,7 +34,7 @@ export interface ShutdownParts {
   cfg: Pick<Config, "DRAIN_TIMEOUT_MS" | "LOCK_DURATION_MS">;
   worker: Worker;
   pipeline: EmbeddingPipeline;
-  connection: Redis;
+  connection: RedisClient;
   health: HealthState;
   metrics: Metrics;
   log: Logger;

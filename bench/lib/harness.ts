@@ -4,7 +4,7 @@
  *  the header every results file starts with. Used by `npm run bench` and `npm run
  *  bench:priority` alike, so their workers and results files match. Acts only when called. */
 import { existsSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import os from "node:os";
 import path from "node:path";
 import { configShape, type Config } from "../../shared/config.js";
@@ -67,7 +67,7 @@ export function publicConfig(cfg: Config): Record<string, unknown> {
   return Object.fromEntries(Object.entries(cfg).filter(([k]) => !PRIVATE_KEYS.has(k)));
 }
 
-export async function redisPid(connection: Redis): Promise<number | undefined> {
+export async function redisPid(connection: RedisClient): Promise<number | undefined> {
   const m = /process_id:(\d+)/.exec(await connection.info("server"));
   return m && existsSync(`/proc/${m[1]}`) ? Number(m[1]) : undefined;
 }

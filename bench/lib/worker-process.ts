@@ -5,14 +5,14 @@
  *  the 250k vocabulary that takes over a second). Used by the end-to-end and priority benches. */
 import { randomUUID } from "node:crypto";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
 import type { QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
 import { BenchChild } from "./child-process.js";
 import type { Gate } from "./measure-children.js";
 
 export interface E2eContext {
-  connection: Redis;
+  connection: RedisClient;
   server: QdrantTestServer;
   /** Worker settings (the project's environment variables). */
   env: Record<string, string>;

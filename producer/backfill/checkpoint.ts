@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import { z } from "zod";
 import { ProducerError } from "../producer-errors.js";
 
@@ -112,7 +112,7 @@ export const DONE_TTL_SECONDS = 30 * 24 * 3600;
 
 export class RedisCheckpointStore implements CheckpointStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly key: string,
   ) {}
 

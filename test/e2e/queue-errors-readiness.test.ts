@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import { redisConnection } from "../../shared/redis.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
 import { uniqueQueue, waitFor } from "../../kit/harness.js";
@@ -60,8 +60,8 @@ function oneJob(docId: string) {
 interface Fault {
   reason: string;
   /** Breaks Redis for BullMQ; returns the REDIS_URL the worker uses. */
-  inject(admin: Redis, redis: TestRedis): Promise<string>;
-  repair(admin: Redis): Promise<void>;
+  inject(admin: RedisClient, redis: TestRedis): Promise<string>;
+  repair(admin: RedisClient): Promise<void>;
 }
 
 const errorLines = (w: ChildWorker) => w.logs.filter((l) => String(l.msg ?? "").startsWith("BullMQ worker error"));

@@ -15,9 +15,19 @@ import { JOB_NAME, JOB_SCHEMA_VERSION } from "../../shared/job.js";
 import { createLogger } from "../../shared/logger.js";
 import { redisConnection } from "../../shared/redis.js";
 import { startWorker } from "../../worker/app.js";
+import { runBackfill } from "../../producer/backfill.js";
+import { loadTokenCounter } from "../../producer/token-counter.js";
+import { writeJsonlCorpus } from "../../kit/corpus.js";
 import { testConfig, testModel, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { sleep } from "../../kit/reliability.js";
 import { startQdrantTestServer, type QdrantTestServer } from "../../kit/qdrant-server/qdrant-test-server.js";
-import { redisServerAvailable, startTestRedis, type TestRedis } from "../../kit/redis-server.js";
+import {
+  redisClusterUnsupported,
+  redisServerAvailable,
+  startTestCluster,
+  startTestRedis,
+  type TestRedis,
+} from "../../kit/redis-server.js";
 
 const REDIS_PASSWORD = "r3dis-Pa55word-7f1c";
 const QDRANT_KEY = "qdrant-api-key-0b9e2d";
@@ -30,6 +40,7 @@ const SKIP =
 let redis: TestRedis | undefined;
 let qdrant: QdrantTestServer;
 let certDir: string;
+let certs: ReturnType<typeof makeCerts>;
 let modelDir: string;
 
 /** A throwaway CA and a server certificate for localhost / 127.0.0.1. */
@@ -95,7 +106,8 @@ before(async () => {
   modelDir = (await testModel()).dir;
   if (SKIP) return;
   certDir = mkdtempSync(path.join(os.tmpdir(), "redis-tls-"));
-  redis = await startTestRedis({ password: REDIS_PASSWORD, tls: makeCerts(certDir) });
+  certs = makeCerts(certDir);
+  redis = await startTestRedis({ password: REDIS_PASSWORD, tls: certs });
 });
 
 after(async () => {
@@ -275,3 +287,101 @@ test("configuration errors never echo URL, key or password values", () => {
   assert.match(second, /QDRANT_API_KEY is set but QDRANT_URL is not/);
   assert.equal(second.includes("k-998877"), false);
 });
+
+test(
+  "a backfill reaches a TLS Redis signed by a private CA (it used to drop REDIS_TLS_CA_FILE)",
+  { skip: SKIP },
+  async () => {
+    const queueName = uniqueQueue("sec-bf");
+    const cfg = testConfig({
+      REDIS_URL: redis!.url,
+      REDIS_TLS_CA_FILE: path.join(certDir, "ca.pem"),
+      QUEUE_NAME: queueName,
+      MODEL_DIR: modelDir,
+    });
+    const { files, ids } = await writeJsonlCorpus(path.join(certDir, "bf"), {
+      files: 1,
+      docsPerFile: 5,
+      sentencesPerDoc: 2,
+    });
+    const countTokens = loadTokenCounter(path.join(modelDir, "tokenizer.json"));
+    const connection = redisConnection(cfg.REDIS_URL, cfg);
+    const queue = new Queue(queueName, { connection });
+    try {
+      const s = await runBackfill(cfg, { inputs: files, countTokens, progress: "none", runId: "tls" });
+      assert.equal(s.complete, true);
+      const jobs = await queue.getJobs(["prioritized"]);
+      assert.deepEqual(jobs.map((j) => j.data.docId).sort(), [...ids].sort());
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await connection.quit();
+    }
+  },
+);
+
+test(
+  "a Redis Cluster with TLS and a password: every node is reached through the private CA with the password",
+  { skip: SKIP || redisClusterUnsupported() },
+  async () => {
+    const cluster = await startTestCluster({ masters: 3, password: REDIS_PASSWORD, tls: certs });
+    const queueName = uniqueQueue("sec-cluster");
+    const cfg = testConfig({
+      REDIS_URL: cluster.url,
+      REDIS_CLUSTER_NODES: cluster.nodes,
+      REDIS_TLS_CA_FILE: path.join(certDir, "ca.pem"),
+      QUEUE_PREFIX: "{sec}",
+      QUEUE_NAME: queueName,
+      MODEL_DIR: modelDir,
+      QDRANT_URL: qdrant.url,
+      QDRANT_API_KEY: QDRANT_KEY,
+      COLLECTION: "sec_cluster",
+    });
+    assert.match(cfg.REDIS_URL, /^rediss:\/\//);
+    const w = await startWorker(cfg, { log: capture().log, httpPort: 0 });
+    const connection = redisConnection(cfg.REDIS_URL, cfg);
+    const queue = new Queue(queueName, { connection, prefix: cfg.QUEUE_PREFIX });
+    const noPassword = new URL(cluster.url);
+    noPassword.password = "";
+    try {
+      const base = { v: JOB_SCHEMA_VERSION, part: 0, parts: 1, docHash: "h", enqueuedAt: Date.now(), metadata: {} };
+      const docs = Array.from({ length: 6 }, (_, i) => `doc-${i}`);
+      await queue.addBulk(
+        docs.map((docId) => ({
+          name: JOB_NAME,
+          data: { ...base, docId, chunks: [{ index: 0, text: `${docId} text` }] },
+        })),
+      );
+      await waitFor(async () => (await queue.getJobCounts("completed")).completed === 6, 30_000, "6 jobs completed");
+      const masters = String(await connection.call("CLUSTER", "NODES")).match(/master/g) ?? [];
+      assert.equal(masters.length, 3, "not a three-master cluster");
+      // The same settings less the CA, or less the password: no node lets the client in.
+      for (const bad of [
+        { url: cluster.url, ca: undefined, what: "without the CA" },
+        { url: noPassword.toString(), ca: path.join(certDir, "ca.pem"), what: "without the password" },
+      ]) {
+        const c = redisConnection(
+          bad.url,
+          { REDIS_CLUSTER_NODES: cluster.nodes, REDIS_TLS_CA_FILE: bad.ca },
+          { maxRetriesPerRequest: 0 },
+        );
+        c.on("error", () => undefined); // ioredis's Cluster reports only "Failed to refresh slots cache."
+        const answered = await Promise.race([
+          c.ping().then(
+            () => true,
+            () => false,
+          ),
+          sleep(3000).then(() => false),
+        ]);
+        c.disconnect();
+        assert.equal(answered, false, `a node answered a client ${bad.what}`);
+      }
+    } finally {
+      await w.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      connection.disconnect();
+      await cluster.close();
+    }
+  },
+);

@@ -22,7 +22,7 @@ import { QdrantSink } from "../../worker/adapters/qdrant-sink.js";
 import { startWorker, type StartOptions } from "../../worker/app.js";
 import { testConfig, uniqueQueue, waitFor, type QdrantTarget } from "../../kit/harness.js";
 import { apiFixture, assertError, call } from "../support/query-api.js";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 
 const KEY_A = "key-a-0123456789abcdef";
 const KEY_B = "key-b-fedcba9876543210";
@@ -30,7 +30,7 @@ const MARKER = "zebra-marker-7731";
 const fx = apiFixture();
 let target: QdrantTarget;
 let modelDir: string;
-let connection: Redis;
+let connection: RedisClient;
 let tokenizer: Tokenizer;
 
 before(async () => {

@@ -338,7 +338,8 @@ function evaluateFormula(formula: string, values: Record<string, number>): numbe
   return Function(...Object.keys(values), `"use strict"; return (${formula});`)(...Object.values(values)) as number;
 }
 
-const connection = redisConnection(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const connection = redisConnection(redisUrl);
 after(() => connection.quit());
 
 test("the scaling formula equals BullMQ's backlog on a real queue, and stays above zero while jobs are active or delayed", async () => {
@@ -357,7 +358,7 @@ test("the scaling formula equals BullMQ's backlog on a real queue, and stays abo
   async function scenario(setup: (queue: Queue, take: () => Promise<void>) => Promise<void>) {
     const name = uniqueQueue("keda");
     const queue = new Queue(name, { connection, prefix });
-    const workerConnection = connection.duplicate();
+    const workerConnection = redisConnection(redisUrl);
     const worker = new Worker(name, null, { connection: workerConnection, prefix, autorun: false });
     try {
       await setup(queue, async () => {
@@ -514,3 +515,45 @@ test("secret.example.yaml holds placeholders only and no kustomization deploys i
     assert.equal(k.secretGenerator, undefined, `${f} generates a Secret`);
   }
 });
+
+const CLUSTER_SO = "k8s/examples/scaledobject-redis-cluster.yaml";
+const KEDA_CLUSTER_DOC = path.join(KEDA_DIR, "docs-2.20", "scalers_redis-cluster-lists.md");
+
+test(
+  "Redis Cluster variant: validates against KEDA's CRD, uses only documented redis-cluster parameters, and differs from the base ScaledObject only in its triggers' type, address and hash-tagged keys",
+  {
+    skip:
+      SKIP_NO_KEDA_CRDS ||
+      (existsSync(KEDA_CLUSTER_DOC) ? false : "skipped: KEDA's redis-cluster scaler docs are not present"),
+  },
+  () => {
+    const variant = readYaml(CLUSTER_SO);
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    const so = ajv.compile(crdSchema(KEDA_CRDS[0]));
+    assert.ok(so(variant), `${CLUSTER_SO}: ${ajv.errorsText(so.errors, { separator: "\n" })}`);
+    const params = new Set([...readFileSync(KEDA_CLUSTER_DOC, "utf8").matchAll(/^- `(\w+)`/gm)].map((m) => m[1]));
+    for (const p of ["addressesFromEnv", "listName", "listLength", "activationListLength", "password"])
+      assert.ok(params.has(p), `could not read ${p} from the KEDA docs`);
+    const prefix = "{bull}";
+    const cfg = parseConfig({ ...baseConfigMap, REDIS_CLUSTER_NODES: "redis-0:6379", QUEUE_PREFIX: prefix });
+    const keys = bullmqKeys(cfg.QUEUE_PREFIX, cfg.QUEUE_NAME);
+    const vTriggers = variant.spec.triggers as Doc[];
+    assert.deepEqual(
+      vTriggers.map((t) => t.name),
+      triggers.map((t) => t.name),
+    );
+    vTriggers.forEach((t, i) => {
+      assert.equal(t.type, "redis-cluster");
+      for (const k of Object.keys(t.metadata)) assert.ok(params.has(k), `trigger ${t.name}: ${k} is not documented`);
+      assert.equal(t.metadata.addressesFromEnv, "REDIS_CLUSTER_NODES", "KEDA must read the workers' node list");
+      const state = stateOfKey(triggers[i].metadata.listName)!;
+      assert.equal(t.metadata.listName, keys[state], `trigger ${t.name}: not BullMQ's ${state} key under ${prefix}`);
+      const { addressFromEnv: _a, listName: _l, ...baseRest } = triggers[i].metadata;
+      const { addressesFromEnv: _b, listName: _m, ...rest } = t.metadata;
+      assert.deepEqual(rest, baseRest, `trigger ${t.name}: thresholds differ from the base ScaledObject`);
+      assert.deepEqual(t.authenticationRef, triggers[i].authenticationRef);
+    });
+    assert.deepEqual({ ...variant.spec, triggers: [] }, { ...scaledObject.spec, triggers: [] });
+    assert.deepEqual(variant.metadata, scaledObject.metadata);
+  },
+);

@@ -4,7 +4,7 @@
  *  whose `after` hook stops every worker and queue it started. */
 import assert from "node:assert/strict";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import type { Config } from "../../shared/config.js";
 import { createLogger } from "../../shared/logger.js";
 import { createMetrics } from "../../worker/metrics.js";
@@ -24,7 +24,7 @@ export interface Api {
 export interface ApiFixture {
   readonly target: QdrantTarget;
   readonly modelDir: string;
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   /** Settles when the fixture is set up (see `SuiteFixture.ready`). */
   readonly ready: Promise<void>;
   /** A worker serving the query API on a free port; `env` overrides the test configuration. */

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before } from "node:test";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import { redisConnection } from "../../shared/redis.js";
 import { loadTokenCounter } from "../../producer/token-counter.js";
 import type { Config } from "../../shared/config.js";
@@ -35,7 +35,7 @@ export interface SuiteOptions {
 }
 
 export interface SuiteFixture {
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly target: QdrantTarget;
   /** The in-process server: with qdrant "server" always, with "target" unless QDRANT_URL is set. */
   readonly server: QdrantTestServer;

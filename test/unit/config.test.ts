@@ -69,3 +69,25 @@ test("MODEL_OUTPUT_NAMES: kind=name pairs, any subset; unknown kinds, repeats an
     );
   }
 });
+
+test("Redis Cluster: a {hash tag} prefix is accepted; cluster nodes without one are refused naming both keys", () => {
+  assert.equal(parseConfig({ QUEUE_PREFIX: "{bull}" }).QUEUE_PREFIX, "{bull}");
+  assert.equal(parseConfig({ QUEUE_PREFIX: "app{emb}" }).QUEUE_PREFIX, "app{emb}");
+  const nodes = "10.0.0.1:6379, redis-1.svc:7000";
+  assert.equal(parseConfig({ REDIS_CLUSTER_NODES: nodes, QUEUE_PREFIX: "{bull}" }).REDIS_CLUSTER_NODES, nodes);
+  const problems = (env: Record<string, string>) => {
+    try {
+      parseConfig(env);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
+  const refused = problems({ REDIS_CLUSTER_NODES: nodes });
+  assert.equal(refused.length, 1, refused.join(" | "));
+  assert.match(refused[0], /^QUEUE_PREFIX: QUEUE_PREFIX=bull has no \{hash tag\} but REDIS_CLUSTER_NODES is set/);
+  assert.match(refused[0], /QUEUE_PREFIX=\{bull\}/);
+  for (const bad of ["{}", "{a}{b}", "a}b{", "a b"]) assert.match(problems({ QUEUE_PREFIX: bad })[0], /^QUEUE_PREFIX:/);
+  for (const bad of ["10.0.0.1", "host:port", "a:1,,b:2", "redis://a:1"])
+    assert.match(problems({ REDIS_CLUSTER_NODES: bad, QUEUE_PREFIX: "{q}" })[0], /^REDIS_CLUSTER_NODES: /, bad);
+});

@@ -12,7 +12,7 @@
  *  stranded. */
 import os from "node:os";
 import { UnrecoverableError, WaitingError, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis.js";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
 import { asEmbedError, ShutdownError, ValidationError, type EmbedError } from "../errors.js";
@@ -47,7 +47,7 @@ function toQueueError(e: EmbedError): Error {
 export function createQueueConsumer(
   cfg: ConsumerConfig,
   pipeline: EmbeddingPipeline,
-  deps: { connection: Redis; log: Logger; metrics: Metrics; autorun?: boolean },
+  deps: { connection: RedisClient; log: Logger; metrics: Metrics; autorun?: boolean },
 ): GuardedWorker {
   const { log, metrics } = deps;
   const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {

@@ -4,10 +4,9 @@
  *  unreachable Redis the gauges keep their last values and a scrape error is counted. Uses
  *  its own connection, which fails fast instead of queueing commands while disconnected. */
 import { Queue } from "bullmq";
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.js";
-import { redisTlsOptions, type RedisTlsSettings } from "../../shared/redis.js";
+import { redisConnection, type RedisClient, type RedisSettings } from "../../shared/redis.js";
 
 export const QUEUE_STATES = ["waiting", "prioritized", "active", "delayed", "failed"] as const;
 
@@ -18,14 +17,15 @@ export interface QueueSnapshot {
 }
 
 export class QueueMetrics {
-  private readonly connection: Redis;
+  private readonly connection: RedisClient;
   private readonly queue: Queue;
   private inflight: Promise<QueueSnapshot> | undefined;
 
   constructor(
     private readonly opts: {
       redisUrl: string;
-      tls?: RedisTlsSettings;
+      /** TLS CA file and cluster nodes, as for every other client. */
+      redis?: RedisSettings;
       queueName: string;
       prefix: string;
       timeoutMs: number;
@@ -33,13 +33,12 @@ export class QueueMetrics {
       log?: Logger;
     },
   ) {
-    this.connection = new Redis(opts.redisUrl, {
+    this.connection = redisConnection(opts.redisUrl, opts.redis, {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
       commandTimeout: opts.timeoutMs,
       connectTimeout: Math.max(opts.timeoutMs, 1000),
       lazyConnect: true,
-      ...redisTlsOptions(opts.redisUrl, opts.tls),
     });
     this.connection.on("error", () => undefined); // reported per scrape
     this.queue = new Queue(opts.queueName, { connection: this.connection, prefix: opts.prefix });

@@ -1,0 +1,221 @@
+/** Every Redis client of the project against a real Redis Cluster of three masters (issue 16):
+ *  the producer CLI's ingest, stats and requeue-failed, a worker process with its queue metrics,
+ *  and a backfill interrupted and resumed from its checkpoint key, all with QUEUE_PREFIX={bull}
+ *  so a queue's keys share one slot. Then a six-node cluster with replicas: a master fails over
+ *  mid-run and no job or point is lost. Skips, saying why, where redis-server cannot run a cluster. */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { before, test } from "node:test";
+import { Queue } from "bullmq";
+import { pointId } from "../../shared/ids.js";
+import { redisConnection, type RedisClient } from "../../shared/redis.js";
+import { runBackfill } from "../../producer/backfill.js";
+import { checkpointKey, RedisCheckpointStore, type Checkpoint } from "../../producer/backfill/checkpoint.js";
+import { docText, writeJsonlCorpus } from "../../kit/corpus.js";
+import { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
+import { spawnWorker, type ChildWorker } from "../../kit/processes.js";
+import { redisClusterUnsupported, startTestCluster, type TestRedisCluster } from "../../kit/redis-server.js";
+import { suiteFixture } from "../support/suite-fixture.js";
+
+const skip = redisClusterUnsupported();
+const fx = suiteFixture({ redis: false, qdrant: "server", tmpPrefix: "redis-cluster-" });
+const producer = path.join(repoRoot, "dist", "producer", "cli.js");
+const PREFIX = "{bull}";
+const SMALL = { MAX_BATCH_TOKENS: "2048", MAX_SEQ_LENGTH: "512", CHUNK_TOKENS: "64", CHUNK_OVERLAP_TOKENS: "0" };
+
+let cluster: TestRedisCluster;
+let connection: RedisClient;
+before(async () => {
+  if (skip) return;
+  await fx.ready;
+  cluster = await startTestCluster({ masters: 3 });
+  connection = redisConnection(cluster.url, { REDIS_CLUSTER_NODES: cluster.nodes });
+  fx.onCleanup(() => cluster.close());
+  fx.onCleanup(async () => connection.disconnect());
+});
+
+/** The settings every process of one test gets: the cluster, the queue, the collection. */
+function settings(c: TestRedisCluster, queueName: string, extra: Record<string, string> = {}) {
+  return {
+    REDIS_URL: c.url,
+    REDIS_CLUSTER_NODES: c.nodes,
+    QUEUE_PREFIX: PREFIX,
+    QUEUE_NAME: queueName,
+    QDRANT_URL: fx.server.url,
+    COLLECTION: queueName.replace(/-/g, "_"),
+    MODEL_DIR: fx.modelDir,
+    BATCH_LINGER_MS: "2",
+    UPSERT_LINGER_MS: "2",
+    ...SMALL,
+    ...extra,
+  };
+}
+
+function cli(env: Record<string, string>, ...args: string[]) {
+  const r = spawnSync(process.execPath, [producer, ...args], {
+    env: { PATH: process.env.PATH ?? "", LOG_LEVEL: "warn", ...env },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 0, `${args[0]} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function writeDocs(name: string, ids: string[]): Promise<string> {
+  const file = path.join(fx.tmp, `${name}.jsonl`);
+  await writeFile(file, ids.map((id, i) => JSON.stringify({ id, text: docText(i, 4) })).join("\n") + "\n");
+  return file;
+}
+
+/** Point ids the worker must store for documents of one chunk each (the texts above are short). */
+const expectedIds = (ids: string[]) => ids.map((id) => pointId(id, 0)).sort();
+const storedIds = (collection: string) => [...fx.server.points(collection).keys()].map(String).sort();
+
+function openQueue(c: TestRedisCluster, name: string): Queue {
+  const q = new Queue(name, { connection: redisConnection(c.url, { REDIS_CLUSTER_NODES: c.nodes }), prefix: PREFIX });
+  fx.onCleanup(async () => {
+    await q.obliterate({ force: true });
+    await q.close();
+    (q.opts.connection as RedisClient).disconnect();
+  });
+  return q;
+}
+
+async function startWorker(env: Record<string, string>): Promise<{ worker: ChildWorker; port: number }> {
+  const worker = await spawnWorker(env);
+  fx.onCleanup(() => worker.stop("SIGKILL"));
+  return { worker, port: await worker.started };
+}
+
+test("ingest, worker, queue metrics, stats and requeue-failed through a three-master cluster", { skip }, async (t) => {
+  const name = uniqueQueue("cluster");
+  const env = settings(cluster, name, { JOB_ATTEMPTS: "1", SINK_RETRIES: "0" });
+  const queue = openQueue(cluster, name);
+  const { worker, port } = await startWorker(env);
+
+  const first = Array.from({ length: 24 }, (_, i) => `ok-${i}`);
+  assert.match(cli(env, "ingest", await writeDocs("first", first)), /enqueued 24 documents as 24 jobs/);
+  const completed = async () => (worker.assertAlive(), (await queue.getJobCounts("completed")).completed);
+  await waitFor(async () => (await completed()) === 24, 30_000, "24 jobs completed");
+  assert.deepEqual(storedIds(env.COLLECTION), expectedIds(first));
+
+  // Qdrant refuses every write: with one attempt each, the next documents' jobs land in the failed set.
+  fx.server.setFault({ kind: "status", status: 503 });
+  const second = Array.from({ length: 6 }, (_, i) => `later-${i}`);
+  cli(env, "ingest", await writeDocs("second", second));
+  await waitFor(async () => (await queue.getJobCounts("failed")).failed === 6, 30_000, "6 failed jobs");
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  assert.match(metrics, new RegExp(`embed_queue_jobs\\{queue="${name}",state="failed"\\} 6\\n`));
+  assert.match(metrics, new RegExp(`embed_queue_jobs\\{queue="${name}",state="waiting"\\} 0\\n`));
+  assert.doesNotMatch(metrics, /embed_queue_scrape_errors_total\{[^}]*\} [1-9]/, "a scrape through the cluster failed");
+  const stats = JSON.parse(cli(env, "stats"));
+  assert.equal(stats.completed, 24);
+  assert.equal(stats.failed, 6);
+
+  fx.server.setFault(null);
+  const requeued = JSON.parse(cli(env, "requeue-failed", "--json"));
+  assert.equal(requeued.requeued, 6);
+  await waitFor(async () => (await completed()) === 30, 30_000, "the requeued jobs completed");
+  assert.deepEqual(storedIds(env.COLLECTION), expectedIds([...first, ...second]));
+  assert.deepEqual(await queue.getJobCounts("completed", "failed"), { completed: 30, failed: 0 });
+  const errors = worker.logs.filter((l) => /CROSSSLOT|MOVED|ASK/.test(JSON.stringify(l)));
+  assert.deepEqual(errors, [], "the worker logged cluster routing errors");
+  const slots = new Set(await Promise.all([name, `${name}:wait`].map((k) => keySlot(`${PREFIX}:${k}`))));
+  assert.equal(slots.size, 1, "the queue's keys hash to different slots");
+  t.diagnostic(`queue keys in slot ${[...slots].join(",")} of ${cluster.nodes}`);
+  worker.proc.kill("SIGTERM");
+  assert.equal((await worker.exited).code, 0);
+});
+
+const keySlot = async (key: string) => Number(await (connection as RedisClient).call("CLUSTER", "KEYSLOT", key));
+
+test(
+  "a backfill through the cluster stops, then resumes from its checkpoint key beside the queue",
+  { skip },
+  async () => {
+    const name = uniqueQueue("cluster-bf");
+    const cfg = testConfig(settings(cluster, name));
+    const queue = openQueue(cluster, name);
+    const { files, ids } = await writeJsonlCorpus(path.join(fx.tmp, "bf"), {
+      files: 3,
+      docsPerFile: 30,
+      sentencesPerDoc: 3,
+    });
+    const o = { inputs: files, countTokens: fx.countTokens, progress: "none" as const, pollMs: 20, bulkSize: 5 };
+    const marks = { highJobs: 10_000, lowJobs: 1, highChunks: 100_000, lowChunks: 1 };
+    const runId = "cluster-resume";
+    const key = checkpointKey(cfg.QUEUE_PREFIX, name, runId);
+    fx.onCleanup(async () => void (await connection.del(key)));
+    assert.equal(
+      await keySlot(key),
+      await keySlot(`${PREFIX}:${name}:wait`),
+      "checkpoint key outside the queue's slot",
+    );
+
+    const stored = new RedisCheckpointStore(connection, key);
+    const ac = new AbortController();
+    let saves = 0;
+    const stopping = {
+      describe: () => stored.describe(),
+      load: () => stored.load(),
+      clear: () => stored.clear(),
+      save: async (c: Checkpoint) => {
+        await stored.save(c);
+        if (++saves === 3) ac.abort();
+      },
+    };
+    const first = await runBackfill(cfg, {
+      ...o,
+      runId,
+      marks,
+      checkpointEveryMs: 0,
+      checkpointStore: stopping,
+      signal: ac.signal,
+    });
+    assert.equal(first.interrupted, true);
+    assert.ok(first.run.documents > 0 && first.run.documents < ids.length, `first run read ${first.run.documents}`);
+    assert.ok(await connection.get(key), "no checkpoint in the cluster");
+
+    // The second run finds the checkpoint itself: the backfill's own clients, made by the one factory.
+    const second = await runBackfill(cfg, { ...o, runId, marks, checkpointEveryMs: 0 });
+    assert.equal(second.resumed, true);
+    assert.equal(second.complete, true);
+    assert.equal(first.run.documents + second.run.documents, ids.length, "a record was read twice or never");
+    const jobs = await queue.getJobs(["prioritized"]);
+    assert.deepEqual(new Set(jobs.map((j) => j.data.docId)), new Set(ids));
+  },
+);
+
+test(
+  "a master fails over mid-run (CLUSTER FAILOVER on its replica): every job completes, every point stored",
+  { skip },
+  async (t) => {
+    const six = await startTestCluster({ masters: 3, replicas: 1 });
+    fx.onCleanup(() => six.close());
+    const name = uniqueQueue("cluster-fo");
+    const env = settings(six, name, { WORKER_CONCURRENCY: "4" });
+    const queue = openQueue(six, name);
+    const { worker } = await startWorker(env);
+    fx.server.setFault({ kind: "delay", ms: 40 }); // keep jobs in flight across the failover
+    t.after(() => fx.server.setFault(null));
+    const ids = Array.from({ length: 60 }, (_, i) => `fo-${i}`);
+    cli(env, "ingest", await writeDocs("failover", ids));
+    await waitFor(async () => (await queue.getJobCounts("completed")).completed >= 10, 30_000, "10 jobs done");
+    const doneBefore = (await queue.getJobCounts("completed")).completed;
+    const moved = await six.failover(PREFIX);
+    assert.ok(doneBefore < ids.length, "every job finished before the failover: the test proves nothing");
+    fx.server.setFault(null);
+    await waitFor(
+      async () => (worker.assertAlive(), (await queue.getJobCounts("completed")).completed === ids.length),
+      45_000,
+      "every job completed after the failover",
+    );
+    assert.deepEqual(await queue.getJobCounts("failed", "active", "waiting"), { failed: 0, active: 0, waiting: 0 });
+    assert.deepEqual(storedIds(env.COLLECTION), expectedIds(ids));
+    t.diagnostic(
+      `slot of ${PREFIX} moved from port ${moved.from} to ${moved.to} after ${doneBefore} of ${ids.length} jobs`,
+    );
+  },
+);
