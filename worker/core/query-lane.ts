@@ -77,7 +77,10 @@ export function cutQueryBatch<T extends LaneItem>(
     lead.push(it);
     L = next;
   }
-  const byBudget = Math.min(Math.floor(Math.min(fillTokens, maxBatchTokens) / L), rowsWithinAttention(L, maxBatchAttention));
+  const byBudget = Math.min(
+    Math.floor(Math.min(fillTokens, maxBatchTokens) / L),
+    rowsWithinAttention(L, maxBatchAttention),
+  );
   const room = Math.min(maxBatchSize, byBudget) - lead.length;
   const fits = (it: T) => padTo(it.length, padMultiple) <= L && it.length >= FILL_MIN_SHARE * L;
   const fill = room > 0 ? queued.filter(fits) : [];
