@@ -3,6 +3,7 @@
  *  (worker/adapters/activation-plan.ts) with the device reader replaced. Pure: no model, no GPU. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import {
   activationBytes,
@@ -127,4 +128,22 @@ test("describeLargestBatch: logs the shape, the estimate and the formula", async
   const est = activationBytes(d.shape, budget.dims);
   assert.equal(d.log.activationMiB, Math.round(est.total / 2 ** 20));
   assert.match(String(d.log.formula), /rows x heads x L² x bytes/);
+});
+
+test("docs/models.md GPU table: each row's largest batch and estimate are what the planner computes, under half the card", () => {
+  const page = readFileSync(new URL("../../../docs/models.md", import.meta.url), "utf8");
+  // The settings table: the GPU rows with 8 columns (the capacity table below it has fewer).
+  const rows = page.split("\n").filter((l) => /^\| (T4|A10|A100|H100)/.test(l) && l.split("|").length === 10);
+  assert.equal(rows.length, 5);
+  for (const row of rows) {
+    const cells = row.split("|").map((c) => c.trim());
+    const card = Number(/(\d+) GB$/.exec(cells[1])![1]);
+    const [tokens, attention, size] = [Number(cells[2]), Number(cells[3]), Number(cells[5])];
+    const big = largestBatch(
+      { maxBatchTokens: tokens, maxBatchSize: size, padMultiple: 8, maxBatchAttention: attention, maxSeqLength: 8192 },
+      BGE_FP16,
+    );
+    assert.equal(cells[4], `${big.rows} x ${big.paddedLength}, ${(big.bytes / 1e9).toFixed(1)} GB`, cells[1]);
+    assert.ok(big.bytes <= (card * 1e9) / 2, `${cells[1]}: ${big.bytes} bytes over half the card`);
+  }
 });
