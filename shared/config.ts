@@ -199,7 +199,9 @@ export const configShape = {
     "On SIGTERM: how long in-flight jobs may run to completion before they are handed back to the queue for another worker, milliseconds; the process exits at the latest 5 s after it, whatever Redis and Qdrant do (keep below the pod's terminationGracePeriodSeconds)",
   ),
   WARMUP: flag(true).describe(
-    "Run one batch at the full token budget (longest sequences) before reporting ready, so a budget the device cannot hold fails at start-up, not on the first job",
+    "Run the largest batch the planner can form (most estimated activation memory under MAX_BATCH_TOKENS, " +
+      "MAX_BATCH_SIZE and MAX_BATCH_ATTENTION) before reporting ready, so a budget the device cannot hold fails " +
+      "at start-up, not on the first job",
   ),
   REDIS_START_TIMEOUT_MS: int(30_000, 100).describe(
     "At start-up the worker waits this long for Redis to answer, then exits with the reason (wrong password, unreachable), milliseconds",
