@@ -153,7 +153,9 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
     cleanups.push(() => closeRedis(connection));
     await checkRedis(connection, cfg.REDIS_URL, cfg.REDIS_START_TIMEOUT_MS);
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
-    const attention = await resolveAttentionBudget(cfg, files);
+    const attention = await resolveAttentionBudget(cfg, files, () =>
+      readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS),
+    );
     cfg = { ...cfg, MAX_BATCH_ATTENTION: attention.maxBatchAttention };
     const loaded = await OnnxModel.load(cfg, files);
     cleanups.push(() => loaded.close());

@@ -122,7 +122,7 @@ test("resolveAttentionBudget: the setting on cpu; on cuda unset, from the device
 
 test("describeLargestBatch: logs the shape, the estimate and the formula", async () => {
   const cfg = parseConfig({ MAX_SEQ_LENGTH: "512", MAX_BATCH_TOKENS: "2048", CHUNK_TOKENS: "256" });
-  const budget = await resolveAttentionBudget(cfg, files);
+  const budget = await resolveAttentionBudget(cfg, files, async () => assert.fail("cpu: no device read"));
   const d = describeLargestBatch(cfg, budget, 512);
   assert.deepEqual(d.shape, { rows: 4, paddedLength: 512 });
   const est = activationBytes(d.shape, budget.dims);

@@ -19,7 +19,7 @@ import {
   type BatchShape,
 } from "../core/activation-memory.js";
 import { padTo } from "../core/padding.js";
-import { readGpuMemory } from "./gpu-memory.js";
+import type { GpuMemory } from "./gpu-memory.js";
 import type { ModelFiles } from "./model-files.js";
 
 /** ONNX TensorProto element type of float16. */
@@ -33,8 +33,6 @@ type PlanConfig = Pick<
   | "MAX_BATCH_SIZE"
   | "PAD_MULTIPLE"
   | "MAX_SEQ_LENGTH"
-  | "CUDA_DEVICE_ID"
-  | "HEALTH_CHECK_TIMEOUT_MS"
   | "attentionFromDevice"
 >;
 
@@ -52,11 +50,12 @@ export function activationDims(files: Pick<ModelFiles, "encoder" | "declared">):
   return { ...BGE_M3_DIMS, bytes, from: "BGE-M3 default" };
 }
 
-/** The budget the planner uses; `readDevice` is replaceable for tests. */
+/** The budget the planner uses; `readDevice` reads the device's memory (gpu-memory.ts), asked only
+ *  on cuda with MAX_BATCH_ATTENTION unset. */
 export async function resolveAttentionBudget(
   cfg: PlanConfig,
   files: Pick<ModelFiles, "encoder" | "declared" | "maxPositions">,
-  readDevice = () => readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS),
+  readDevice: () => Promise<GpuMemory | undefined>,
 ): Promise<AttentionBudget> {
   const dims = activationDims(files);
   if (!cfg.attentionFromDevice) return { maxBatchAttention: cfg.MAX_BATCH_ATTENTION, source: "setting", dims };
