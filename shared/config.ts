@@ -416,7 +416,7 @@ const DERIVED_DEFAULTS: Record<string, string> = {
   QUERY_FILL_TOKENS: `MAX_BATCH_TOKENS / ${QUERY_FILL_SHARE}`,
   QUERY_RATE_BURST: "max(QUERY_MAX_INPUTS, QUERY_RATE_LIMIT)",
   QUERY_API_HOST: "HTTP_HOST",
-  MAX_BATCH_ATTENTION: `${DEFAULT_BATCH_ATTENTION} (cpu), from the device's memory else ${DEFAULT_BATCH_ATTENTION} (cuda)`,
+  MAX_BATCH_ATTENTION: `${DEFAULT_BATCH_ATTENTION} (cpu); cuda: from the device's memory, else the same`,
 };
 
 /** Rows for documentation: name, description, default. */
