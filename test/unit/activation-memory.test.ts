@@ -10,6 +10,7 @@ import {
   attentionBudgetForDevice,
   DEVICE_ACTIVATION_SHARE,
   largestBatch,
+  LINEAR_WIDTH,
   rowsAt,
 } from "../../worker/core/activation-memory.js";
 import { describeLargestBatch, resolveAttentionBudget } from "../../worker/adapters/activation-plan.js";
@@ -23,7 +24,7 @@ test("activationBytes: the issue's H100 batch (16 x 8192, BGE-M3 fp16) is ~34 GB
   const est = activationBytes({ rows: 16, paddedLength: 8192 }, BGE_FP16);
   assert.equal(est.scores / 2, 16 * 16 * 8192 * 8192 * 2);
   assert.ok(Math.abs(est.scores / 2 / 1e9 - 34.4) < 0.1);
-  assert.equal(est.linear, 16 * 8192 * 1024 * 4 * 2);
+  assert.equal(est.linear, 16 * 8192 * 1024 * LINEAR_WIDTH * 2);
 });
 
 test("largestBatch: within every limit, and no allowed shape has a larger estimate", () => {

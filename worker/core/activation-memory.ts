@@ -6,7 +6,7 @@
  *  15). The planner therefore also keeps `rows x L^2` (attention cells, per head and layer) under
  *  MAX_BATCH_ATTENTION. Estimate, per batch (layers run one after another, so one layer counts):
  *    scores  = SCORE_COPIES x rows x heads x L^2 x bytes  (the softmax's input and output live together)
- *    linear  = rows x L x (hidden x LINEAR_WIDTH) x bytes  (the feed-forward's 4 x hidden activation)
+ *    linear  = rows x L x (hidden x LINEAR_WIDTH) x bytes  (the feed-forward and its GELU: 4 x 4 x hidden)
  *  Performs no I/O; acts when the worker starts (start-up log, warm-up shape). */
 import { padTo } from "./padding.js";
 
@@ -21,10 +21,12 @@ export interface ActivationDims {
 /** BGE-M3 (XLM-R large): used when the model folder's config.json does not say. */
 export const BGE_M3_DIMS = { heads: 16, hidden: 1024 } as const;
 
-/** Score tensors alive at once during one layer's attention (an element-wise op's input and output). */
+/** Score tensors alive at once during one layer's attention (an element-wise op's input and output); measured on
+ *  the CPU: one row of 2,048-8,192 tokens raised the model process's peak RSS by 1.5-2.2 score tensors. */
 export const SCORE_COPIES = 2;
-/** The widest linear activation, in multiples of hidden: XLM-R's feed-forward is 4 x hidden. */
-export const LINEAR_WIDTH = 4;
+/** Linear activations alive at once, in multiples of hidden: the feed-forward is 4 x hidden and its erf GELU
+ *  materialises several such tensors; measured on the CPU (bench/memory/peak-rss.ts, 32 x 512 rows) ~16. */
+export const LINEAR_WIDTH = 16;
 
 export interface BatchShape {
   rows: number;
