@@ -137,6 +137,17 @@ export const configShape = {
     "Padded-token budget of one model batch (batch size x padded length), tokens",
   ),
   MAX_BATCH_SIZE: int(64, 1, 4096).describe("Most chunks in one model batch"),
+  MAX_BATCH_ATTENTION: z.coerce
+    .number()
+    .int()
+    .min(64)
+    .optional()
+    .describe(
+      "Attention budget of one model batch, cells: rows x padded length², per head and layer (unfused attention " +
+        "memory is heads x bytes x this per score tensor; see docs/models.md); must hold one row of MAX_SEQ_LENGTH; " +
+        "unset = 67108864 (one 8,192-token row), on cuda derived at start-up from the device's memory when " +
+        "nvidia-smi reports it",
+    ),
   MAX_SEQ_LENGTH: int(8192, 8, 1_000_000).describe(
     "Longest sequence fed to the model, tokens including <s> and </s> (BGE-M3: 8192)",
   ),
@@ -209,7 +220,9 @@ export const configShape = {
     "On SIGTERM: how long in-flight jobs may run to completion before they are handed back to the queue for another worker, milliseconds; the process exits at the latest 5 s after it, whatever Redis and Qdrant do (keep below the pod's terminationGracePeriodSeconds)",
   ),
   WARMUP: flag(true).describe(
-    "Run one batch at the full token budget (longest sequences) before reporting ready, so a budget the device cannot hold fails at start-up, not on the first job",
+    "Run the largest batch the planner can form (most estimated activation memory under MAX_BATCH_TOKENS, " +
+      "MAX_BATCH_SIZE and MAX_BATCH_ATTENTION) before reporting ready, so a budget the device cannot hold fails " +
+      "at start-up, not on the first job",
   ),
   REDIS_START_TIMEOUT_MS: int(30_000, 100).describe(
     "At start-up the worker waits this long for Redis to answer, then exits with the reason (wrong password, unreachable), milliseconds",
@@ -299,6 +312,11 @@ export const PROVIDER_DEFAULTS = {
   BATCH_OVERHEAD_TOKENS: { cpu: 32, cuda: 128 },
 } as const;
 
+/** Default MAX_BATCH_ATTENTION: one row of BGE-M3's longest sequence (8,192² cells). It is the least
+ *  a default worker (MAX_SEQ_LENGTH=8192) can run with, and it keeps the warm-up batch of a CPU worker
+ *  at one such row instead of MAX_BATCH_TOKENS / 8192 of them (issue 15). */
+export const DEFAULT_BATCH_ATTENTION = 8192 * 8192;
+
 /** Default QUERY_FILL_TOKENS = MAX_BATCH_TOKENS / 4: a query waits for at most the batch already
  *  running plus its own, which then runs in about a quarter of a full batch's time. */
 export const QUERY_FILL_SHARE = 4;
@@ -312,6 +330,10 @@ export const configSchema = z
     QUERY_FILL_TOKENS: c.QUERY_FILL_TOKENS ?? Math.floor(c.MAX_BATCH_TOKENS / QUERY_FILL_SHARE),
     QUERY_RATE_BURST: c.QUERY_RATE_BURST ?? Math.max(c.QUERY_MAX_INPUTS, Math.ceil(c.QUERY_RATE_LIMIT)),
     QUERY_API_HOST: c.QUERY_API_HOST ?? c.HTTP_HOST,
+    MAX_BATCH_ATTENTION: c.MAX_BATCH_ATTENTION ?? DEFAULT_BATCH_ATTENTION,
+    /** Not an environment variable: MAX_BATCH_ATTENTION is unset on cuda, so start-up may derive it
+     *  from the device's memory (worker/adapters/attention-budget.ts). */
+    attentionFromDevice: c.MAX_BATCH_ATTENTION === undefined && c.EXECUTION_PROVIDER === "cuda",
   }))
   .superRefine((c, ctx) => {
     const longest = Math.ceil(c.MAX_SEQ_LENGTH / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
@@ -320,6 +342,16 @@ export const configSchema = z
         code: "custom",
         path: ["MAX_BATCH_TOKENS"],
         message: `MAX_BATCH_TOKENS=${c.MAX_BATCH_TOKENS} cannot hold one chunk of MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH} padded to PAD_MULTIPLE=${c.PAD_MULTIPLE} (${longest} tokens); raise MAX_BATCH_TOKENS or lower MAX_SEQ_LENGTH`,
+      });
+    }
+    if (longest * longest > c.MAX_BATCH_ATTENTION) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MAX_BATCH_ATTENTION"],
+        message:
+          `MAX_BATCH_ATTENTION=${c.MAX_BATCH_ATTENTION} cannot hold one chunk of MAX_SEQ_LENGTH=${c.MAX_SEQ_LENGTH} ` +
+          `padded to PAD_MULTIPLE=${c.PAD_MULTIPLE} (${longest}² = ${longest * longest} cells); ` +
+          "raise MAX_BATCH_ATTENTION or lower MAX_SEQ_LENGTH",
       });
     }
     if (c.CHUNK_OVERLAP_TOKENS >= c.CHUNK_TOKENS - 2) {
@@ -412,6 +444,7 @@ const DERIVED_DEFAULTS: Record<string, string> = {
   QUERY_FILL_TOKENS: `MAX_BATCH_TOKENS / ${QUERY_FILL_SHARE}`,
   QUERY_RATE_BURST: "max(QUERY_MAX_INPUTS, QUERY_RATE_LIMIT)",
   QUERY_API_HOST: "HTTP_HOST",
+  MAX_BATCH_ATTENTION: `${DEFAULT_BATCH_ATTENTION} (cpu); cuda: from the device's memory, else the same`,
 };
 
 /** Rows for documentation: name, description, default. */

@@ -1,5 +1,5 @@
-/** Wires the worker: HTTP probes → model files → ONNX model thread (warmed up at the full
- *  token budget) → tokenizer threads → sink → pipeline → BullMQ consumer, and with
+/** Wires the worker: HTTP probes → model files → attention budget → ONNX model thread (warmed
+ *  up with the largest batch the planner can form) → tokenizer threads → sink → pipeline → BullMQ consumer, and with
  *  QUERY_API=true the query API on the same pipeline (its own tokenizer threads). Used by `main.ts`,
  *  the demo and the tests, so all of them run exactly the same assembly. Start-up fails fast
  *  (bad model, missing CUDA provider, incompatible collection) before any job is taken; the
@@ -10,9 +10,10 @@ import { ConfigError } from "./errors.js";
 import { redactUrl } from "../shared/logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { closeRedis, redisConnection, type RedisClient } from "../shared/redis.js";
-import { padTo } from "./core/batcher.js";
+import { BGE_M3_DIMS, largestBatch, type ActivationDims } from "./core/activation-memory.js";
 import { EmbeddingPipeline } from "./core/pipeline.js";
 import type { EmbeddingModel, VectorSink } from "./core/ports.js";
+import { describeLargestBatch, resolveAttentionBudget } from "./adapters/activation-plan.js";
 import { readGpuMemory } from "./adapters/gpu-memory.js";
 import { HealthState } from "./adapters/health.js";
 import { startHttpServer, startRouteServer, type HttpServer, type ListenOptions } from "./adapters/http-server.js";
@@ -66,16 +67,25 @@ export function createSink(cfg: Config, log: Logger): VectorSink {
   return new JsonlSink(cfg.SINK_FILE);
 }
 
-/** One batch of the longest sequences the budget allows, so an allocation the device cannot
- *  hold fails here rather than on the first long job. Returns the shape run. */
+/** The largest batch the planner can form (`largestBatch`: the most estimated activation memory
+ *  under MAX_BATCH_TOKENS, MAX_BATCH_SIZE and MAX_BATCH_ATTENTION), so an allocation the device
+ *  cannot hold fails here rather than on the first long job. Returns the shape run. */
 export async function warmUp(
   model: EmbeddingModel,
   files: Pick<ModelFiles, "bosId" | "eosId">,
-  cfg: Pick<Config, "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE">,
+  cfg: Pick<Config, "MAX_BATCH_TOKENS" | "MAX_BATCH_SIZE" | "PAD_MULTIPLE"> &
+    Partial<Pick<Config, "MAX_BATCH_ATTENTION">>,
+  dims: ActivationDims = { ...BGE_M3_DIMS, bytes: 4 },
 ) {
-  const length = Math.max(3, Math.min(model.info.maxSeqLength, cfg.MAX_BATCH_TOKENS));
-  const paddedLength = padTo(length, cfg.PAD_MULTIPLE);
-  const rows = Math.max(1, Math.min(cfg.MAX_BATCH_SIZE, Math.floor(cfg.MAX_BATCH_TOKENS / paddedLength)));
+  const limits = {
+    maxBatchTokens: cfg.MAX_BATCH_TOKENS,
+    maxBatchSize: cfg.MAX_BATCH_SIZE,
+    padMultiple: cfg.PAD_MULTIPLE,
+    maxBatchAttention: cfg.MAX_BATCH_ATTENTION,
+    maxSeqLength: Math.max(3, Math.min(model.info.maxSeqLength, cfg.MAX_BATCH_TOKENS)),
+  };
+  const { rows, paddedLength } = largestBatch(limits, dims);
+  const length = Math.max(3, Math.min(limits.maxSeqLength, paddedLength));
   const seq = new Int32Array(length).fill(5);
   seq[0] = files.bosId;
   seq[length - 1] = files.eosId;
@@ -90,7 +100,8 @@ function apiListen(cfg: Config, host: string): ListenOptions {
   return { host, headersTimeoutMs: cfg.QUERY_TIMEOUT_MS, requestTimeoutMs: 2 * cfg.QUERY_TIMEOUT_MS + 1000 };
 }
 
-export async function startWorker(cfg: Config, opts: StartOptions): Promise<RunningWorker> {
+export async function startWorker(settings: Config, opts: StartOptions): Promise<RunningWorker> {
+  let cfg = settings;
   const { log } = opts;
   const metrics = opts.metrics ?? createMetrics();
   // Before anything is opened: a bad key file fails start-up with nothing to clean up.
@@ -143,6 +154,10 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     cleanups.push(() => closeRedis(connection));
     await checkRedis(connection, cfg, cfg.REDIS_START_TIMEOUT_MS);
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
+    const attention = await resolveAttentionBudget(cfg, files, () =>
+      readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS),
+    );
+    cfg = { ...cfg, MAX_BATCH_ATTENTION: attention.maxBatchAttention };
     const loaded = await OnnxModel.load(cfg, files);
     cleanups.push(() => loaded.close());
     loaded.onFatal = (err) => {
@@ -188,9 +203,11 @@ export async function startWorker(cfg: Config, opts: StartOptions): Promise<Runn
     };
     if (info.provider === "cuda")
       attachGpuMemory(metrics, cfg.CUDA_DEVICE_ID, info.device, cfg.METRICS_REDIS_TIMEOUT_MS);
+    const largest = describeLargestBatch(cfg, attention, info.maxSeqLength);
+    log.info(largest.log, "largest batch the planner can form, with its estimated activation memory");
     if (cfg.WARMUP) {
-      const w = await warmUp(loaded, files, cfg);
-      log.info(w, "warm-up batch at the full token budget done");
+      const w = await warmUp(loaded, files, cfg, attention.dims);
+      log.info(w, "warm-up batch (the largest the planner can form) done");
     }
     const tokenizer = new TokenizerPool({
       tokenizerPath: files.tokenizerPath,

@@ -25,6 +25,7 @@ port.on(async (m) => {
   const plan = planBatches(items, {
     maxBatchTokens: cfg.MAX_BATCH_TOKENS,
     maxBatchSize: cfg.MAX_BATCH_SIZE,
+    maxBatchAttention: cfg.MAX_BATCH_ATTENTION,
     padMultiple: cfg.PAD_MULTIPLE,
     batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
   });

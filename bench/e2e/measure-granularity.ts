@@ -113,6 +113,7 @@ function plannerRows(lengths: number[], cfg: Config, o: BenchOptions): PlannerRo
         {
           maxBatchTokens: cfg.MAX_BATCH_TOKENS,
           maxBatchSize: cfg.MAX_BATCH_SIZE,
+          maxBatchAttention: cfg.MAX_BATCH_ATTENTION,
           padMultiple,
           batchOverheadTokens: overhead,
         },

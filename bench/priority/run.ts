@@ -63,6 +63,7 @@ async function main(): Promise<{ results: PriorityResults; problems: string[] }>
   const limits = {
     maxBatchTokens: cfg.MAX_BATCH_TOKENS,
     maxBatchSize: cfg.MAX_BATCH_SIZE,
+    maxBatchAttention: cfg.MAX_BATCH_ATTENTION,
     padMultiple: cfg.PAD_MULTIPLE,
     batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
   };

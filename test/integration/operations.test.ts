@@ -145,7 +145,7 @@ test("probes: live at once; startup and ready only after warm-up and sink init; 
   w = undefined;
 });
 
-test("warmUp runs one batch of the longest sequences at the full token budget", async () => {
+test("warmUp runs the largest batch the planner can form (most estimated activation memory)", async () => {
   const calls: Array<{ rows: number; padded: number; lengths: number[] }> = [];
   const fake = {
     info: { maxSeqLength: 300 } as ModelInfo,
@@ -160,8 +160,21 @@ test("warmUp runs one batch of the longest sequences at the full token budget", 
     { bosId: 0, eosId: 2 },
     { MAX_BATCH_TOKENS: 1024, MAX_BATCH_SIZE: 64, PAD_MULTIPLE: 8 },
   );
-  assert.deepEqual(calls, [{ rows: 3, padded: 304, lengths: [300, 300, 300] }]);
-  assert.equal(shape.rows, 3);
+  // BGE-M3's dimensions (the default): 4 x 256 needs more than 3 x 304 (fewer attention cells, more tokens).
+  assert.deepEqual(calls, [{ rows: 4, padded: 256, lengths: [256, 256, 256, 256] }]);
+  assert.equal(shape.rows, 4);
+  // With the attention budget binding: 64 x 256 has as many attention cells as one 2048-token row (2048²)
+  // and the whole token budget, so it needs more than any batch of longer rows.
+  calls.length = 0;
+  await warmUp(
+    { ...fake, info: { maxSeqLength: 8192 } as ModelInfo } as EmbeddingModel,
+    { bosId: 0, eosId: 2 },
+    { MAX_BATCH_TOKENS: 16_384, MAX_BATCH_SIZE: 64, PAD_MULTIPLE: 8, MAX_BATCH_ATTENTION: 2048 * 2048 },
+  );
+  assert.deepEqual(
+    calls.map((c) => [c.rows, c.padded]),
+    [[64, 256]],
+  );
   // The batch-size cap wins when sequences are short.
   calls.length = 0;
   await warmUp(

@@ -271,3 +271,112 @@ test("BatchPool priority lane: the fill takes only queued chunks about as long a
   );
   assert.equal(alone.paddedTokens, 12);
 });
+
+/** Limits with an attention budget (rows x padded length²) that always holds one row of the longest length. */
+const attentionLimitsArb = fc
+  .record({
+    maxBatchTokens: fc.integer({ min: 512, max: 32_768 }),
+    maxBatchSize: fc.integer({ min: 1, max: 128 }),
+    padMultiple: fc.constantFrom(1, 8, 16, 64),
+    extraRows: fc.double({ min: 0, max: 16, noNaN: true }),
+  })
+  .map(({ extraRows, ...l }) => {
+    const longest = padTo(512, l.padMultiple);
+    return { ...l, maxBatchAttention: Math.floor(longest * longest * (1 + extraRows)) };
+  });
+
+const cells = (b: { items: unknown[]; paddedLength: number }) => b.items.length * b.paddedLength ** 2;
+
+test("planBatches with an attention budget: no batch over it, every item exactly once, token budget kept", () => {
+  fc.assert(
+    fc.property(
+      attentionLimitsArb,
+      fc.array(fc.integer({ min: 1, max: 512 }), { maxLength: 300 }),
+      (limits, lengths) => {
+        const items = lengths.map((length, id) => ({ id, length }));
+        const batches = planBatches(items, limits);
+        assert.deepEqual(
+          batches.flatMap((b) => b.items.map((i) => i.id)).sort((a, b) => a - b),
+          items.map((i) => i.id),
+        );
+        for (const b of batches) {
+          assert.ok(cells(b) <= limits.maxBatchAttention, `${cells(b)} cells over ${limits.maxBatchAttention}`);
+          assert.ok(b.items.length <= limits.maxBatchSize);
+          if (b.items.length > 1) assert.ok(b.paddedTokens <= limits.maxBatchTokens);
+        }
+      },
+    ),
+  );
+});
+
+test("planBatches: the attention budget binds for long rows, not for short ones", () => {
+  const limits = { maxBatchTokens: 16_384, maxBatchSize: 64, padMultiple: 8, maxBatchAttention: 2 * 4096 * 4096 };
+  const long = planBatches(
+    Array.from({ length: 8 }, () => ({ length: 4096 })),
+    limits,
+  );
+  assert.deepEqual(
+    long.map((b) => b.items.length),
+    [2, 2, 2, 2],
+    "4 rows of 4096 fit the tokens, only 2 the attention budget",
+  );
+  const short = planBatches(
+    Array.from({ length: 64 }, () => ({ length: 256 })),
+    limits,
+  );
+  assert.deepEqual(
+    short.map((b) => b.items.length),
+    [64],
+  );
+});
+
+test("BatchPool with an attention budget: take() and takeQuery() stay under it and lose nothing", () => {
+  fc.assert(
+    fc.property(
+      attentionLimitsArb,
+      fc.array(fc.integer({ min: 1, max: 512 }), { maxLength: 200 }),
+      fc.array(fc.integer({ min: 1, max: 512 }), { maxLength: 40 }),
+      fc.integer({ min: 0, max: 32_768 }),
+      fc.boolean(),
+      (limits, queued, queries, fillTokens, onlyFull) => {
+        const pool = new BatchPool<LaneItem>(limits);
+        let id = 0;
+        const q = queued.map((length, k) => ({ id: id++, length, pooledAt: k }));
+        const i = queries.map((length, k) => ({ id: id++, length, pooledAt: k, queryLane: true }));
+        pool.add([...q, ...i]);
+        const seen: number[] = [];
+        const check = (b: { items: LaneItem[]; paddedLength: number }) => {
+          assert.ok(cells(b) <= limits.maxBatchAttention, `${cells(b)} cells over ${limits.maxBatchAttention}`);
+          seen.push(...b.items.map((it) => it.id));
+        };
+        while (pool.querySize > 0) check(pool.takeQuery(fillTokens)!);
+        // a first pass as a busy model would ask (only full batches), then drain
+        for (let r = pool.take({ now: 0, moreComing: true, lingerMs: 5, onlyFull }); r.batch;) {
+          check(r.batch);
+          r = pool.take({ now: 0, moreComing: true, lingerMs: 5, onlyFull });
+        }
+        for (let r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 }); r.batch;) {
+          check(r.batch);
+          r = pool.take({ now: 1e9, moreComing: false, lingerMs: 0 });
+        }
+        assert.equal(pool.size, 0);
+        assert.deepEqual(
+          seen.sort((a, b) => a - b),
+          [...q, ...i].map((it) => it.id),
+        );
+      },
+    ),
+  );
+});
+
+test("BatchPool: a batch the attention budget closes is full and goes without waiting", () => {
+  const pool = new BatchPool<LaneItem>({
+    maxBatchTokens: 16_384,
+    maxBatchSize: 64,
+    padMultiple: 8,
+    maxBatchAttention: 2 * 2048 * 2048,
+  });
+  pool.add([1, 2, 3].map((id) => ({ id, length: 2048, pooledAt: 0 })));
+  const r = pool.take({ now: 0, moreComing: true, lingerMs: 1000, onlyFull: true });
+  assert.equal(r.batch?.items.length, 2, "two 2048-token rows fill a budget of 2 x 2048² cells");
+});

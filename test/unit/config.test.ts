@@ -35,6 +35,22 @@ test("cross-field: the token budget must hold one max-length chunk; the message 
   assert.doesNotThrow(() => parseConfig({ MAX_BATCH_TOKENS: "4096", MAX_SEQ_LENGTH: "4096" }));
 });
 
+test("cross-field: the attention budget must hold one max-length chunk; the message names both keys", () => {
+  assert.throws(
+    () => parseConfig({ MAX_BATCH_ATTENTION: "1000000", MAX_SEQ_LENGTH: "8192" }),
+    (err: ConfigError) =>
+      err.problems.some((p) => p.includes("MAX_BATCH_ATTENTION=1000000") && p.includes("MAX_SEQ_LENGTH=8192")),
+  );
+  assert.doesNotThrow(() =>
+    parseConfig({ MAX_BATCH_ATTENTION: "1000000", MAX_SEQ_LENGTH: "1000", CHUNK_TOKENS: "512" }),
+  );
+  const d = parseConfig({});
+  assert.equal(d.MAX_BATCH_ATTENTION, 8192 * 8192, "default: one row of 8,192 tokens");
+  assert.equal(d.attentionFromDevice, false);
+  assert.equal(parseConfig({ EXECUTION_PROVIDER: "cuda" }).attentionFromDevice, true);
+  assert.equal(parseConfig({ EXECUTION_PROVIDER: "cuda", MAX_BATCH_ATTENTION: "1e8" }).attentionFromDevice, false);
+});
+
 test("flags are words: 'false' is false", () => {
   assert.equal(parseConfig({ STORE_TEXT: "false" }).STORE_TEXT, false);
   assert.equal(parseConfig({ TRUNCATE: "0" }).TRUNCATE, false);

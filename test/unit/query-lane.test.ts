@@ -116,3 +116,23 @@ test("laneLabel: the metric label values stay as users' dashboards know them", (
   assert.equal(laneLabel(false), "queue");
   assert.equal(laneLabel(undefined), "queue");
 });
+
+test("nextModelRun: merged query batches also stay under the attention budget (rows x padded length²)", () => {
+  // Three query batches of one 1024-token row: the tokens allow all three, 2 x 1024² cells only two.
+  const waiting = [q(1, 1024), q(1, 1024), q(1, 1024)];
+  assert.deepEqual(nextModelRun(waiting, 1_000_000), [0, 1, 2]);
+  assert.deepEqual(nextModelRun(waiting, 1_000_000, 2 * 1024 * 1024), [0, 1]);
+  // A short batch merged beside them would be padded to 1024 and count at that length.
+  assert.deepEqual(nextModelRun([q(1, 1024), q(1, 1024), q(4, 8)], 1_000_000, 2 * 1024 * 1024), [0, 1]);
+});
+
+test("cutQueryBatch: the query rows and their fill stay under the attention budget", () => {
+  const limits = { maxBatchTokens: 65_536, maxBatchSize: 64, padMultiple: 8, maxBatchAttention: 3 * 2048 * 2048 };
+  const queries = Array.from({ length: 5 }, (_, k) => ({ length: 2048, pooledAt: k }));
+  const queued = Array.from({ length: 5 }, () => ({ length: 2040, pooledAt: 0 }));
+  const one = cutQueryBatch(queries, queued, limits, 65_536);
+  assert.equal(one.lead.length, 3, "three 2048-token query rows fill 3 x 2048² cells");
+  assert.equal(one.fill.length, 0);
+  const two = cutQueryBatch(queries.slice(0, 1), queued, limits, 65_536);
+  assert.deepEqual([two.lead.length, two.fill.length], [1, 2], "fill stops at the attention budget");
+});

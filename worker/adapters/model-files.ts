@@ -24,6 +24,8 @@ export interface ModelFiles {
   declared: { inputs: DeclaredValue[]; outputs: DeclaredValue[] };
   /** External-data files the graph references, relative to the model file's folder. */
   externalFiles: string[];
+  /** Attention heads and hidden size from config.json, when it says (the activation-memory estimate). */
+  encoder?: { heads: number; hidden: number };
 }
 
 /** Published exports' file names, in MODEL_DIR or its onnx/ folder. */
@@ -72,7 +74,15 @@ export function locateModelFiles(dir: string, modelFile?: string): ModelFiles {
     maxPositions: maxPos !== undefined ? maxPos - offset : undefined,
     declared: { inputs: scan.inputs, outputs: scan.outputs },
     externalFiles: [...new Set(scan.external.map((e) => e.location))],
+    encoder: encoderDims(hf),
   };
+}
+
+function encoderDims(hf: Record<string, unknown> | undefined): ModelFiles["encoder"] {
+  const heads = hf?.num_attention_heads;
+  const hidden = hf?.hidden_size;
+  const positive = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
+  return positive(heads) && positive(hidden) ? { heads, hidden } : undefined;
 }
 
 function readJson(file: string): Record<string, unknown> | undefined {

@@ -8,7 +8,7 @@ import type { Config, OutputKind } from "../../shared/config.js";
 import { InferenceError, ModelLoadError, ExecutionProviderError, OutOfMemoryError } from "../errors.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import type { EmbeddingModel, ModelBatch, ModelInfo } from "../core/ports.js";
-import { modelRunBudget } from "../core/query-lane.js";
+import { modelRunAttention, modelRunBudget } from "../core/query-lane.js";
 import type { ModelFiles } from "./model-files.js";
 import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.js";
 
@@ -21,6 +21,7 @@ type ModelConfig = Pick<
   | "MODEL_NAME"
   | "MAX_SEQ_LENGTH"
   | "MAX_BATCH_TOKENS"
+  | "MAX_BATCH_ATTENTION"
 > &
   Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
@@ -56,6 +57,7 @@ export class OnnxModel implements EmbeddingModel {
       eosId: files.eosId,
       specialIds: files.specialIds,
       mergeTokens: modelRunBudget(cfg),
+      mergeCells: modelRunAttention(cfg),
       tokenizerPath: files.tokenizerPath,
       outputNames: cfg.MODEL_OUTPUT_NAMES,
       declared: files.declared,

@@ -40,6 +40,8 @@ export interface OnnxThreadData {
   specialIds: number[];
   /** Query-lane batches waiting together run as one, up to this many padded tokens (MAX_BATCH_TOKENS). */
   mergeTokens: number;
+  /** ... and this many attention cells, rows x padded length² (MAX_BATCH_ATTENTION). */
+  mergeCells: number;
   /** Tokenizes the start-up probe sentence. */
   tokenizerPath: string;
   /** MODEL_OUTPUT_NAMES, when set. */
@@ -214,7 +216,7 @@ function accept(msg: ThreadRequest): void {
 /** Takes the next run's batches out of `waiting`. */
 function nextGroup(): EmbedRequest[] {
   const shapes = waiting.map((r) => ({ rows: r.lengths.length, paddedLength: r.paddedLength, queryLane: r.queryLane }));
-  const picked = nextModelRun(shapes, cfg.mergeTokens);
+  const picked = nextModelRun(shapes, cfg.mergeTokens, cfg.mergeCells);
   const group = picked.map((i) => waiting[i]);
   const taken = new Set(picked);
   waiting = waiting.filter((_, i) => !taken.has(i));

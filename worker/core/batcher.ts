@@ -1,10 +1,12 @@
 /** Turns tokenized chunks from all in-flight jobs into model-sized batches. Trades latency
  *  for throughput: chunks of similar length are grouped so little compute goes to padding,
  *  and a partly filled batch waits at most `lingerMs` for company. A batch never exceeds
- *  `maxBatchSize` chunks nor `maxBatchTokens` padded tokens (chunks x padded length); a
- *  single chunk longer than the budget alone is the only exception, and config validation
- *  rules it out. Performs no I/O; time is passed in. */
+ *  `maxBatchSize` chunks, `maxBatchTokens` padded tokens (chunks x padded length) nor
+ *  `maxBatchAttention` attention cells (chunks x padded length², issue 15: unfused attention
+ *  memory grows with the square of the length); a single chunk over a budget alone is the only
+ *  exception, and config validation rules it out. Performs no I/O; time is passed in. */
 import assert from "node:assert/strict";
+import { attentionCells, rowsWithinAttention } from "./activation-memory.js";
 import { padTo } from "./padding.js";
 import { cutQueryBatch } from "./query-lane.js";
 
@@ -15,6 +17,8 @@ export interface BatchLimits {
   maxBatchTokens: number;
   maxBatchSize: number;
   padMultiple: number;
+  /** Attention-cell budget of one batch: rows x padded length² (MAX_BATCH_ATTENTION); unset = none. */
+  maxBatchAttention?: number;
   /** Fixed cost of one model call, in tokens: larger values favour fewer, fuller batches. */
   batchOverheadTokens?: number;
   /** "sorted" (default): length-sorted, token-budgeted, cost-optimal batches. "fifo": fixed-size
@@ -66,7 +70,12 @@ export function planBatches<T extends Sized>(items: readonly T[], limits: BatchL
   for (let i = 0; i < n; i++) {
     if (best[i] === Infinity) continue;
     const len = padded[i]; // the longest of any batch starting at i
-    const rows = Math.max(1, Math.min(limits.maxBatchSize, Math.floor(limits.maxBatchTokens / len), n - i));
+    const fit = Math.min(
+      limits.maxBatchSize,
+      Math.floor(limits.maxBatchTokens / len),
+      rowsWithinAttention(len, limits.maxBatchAttention),
+    );
+    const rows = Math.max(1, Math.min(fit, n - i));
     for (let k = 1; k <= rows; k++) {
       const cost = best[i] + k * len + overhead;
       if (cost < best[i + k]) {
@@ -109,7 +118,10 @@ export class BatchPool<T extends Pooled> {
 
   constructor(private readonly limits: BatchLimits) {
     assert.ok(
-      limits.maxBatchTokens > 0 && limits.maxBatchSize > 0 && limits.padMultiple > 0,
+      limits.maxBatchTokens > 0 &&
+        limits.maxBatchSize > 0 &&
+        limits.padMultiple > 0 &&
+        (limits.maxBatchAttention ?? 1) > 0,
       "batch limits must be positive",
     );
   }
@@ -159,7 +171,8 @@ export class BatchPool<T extends Pooled> {
       b.items.length >= this.limits.maxBatchSize ||
       b.paddedTokens >= (opts.fullRatio ?? 0.9) * this.limits.maxBatchTokens ||
       // the next row would not fit anyway
-      b.paddedTokens + b.paddedLength > this.limits.maxBatchTokens;
+      b.paddedTokens + b.paddedLength > this.limits.maxBatchTokens ||
+      attentionCells(b.items.length + 1, b.paddedLength) > (this.limits.maxBatchAttention ?? Infinity);
     const withOldest = plans.find((b) => b.items.includes(oldest))!;
     const age = opts.now - oldest.pooledAt;
     let chosen: Batch<T> | undefined;

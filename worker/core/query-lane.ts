@@ -8,10 +8,12 @@
  *  Two budgets, both named here because they really differ: a query batch with its fill stays
  *  under `QUERY_FILL_TOKENS` padded tokens (it bounds how long a query's own batch runs), while
  *  query batches that met in the model thread merge up to `MAX_BATCH_TOKENS` (the device's batch
- *  budget: merging only saves a call's overhead, it never delays anyone).
+ *  budget: merging only saves a call's overhead, it never delays anyone). Both also stay under
+ *  `MAX_BATCH_ATTENTION` attention cells (rows x padded length²): the device's memory bound.
  *  Naming: "query lane" is the one term in code and docs. The config keys keep their `QUERY_*`
  *  names, the metric label value stays `lane="interactive"` and the benchmark keeps its name
  *  `priority-lane`: renaming those would break users' settings, dashboards and stored results. */
+import { attentionCells, rowsWithinAttention } from "./activation-memory.js";
 import { padTo } from "./padding.js";
 
 /** Metric label value of the query lane (kept from before the rename: dashboards query it). */
@@ -30,6 +32,8 @@ export type ModelRunBudget = number;
 /** The query lane's two budgets are read from the configuration here and nowhere else. */
 export const queryFillBudget = (cfg: { QUERY_FILL_TOKENS: number }): QueryFillBudget => cfg.QUERY_FILL_TOKENS;
 export const modelRunBudget = (cfg: { MAX_BATCH_TOKENS: number }): ModelRunBudget => cfg.MAX_BATCH_TOKENS;
+/** A merged run also stays under the attention-cell budget (rows x padded length²): MAX_BATCH_ATTENTION. */
+export const modelRunAttention = (cfg: { MAX_BATCH_ATTENTION: number }): number => cfg.MAX_BATCH_ATTENTION;
 
 /** A queued chunk rides in a query's batch only if it is at least this share of the batch's padded length. */
 export const FILL_MIN_SHARE = 0.9;
@@ -38,6 +42,8 @@ export interface LaneLimits {
   maxBatchTokens: number;
   maxBatchSize: number;
   padMultiple: number;
+  /** Attention cells (rows x padded length²) one batch may hold; unset = no limit. */
+  maxBatchAttention?: number;
 }
 
 interface LaneItem {
@@ -59,17 +65,23 @@ export function cutQueryBatch<T extends LaneItem>(
   limits: LaneLimits,
   fillTokens: QueryFillBudget,
 ): { lead: T[]; fill: T[]; paddedLength: number } {
-  const { maxBatchSize, maxBatchTokens, padMultiple } = limits;
+  const { maxBatchSize, maxBatchTokens, padMultiple, maxBatchAttention } = limits;
   const byAge = [...queries].sort((a, b) => a.pooledAt - b.pooledAt);
   const lead: T[] = [];
   let L = 0;
   for (const it of byAge) {
     const next = Math.max(L, padTo(it.length, padMultiple));
-    if (lead.length > 0 && (lead.length >= maxBatchSize || next * (lead.length + 1) > maxBatchTokens)) break;
+    const rows = lead.length + 1;
+    const over = next * rows > maxBatchTokens || attentionCells(rows, next) > (maxBatchAttention ?? Infinity);
+    if (lead.length > 0 && (lead.length >= maxBatchSize || over)) break;
     lead.push(it);
     L = next;
   }
-  const room = Math.min(maxBatchSize, Math.floor(Math.min(fillTokens, maxBatchTokens) / L)) - lead.length;
+  const byBudget = Math.min(
+    Math.floor(Math.min(fillTokens, maxBatchTokens) / L),
+    rowsWithinAttention(L, maxBatchAttention),
+  );
+  const room = Math.min(maxBatchSize, byBudget) - lead.length;
   const fits = (it: T) => padTo(it.length, padMultiple) <= L && it.length >= FILL_MIN_SHARE * L;
   const fill = room > 0 ? queued.filter(fits) : [];
   fill.sort((a, b) => b.length - a.length).splice(Math.max(0, room));
@@ -100,10 +112,15 @@ export interface WaitingRun {
 
 /** The model thread's choice of its next session run among the batches waiting there, oldest
  *  first: the oldest query batch with every other waiting query batch that fits beside it under
- *  `mergeTokens` padded tokens (rows x the longest padded length), else the oldest batch alone.
+ *  `mergeTokens` padded tokens (rows x the longest padded length) and `mergeCells` attention cells
+ *  (rows x the longest padded length², unset = no limit), else the oldest batch alone.
  *  Queued batches never merge: each was cut to the budget by the planner. `waiting` must not be
  *  empty. Returns the indexes into `waiting` of the run, in the order their rows are fed. */
-export function nextModelRun(waiting: readonly WaitingRun[], mergeTokens: ModelRunBudget): number[] {
+export function nextModelRun(
+  waiting: readonly WaitingRun[],
+  mergeTokens: ModelRunBudget,
+  mergeCells = Infinity,
+): number[] {
   const first = waiting.findIndex((r) => r.queryLane);
   const leadAt = first >= 0 ? first : 0;
   const lead = waiting[leadAt];
@@ -115,7 +132,7 @@ export function nextModelRun(waiting: readonly WaitingRun[], mergeTokens: ModelR
     const r = waiting[i];
     if (i === leadAt || !r.queryLane) continue;
     const p = Math.max(padded, r.paddedLength);
-    if (p * (rows + r.rows) > mergeTokens) continue;
+    if (p * (rows + r.rows) > mergeTokens || attentionCells(rows + r.rows, p) > mergeCells) continue;
     run.push(i);
     rows += r.rows;
     padded = p;

@@ -53,6 +53,7 @@ export type SchedulerConfig = Pick<
   Config,
   | "MAX_BATCH_TOKENS"
   | "MAX_BATCH_SIZE"
+  | "MAX_BATCH_ATTENTION"
   | "PAD_MULTIPLE"
   | "BATCH_OVERHEAD_TOKENS"
   | "BATCH_LINGER_MS"
@@ -86,6 +87,7 @@ export class BatchScheduler {
     this.pool = new BatchPool<BatchItem>({
       maxBatchTokens: cfg.MAX_BATCH_TOKENS,
       maxBatchSize: cfg.MAX_BATCH_SIZE,
+      maxBatchAttention: cfg.MAX_BATCH_ATTENTION,
       padMultiple: cfg.PAD_MULTIPLE,
       batchOverheadTokens: cfg.BATCH_OVERHEAD_TOKENS,
       strategy: cfg.BATCH_STRATEGY,

@@ -35,6 +35,7 @@ type LocalModelConfig = Pick<
   | "MODEL_NAME"
   | "MAX_SEQ_LENGTH"
   | "MAX_BATCH_TOKENS"
+  | "MAX_BATCH_ATTENTION"
 > &
   Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
 
