@@ -6,40 +6,19 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Queue } from "bullmq";
 import { pointId } from "../../shared/ids.js";
-import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
 import { waitFor } from "../../kit/harness.js";
+import { fleetBacklog } from "../support/fleet.js";
 import { workerFixture } from "../support/worker-fixture.js";
 
 const fx = workerFixture();
 
 function setup(docs: number, chunksPerDoc: number) {
   const { queue, queueName, collection } = fx.newQueue("rel");
-  const expected = new Set<string>();
-  const jobs = Array.from({ length: docs }, (_, d) => {
-    const docId = `doc-${d}`;
-    const chunks = Array.from({ length: chunksPerDoc }, (_, i) => {
-      expected.add(pointId(docId, i));
-      return {
-        index: i,
-        text: `document ${d} chunk ${i}: ${"words that make the chunk longer ".repeat(1 + ((d * 7 + i) % 9))}`,
-        metadata: {},
-      };
-    });
-    const data: EmbedJobData = {
-      v: JOB_SCHEMA_VERSION,
-      docId,
-      part: 0,
-      parts: 1,
-      docHash: `h${d}`,
-      enqueuedAt: Date.now(),
-      metadata: {},
-      chunks,
-    };
-    return {
-      name: JOB_NAME,
-      data,
-      opts: { jobId: `job-${d}`, attempts: 3, backoff: { type: "exponential", delay: 100 } },
-    };
+  // The same texts as before the shared backlog builder: chunk i of document d.
+  const { jobs, expected } = fleetBacklog(docs, chunksPerDoc, (n) => {
+    const d = Math.floor(n / chunksPerDoc);
+    const i = n % chunksPerDoc;
+    return `document ${d} chunk ${i}: ${"words that make the chunk longer ".repeat(1 + ((d * 7 + i) % 9))}`;
   });
   const env = (extra: Record<string, string> = {}) => ({
     REDIS_URL: "redis://127.0.0.1:6379",

@@ -32,6 +32,7 @@ import { startWorker, type RunningWorker } from "../../worker/app.js";
 import { docText } from "../../kit/corpus.js";
 import { testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { suiteFixture } from "../support/suite-fixture.js";
+import { fakeModelInfo } from "../support/fake-model-info.js";
 
 // ---- fake ports -------------------------------------------------------------------------
 
@@ -48,16 +49,7 @@ const tokenizer: ChunkTokenizer = {
   async close() {},
 };
 const model: EmbeddingModel = {
-  info: {
-    name: "fake",
-    provider: "cpu",
-    device: "cpu",
-    available: ["dense"],
-    outputs: ["dense"],
-    denseDim: 2,
-    onnxOutputs: [],
-    maxSeqLength: 512,
-  },
+  info: fakeModelInfo(),
   async embed(b) {
     return b.sequences.map((s) => ({ dense: Float32Array.from([s.length, 1]) }));
   },

@@ -12,7 +12,7 @@ import { modelRunAttention, modelRunBudget } from "../core/query-lane.js";
 import type { ModelFiles } from "./model-files.js";
 import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.js";
 
-type ModelConfig = Pick<
+export type ModelConfig = Pick<
   Config,
   | "EXECUTION_PROVIDER"
   | "CUDA_DEVICE_ID"

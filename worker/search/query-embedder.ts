@@ -5,7 +5,7 @@
  *  worker instead and loads nothing. */
 import type { Config } from "../../shared/config.js";
 import { locateModelFiles } from "../adapters/model-files.js";
-import { OnnxModel } from "../adapters/onnx-model.js";
+import { OnnxModel, type ModelConfig } from "../adapters/onnx-model.js";
 import { toQdrantVectors, type QdrantVectors } from "../adapters/qdrant-schema.js";
 import { TokenizerPool } from "../adapters/tokenizer-pool.js";
 import type { ChunkEmbedding } from "../core/heads.js";
@@ -24,20 +24,7 @@ export interface QueryEmbedder {
   close(): Promise<void>;
 }
 
-type LocalModelConfig = Pick<
-  Config,
-  | "MODEL_DIR"
-  | "MODEL_FILE"
-  | "EXECUTION_PROVIDER"
-  | "CUDA_DEVICE_ID"
-  | "INTRA_OP_THREADS"
-  | "OUTPUTS"
-  | "MODEL_NAME"
-  | "MAX_SEQ_LENGTH"
-  | "MAX_BATCH_TOKENS"
-  | "MAX_BATCH_ATTENTION"
-> &
-  Partial<Pick<Config, "MODEL_OUTPUT_NAMES">>;
+type LocalModelConfig = ModelConfig & Pick<Config, "MODEL_DIR" | "MODEL_FILE">;
 
 export class LocalQueryEmbedder implements QueryEmbedder {
   private constructor(
