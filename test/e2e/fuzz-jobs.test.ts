@@ -28,9 +28,10 @@ type JobData = { docId: string; chunks: Array<Record<string, Json>>; metadata: R
 >;
 
 const word = fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 });
+// Metadata may not use the key `__proto__` at any depth (the raw-job bounds refuse it), so valid jobs never do.
 const metadataArb = fc.dictionary(
   fc.string({ unit: "grapheme", maxLength: 12 }).filter((k) => k !== "__proto__"),
-  fc.jsonValue({ maxDepth: 3 }),
+  fc.jsonValue({ maxDepth: 3 }).filter((v) => !JSON.stringify(v).includes('"__proto__"')),
   { maxKeys: 4 },
 );
 const validArb = fc.record({
