@@ -45,6 +45,17 @@ function ping(port: number, o: TestRedisOptions): boolean {
 }
 
 /** redis-server arguments for a password and TLS (clients need no certificate). */
+/** Waits (at most 15 s) until the server on `port` answers PING; fails at once if it exited. */
+async function untilAnswering(child: Child, port: number, o: TestRedisOptions): Promise<void> {
+  const end = Date.now() + 15_000;
+  while (!ping(port, o)) {
+    if (child.proc.exitCode !== null)
+      throw new Error(`redis-server exited with ${child.proc.exitCode}: ${child.output()}`);
+    if (Date.now() > end) throw new Error(`redis-server did not answer on port ${port}: ${child.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function serverAuthArgs(o: TestRedisOptions): string[] {
   const tls = o.tls
     ? ["--tls-cert-file", o.tls.certFile, "--tls-key-file", o.tls.keyFile, "--tls-ca-cert-file", o.tls.caFile]
@@ -76,13 +87,7 @@ export async function startTestRedis(o: TestRedisOptions = {}): Promise<TestRedi
       "",
       ...extra,
     ]);
-    const end = Date.now() + 15_000;
-    while (!ping(port, o)) {
-      if (child.proc.exitCode !== null)
-        throw new Error(`redis-server exited with ${child.proc.exitCode}: ${child.output()}`);
-      if (Date.now() > end) throw new Error(`redis-server did not answer on port ${port}: ${child.output()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilAnswering(child, port, o);
   };
   const shutdown = async () => {
     if (!child || child.proc.exitCode !== null) return;
@@ -169,13 +174,7 @@ async function startClusterNode(dir: string, o: TestRedisOptions): Promise<{ por
     "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000",
     "--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
   ]);
-  const end = Date.now() + 15_000;
-  while (!ping(port, o)) {
-    if (child.proc.exitCode !== null)
-      throw new Error(`redis-server exited with ${child.proc.exitCode}: ${child.output()}`);
-    if (Date.now() > end) throw new Error(`redis-server did not answer on port ${port}: ${child.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await untilAnswering(child, port, o);
   return { port, child };
 }
 
