@@ -59,6 +59,10 @@ export interface StartOptions {
   queryPort?: number;
   /** Wraps the loaded model, e.g. to inject faults in tests. */
   wrapModel?: (model: EmbeddingModel) => EmbeddingModel;
+  /** A module URL whose `createSession(modelPath)` stands in for ONNX Runtime's session inside the
+   *  model thread, everything after `session.run` unchanged: the bench's ceiling measurement
+   *  (bench/ceiling/instant-session.ts) and nothing else. */
+  sessionModule?: string;
 }
 
 export function createSink(cfg: Config, log: Logger): VectorSink {
@@ -158,7 +162,7 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
       readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS),
     );
     cfg = { ...cfg, MAX_BATCH_ATTENTION: attention.maxBatchAttention };
-    const loaded = await OnnxModel.load(cfg, files);
+    const loaded = await OnnxModel.load(cfg, files, opts.sessionModule);
     cleanups.push(() => loaded.close());
     loaded.onFatal = (err) => {
       log.fatal({ err: err.message }, "model thread died");

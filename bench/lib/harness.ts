@@ -134,7 +134,7 @@ export function standInNotes(source: CorpusSource, model: BenchModel): string[] 
 export function runHeader(
   run: RunStart,
   args: string[],
-  o: SharedOptions,
+  o: Pick<SharedOptions, "corpus" | "out">,
   cfg: Config,
   model: BenchModel,
   corpus: { source: CorpusSource; documents: number; skipped: number },

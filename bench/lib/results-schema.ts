@@ -289,3 +289,101 @@ export interface PriorityResults extends RunHeader {
   goals: GoalResult[];
   notes: string[];
 }
+
+// The ceiling bench (`npm run bench:ceiling`): the worker with an instant stand-in model.
+
+export const CEILING_SCHEMA = 1;
+
+/** Printed above every ceiling table and stored in every ceiling results file. */
+export const CEILING_LABEL = "instant stand-in model: not a model measurement";
+
+export type CeilingMode = "dense+sparse" | "colbert";
+
+/** One run of one case (ceiling/measure-ceiling.ts): a fresh worker drains the whole backlog. */
+export interface CeilingRun {
+  round: number;
+  /** Resume of the paused queue to the last job finished. */
+  windowSeconds: number;
+  jobs: number;
+  chunksEnqueued: number;
+  /** embed_chunks_total in the window: equal to chunksEnqueued, or the run is refused. */
+  chunks: number;
+  /** Real tokens, special tokens included (embed_tokens_total). */
+  tokens: number;
+  paddedTokens: number;
+  batches: number;
+  sinkRequests: number;
+  /** Distinct point ids the Qdrant stand-in received for this run's collection. */
+  pointsStored: number;
+  failedJobs: number;
+  /** "schedstat" (nanoseconds) or "stat" (10 ms ticks). */
+  cpuSource: string;
+  /** CPU seconds per thread of the worker process in the window. */
+  cpuSeconds: {
+    main: number;
+    /** One per tokenizer thread, by thread id. */
+    tokenizer: number[];
+    /** The model thread (the stand-in session plus the worker's own post-processing). */
+    model: number;
+    /** Every other thread (V8's GC and compiler threads, libuv's pool). */
+    other: number;
+  };
+  quietWait: QuietWait;
+}
+
+/** Figures derived from one run; a case's `median` holds the median of each over its runs. */
+export interface CeilingFigures {
+  meanTokens: number;
+  /** CPU seconds per 1,000 chunks. */
+  mainPer1k: number;
+  /** All tokenizer threads together. */
+  tokenizerPer1k: number;
+  modelPer1k: number;
+  otherPer1k: number;
+  /** 1 / main-thread CPU per chunk. */
+  ceilingChunksPerSecond: number;
+  ceilingTokensPerSecond: number;
+  mainMicrosPerChunk: number;
+  mainMicrosPerToken: number;
+  /** Tokens per tokenizer-thread CPU second. */
+  tokenizerTokensPerCpuSecond: number;
+  /** Ceiling tokens/s over the H100 estimate's high and low ends. */
+  ratioToH100High: number;
+  ratioToH100Low: number;
+  /** Chunks/s an H100 would need fed at this chunk size, low and high estimate. */
+  h100ChunksPerSecondLow: number;
+  h100ChunksPerSecondHigh: number;
+  /** Wall-clock chunks/s of the whole drain on this machine (not the ceiling: threads share 2 cores). */
+  drainChunksPerSecond: number;
+}
+
+export interface CeilingCase {
+  mode: CeilingMode;
+  /** The producer's CHUNK_TOKENS for this case. */
+  targetTokens: number;
+  how: string;
+  runs: CeilingRun[];
+  perRun: CeilingFigures[];
+  median: CeilingFigures;
+}
+
+export interface CeilingTarget {
+  id: string;
+  description: string;
+  value: number;
+  comparator: ">=" | "<=";
+  threshold: number;
+  met: boolean;
+}
+
+export interface CeilingResults extends RunHeader {
+  schema: typeof CEILING_SCHEMA;
+  bench: "ceiling";
+  label: typeof CEILING_LABEL;
+  method: string[];
+  /** The H100 BGE-M3 estimate compared against (bench/e2e/gpu-figures.ts). */
+  h100: { gpu: string; low: number; high: number; how: string };
+  cases: CeilingCase[];
+  targets: CeilingTarget[];
+  notes: string[];
+}

@@ -45,7 +45,8 @@ export class OnnxModel implements EmbeddingModel {
     thread.on("exit", (code) => this.die(new InferenceError(`model thread exited with code ${code}`)));
   }
 
-  static async load(cfg: ModelConfig, files: ModelFiles): Promise<OnnxModel> {
+  /** `sessionModule`: see OnnxThreadData (the bench's ceiling measurement only). */
+  static async load(cfg: ModelConfig, files: ModelFiles, sessionModule?: string): Promise<OnnxModel> {
     const data: OnnxThreadData = {
       modelPath: files.modelPath,
       provider: cfg.EXECUTION_PROVIDER,
@@ -61,6 +62,7 @@ export class OnnxModel implements EmbeddingModel {
       tokenizerPath: files.tokenizerPath,
       outputNames: cfg.MODEL_OUTPUT_NAMES,
       declared: files.declared,
+      sessionModule,
     };
     const thread = new Worker(new URL("./onnx-thread.js", import.meta.url), { workerData: data });
     const ready = await new Promise<Extract<ThreadReply, { type: "ready" }>>((resolve, reject) => {

@@ -48,6 +48,9 @@ export interface OnnxThreadData {
   outputNames?: Partial<Record<OutputKind, string>>;
   /** The graph's declared inputs and outputs, to name the ones ONNX Runtime cannot exchange. */
   declared?: { inputs: DeclaredValue[]; outputs: DeclaredValue[] };
+  /** A module URL whose `createSession(modelPath)` replaces ONNX Runtime's session: the bench's instant
+   *  stand-in (bench/ceiling/instant-session.ts), so everything after `session.run` stays this file's. */
+  sessionModule?: string;
 }
 
 /** The start-up probe: several scripts, punctuation and a compound word. */
@@ -83,6 +86,7 @@ let fetches: string[];
 let layout: ConfirmedLayout | undefined;
 
 async function createSession(): Promise<ort.InferenceSession> {
+  if (cfg.sessionModule) return (await import(cfg.sessionModule)).createSession(cfg.modelPath);
   const providers = executionProviders(cfg.provider, cfg.deviceId);
   const opts: ort.InferenceSession.SessionOptions = {
     executionProviders: providers as never,
