@@ -110,7 +110,8 @@ export async function measureCeilingRun(
     const { failed } = await drained(queue, jobs.length);
     const stats = await child.request<CeilingStats & { [k: string]: unknown }>({ type: "stats" }, "stats");
     const enqueued = jobs.reduce((a, j) => a + j.data.chunks.length, 0);
-    const points = (await countPoints(ctx, collection)) - warm;
+    const stored = await counted(ctx, collection);
+    const points = stored.points - warm;
     const c = stats.counters;
     if (failed > 0 || c.embed_chunks_total !== enqueued || points !== enqueued) {
       const reason = failed ? ` (first failure: ${(await queue.getFailed(0, 0))[0]?.failedReason})` : "";
@@ -132,6 +133,9 @@ export async function measureCeilingRun(
       batches: c.embed_batches_total,
       sinkRequests: c.embed_sink_requests_total,
       pointsStored: points,
+      vectorSizes: Object.fromEntries(
+        Object.entries(stored.params?.vectors ?? {}).map(([name, v]) => [name, Number(v.size)]),
+      ),
       failedJobs: failed,
       cpuSource: stats.cpuSource,
       cpuSeconds: {
@@ -155,7 +159,16 @@ export async function measureCeilingRun(
   }
 }
 
+interface Counted {
+  type: string;
+  points: number;
+  params: { vectors?: Record<string, { size?: number }> } | null;
+}
+
+async function counted(ctx: CeilingContext, collection: string): Promise<Counted> {
+  return ctx.qdrant.child.request<Counted & { [k: string]: unknown }>({ type: "count", collection }, "counted");
+}
+
 async function countPoints(ctx: CeilingContext, collection: string): Promise<number> {
-  const r = await ctx.qdrant.child.request<{ type: string; points: number }>({ type: "count", collection }, "counted");
-  return r.points;
+  return (await counted(ctx, collection)).points;
 }

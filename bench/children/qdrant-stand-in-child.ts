@@ -4,7 +4,7 @@
  *  wait=true, delete by filter), parses every upsert body as JSON (so the worker's request is real and complete)
  *  and keeps only the point ids, per collection, to count them: no vectors are stored or
  *  checked (the strict test server in kit/ does that, at a cost this bench must not pay).
- *  Protocol: ready {url} -> count {collection} -> counted {points, upserts} -> close. */
+ *  Protocol: ready {url} -> count {collection} -> counted {points, upserts, params (as created)} -> close. */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { childPort } from "../lib/child-process.js";
@@ -78,7 +78,7 @@ port.send({ type: "ready", url: `http://127.0.0.1:${(server.address() as Address
 port.on((m) => {
   if (m.type === "count") {
     const c = collections.get(String(m.collection));
-    port.send({ type: "counted", points: c?.ids.size ?? 0, upserts: c?.upserts ?? 0 });
+    port.send({ type: "counted", points: c?.ids.size ?? 0, upserts: c?.upserts ?? 0, params: c?.params ?? null });
   } else if (m.type === "drop") {
     collections.delete(String(m.collection));
     port.send({ type: "dropped" });

@@ -315,6 +315,8 @@ export interface CeilingRun {
   sinkRequests: number;
   /** Distinct point ids the Qdrant stand-in received for this run's collection. */
   pointsStored: number;
+  /** Vector sizes of the collection the worker created, by name (1024 from the stand-in session). */
+  vectorSizes: Record<string, number>;
   failedJobs: number;
   /** "schedstat" (nanoseconds) or "stat" (10 ms ticks). */
   cpuSource: string;
