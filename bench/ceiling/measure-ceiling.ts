@@ -89,6 +89,8 @@ export async function measureCeilingRun(
     },
     ["--import", THREAD_TAGS],
   );
+  let exited = false;
+  void child.exit.then(() => (exited = true));
   const queue = new Queue(queueName, { connection: ctx.connection, prefix: ctx.prefix });
   try {
     await child.next("ready", 5 * 60_000);
@@ -149,10 +151,9 @@ export async function measureCeilingRun(
       quietWait,
     };
   } finally {
-    if (child.pid > 0) {
-      await child.request({ type: "close" }, "closed").catch(() => child.kill());
-      await child.stop();
-    }
+    // A child that died already cannot be asked (sending on its closed channel would throw).
+    if (!exited) await child.request({ type: "close" }, "closed").catch(() => child.kill());
+    await child.stop();
     await ctx.qdrant.child.request({ type: "drop", collection }, "dropped");
     await queue.obliterate({ force: true }).catch(() => undefined);
     await queue.close();

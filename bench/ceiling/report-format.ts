@@ -13,6 +13,12 @@ function caseName(c: CeilingCase): string {
   return `${c.targetTokens}${c.mode === "colbert" ? " with ColBERT" : ""}`;
 }
 
+/** "(2 threads)" when the tokenizer column sums several threads (the runs table lists each). */
+function threads(c: CeilingCase): string {
+  const n = c.runs[0]?.cpuSeconds.tokenizer.length ?? 0;
+  return n > 1 ? ` (${n} threads)` : "";
+}
+
 /** The issue's table: CPU seconds per 1,000 chunks per thread (medians over the runs). */
 export function renderCeilingTable(r: CeilingResults): string {
   const lines = [
@@ -24,7 +30,7 @@ export function renderCeilingTable(r: CeilingResults): string {
   for (const c of r.cases) {
     const m = c.median;
     lines.push(
-      `| ${caseName(c)} (${m.meanTokens.toFixed(0)}) | ${s3(m.mainPer1k)} | ${s3(m.tokenizerPer1k)} | ${s3(m.modelPer1k)} | ${s3(m.otherPer1k)} | ` +
+      `| ${caseName(c)} (${m.meanTokens.toFixed(0)}) | ${s3(m.mainPer1k)} | ${s3(m.tokenizerPer1k)}${threads(c)} | ${s3(m.modelPer1k)} | ${s3(m.otherPer1k)} | ` +
         `${int(m.ceilingChunksPerSecond)} | ${int(m.ceilingTokensPerSecond)} | ${int(m.mainMicrosPerChunk)} | ${int(m.tokenizerTokensPerCpuSecond)} | ` +
         `${k(m.h100ChunksPerSecondLow)}-${k(m.h100ChunksPerSecondHigh)} | ${pct(m.ratioToH100High)}-${pct(m.ratioToH100Low)} |`,
     );
@@ -58,7 +64,7 @@ export function renderCeilingSummary(r: CeilingResults, file: string): string {
   const out = [
     `# Ceiling: the worker with an instant stand-in model (${r.startedAt})`,
     "",
-    `Results file: \`${file}\`. Command: \`npm run bench:ceiling -- ${r.args.join(" ")}\`.`,
+    `Results file: \`${file}\`. Command: \`npm run bench:ceiling${r.args.length ? ` -- ${r.args.join(" ")}` : ""}\`.`,
     `Machine: ${r.machine.cpus} x ${r.machine.cpuModel}, Node ${r.machine.node}, load average ${r.machine.loadAverage.start.toFixed(2)} at start` +
       `${r.machine.loadAverage.end !== undefined ? `, ${r.machine.loadAverage.end.toFixed(2)} at end` : ""}; commit ${r.git.commit}${r.git.dirty ? " (dirty)" : ""}; ${r.durationSeconds.toFixed(0)} s.`,
     `Corpus: ${r.corpus.label} (${r.corpus.documents} documents). Tokenizer: ${r.model.tokenizer}.`,

@@ -49,6 +49,7 @@ const h100 = GPU_ESTIMATES.find((g) => g.gpu.startsWith("H100"));
 if (!h100) throw new Error("bench/e2e/gpu-figures.ts has no H100 estimate");
 
 const run = startRun(log);
+const elapsed = () => ((performance.now() - run.t0) / 1000).toFixed(0);
 const model = await ensureBenchModel({ ...SCANNED_MODEL, tokenizer: o.tokenizer }, false);
 const env = workerEnv(o, model.files.dir);
 const cfg = parseConfig(env);
@@ -68,7 +69,7 @@ const specs: Array<{ mode: CeilingMode; size: number; n: number }> = [
 const prepared = specs.map((s) => {
   const perDoc = Math.max(4, Math.ceil((2 * s.n) / docs.length));
   const set = windowChunks(docs, s.n, perDoc, { ...enqueue, chunkTokens: s.size });
-  log(`${s.mode} ${s.size}: ${set.how}; ${set.jobs.length} jobs`);
+  log(`${s.mode} ${s.size}: ${set.how}; ${set.jobs.length} jobs (${elapsed()} s)`);
   return { ...s, jobs: set.jobs as BenchJob[], how: `${set.how}; ${set.jobs.length} jobs of up to ${o.perJob} chunks` };
 });
 
@@ -103,7 +104,7 @@ try {
         `round ${round} ${p.mode} ${p.size}: ${r.chunks} chunks (${f.meanTokens.toFixed(0)} tokens mean) in ${r.windowSeconds.toFixed(1)} s; ` +
           `main ${f.mainPer1k.toFixed(3)} CPU s per 1,000 chunks -> ceiling ${Math.round(f.ceilingChunksPerSecond)} chunks/s ` +
           `(${Math.round(f.ceilingTokensPerSecond)} tokens/s, ${(f.ratioToH100High * 100).toFixed(0)}% of the H100 high estimate); ` +
-          `tokenizer ${Math.round(f.tokenizerTokensPerCpuSecond)} tokens per CPU-s [${CEILING_LABEL}]`,
+          `tokenizer ${Math.round(f.tokenizerTokensPerCpuSecond)} tokens per CPU-s [${CEILING_LABEL}] (${elapsed()} s)`,
       );
     }
   }
