@@ -142,7 +142,7 @@ const results: CeilingResults = {
   cases,
   targets: [],
   notes: [
-    "The machine's other processes share its cores: per-thread CPU seconds are little affected, wall-clock figures (drain chunks/s) are.",
+    "Other processes on the machine share its cores and caches: they lengthen the wall-clock figures and also raise the CPU seconds per chunk (the runs table shows the spread; the load average is in the header). Compare runs taken on a quiet machine.",
     "No end-to-end ratio is measured here: `npm run bench` measures those on the real (generated) model.",
     ...standInNotes(source, model),
   ],
