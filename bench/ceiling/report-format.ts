@@ -44,6 +44,8 @@ export function renderCeilingTable(r: CeilingResults): string {
 
 function renderRuns(r: CeilingResults): string {
   const lines = [
+    `**${r.label}** (every run; CPU seconds in the window)`,
+    "",
     "| case | run | window s | jobs | chunks enqueued / embedded / stored | tokens | batches | main CPU s | tokenizer CPU s | model CPU s | other CPU s | quiet before |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
