@@ -363,7 +363,6 @@ export interface QueueDerived extends QueueCellKey {
   jobsPerRedisCoreSecond: number;
   /** The same from the net CPU per job (idle baseline taken out). */
   jobsPerRedisCoreSecondNet: number;
-  evalshaCpuShare: number;
 }
 
 /** Least-squares fit of Redis bytes per waiting job against the job's data bytes, over the job sizes. */

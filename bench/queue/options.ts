@@ -1,7 +1,8 @@
 /** Command-line options of `npm run bench:queue`. The grid is job sizes (chunks per job) x worker
- *  processes; the default run is short (a few minutes on 2 cores) and `--full` only raises the
- *  job counts, so explicit values still apply. The workers run the generated model with small
- *  budgets: this bench measures Redis, not the model, and the default warm-up would take GBs. */
+ *  processes; the default run is short (6 cells: a few minutes on a quiet 2-core machine) and
+ *  `--full` (the whole 4 x 3 grid, larger cells) only changes defaults, so explicit values still
+ *  apply. The workers run the generated model with small budgets: this bench measures Redis, not
+ *  the model, and the default warm-up would take GBs. */
 import { Command, InvalidArgumentError } from "commander";
 import { addSharedOptions, positiveInt, sharedOptionsFrom, type SharedOptions } from "../lib/options.js";
 
@@ -25,8 +26,8 @@ function list(v: string): number[] {
   return out;
 }
 
-const QUICK = { chunks: 512, minJobs: 32 };
-const FULL = { chunks: 4096, minJobs: 128 };
+const QUICK = { chunks: 256, minJobs: 16, jobChunks: [1, 16, 64], workers: [1, 3] };
+const FULL = { chunks: 1024, minJobs: 32, jobChunks: [1, 4, 16, 64], workers: [1, 2, 3] };
 /** Small worker budgets (MAX_BATCH_TOKENS, MAX_BATCH_SIZE) unless given. */
 const SMALL = { maxBatchTokens: 2048, maxBatchSize: 32, concurrency: 16, layers: 1, hidden: 32 };
 
@@ -38,14 +39,16 @@ export function parseQueueArgs(argv: string[]): QueueOptions {
     )
     .option(
       "--full",
-      `larger cells: ${FULL.chunks} chunks, at least ${FULL.minJobs} jobs (default ${QUICK.chunks}, ${QUICK.minJobs})`,
+      `the whole grid (jobs of ${FULL.jobChunks.join(", ")} chunks x ${FULL.workers.join(", ")} workers) with cells of ` +
+        `${FULL.chunks} chunks, at least ${FULL.minJobs} jobs (default: ${QUICK.jobChunks.join(", ")} x ${QUICK.workers.join(", ")}, ` +
+        `${QUICK.chunks} chunks, ${QUICK.minJobs} jobs)`,
     )
     .option(
       "--corpus <folder>",
       "folder of supported files; default: ../shared/data/transcripts if present, else the bundled synthetic sample",
     )
-    .option("--job-chunks <list>", "chunks per job, one cell each", list, [1, 4, 16, 64])
-    .option("--workers <list>", "worker processes on the queue, one cell each", list, [1, 2, 3])
+    .option("--job-chunks <list>", "chunks per job, one cell each (comma list)", list)
+    .option("--workers <list>", "worker processes on the queue, one cell each (comma list)", list)
     .option("--chunks <n>", "chunks per cell", positiveInt)
     .option("--min-jobs <n>", "fewest jobs per cell", positiveInt)
     .option("--chunk-tokens <n>", "chunk size for the producer's chunker (CHUNK_TOKENS, no overlap)", positiveInt, 128)
@@ -63,8 +66,8 @@ export function parseQueueArgs(argv: string[]): QueueOptions {
   return {
     ...sharedOptionsFrom(o),
     quick: !o.full,
-    jobChunks: o.jobChunks,
-    workers: o.workers,
+    jobChunks: o.jobChunks ?? sizes.jobChunks,
+    workers: o.workers ?? sizes.workers,
     chunks: o.chunks ?? sizes.chunks,
     minJobs: o.minJobs ?? sizes.minJobs,
     chunkTokens: o.chunkTokens,

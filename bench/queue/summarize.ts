@@ -3,7 +3,6 @@
 import type { MemoryFit, QueueCell, QueueDerived } from "../lib/results-schema.js";
 
 export function derive(c: QueueCell): QueueDerived {
-  const evalshaUsec = c.topCommands.find((x) => x.command === "evalsha")?.usec ?? 0;
   const idleRate = c.idle.seconds > 0 ? c.idle.cpuSeconds / c.idle.seconds : 0;
   const net = Math.max(0, c.redisCpuSeconds - idleRate * c.drainSeconds);
   return {
@@ -22,7 +21,6 @@ export function derive(c: QueueCell): QueueDerived {
     chunksPerSecond: c.chunks / c.drainSeconds,
     jobsPerRedisCoreSecond: c.jobs / c.redisCpuSeconds,
     jobsPerRedisCoreSecondNet: c.jobs / net,
-    evalshaCpuShare: evalshaUsec / 1e6 / c.redisCpuSeconds,
   };
 }
 
