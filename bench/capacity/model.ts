@@ -74,13 +74,14 @@ export interface CapacityResult {
   redisShards: number;
   workerProcessesPerGpu?: number;
   tokenizerThreadsPerGpu?: number;
-  /** The fleet's jobs in flight (held by workers) and whether the backlog bound covers them with room to spare. */
-  inFlightJobs?: number;
+  /** The fleet's jobs in flight (WORKER_CONCURRENCY per process; one process per GPU when the ceiling is not
+   *  measured, so a lower bound then) and whether the backlog bound covers them. */
+  inFlightJobs: number;
   backlogJobs: number;
-  backlogCoversInFlight?: boolean;
+  backlogCoversInFlight: boolean;
   /** High-water mark (jobs; chunks = jobs x jobChunks) holding twice the jobs in flight, and Redis memory then. */
-  coveringHighWaterJobs?: number;
-  coveringPeakRedisBytes?: number;
+  coveringHighWaterJobs: number;
+  coveringPeakRedisBytes: number;
   qdrantPointsPerSecond: number;
   storedVectorBytesPerPoint: number;
   requestBytesPerPoint: number;
@@ -130,7 +131,8 @@ export function capacity(i: CapacityInput): CapacityResult {
   const perCore = 1 / i.queue.redisCpuSecondsPerJob;
   const cores = jobsPerSecond / perCore;
   const processes = i.ceiling && Math.ceil(i.gpuTokensPerSecond / i.ceiling.mainCeilingTokensPerSec);
-  const inFlight = processes && i.gpus * processes * i.workerConcurrency;
+  // Without a measured ceiling, one process per GPU: the fewest jobs the fleet can hold in flight.
+  const inFlight = i.gpus * (processes ?? 1) * i.workerConcurrency;
   const v = vectorBytes(i);
   return {
     contentTokensPerChunk: contentTokens(i.tokensPerChunk),
@@ -148,9 +150,9 @@ export function capacity(i: CapacityInput): CapacityResult {
     tokenizerThreadsPerGpu: i.ceiling && Math.ceil(i.gpuTokensPerSecond / i.ceiling.tokenizerTokensPerCpuSec),
     inFlightJobs: inFlight,
     backlogJobs: backlog,
-    backlogCoversInFlight: inFlight === undefined ? undefined : backlog > inFlight,
-    coveringHighWaterJobs: inFlight && 2 * inFlight,
-    coveringPeakRedisBytes: inFlight && (2 * inFlight + i.marks.bulkSize + i.marks.keptCompleted) * perJob,
+    backlogCoversInFlight: backlog > inFlight,
+    coveringHighWaterJobs: 2 * inFlight,
+    coveringPeakRedisBytes: (2 * inFlight + i.marks.bulkSize + i.marks.keptCompleted) * perJob,
     qdrantPointsPerSecond: chunksPerSecond,
     storedVectorBytesPerPoint: v.stored,
     requestBytesPerPoint: v.request,

@@ -48,11 +48,15 @@ export function renderCapacity(r: CapacityReport): string {
     ["Redis memory at the high-water mark (job data)", (c) => bytes(c.peakRedisBytes)],
     ["worker processes per GPU (main-thread ceiling)", (c) => num(c.workerProcessesPerGpu)],
     ["tokenizer threads per GPU", (c) => num(c.tokenizerThreadsPerGpu)],
-    ["jobs the fleet holds in flight / backlog bound", (c) => `${num(c.inFlightJobs)} / ${num(c.backlogJobs)}`],
+    [
+      r.scenarios.some((s) => s.result.workerProcessesPerGpu === undefined)
+        ? "jobs the fleet holds in flight (one process per GPU: at least) / backlog bound"
+        : "jobs the fleet holds in flight / backlog bound",
+      (c) => `${num(c.inFlightJobs)} / ${num(c.backlogJobs)}`,
+    ],
     [
       "high-water mark covering twice the jobs in flight: jobs / Redis memory then",
-      (c) =>
-        `${num(c.coveringHighWaterJobs)} / ${c.coveringPeakRedisBytes === undefined ? "n/a" : bytes(c.coveringPeakRedisBytes)}`,
+      (c) => `${num(c.coveringHighWaterJobs)} / ${bytes(c.coveringPeakRedisBytes)}`,
     ],
     ["Qdrant stored vector bytes per point", (c) => bytes(c.storedVectorBytesPerPoint)],
     ["Qdrant request JSON bytes per point", (c) => bytes(c.requestBytesPerPoint)],
@@ -69,9 +73,9 @@ export function renderCapacity(r: CapacityReport): string {
   ];
   if (r.ceilingMissing) lines.push(`  worker processes and tokenizer threads per GPU: ${r.ceilingMissing}`);
   const width = Math.max(...rows.map(([n]) => n.length));
-  lines.push("", `${"".padEnd(width)}  ${r.scenarios.map((s) => s.label.padStart(16)).join("  ")}`);
+  lines.push("", `${"".padEnd(width)}  ${r.scenarios.map((s) => s.label.padStart(18)).join("  ")}`);
   for (const [name, f] of rows)
-    lines.push(`${name.padEnd(width)}  ${r.scenarios.map((s) => f(s.result).padStart(16)).join("  ")}`);
+    lines.push(`${name.padEnd(width)}  ${r.scenarios.map((s) => f(s.result).padStart(18)).join("  ")}`);
   const starved = r.scenarios.some((s) => s.result.backlogCoversInFlight === false);
   if (starved)
     lines.push(

@@ -173,7 +173,8 @@ export async function monitorDrain(
   jobs: BulkJob[],
 ): Promise<{ jobs: number; clientCommands: number; scriptCommands: number }> {
   const pollAddr = String(await rig.poll.call("client", "info")).match(/addr=(\S+)/)?.[1];
-  const monitor = await new Redis(rig.url).monitor();
+  const base = new Redis(rig.url);
+  const monitor = await base.monitor();
   let client = 0;
   let script = 0;
   const sentinel = `qbench-sentinel-${Date.now()}`;
@@ -194,6 +195,7 @@ export async function monitorDrain(
     await sawSentinel;
   } finally {
     monitor.disconnect();
+    base.disconnect();
   }
   return { jobs: jobs.length, clientCommands: client, scriptCommands: script };
 }

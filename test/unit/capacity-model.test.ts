@@ -79,7 +79,8 @@ test("workers: processes and tokenizer threads per GPU from the ceiling, the bac
   const none = capacity({ ...base, ceiling: undefined });
   assert.equal(none.workerProcessesPerGpu, undefined);
   assert.equal(none.tokenizerThreadsPerGpu, undefined);
-  assert.equal(none.backlogCoversInFlight, undefined);
+  assert.equal(none.inFlightJobs, 8 * 1 * 64); // at least one process per GPU
+  assert.equal(none.backlogCoversInFlight, true);
 });
 
 test("Qdrant: points/s, stored vector bytes (dense float32, sparse 8 B per entry, ColBERT float16) and request JSON bytes", () => {
