@@ -3,7 +3,8 @@
  *  written once, Redis counted commands, CPU and memory for them, the derived figures agree with
  *  the raw ones. Then `npm run capacity` on that file and on the hand-written fixtures in
  *  test/fixtures/capacity: every constant named with its source, a missing ceiling reported as
- *  not measured. No timing thresholds. Needs redis-server (the bench starts its own). */
+ *  not measured; and docs/scale-out.md's walk-through equal to what its command prints. No timing
+ *  thresholds. Needs redis-server (the bench starts its own). */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -135,5 +136,16 @@ test("capacity without a ceiling says 'not measured'; a bad option exits 2", asy
   await assert.rejects(
     run(process.execPath, [capacityCli, "--chunks", "10", "--gpus", "8", "--gpu", "v100", "--queue-results", queue]),
     (e: { code: number; stderr: string }) => e.code === 2 && /not one of/.test(e.stderr),
+  );
+});
+
+test("docs/scale-out.md shows exactly what the capacity command it names prints", async () => {
+  const page = readFileSync(path.join(repoRoot, "docs", "scale-out.md"), "utf8");
+  const m = /`npm run capacity -- ([^`]*--queue-results [^`]+)`\nprints[^\n]*\n\n```text\n/.exec(page);
+  assert.ok(m, "docs/scale-out.md names no capacity command with --queue-results followed by its output");
+  const { stdout } = await run(process.execPath, [capacityCli, ...m[1].split(/\s+/)], { cwd: repoRoot });
+  assert.ok(
+    page.includes("```text\n" + stdout.trimEnd() + "\n```"),
+    `docs/scale-out.md differs from \`npm run capacity -- ${m[1]}\`; paste its output`,
   );
 });
