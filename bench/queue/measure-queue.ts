@@ -192,7 +192,11 @@ export async function monitorDrain(
     await add(rig.queue, jobs);
     await drained(rig);
     await rig.poll.echo(sentinel);
-    await sawSentinel;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("MONITOR did not show the harness's sentinel within 30 s")), 30_000);
+    });
+    await Promise.race([sawSentinel, late]).finally(() => clearTimeout(timer));
   } finally {
     monitor.disconnect();
     base.disconnect();
