@@ -1,5 +1,5 @@
 /** Command-line options of `npm run bench:queue`. The grid is job sizes (chunks per job) x worker
- *  processes; the default run is short (6 cells: a few minutes on a quiet 2-core machine) and
+ *  processes; the default run is short (6 cells: a few minutes on a 2-core machine) and
  *  `--full` (the whole 4 x 3 grid, larger cells) only changes defaults, so explicit values still
  *  apply. The workers run the generated model with small budgets: this bench measures Redis, not
  *  the model, and the default warm-up would take GBs. */
