@@ -30,6 +30,9 @@ export interface TestRedisOptions {
   password?: string;
   /** Serve TLS only (no plain port), with this server certificate. */
   tls?: { certFile: string; keyFile: string; caFile: string };
+  /** Single server only: the append-only file's fsync policy, or "off" for no persistence (default "always",
+   *  so a restart keeps every acknowledged write; the queue bench measures with a production-like "everysec"). */
+  appendfsync?: "always" | "everysec" | "off";
 }
 
 function cliArgs(port: number, o: TestRedisOptions): string[] {
@@ -78,9 +81,9 @@ export async function startTestRedis(o: TestRedisOptions = {}): Promise<TestRedi
       "--save",
       "",
       "--appendonly",
-      "yes",
+      o.appendfsync === "off" ? "no" : "yes",
       "--appendfsync",
-      "always",
+      o.appendfsync === "off" ? "always" : (o.appendfsync ?? "always"),
       "--daemonize",
       "no",
       "--logfile",

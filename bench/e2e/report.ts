@@ -1,11 +1,12 @@
 /** `node dist/bench/e2e/report.js [results.json]`: prints the Markdown block docs/performance.md
  *  carries for a results file (default: the newest in bench/results): the throughput tables for
  *  a `npm run bench` file, the figures and goals for a `npm run bench:priority` file (one with
- *  `phases`). `--summary` prints the longer per-run summary instead. */
+ *  `phases`), the per-cell table for a `npm run bench:queue` file. `--summary` prints the longer per-run summary instead. */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { displayPath, repoRoot } from "../lib/paths.js";
-import type { PriorityResults } from "../lib/results-schema.js";
+import type { PriorityResults, QueueBenchResults } from "../lib/results-schema.js";
+import { renderQueueReport } from "../queue/report-format.js";
 import { renderPriorityReport, renderPrioritySummary } from "../priority/report-format.js";
 import { renderReport, renderSummary } from "./report-format.js";
 import type { BenchResults } from "../lib/results-schema.js";
@@ -20,7 +21,12 @@ function newestResults(): string {
 }
 
 /** The block for either kind of results file, as docs/performance.md carries it. */
-export function renderResultsBlock(results: BenchResults | PriorityResults, file: string, summary = false): string {
+export function renderResultsBlock(
+  results: BenchResults | PriorityResults | QueueBenchResults,
+  file: string,
+  summary = false,
+): string {
+  if ("bench" in results && results.bench === "queue") return renderQueueReport(results, file);
   if ("phases" in results) return summary ? renderPrioritySummary(results, file) : renderPriorityReport(results, file);
   return summary ? renderSummary(results, file) : renderReport(results, file);
 }
@@ -28,6 +34,6 @@ export function renderResultsBlock(results: BenchResults | PriorityResults, file
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const file = args.find((a) => !a.startsWith("--")) ?? newestResults();
-  const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults | PriorityResults;
+  const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults | PriorityResults | QueueBenchResults;
   process.stdout.write(renderResultsBlock(results, displayPath(file), args.includes("--summary")));
 }

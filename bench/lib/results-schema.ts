@@ -389,3 +389,112 @@ export interface CeilingResults extends RunHeader {
   targets: CeilingTarget[];
   notes: string[];
 }
+
+// The queue bench (`npm run bench:queue`).
+
+export const QUEUE_SCHEMA = 1;
+
+/** One point of the grid. Only the document layout (one document's chunks per job, as the
+ *  producer cuts them) is measured today; a packed layout (several one-chunk documents per job)
+ *  or a sharded queue would be one more field here and one more loop in bench/queue/run.ts. */
+export interface QueueCellKey {
+  layout: "document";
+  jobChunks: number;
+  workers: number;
+}
+
+/** Counts of one Redis command over a window, from INFO commandstats. */
+export interface CommandCount {
+  command: string;
+  calls: number;
+  usec: number;
+}
+
+/** One (job size, workers) cell: a backlog enqueued while the queue is paused, then drained. */
+export interface QueueCell extends QueueCellKey {
+  jobs: number;
+  chunks: number;
+  tokens: number;
+  /** Sum of the job data as BullMQ stores it (JSON, UTF-8 bytes). */
+  jobDataBytes: number;
+  failedJobs: number;
+  /** Points the Qdrant stand-in stored, and the most writes any one id received. */
+  pointsWritten: number;
+  maxWritesPerPoint: number;
+  /** INFO memory used_memory after the backlog was added minus before (the queue paused, nothing consumed). */
+  usedMemoryDeltaBytes: number;
+  /** From CONFIG RESETSTAT before the first add to the last job finished: the add, the drain, the workers' idle polling. */
+  commands: number;
+  /** Top-level commands (what clients sent; scripts' inner commands excluded): INFO stats total_commands_processed
+   *  minus the commands run inside scripts, counted with MONITOR in a second, smaller drain of the same cell. */
+  monitor?: { jobs: number; clientCommands: number; scriptCommands: number };
+  /** Commands by name, most called first (the harness's own polls and INFO calls removed). */
+  topCommands: CommandCount[];
+  /** Microseconds spent inside commands (INFO commandstats usec), all commands. */
+  commandUsec: number;
+  /** Redis process CPU over the same window: INFO cpu (getrusage, microsecond resolution) and /proc/<pid>/stat (10 ms ticks). */
+  redisCpuSeconds: number;
+  redisMainThreadCpuSeconds: number;
+  redisProcCpuSeconds: number;
+  /** Resume -> last job's finishedOn. */
+  drainSeconds: number;
+  /** Calls the harness made during the window and removed from `commands` and `topCommands`. */
+  harnessCalls: number;
+  /** Share of the machine's CPU other processes took during the drain. */
+  othersCpuShare: number;
+  /** Just before the cell, queue paused and empty: Redis CPU and commands of the connected, waiting workers
+   *  and the server's own cron and AOF, over `seconds`. A drain slower than production pays more of it per job. */
+  idle: { seconds: number; cpuSeconds: number; commands: number };
+}
+
+export interface QueueDerived extends QueueCellKey {
+  commandsPerJob: number;
+  commandsPerChunk: number;
+  clientCommandsPerJob?: number;
+  redisCpuMsPerJob: number;
+  redisCpuMsPerChunk: number;
+  /** Redis CPU per job with the idle baseline's rate over the drain taken out: the per-job cost at a busy queue. */
+  redisCpuMsPerJobNet: number;
+  bytesPerWaitingJob: number;
+  bytesPerWaitingChunk: number;
+  jobsPerSecond: number;
+  chunksPerSecond: number;
+  /** 1 / Redis CPU seconds per job: the jobs per second one Redis core could serve at this cell's mix. */
+  jobsPerRedisCoreSecond: number;
+  /** The same from the net CPU per job (idle baseline taken out). */
+  jobsPerRedisCoreSecondNet: number;
+}
+
+/** Least-squares fit of Redis bytes per waiting job against the job's data bytes, over the job sizes. */
+export interface MemoryFit {
+  bytesPerJob: number;
+  bytesPerDataByte: number;
+  points: number;
+}
+
+/** What the chunks and points of the run were made of, for scaling to other chunk sizes. */
+export interface QueueCorpusFigures {
+  chunkTokens: number;
+  meanTokensPerChunk: number;
+  /** UTF-8 bytes of chunk text per token (content tokens, the tokenizer the producer uses). */
+  textBytesPerToken: number;
+  /** Job data JSON bytes per chunk beyond its text, and per job beyond its chunks. */
+  chunkJsonOverheadBytes: number;
+  jobJsonOverheadBytes: number;
+  /** Distinct non-special token ids per chunk over tokens per chunk (an upper bound of sparse entries). */
+  distinctTokenRatio: number;
+  /** Payload JSON bytes per stored point beyond its text. */
+  payloadOverheadBytes: number;
+}
+
+export interface QueueBenchResults extends RunHeader {
+  schema: typeof QUEUE_SCHEMA;
+  bench: "queue";
+  method: string[];
+  redis: { version: string; persistence: string };
+  corpusFigures: QueueCorpusFigures;
+  cells: QueueCell[];
+  derived: QueueDerived[];
+  memoryFit: MemoryFit;
+  notes: string[];
+}
