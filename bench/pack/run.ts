@@ -98,6 +98,7 @@ async function startRedis(): Promise<{ url: string; pid: number; child: Child }>
   ]);
   const url = `redis://127.0.0.1:${port}`;
   const c = redisConnection(url);
+  c.on("error", () => undefined); // refused until the server listens: waitFor retries
   await waitFor(async () => (await c.ping().catch(() => "")) === "PONG", 10_000, "redis-server answering");
   await c.quit();
   return { url, pid: child.proc.pid!, child };
