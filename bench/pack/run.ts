@@ -35,6 +35,7 @@ const program = new Command("bench:pack")
   .option("--workers <n>", "worker processes", (v) => parseInt(v, 10), 1)
   .option("--concurrency <n>", "WORKER_CONCURRENCY of each worker (jobs in flight)", (v) => parseInt(v, 10), 256)
   .option("--corpus <folder>", "corpus folder (default: the reference transcripts when present)")
+  .option("--out <folder>", "results folder (default bench/results/pack)")
   .option("--no-write", "print only; write no results file")
   .parse(process.argv);
 const o = program.opts<{
@@ -43,6 +44,7 @@ const o = program.opts<{
   workers: number;
   concurrency: number;
   corpus?: string;
+  out?: string;
   write: boolean;
 }>();
 const log = console.log;
@@ -248,7 +250,7 @@ async function main(): Promise<number> {
     "",
   ].join("\n");
   if (o.write) {
-    const dir = path.join(repoRoot, "bench", "results", "pack");
+    const dir = o.out ? path.resolve(o.out) : path.join(repoRoot, "bench", "results", "pack");
     mkdirSync(dir, { recursive: true });
     const base = path.join(
       dir,
@@ -272,7 +274,7 @@ async function main(): Promise<number> {
     };
     writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + "\n");
     writeFileSync(`${base}.md`, md);
-    log(`results: ${path.relative(repoRoot, base)}.json and .md`);
+    log(`results: ${o.out ? base : path.relative(repoRoot, base)}.json and .md`);
   }
   const bad = results.filter((r) => r.failedJobs > 0 || r.pointsStored !== r.chunks);
   for (const r of bad)
