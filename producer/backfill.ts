@@ -7,7 +7,9 @@
  *  is in Redis, so a killed run restarts where it stopped. Jobs carry a BullMQ priority
  *  (default 1,000,000): BullMQ serves jobs without a priority before any prioritized job, and
  *  lower numbers first, so live ingestion (no priority, or a smaller number) is never queued
- *  behind a backfill. A dry run reads and chunks without Redis and sizes the run. */
+ *  behind a backfill. A dry run reads and chunks without Redis and sizes the run. With `pack`,
+ *  small whole documents go several to a job (packer.ts); the open pack closes at every bulk, so
+ *  the checkpoint never passes a document that is not in Redis. */
 import { peakRssBytes } from "../shared/process-memory.js";
 import { stat } from "node:fs/promises";
 import { Queue, QueueEvents } from "bullmq";
@@ -51,6 +53,8 @@ import {
   type SkippedRecord,
 } from "./enqueue.js";
 import { DuplicateIdGuard } from "./duplicate-ids.js";
+import { JobPacker, type PackBounds } from "./packer.js";
+import { jobChunkCount } from "../shared/pack.js";
 import { formatForFile, LINE_FORMATS, readDocuments, type InputFormat } from "./readers/index.js";
 import { ProducerError } from "./producer-errors.js";
 
@@ -93,6 +97,8 @@ export interface BackfillOptions {
   /** Jobs per addBulk. */
   bulkSize?: number;
   skipUnchanged?: boolean;
+  /** Pack small whole documents several to a job within these bounds; unset = one job per document. */
+  pack?: PackBounds;
   /** Enqueue a document whose id this invocation already enqueued (default: refuse it, counted). */
   allowDuplicateIds?: boolean;
   dryRun?: boolean;
@@ -226,6 +232,7 @@ class BackfillRun {
   private readonly bytesMeter = new RateMeter();
   /** Ids enqueued by this invocation (not earlier ones of a resumed run). */
   private readonly ids?: DuplicateIdGuard;
+  private readonly packer?: JobPacker;
 
   constructor(
     private readonly cfg: Config,
@@ -262,6 +269,7 @@ class BackfillRun {
     }
     this.bulkSize = o.bulkSize ?? BACKFILL_DEFAULTS.bulkSize;
     if (!o.allowDuplicateIds) this.ids = new DuplicateIdGuard();
+    if (o.pack) this.packer = new JobPacker(o.pack);
     if (res.queue) {
       this.gate = new BacklogGate(res.queue, res.events, this.marks, {
         pollMs: o.pollMs ?? BACKFILL_DEFAULTS.pollMs,
@@ -366,9 +374,9 @@ class BackfillRun {
       pos = this.advance(pos, ev);
       this.pos = pos;
       this.handle(ev);
+      const waiting = this.buffer.length > 0 || (this.packer?.pending ?? 0) > 0;
       const due =
-        this.buffer.length >= this.bulkSize ||
-        (this.buffer.length > 0 && performance.now() - this.lastFlush >= MAX_BULK_WAIT_MS);
+        this.buffer.length >= this.bulkSize || (waiting && performance.now() - this.lastFlush >= MAX_BULK_WAIT_MS);
       if (due && !(await this.flush())) return false;
       if (this.o.signal?.aborted) return false;
     }
@@ -397,9 +405,14 @@ class BackfillRun {
     this.ids?.remember(ev.doc);
     const jobs = jobsForDocument(ev.doc, chunks, this.enqueue);
     this.pending.documents++;
-    this.pending.jobs += jobs.length;
     this.pending.chunks += chunks.length;
     for (const c of chunks) this.pending.tokens += c.tokens;
+    this.emit(this.packer ? this.packer.add(jobs) : jobs);
+  }
+
+  /** Jobs ready to add (or, in a dry run, to size). */
+  private emit(jobs: BulkJob[]): void {
+    this.pending.jobs += jobs.length;
     if (this.o.dryRun) for (const j of jobs) this.jobDataBytes += Buffer.byteLength(JSON.stringify(j.data));
     else this.buffer.push(...jobs);
   }
@@ -415,10 +428,12 @@ class BackfillRun {
 
   /** Adds the buffered jobs (after waiting for room) and commits everything read so far; false if interrupted. */
   private async flush(): Promise<boolean> {
+    // The open pack goes with this bulk: the checkpoint below covers every document read so far.
+    if (this.packer) this.emit(this.packer.flush());
     if (this.buffer.length > 0 && this.gate && this.res.queue) {
       await this.gate.waitForRoom(this.o.signal);
       if (this.o.signal?.aborted) return false;
-      this.gate.track(this.buffer.map((j) => ({ id: j.opts.jobId!, chunks: j.data.chunks.length })));
+      this.gate.track(this.buffer.map((j) => ({ id: j.opts.jobId!, chunks: jobChunkCount(j.data) })));
       await this.res.queue.addBulk(this.buffer);
     }
     this.buffer = [];

@@ -13,6 +13,7 @@ import { runBackfillCommand } from "./backfill/backfill-command.js";
 import { intInRange } from "../shared/cli-options.js";
 import { runIngest } from "./ingest-run.js";
 import { printQueueStats, requeueFailedCommand } from "./queue-commands.js";
+import { packBoundsFrom, type PackBounds } from "./packer.js";
 
 const wholeNumber = intInRange(0);
 const atLeastOne = intInRange(1);
@@ -23,14 +24,35 @@ const positiveNumber = (v: string) => {
 };
 const DUPLICATE_IDS_HELP =
   "enqueue a document whose id an earlier one in this run had (it overwrites its points); default: skip it, counted";
+/** `--no-pack` and the pack bounds (packer.ts), shared by ingest and backfill. */
+function addPackOptions(cmd: Command): Command {
+  return cmd
+    .option("--no-pack", "one job per document (default: small whole documents are packed several to a job)")
+    .option("--pack-max-docs <n>", "most documents in one packed job (default MAX_CHUNKS_PER_JOB)", atLeastOne)
+    .option("--pack-max-chunks <n>", "most chunks in one packed job (default MAX_CHUNKS_PER_JOB)", atLeastOne)
+    .option(
+      "--pack-max-bytes <n>",
+      "most bytes (documents as JSON) in one packed job (default 131072, at most MAX_METADATA_BYTES / 8)",
+      atLeastOne,
+    );
+}
+
+function packFrom(
+  c: Config,
+  o: { pack?: boolean; packMaxDocs?: number; packMaxChunks?: number; packMaxBytes?: number },
+): PackBounds | undefined {
+  if (o.pack === false) return undefined;
+  return packBoundsFrom(c, { maxDocs: o.packMaxDocs, maxChunks: o.packMaxChunks, maxBytes: o.packMaxBytes });
+}
+
 /** BullMQ's priority range. */
 const priority = intInRange(1, 2_097_151);
 
 export function buildCli(cfg: () => Config): Command {
   const program = new Command("producer").description("Enqueue documents for embedding and inspect the queue");
-  program
+  const ingest = program
     .command("ingest")
-    .description("read files or folders, chunk them by tokens and enqueue one job per document")
+    .description("read files or folders, chunk them by tokens and enqueue one job per document (small ones packed)")
     .argument("<paths...>", "files or folders (.jsonl .ndjson .txt .md .srt .vtt .json)")
     .option("--format <format>", "auto | jsonl | text | srt | vtt | transcript-json", "auto")
     .option("--id-prefix <prefix>", "prefix for document ids taken from file names")
@@ -41,12 +63,12 @@ export function buildCli(cfg: () => Config): Command {
     .option("--strict", "stop at the first bad record instead of skipping it")
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
     .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
-    .option("--json", "print the summary as JSON")
-    .action(async (paths: string[], o) => {
-      const c = cfg();
-      const chunking = { chunkTokens: o.chunkTokens ?? c.CHUNK_TOKENS, overlap: o.overlap ?? c.CHUNK_OVERLAP_TOKENS };
-      process.exitCode = await runIngest(c, paths, { ...o, ...chunking });
-    });
+    .option("--json", "print the summary as JSON");
+  addPackOptions(ingest).action(async (paths: string[], o) => {
+    const c = cfg();
+    const chunking = { chunkTokens: o.chunkTokens ?? c.CHUNK_TOKENS, overlap: o.overlap ?? c.CHUNK_OVERLAP_TOKENS };
+    process.exitCode = await runIngest(c, paths, { ...o, ...chunking, pack: packFrom(c, o) });
+  });
   addBackfillCommand(program, cfg);
   program
     .command("stats")
@@ -93,7 +115,7 @@ export function buildCli(cfg: () => Config): Command {
 
 function addBackfillCommand(program: Command, cfg: () => Config): void {
   const d = BACKFILL_DEFAULTS;
-  program
+  const backfill = program
     .command("backfill")
     .description(
       "embed a whole archive through the queue: streamed, with backpressure on the backlog, resumable, below live traffic in priority",
@@ -148,40 +170,41 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
       d.progressIntervalMs / 1000,
     )
     .option("--no-progress", "neither a progress bar nor progress lines")
-    .option("--json", "print the summary as JSON")
-    .action(async (inputs: string[], o) => {
-      const marks = {
-        highJobs: o.highWaterJobs,
-        lowJobs: o.lowWaterJobs,
-        highChunks: o.highWaterChunks,
-        lowChunks: o.lowWaterChunks,
-      };
-      const progress = o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log";
-      process.exitCode = await runBackfillCommand(
-        cfg(),
-        {
-          inputs,
-          runId: o.runId,
-          checkpoint: o.checkpoint,
-          restart: o.restart,
-          format: o.format,
-          idPrefix: o.idPrefix,
-          chunkTokens: o.chunkTokens,
-          overlapTokens: o.overlap,
-          priority: o.priority,
-          bulkSize: o.bulk,
-          marks,
-          skipUnchanged: o.skipUnchanged,
-          allowDuplicateIds: o.allowDuplicateIds,
-          dryRun: o.dryRun,
-          wait: o.wait,
-          tokensPerSecond: o.tokensPerSecond,
-          progress,
-          progressIntervalMs: o.progressInterval * 1000,
-        },
-        Boolean(o.json),
-      );
-    });
+    .option("--json", "print the summary as JSON");
+  addPackOptions(backfill).action(async (inputs: string[], o) => {
+    const marks = {
+      highJobs: o.highWaterJobs,
+      lowJobs: o.lowWaterJobs,
+      highChunks: o.highWaterChunks,
+      lowChunks: o.lowWaterChunks,
+    };
+    const progress = o.progress === false ? "none" : process.stderr.isTTY ? "bar" : "log";
+    process.exitCode = await runBackfillCommand(
+      cfg(),
+      {
+        inputs,
+        runId: o.runId,
+        checkpoint: o.checkpoint,
+        restart: o.restart,
+        format: o.format,
+        idPrefix: o.idPrefix,
+        chunkTokens: o.chunkTokens,
+        overlapTokens: o.overlap,
+        priority: o.priority,
+        bulkSize: o.bulk,
+        marks,
+        skipUnchanged: o.skipUnchanged,
+        pack: packFrom(cfg(), o),
+        allowDuplicateIds: o.allowDuplicateIds,
+        dryRun: o.dryRun,
+        wait: o.wait,
+        tokensPerSecond: o.tokensPerSecond,
+        progress,
+        progressIntervalMs: o.progressInterval * 1000,
+      },
+      Boolean(o.json),
+    );
+  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

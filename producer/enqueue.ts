@@ -5,7 +5,7 @@
  *  re-adds only what is missing. Skipped records are counted by reason, never dropped
  *  silently. Every chunk carries the document's chunk count, so the worker removes points an
  *  older, longer version left behind; `enqueuedAt` is the version and never repeats within a
- *  process. */
+ *  process. With `pack` set, small whole documents are packed several to a job (packer.ts). */
 import type { JobsOptions, Queue } from "bullmq";
 import type { Config } from "../shared/config.js";
 import { chunkHash, jobId, sha256Hex } from "../shared/ids.js";
@@ -16,6 +16,8 @@ import { DuplicateIdGuard } from "./duplicate-ids.js";
 import { toJsonMetadata } from "./metadata.js";
 import { ensureWellFormed } from "./unicode-guard.js";
 import { ProducerError } from "./producer-errors.js";
+import { JobPacker, type PackBounds } from "./packer.js";
+import type { PackJobData } from "../shared/pack.js";
 
 export interface EnqueueOptions {
   countTokens: (text: string) => number;
@@ -36,6 +38,8 @@ export interface EnqueueOptions {
   strict?: boolean;
   /** Send each chunk's content hash so the worker skips chunks whose stored point has it. */
   skipUnchanged?: boolean;
+  /** Pack small whole documents several to a job within these bounds (packer.ts); unset = one job per document. */
+  pack?: PackBounds;
   /** Called while a document is chunked (after each chunk): progress through one long document. */
   onChunkProgress?: (doc: SourceDocument, p: ChunkProgress) => void;
   /** Enqueue a document whose id an earlier document of this call already had (default: refuse it, counted). */
@@ -69,6 +73,9 @@ export interface EnqueueSummary {
   chunks: number;
   tokens: number;
   skipped: number;
+  /** Packed jobs (several small documents each) among `jobs`, and the documents in them. */
+  packs: number;
+  packedDocuments: number;
   /** Documents enqueued with text repaired: invalid UTF-8 or lone surrogates replaced by U+FFFD (`invalid_utf8`). */
   repaired: number;
   skippedByReason: Record<string, number>;
@@ -87,7 +94,7 @@ export class StrictModeError extends ProducerError {
 const MAX_DOC_ID_CHARS = 1024;
 
 type Input = AsyncIterable<ReadEvent | SourceDocument> | Iterable<ReadEvent | SourceDocument>;
-export type BulkJob = { name: string; data: EmbedJobData; opts: JobsOptions };
+export type BulkJob<D = EmbedJobData | PackJobData> = { name: string; data: D; opts: JobsOptions };
 
 /** A short, countable reason: "line 7: invalid JSON: ..." -> "invalid JSON";
  *  'document "x": empty text' -> "empty text"; 'segments[3]: "end" …' -> '"end" …'. */
@@ -149,11 +156,11 @@ export function jobsForDocument(
   chunks: Chunk[],
   opts: EnqueueOptions,
   now = nextVersion(),
-): BulkJob[] {
+): Array<BulkJob<EmbedJobData>> {
   const docHash = sha256Hex(chunks.map((c) => c.text));
   const parts = Math.ceil(chunks.length / opts.maxChunksPerJob);
   const metadata = { ...doc.metadata, source_file: doc.source.file, kind: doc.kind };
-  const jobs: BulkJob[] = [];
+  const jobs: Array<BulkJob<EmbedJobData>> = [];
   for (let part = 0; part < parts; part++) {
     const slice = chunks.slice(part * opts.maxChunksPerJob, (part + 1) * opts.maxChunksPerJob);
     const data: EmbedJobData = {
@@ -197,16 +204,20 @@ export async function enqueueDocuments(
     chunks: 0,
     tokens: 0,
     skipped: 0,
+    packs: 0,
+    packedDocuments: 0,
     repaired: 0,
     skippedByReason: {},
     skippedSamples: [],
   };
+  const packer = opts.pack ? new JobPacker(opts.pack) : undefined;
   const bulkSize = opts.bulkSize ?? 500;
   let buffer: BulkJob[] = [];
   const flush = async () => {
     if (buffer.length === 0) return;
     if (!opts.dryRun) await queue!.addBulk(buffer);
     s.jobs += buffer.length;
+    if (packer) [s.packs, s.packedDocuments] = [packer.packs, packer.packedDocuments];
     buffer = [];
     opts.onProgress?.(s);
   };
@@ -240,9 +251,11 @@ export async function enqueueDocuments(
     if (doc.metadata.invalid_utf8 === true) s.repaired++;
     s.chunks += chunks.length;
     for (const c of chunks) s.tokens += c.tokens;
-    buffer.push(...jobsForDocument(doc, chunks, opts));
+    const jobs = jobsForDocument(doc, chunks, opts);
+    buffer.push(...(packer ? packer.add(jobs) : jobs));
     if (buffer.length >= bulkSize) await flush();
   }
+  if (packer) buffer.push(...packer.flush());
   await flush();
   return s;
 }

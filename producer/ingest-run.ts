@@ -1,5 +1,5 @@
 /** `ingest` as one library call: reads files and folders (input-files.ts, readers/), chunks
- *  them with the model's tokenizer and enqueues one job per document (enqueue.ts), then prints
+ *  them with the model's tokenizer and enqueues one job per document, small ones packed (enqueue.ts), then prints
  *  the summary on stdout. Acts at once and returns the exit code: 1 when nothing was enqueued
  *  but records were skipped, or when an expected failure (a ProducerError: strict mode, bad
  *  chunking options) stopped it, whose message goes to stderr; anything else is a bug and is
@@ -16,6 +16,7 @@ import { inputEntries } from "./input-files.js";
 import { ProducerError } from "./producer-errors.js";
 import { readDocuments, type InputFormat } from "./readers/index.js";
 import { loadTokenCounter } from "./token-counter.js";
+import type { PackBounds } from "./packer.js";
 
 export interface IngestOptions {
   format: "auto" | InputFormat;
@@ -28,6 +29,8 @@ export interface IngestOptions {
   json?: boolean;
   skipUnchanged?: boolean;
   allowDuplicateIds?: boolean;
+  /** Pack small whole documents several to a job (packer.ts); unset = one job per document. */
+  pack?: PackBounds;
 }
 
 async function* readAll(paths: string[], format: "auto" | InputFormat, idPrefix?: string): AsyncGenerator<ReadEvent> {
@@ -71,6 +74,7 @@ export async function runIngest(cfg: Config, paths: string[], o: IngestOptions):
       strict: o.strict,
       skipUnchanged: o.skipUnchanged,
       allowDuplicateIds: o.allowDuplicateIds,
+      pack: o.pack,
       onChunkProgress: o.json ? undefined : chunkProgressLog(),
     });
     process.stdout.write(formatIngestSummary(s, performance.now() - started, Boolean(o.json), Boolean(o.dryRun)));

@@ -12,6 +12,7 @@ export function formatIngestSummary(s: EnqueueSummary, ms: number, json: boolean
     `${verb} ${s.documents} documents as ${s.jobs} jobs: ${s.chunks} chunks, ${s.tokens} tokens ` +
       `in ${(ms / 1000).toFixed(1)} s`,
   ];
+  if (s.packs > 0) out.push(`packed ${s.packedDocuments} small documents into ${s.packs} of those jobs`);
   if (s.repaired > 0) {
     out.push(`repaired ${s.repaired} documents: invalid UTF-8 or lone surrogates became U+FFFD`);
   }

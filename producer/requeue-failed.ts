@@ -4,8 +4,11 @@
  *  whole reason. Re-enqueueing uses BullMQ's `job.retry("failed")`, which keeps the job id,
  *  data and options; by default it also resets the attempt counters so the job gets its full
  *  JOB_ATTEMPTS again with backoff (BullMQ's own default keeps them, which leaves a job that
- *  used up its attempts exactly one more try). */
+ *  used up its attempts exactly one more try). A packed job (shared/pack.ts) that failed as a
+ *  whole is listed with its first document and how many it holds, and retried as a whole; its
+ *  documents that failed on their own were split off as their own jobs and are listed by themselves. */
 import type { Job, Queue } from "bullmq";
+import { jobDocIds } from "../shared/pack.js";
 
 export interface RequeueOptions {
   /** Error kinds to select (the part of the reason before the first colon); empty = any. */
@@ -48,10 +51,11 @@ export function reasonKind(reason: string | undefined): string {
 }
 
 export function describeFailedJob(job: Job): FailedJobRow {
-  const data = job.data as { docId?: unknown } | undefined;
+  const ids = jobDocIds(job.data);
+  const docId = ids.length === 0 ? null : ids.length === 1 ? ids[0] : `${ids[0]} (+${ids.length - 1} packed)`;
   return {
     id: job.id ?? "",
-    docId: typeof data?.docId === "string" ? data.docId : null,
+    docId,
     attempts: job.attemptsMade,
     reasonKind: reasonKind(job.failedReason),
     failedReason: job.failedReason ?? "",

@@ -5,7 +5,10 @@
  *  instead of blocking the event loop for seconds or overflowing the stack. The walk is
  *  iterative, stops at the first bound passed, and visits at most about MAX_METADATA_BYTES
  *  metadata values plus MAX_CHUNKS_PER_JOB chunks, so its time is bounded whatever the job holds.
- *  Anything it does not understand (wrong types, missing fields) is left to the schema. */
+ *  Anything it does not understand (wrong types, missing fields) is left to the schema.
+ *  A packed job (shared/pack.ts) is bounded as a whole (its documents' chunks, text bytes and
+ *  metadata together, failing the whole pack: the producer never builds such a pack), while what
+ *  is wrong inside one document (metadata too deep, a `__proto__` key) fails only that document. */
 import type { Config } from "./config.js";
 import { JobLimitError, ValidationError } from "./errors.js";
 
@@ -21,35 +24,93 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 export function checkJobBounds(data: unknown, limits: JobLimits): void {
   if (!isRecord(data)) return;
   const chunks = Array.isArray(data.chunks) ? data.chunks : [];
-  if (chunks.length > limits.MAX_CHUNKS_PER_JOB) {
+  checkChunkBounds([chunks], limits, "job");
+  const budget = { bytes: 0 };
+  checkDocMetadata(data, "", limits, budget);
+}
+
+/** Bounds of a packed job's raw data. Throws JobLimitError when the pack as a whole passes a bound
+ *  (documents, chunks, text bytes, metadata bytes); returns the documents (by position) that
+ *  fail on their own (metadata too deep, a `__proto__` key), which the caller fails alone. */
+export function checkPackBounds(data: unknown, limits: JobLimits): Map<number, ValidationError> {
+  const bad = new Map<number, ValidationError>();
+  if (!isRecord(data) || !Array.isArray(data.docs)) return bad;
+  const docs = data.docs;
+  if (docs.length > limits.MAX_CHUNKS_PER_JOB) {
     throw new JobLimitError(
-      `job has ${chunks.length} chunks, more than MAX_CHUNKS_PER_JOB=${limits.MAX_CHUNKS_PER_JOB}; ` +
-        "enqueue long documents as several jobs (the producer does)",
+      `pack has ${docs.length} documents, more than MAX_CHUNKS_PER_JOB=${limits.MAX_CHUNKS_PER_JOB}; ` +
+        "pack fewer documents per job (producer --pack-max-docs)",
       "MAX_CHUNKS_PER_JOB",
-      chunks.length,
+      docs.length,
+      limits.MAX_CHUNKS_PER_JOB,
+    );
+  }
+  const chunkLists = docs.map((d) => (isRecord(d) && Array.isArray(d.chunks) ? d.chunks : []));
+  checkChunkBounds(chunkLists, limits, "pack");
+  const budget = { bytes: 0 };
+  for (let i = 0; i < docs.length; i++) {
+    const d = docs[i];
+    if (!isRecord(d)) continue;
+    try {
+      checkDocMetadata(d, `docs.${i}.`, limits, budget);
+    } catch (err) {
+      // The shared byte budget belongs to the pack; depth and keys belong to the document.
+      if (err instanceof JobLimitError && err.setting === "MAX_METADATA_BYTES") throw err;
+      bad.set(i, err as ValidationError);
+    }
+  }
+  return bad;
+}
+
+/** Chunk count and text bytes over one job's chunk lists (one list, or one per packed document). */
+function checkChunkBounds(lists: unknown[][], limits: JobLimits, what: "job" | "pack"): void {
+  const count = lists.reduce((n, l) => n + l.length, 0);
+  if (count > limits.MAX_CHUNKS_PER_JOB) {
+    throw new JobLimitError(
+      `${what} has ${count} chunks, more than MAX_CHUNKS_PER_JOB=${limits.MAX_CHUNKS_PER_JOB}; ` +
+        (what === "job"
+          ? "enqueue long documents as several jobs (the producer does)"
+          : "pack fewer chunks per job (producer --pack-max-chunks)"),
+      "MAX_CHUNKS_PER_JOB",
+      count,
       limits.MAX_CHUNKS_PER_JOB,
     );
   }
   let textBytes = 0;
-  for (let i = 0; i < chunks.length; i++) {
-    const text = isRecord(chunks[i]) ? chunks[i].text : undefined;
-    if (typeof text !== "string") continue;
-    textBytes += Buffer.byteLength(text, "utf8");
-    if (textBytes > limits.MAX_JOB_BYTES) {
-      throw new JobLimitError(
-        `job's chunk texts reach ${textBytes} bytes (UTF-8) at chunk ${i}, ` +
-          `more than MAX_JOB_BYTES=${limits.MAX_JOB_BYTES}`,
-        "MAX_JOB_BYTES",
-        textBytes,
-        limits.MAX_JOB_BYTES,
-      );
+  for (let d = 0; d < lists.length; d++) {
+    const chunks = lists[d];
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i];
+      const text = isRecord(c) ? c.text : undefined;
+      if (typeof text !== "string") continue;
+      textBytes += Buffer.byteLength(text, "utf8");
+      if (textBytes > limits.MAX_JOB_BYTES) {
+        const at = what === "job" ? `chunk ${i}` : `document ${d}, chunk ${i}`;
+        throw new JobLimitError(
+          `${what}'s chunk texts reach ${textBytes} bytes (UTF-8) at ${at}, ` +
+            `more than MAX_JOB_BYTES=${limits.MAX_JOB_BYTES}`,
+          "MAX_JOB_BYTES",
+          textBytes,
+          limits.MAX_JOB_BYTES,
+        );
+      }
     }
   }
-  const budget = { bytes: 0 };
-  if (data.metadata !== undefined) checkMetadata(data.metadata, "metadata", limits, budget);
+}
+
+/** One document's metadata and its chunks' metadata, charged to `budget`. */
+function checkDocMetadata(
+  doc: Record<string, unknown>,
+  prefix: string,
+  limits: JobLimits,
+  budget: { bytes: number },
+): void {
+  const chunks = Array.isArray(doc.chunks) ? doc.chunks : [];
+  if (doc.metadata !== undefined) checkMetadata(doc.metadata, `${prefix}metadata`, limits, budget);
   for (let i = 0; i < chunks.length; i++) {
     const c = chunks[i];
-    if (isRecord(c) && c.metadata !== undefined) checkMetadata(c.metadata, `chunks.${i}.metadata`, limits, budget);
+    if (isRecord(c) && c.metadata !== undefined)
+      checkMetadata(c.metadata, `${prefix}chunks.${i}.metadata`, limits, budget);
   }
 }
 

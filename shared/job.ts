@@ -82,6 +82,21 @@ export interface EmbedJobResult {
   points: number;
   /** Chunks not re-embedded because the stored point had the same content hash and model. */
   unchanged?: number;
+  /** Packed jobs (shared/pack.ts): documents in the pack, and those split off as their own jobs. */
+  documents?: number;
+  split?: SplitOffDoc[];
+}
+
+/** A packed document that failed for its own reason and was re-enqueued as its own job. */
+export interface SplitOffDoc {
+  /** The document's id, or null when the packed document had none. */
+  docId: string | null;
+  /** Its position in the pack. */
+  index: number;
+  /** The single-document job it now is. */
+  jobId: string;
+  /** Why it left the pack: the failure reason, prefixed with its kind (`validation: …`). */
+  reason: string;
 }
 
 /** Readable zod issues, e.g. `chunks.3.text: expected string`. A path segment that is not

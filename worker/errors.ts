@@ -76,6 +76,19 @@ export class CollectionSchemaError extends EmbedError {
 /** An exception nobody expected, caught by the last-resort guard around one job's processing
  *  (issue 13): the job fails with this reason and the process keeps running. Retryable, since
  *  the cause is unknown; JOB_ATTEMPTS bounds the retries. */
+/** A packed job retried because some of its documents failed transiently: keeps the first such
+ *  failure's kind (its cause) and says how many documents it hit. */
+export class PackRetryError extends EmbedError {
+  readonly retryable = true;
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 export class InternalError extends EmbedError {
   readonly kind = "internal";
   readonly retryable = true;

@@ -21,6 +21,7 @@ export interface Metrics {
   errors: Counter<"type">;
   truncated: Counter<never>;
   unchanged: Counter<never>;
+  documents: Counter<"status">;
   upserts: Counter<never>;
   upsertPoints: Histogram<never>;
   modelInfo: Gauge<"model" | "provider" | "outputs" | "device">;
@@ -136,6 +137,12 @@ function build(registry: Registry, p: string): Metrics {
     unchanged: new Counter({
       name: `${p}unchanged_chunks_total`,
       help: "Chunks not re-embedded because the stored point has the same content hash and model (skip-unchanged jobs)",
+      registers: r,
+    }),
+    documents: new Counter({
+      name: `${p}documents_total`,
+      help: "Documents finished by status: completed, or split_off from a packed job to run as their own job",
+      labelNames: ["status"],
       registers: r,
     }),
     upserts: new Counter({ name: `${p}sink_requests_total`, help: "Upsert requests sent to the sink", registers: r }),

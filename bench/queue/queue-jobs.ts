@@ -9,6 +9,10 @@ import path from "node:path";
 import { chunkDocument } from "../../producer/chunker.js";
 import type { Chunk, SourceDocument } from "../../producer/document.js";
 import { jobsForDocument, type BulkJob, type EnqueueOptions } from "../../producer/enqueue.js";
+import type { EmbedJobData } from "../../shared/job.js";
+
+/** The bench measures one-document jobs (its "document" layout). */
+export type DocJob = BulkJob<EmbedJobData>;
 
 export interface ChunkStream {
   chunks: Chunk[];
@@ -47,7 +51,7 @@ export function chunkStream(
 }
 
 export interface CellJobs {
-  jobs: BulkJob[];
+  jobs: DocJob[];
   chunks: number;
   tokens: number;
   dataBytes: number;
@@ -57,7 +61,7 @@ export interface CellJobs {
 
 /** `jobs` jobs of exactly `k` chunks each, ids prefixed by `tag` so every cell's jobs are new to the queue. */
 export function cellJobs(stream: ChunkStream, k: number, jobs: number, tag: string, opts: EnqueueOptions): CellJobs {
-  const out: BulkJob[] = [];
+  const out: DocJob[] = [];
   let tokens = 0;
   let dataBytes = 0;
   const all = stream.chunks;
@@ -82,7 +86,7 @@ export function cellJobs(stream: ChunkStream, k: number, jobs: number, tag: stri
 }
 
 /** JSON bytes of a job beyond its chunks, and of a chunk beyond its text (for other chunk sizes). */
-export function jsonOverheads(jobs: BulkJob[]): { perJob: number; perChunk: number; textBytes: number } {
+export function jsonOverheads(jobs: DocJob[]): { perJob: number; perChunk: number; textBytes: number } {
   let job = 0;
   let chunk = 0;
   let text = 0;

@@ -24,6 +24,7 @@ import { checkpointKey, type Checkpoint } from "../../producer/backfill/checkpoi
 import { chunkDocument } from "../../producer/chunker.js";
 import type { SourceDocument } from "../../producer/document.js";
 import { chunksForQueue, enqueueOptionsFrom, jobsForDocument } from "../../producer/enqueue.js";
+import { jobChunkCount } from "../../shared/pack.js";
 import { startWorker, type RunningWorker } from "../../worker/app.js";
 import { docText, writeJsonlCorpus } from "../../kit/corpus.js";
 import { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
@@ -129,7 +130,7 @@ test(
           const jobs = await queue.getJobs(["waiting", "prioritized", "active", "delayed"]);
           backlog.maxChunks = Math.max(
             backlog.maxChunks,
-            jobs.reduce((n, j) => n + (j?.data?.chunks?.length ?? 0), 0),
+            jobs.reduce((n, j) => n + jobChunkCount(j?.data), 0),
           );
         }
         await new Promise((r) => setTimeout(r, 100));

@@ -23,6 +23,8 @@ import {
 import { compareWalkPositions, walkInputs } from "../../producer/backfill/input-walk.js";
 import { estimateEta } from "../../producer/backfill/progress.js";
 import { enqueueDocuments, enqueueOptionsFrom } from "../../producer/enqueue.js";
+import { packBoundsFrom } from "../../producer/packer.js";
+import { isPackData, jobDocIds } from "../../shared/pack.js";
 import { readDocuments } from "../../producer/readers/index.js";
 import { docText, writeJsonlCorpus, writeTextDocs } from "../../kit/corpus.js";
 import { repoRoot, testConfig, uniqueQueue, waitFor } from "../../kit/harness.js";
@@ -191,55 +193,68 @@ test("backlog accounting: this run's jobs by their chunks, unknown jobs at the m
   );
 });
 
-test("an interrupted run resumes where it stopped: across both runs every record is enqueued once", async () => {
-  const s = setup("bf-resume");
-  const dir = path.join(fx.tmp, "resume");
-  const { ids } = await writeJsonlCorpus(path.join(dir, "jsonl"), {
-    files: 3,
-    docsPerFile: 40,
-    sentencesPerDoc: 3,
-    badEvery: 13,
+for (const packed of [false, true]) {
+  test(`an interrupted run resumes where it stopped: across both runs every record is enqueued once${packed ? " (packed)" : ""}`, async () => {
+    const s = setup("bf-resume");
+    const dir = path.join(fx.tmp, packed ? "resume-packed" : "resume");
+    const { ids } = await writeJsonlCorpus(path.join(dir, "jsonl"), {
+      files: 3,
+      docsPerFile: 40,
+      sentencesPerDoc: 3,
+      badEvery: 13,
+    });
+    await writeTextDocs(path.join(dir, "txt"), 6, 5);
+    const file = new FileCheckpointStore(path.join(fx.tmp, packed ? "resume-packed.json" : "resume-checkpoint.json"));
+    const ac = new AbortController();
+    let saves = 0;
+    const stopping: CheckpointStore = {
+      describe: () => file.describe(),
+      load: () => file.load(),
+      clear: () => file.clear(),
+      save: async (c: Checkpoint) => {
+        await file.save(c);
+        if (++saves === 4) ac.abort();
+      },
+    };
+    const o = s.opts({
+      inputs: [dir],
+      bulkSize: 4,
+      checkpointEveryMs: 0,
+      marks: { highJobs: 10_000, lowJobs: 1, highChunks: 100_000, lowChunks: 1 },
+      // Packs of 3 documents: the open pack closes at every bulk, so the checkpoint never passes a document not in Redis.
+      pack: packed ? packBoundsFrom(s.cfg, { maxDocs: 3 }) : undefined,
+    });
+    const first = await runBackfill(s.cfg, { ...o, checkpointStore: stopping, signal: ac.signal });
+    assert.equal(first.interrupted, true);
+    assert.equal(first.complete, false);
+    const saved = (await file.load())!;
+    assert.equal(saved.position?.complete, false, "stopped inside a file");
+    assert.ok(first.run.documents > 0 && first.run.documents < ids.length + 6);
+    const second = await runBackfill(s.cfg, { ...o, checkpointStore: file });
+    assert.equal(second.resumed, true);
+    assert.equal(second.complete, true);
+    assert.equal(first.run.documents + second.run.documents, ids.length + 6, "a record was read twice or never");
+    assert.equal(first.run.skipped + second.run.skipped, 9, "bad lines reported once each");
+    assert.deepEqual(second.total, { ...second.total, documents: ids.length + 6, skipped: 9, files: 9 });
+    const jobs = await s.queue.getJobs(["prioritized"]);
+    assert.equal(jobs.length, second.total.jobs, "jobs in Redis differ from the jobs counted");
+    const parts = jobs.flatMap((j) =>
+      isPackData(j.data) ? jobDocIds(j.data).map((id) => `${id}/0`) : [`${j.data.docId}/${j.data.part}`],
+    );
+    assert.equal(new Set(parts).size, parts.length, "a document (part) was enqueued twice");
+    assert.equal(
+      jobs.some((j) => isPackData(j.data)),
+      packed,
+      packed ? "nothing was packed" : "a job was packed",
+    );
+    const docs = new Set(parts.map((p) => p.slice(0, p.lastIndexOf("/"))));
+    for (const id of ids) assert.ok(docs.has(id), `${id} never enqueued`);
+    assert.ok(docs.has("note-0") && docs.has("note-5"));
+    const third = await runBackfill(s.cfg, { ...o, checkpointStore: file });
+    assert.equal(third.alreadyComplete, true);
+    assert.equal(third.run.documents, 0);
   });
-  await writeTextDocs(path.join(dir, "txt"), 6, 5);
-  const file = new FileCheckpointStore(path.join(fx.tmp, "resume-checkpoint.json"));
-  const ac = new AbortController();
-  let saves = 0;
-  const stopping: CheckpointStore = {
-    describe: () => file.describe(),
-    load: () => file.load(),
-    clear: () => file.clear(),
-    save: async (c: Checkpoint) => {
-      await file.save(c);
-      if (++saves === 4) ac.abort();
-    },
-  };
-  const o = s.opts({
-    inputs: [dir],
-    bulkSize: 4,
-    checkpointEveryMs: 0,
-    marks: { highJobs: 10_000, lowJobs: 1, highChunks: 100_000, lowChunks: 1 },
-  });
-  const first = await runBackfill(s.cfg, { ...o, checkpointStore: stopping, signal: ac.signal });
-  assert.equal(first.interrupted, true);
-  assert.equal(first.complete, false);
-  const saved = (await file.load())!;
-  assert.equal(saved.position?.complete, false, "stopped inside a file");
-  assert.ok(first.run.documents > 0 && first.run.documents < ids.length + 6);
-  const second = await runBackfill(s.cfg, { ...o, checkpointStore: file });
-  assert.equal(second.resumed, true);
-  assert.equal(second.complete, true);
-  assert.equal(first.run.documents + second.run.documents, ids.length + 6, "a record was read twice or never");
-  assert.equal(first.run.skipped + second.run.skipped, 9, "bad lines reported once each");
-  assert.deepEqual(second.total, { ...second.total, documents: ids.length + 6, skipped: 9, files: 9 });
-  const jobs = await s.queue.getJobs(["prioritized"]);
-  assert.equal(jobs.length, second.total.jobs, "jobs in Redis differ from the jobs counted");
-  const docs = new Set(jobs.map((j) => j.data.docId));
-  for (const id of ids) assert.ok(docs.has(id), `${id} never enqueued`);
-  assert.ok(docs.has("note-0") && docs.has("note-5"));
-  const third = await runBackfill(s.cfg, { ...o, checkpointStore: file });
-  assert.equal(third.alreadyComplete, true);
-  assert.equal(third.run.documents, 0);
-});
+}
 
 test("backpressure: the backlog stays within one bulk of the high-water marks (jobs, then chunks) and resumes under the low ones", async () => {
   for (const marks of [

@@ -60,14 +60,19 @@ test("ingest reports bad records by file and line and still enqueues the good on
   queues.push(queue);
   const r = run(producer, ["ingest", file], { QUEUE_NAME: queue });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /enqueued 2 documents as 2 jobs/);
+  // Packing is on by default: the two one-chunk documents share one job.
+  assert.match(r.stdout, /enqueued 2 documents as 1 jobs/);
+  assert.match(r.stdout, /packed 2 small documents into 1 of those jobs/);
   assert.match(r.stdout, /skipped 2 records/);
   assert.match(r.stdout, /mixed\.jsonl:2: line 2: invalid JSON/);
   const st = run(producer, ["stats"], { QUEUE_NAME: queue });
   assert.equal(st.status, 0, st.stderr);
   const stats = JSON.parse(st.stdout);
-  assert.equal(stats.waiting, 2);
-  assert.equal(stats.backlog, 2);
+  assert.equal(stats.waiting, 1);
+  assert.equal(stats.backlog, 1);
+  const unpacked = run(producer, ["ingest", file, "--no-pack"], { QUEUE_NAME: queue });
+  assert.match(unpacked.stdout, /enqueued 2 documents as 2 jobs/);
+  assert.equal(JSON.parse(run(producer, ["stats"], { QUEUE_NAME: queue }).stdout).waiting, 3);
 });
 
 test("a bad configuration prints every problem and exits 2", () => {

@@ -96,7 +96,7 @@ test("ingest, worker, queue metrics, stats and requeue-failed through a three-ma
   const { worker, port } = await startWorker(env);
 
   const first = Array.from({ length: 24 }, (_, i) => `ok-${i}`);
-  assert.match(cli(env, "ingest", await writeDocs("first", first)), /enqueued 24 documents as 24 jobs/);
+  assert.match(cli(env, "ingest", await writeDocs("first", first), "--no-pack"), /enqueued 24 documents as 24 jobs/);
   const completed = async () => (worker.assertAlive(), (await queue.getJobCounts("completed")).completed);
   await waitFor(async () => (await completed()) === 24, 30_000, "24 jobs completed");
   assert.deepEqual(storedIds(env.COLLECTION), expectedIds(first));
@@ -104,7 +104,7 @@ test("ingest, worker, queue metrics, stats and requeue-failed through a three-ma
   // Qdrant refuses every write: with one attempt each, the next documents' jobs land in the failed set.
   fx.server.setFault({ kind: "status", status: 503 });
   const second = Array.from({ length: 6 }, (_, i) => `later-${i}`);
-  cli(env, "ingest", await writeDocs("second", second));
+  cli(env, "ingest", await writeDocs("second", second), "--no-pack");
   await waitFor(async () => (await queue.getJobCounts("failed")).failed === 6, 30_000, "6 failed jobs");
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   assert.match(metrics, new RegExp(`embed_queue_jobs\\{queue="${name}",state="failed"\\} 6\\n`));
@@ -201,7 +201,7 @@ test(
     fx.server.setFault({ kind: "delay", ms: 40 }); // keep jobs in flight across the failover
     t.after(() => fx.server.setFault(null));
     const ids = Array.from({ length: 60 }, (_, i) => `fo-${i}`);
-    cli(env, "ingest", await writeDocs("failover", ids));
+    cli(env, "ingest", await writeDocs("failover", ids), "--no-pack");
     await waitFor(async () => (await queue.getJobCounts("completed")).completed >= 10, 30_000, "10 jobs done");
     const doneBefore = (await queue.getJobCounts("completed")).completed;
     const moved = await six.failover(PREFIX);

@@ -9,7 +9,8 @@
  *  is moved back to the wait list. BullMQ errors are counted, rate-limited in the log and turned
  *  into readiness by `GuardedWorker` (issue 16). Each job records which process took it (BullMQ
  *  `processedBy`, set to `workerName()`), so an operator or a fleet test can tell whose jobs a crash
- *  stranded. */
+ *  stranded. A packed job (several small documents, shared/pack.ts) goes to `runPack`
+ *  (pack-consumer.ts): its documents fail one by one and are split off as their own jobs. */
 import os from "node:os";
 import { UnrecoverableError, WaitingError, type Job } from "bullmq";
 import type { RedisClient } from "../../shared/redis.js";
@@ -18,9 +19,12 @@ import type { Config } from "../../shared/config.js";
 import { asEmbedError, ShutdownError, ValidationError, type EmbedError } from "../errors.js";
 import { checkJobBounds, type JobLimits } from "../../shared/job-bounds.js";
 import { embedJobSchema, formatIssues, JOB_NAME, type EmbedJobData, type EmbedJobResult } from "../../shared/job.js";
+import { isPackData } from "../../shared/pack.js";
 import type { Metrics } from "../metrics.js";
 import type { EmbeddingPipeline } from "../core/pipeline.js";
 import { GuardedWorker } from "./guarded-worker.js";
+import { parsePackData, runPack, type ParsedPackDoc } from "./pack-consumer.js";
+import { PackSplitter } from "./pack-splitter.js";
 
 type ConsumerConfig = JobLimits &
   Pick<Config, "QUEUE_NAME" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "LOCK_DURATION_MS" | "STALLED_INTERVAL_MS">;
@@ -47,15 +51,48 @@ function toQueueError(e: EmbedError): Error {
 export function createQueueConsumer(
   cfg: ConsumerConfig,
   pipeline: EmbeddingPipeline,
-  deps: { connection: RedisClient; log: Logger; metrics: Metrics; autorun?: boolean },
+  deps: { connection: RedisClient; log: Logger; metrics: Metrics; autorun?: boolean; splitter?: PackSplitter },
 ): GuardedWorker {
   const { log, metrics } = deps;
+  const ownSplitter = deps.splitter ? undefined : new PackSplitter(cfg, deps.connection);
+  const splitter = deps.splitter ?? ownSplitter!;
+  const handBack = async (job: Job, token: string | undefined, jl: Logger, what: Record<string, unknown>) => {
+    // Not a failure: back to the queue at once (attempts unchanged) rather than after the lock expires.
+    await job.moveToWait(token);
+    jl.info(what, "job handed back to the queue: drain deadline passed");
+    return new WaitingError();
+  };
+  const packProcessor = async (job: Job, token: string | undefined, jl: Logger): Promise<EmbedJobResult> => {
+    let docs: ParsedPackDoc[];
+    try {
+      if (job.name !== JOB_NAME) throw new ValidationError(`unknown job name "${job.name}" (expected "${JOB_NAME}")`);
+      docs = parsePackData(job.data, cfg);
+    } catch (err) {
+      const e = asEmbedError(err, "validating the pack");
+      metrics.errors.inc({ type: e.kind });
+      jl.warn({ kind: e.kind, err: e.message }, "packed job failed validation");
+      throw toQueueError(e);
+    }
+    try {
+      const s = await runPack(job, docs, { pipeline, splitter, metrics }, jl);
+      if (s.kind === "hand-back") throw await handBack(job, token, jl, { documents: docs.length });
+      if (s.result.unchanged) metrics.unchanged.inc(s.result.unchanged);
+      jl.debug({ ...s.result, split: s.result.split?.length ?? 0 }, "packed job completed");
+      return s.result;
+    } catch (err) {
+      if (err instanceof WaitingError) throw err;
+      const e = asEmbedError(err, "processing the pack");
+      jl.warn({ documents: docs.length, kind: e.kind, err: e.message, attempt: job.attemptsMade + 1 }, "job failed");
+      throw toQueueError(e);
+    }
+  };
   const processor = async (job: Job, token?: string): Promise<EmbedJobResult> => {
     const jl = log.child({ jobId: job.id });
     metrics.stage.observe(
       { stage: "queue_wait", lane: "queue" },
       Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp) / 1000,
     );
+    if (isPackData(job.data)) return packProcessor(job, token, jl);
     let d: EmbedJobData;
     try {
       d = parseJobData(job.name, job.data, cfg);
@@ -75,16 +112,12 @@ export function createQueueConsumer(
         chunks: d.chunks,
       });
       metrics.jobLatency.observe(Math.max(0, Date.now() - d.enqueuedAt) / 1000);
+      metrics.documents.inc({ status: "completed" });
       if (result.unchanged) metrics.unchanged.inc(result.unchanged);
       jl.debug({ docId: d.docId, ...result }, "job completed");
       return result;
     } catch (err) {
-      if (err instanceof ShutdownError) {
-        // Not a failure: back to the queue at once (attempts unchanged) rather than after the lock expires.
-        await job.moveToWait(token);
-        jl.info({ docId: d.docId }, "job handed back to the queue: drain deadline passed");
-        throw new WaitingError();
-      }
+      if (err instanceof ShutdownError) throw await handBack(job, token, jl, { docId: d.docId });
       // Counted in errors_total where it happened (pipeline, model, sink), not again here.
       const e = asEmbedError(err, "processing the job");
       jl.warn({ docId: d.docId, kind: e.kind, err: e.message, attempt: job.attemptsMade + 1 }, "job failed");
@@ -102,6 +135,7 @@ export function createQueueConsumer(
   };
   const worker = new GuardedWorker(cfg.QUEUE_NAME, processor, options, { log, metrics });
   worker.on("completed", () => metrics.jobs.inc({ status: "completed" }));
+  if (ownSplitter) worker.on("closed", () => void ownSplitter.close().catch(() => undefined));
   worker.on("failed", (job, err) => {
     const final =
       !job ||
