@@ -21,6 +21,8 @@ const positiveNumber = (v: string) => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
   return n;
 };
+const FRESH_HELP =
+  "promise that the collection holds none of these documents (e.g. created for this run): workers skip the stale-point delete; if false, older versions' extra chunks stay";
 const DUPLICATE_IDS_HELP =
   "enqueue a document whose id an earlier one in this run had (it overwrites its points); default: skip it, counted";
 /** BullMQ's priority range. */
@@ -40,6 +42,7 @@ export function buildCli(cfg: () => Config): Command {
     .option("--dry-run", "read, chunk and count tokens without enqueueing")
     .option("--strict", "stop at the first bad record instead of skipping it")
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--fresh", FRESH_HELP)
     .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--json", "print the summary as JSON")
     .action(async (paths: string[], o) => {
@@ -133,6 +136,7 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     )
     .option("--bulk <n>", "jobs per addBulk", atLeastOne, d.bulkSize)
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--fresh", FRESH_HELP)
     .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--dry-run", "read, chunk and count tokens without Redis; print totals and a sizing estimate")
     .option(
@@ -172,6 +176,7 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
           bulkSize: o.bulk,
           marks,
           skipUnchanged: o.skipUnchanged,
+          fresh: o.fresh,
           allowDuplicateIds: o.allowDuplicateIds,
           dryRun: o.dryRun,
           wait: o.wait,

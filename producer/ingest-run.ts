@@ -27,6 +27,7 @@ export interface IngestOptions {
   strict?: boolean;
   json?: boolean;
   skipUnchanged?: boolean;
+  fresh?: boolean;
   allowDuplicateIds?: boolean;
 }
 
@@ -70,6 +71,7 @@ export async function runIngest(cfg: Config, paths: string[], o: IngestOptions):
       dryRun: o.dryRun,
       strict: o.strict,
       skipUnchanged: o.skipUnchanged,
+      fresh: o.fresh,
       allowDuplicateIds: o.allowDuplicateIds,
       onChunkProgress: o.json ? undefined : chunkProgressLog(),
     });

@@ -73,6 +73,7 @@ export function createQueueConsumer(
         enqueuedAt: d.enqueuedAt,
         metadata: d.metadata,
         chunks: d.chunks,
+        fresh: d.fresh,
       });
       metrics.jobLatency.observe(Math.max(0, Date.now() - d.enqueuedAt) / 1000);
       if (result.unchanged) metrics.unchanged.inc(result.unchanged);
