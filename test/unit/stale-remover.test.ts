@@ -10,7 +10,13 @@ import { parseConfig } from "../../shared/config.js";
 import { SinkError } from "../../worker/errors.js";
 import { createMetrics } from "../../worker/metrics.js";
 import { EmbeddingPipeline, type PipelineJob } from "../../worker/core/pipeline.js";
-import type { ChunkTokenizer, EmbeddingModel, StaleSelector, VectorPoint, VectorSink } from "../../worker/core/ports.js";
+import type {
+  ChunkTokenizer,
+  EmbeddingModel,
+  StaleSelector,
+  VectorPoint,
+  VectorSink,
+} from "../../worker/core/ports.js";
 import { StaleRemover, type StaleRemoverOptions } from "../../worker/core/stale-remover.js";
 import { fakeModelInfo } from "../support/fake-model-info.js";
 
@@ -117,7 +123,10 @@ test("while requests are in flight, new removals wait and leave together; each s
     sink.requests[1]?.map((s) => s.docId),
     ["d1", "d2", "d3", "d4", "d5"],
   );
-  assert.ok(rest.every((r) => r.outcome.size === 0), "the second request's removals settled before it answered");
+  assert.ok(
+    rest.every((r) => r.outcome.size === 0),
+    "the second request's removals settled before it answered",
+  );
   sink.release();
   await Promise.all(rest.map((r) => r.all));
 });
