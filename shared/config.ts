@@ -114,8 +114,12 @@ export const configShape = {
   STALE_DELETE_LINGER_MS: int(0, 0).describe(
     "How long a document's stale-point removal waits to be grouped with others, milliseconds (0: only what completes together or while a delete is in flight)",
   ),
-  SINK_RETRIES: int(5, 0, 50).describe("Retries of a failed upsert or stale-point delete before its jobs fail (and BullMQ retries them)"),
-  SINK_RETRY_BASE_MS: int(200, 1).describe("First retry delay of a failed upsert or delete, milliseconds (doubles each retry)"),
+  SINK_RETRIES: int(5, 0, 50).describe(
+    "Retries of a failed upsert or stale-point delete before its jobs fail (and BullMQ retries them)",
+  ),
+  SINK_RETRY_BASE_MS: int(200, 1).describe(
+    "First retry delay of a failed upsert or delete, milliseconds (doubles each retry)",
+  ),
   MODEL_DIR: z
     .string()
     .default("models/bge-m3")

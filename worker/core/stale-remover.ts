@@ -126,9 +126,13 @@ export class StaleRemover {
   private dispatch(group: Removal[]): Promise<void> {
     return this.send(group).catch((err) => {
       const why = (err as Error)?.message ?? String(err);
-      const e = new SinkError(`deleting stale points of ${group.length} documents failed unexpectedly: ${why}`, undefined, {
-        cause: err,
-      });
+      const e = new SinkError(
+        `deleting stale points of ${group.length} documents failed unexpectedly: ${why}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
       for (const r of group) r.reject(e);
     });
   }
@@ -163,9 +167,13 @@ export class StaleRemover {
 function asSinkError(err: unknown, sels: StaleSelector[]): SinkError {
   if (err instanceof SinkError) return err;
   const what = sels.length === 1 ? `document "${sels[0].docId}"` : `${sels.length} documents`;
-  return new SinkError(`deleting stale points of ${what} failed: ${(err as Error)?.message ?? String(err)}`, undefined, {
-    cause: err,
-  });
+  return new SinkError(
+    `deleting stale points of ${what} failed: ${(err as Error)?.message ?? String(err)}`,
+    undefined,
+    {
+      cause: err,
+    },
+  );
 }
 
 /** The request's error, naming the job's own document (the request's message counts documents). */
