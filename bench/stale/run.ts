@@ -95,10 +95,9 @@ async function runOnce(
     await worker.started;
     const countTokens = loadTokenCounter(path.join(ctx.modelDir, "tokenizer.json"));
     const t0 = performance.now();
-    const s = await enqueueDocuments(queue, docs, {
-      ...enqueueOptionsFrom(cfg, countTokens),
-      fresh: MODES[mode].fresh,
-    });
+    // Every completed job is kept, so the completed count reaches the number of jobs.
+    const enqueue = { ...enqueueOptionsFrom(cfg, countTokens), removeOnComplete: docs.length };
+    const s = await enqueueDocuments(queue, docs, { ...enqueue, fresh: MODES[mode].fresh });
     if (s.chunks !== docs.length) throw new Error(`expected one chunk per document, got ${s.chunks} chunks`);
     let counts = await queue.getJobCounts("completed", "failed");
     while (counts.completed + counts.failed < s.jobs) {
@@ -163,7 +162,7 @@ function report(results: RunResult[], header: string[]): string {
 async function main(): Promise<void> {
   const o = new Command("bench:stale")
     .option("--docs <n>", "one-chunk documents per run", (v) => parseInt(v, 10), 2000)
-    .option("--rounds <n>", "runs of each mode, interleaved", (v) => parseInt(v, 10), 2)
+    .option("--rounds <n>", "runs of each mode, interleaved", (v) => parseInt(v, 10), 1)
     .option("--modes <list>", `comma list of ${Object.keys(MODES).join(", ")}`, Object.keys(MODES).join(","))
     .option("--out <dir>", "results folder", path.join(repoRoot, "bench", "results", "stale"))
     .parse()
