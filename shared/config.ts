@@ -111,8 +111,8 @@ export const configShape = {
   STALE_DELETE_MAX_DOCS: int(128, 1, 10_000).describe(
     "Most documents whose stale points one delete request removes (grouped filter); 1 = one request per document",
   ),
-  STALE_DELETE_LINGER_MS: int(0, 0).describe(
-    "How long a document's stale-point removal waits to be grouped with others, milliseconds (0: only what completes together or while a delete is in flight)",
+  STALE_DELETE_LINGER_MS: int(10, 0).describe(
+    "How long a document's stale-point removal waits to be grouped with others' in one delete, milliseconds (0: only removals that complete together or while a delete is in flight)",
   ),
   SINK_RETRIES: int(5, 0, 50).describe(
     "Retries of a failed upsert or stale-point delete before its jobs fail (and BullMQ retries them)",

@@ -10,7 +10,9 @@
  *  final answer may concern its content (HTTP 4xx, 500) is split in halves, each sent once, until
  *  the failing selector is alone; outages fail the whole request without splitting. With
  *  `maxDocs` 1, or a sink without `deleteStaleMany`, each removal is its own `deleteStale` call,
- *  sent at once: the behaviour before grouping. Performs no I/O itself. */
+ *  sent at once: the behaviour before grouping. Performs no I/O itself. The default window
+ *  (STALE_DELETE_LINGER_MS=10) comes from `npm run bench:stale`: on one-chunk documents it sent about
+ *  a third fewer deletes than 0 with no throughput lost that the (noisy) runs could show. */
 import { SinkError } from "../errors.js";
 import type { StaleSelector, VectorSink } from "./ports.js";
 import { retrySink } from "./upsert-grouper.js";
