@@ -104,3 +104,36 @@ test("--fresh sends no delete; a shorter re-ingest keeps one point per document 
   );
   await w.child.stop();
 });
+
+test("backfill --fresh marks every job fresh; without it no job carries the field", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "stale-e2e-bf-"));
+  fx.onCleanup(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, "docs.jsonl");
+  await writeFile(file, ["a", "b", "c"].map((id, i) => JSON.stringify({ id, text: docText(i, 2) })).join("\n") + "\n");
+  for (const fresh of [true, false]) {
+    const { queue, queueName } = fx.newQueue(fresh ? "bffresh" : "bfplain");
+    const args = [
+      cli,
+      "backfill",
+      file,
+      "--no-progress",
+      "--json",
+      "--checkpoint",
+      path.join(dir, `${queueName}.ckpt`),
+    ];
+    const { status, stderr } = spawnSync(process.execPath, fresh ? [...args, "--fresh"] : args, {
+      env: {
+        PATH: process.env.PATH ?? "",
+        REDIS_URL: "redis://127.0.0.1:6379",
+        QUEUE_NAME: queueName,
+        MODEL_DIR: fx.modelDir,
+      },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(status, 0, stderr);
+    const jobs = await queue.getJobs(["prioritized", "waiting"], 0, -1);
+    assert.equal(jobs.length, 3);
+    for (const j of jobs) assert.equal(j.data.fresh, fresh ? true : undefined, `${queueName}: job ${j.id}`);
+  }
+});
