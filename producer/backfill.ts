@@ -99,6 +99,9 @@ export interface BackfillOptions {
   skipUnchanged?: boolean;
   /** Pack small whole documents several to a job within these bounds; unset = one job per document. */
   pack?: PackBounds;
+  /** The collection holds none of these documents (created for this backfill): workers skip the
+   *  stale-point removal. See EnqueueOptions.fresh for the risk. */
+  fresh?: boolean;
   /** Enqueue a document whose id this invocation already enqueued (default: refuse it, counted). */
   allowDuplicateIds?: boolean;
   dryRun?: boolean;
@@ -246,6 +249,7 @@ class BackfillRun {
       overlapTokens: o.overlapTokens ?? cfg.CHUNK_OVERLAP_TOKENS,
       priority: o.priority ?? BACKFILL_DEFAULTS.priority,
       skipUnchanged: o.skipUnchanged,
+      fresh: o.fresh,
       dryRun: o.dryRun,
     };
     this.settings = {

@@ -22,6 +22,8 @@ const positiveNumber = (v: string) => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
   return n;
 };
+const FRESH_HELP =
+  "promise that the collection holds none of these documents (e.g. created for this run): workers skip the stale-point delete; if false, older versions' extra chunks stay";
 const DUPLICATE_IDS_HELP =
   "enqueue a document whose id an earlier one in this run had (it overwrites its points); default: skip it, counted";
 /** `--no-pack` and the pack bounds (packer.ts), shared by ingest and backfill. */
@@ -62,6 +64,7 @@ export function buildCli(cfg: () => Config): Command {
     .option("--dry-run", "read, chunk and count tokens without enqueueing")
     .option("--strict", "stop at the first bad record instead of skipping it")
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--fresh", FRESH_HELP)
     .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--json", "print the summary as JSON");
   addPackOptions(ingest).action(async (paths: string[], o) => {
@@ -155,6 +158,7 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
     )
     .option("--bulk <n>", "jobs per addBulk", atLeastOne, d.bulkSize)
     .option("--skip-unchanged", "workers skip chunks whose stored point has the same content hash and model")
+    .option("--fresh", FRESH_HELP)
     .option("--allow-duplicate-ids", DUPLICATE_IDS_HELP)
     .option("--dry-run", "read, chunk and count tokens without Redis; print totals and a sizing estimate")
     .option(
@@ -195,6 +199,7 @@ function addBackfillCommand(program: Command, cfg: () => Config): void {
         marks,
         skipUnchanged: o.skipUnchanged,
         pack: packFrom(cfg(), o),
+        fresh: o.fresh,
         allowDuplicateIds: o.allowDuplicateIds,
         dryRun: o.dryRun,
         wait: o.wait,

@@ -40,6 +40,11 @@ export interface EnqueueOptions {
   skipUnchanged?: boolean;
   /** Pack small whole documents several to a job within these bounds (packer.ts); unset = one job per document. */
   pack?: PackBounds;
+  /** The caller promises the collection holds none of these documents (e.g. it was created for this
+   *  run): jobs say `fresh`, and workers skip the stale-point removal (one delete request saved per
+   *  document group). If the promise is false, points an older, longer version wrote beyond the new
+   *  length stay. */
+  fresh?: boolean;
   /** Called while a document is chunked (after each chunk): progress through one long document. */
   onChunkProgress?: (doc: SourceDocument, p: ChunkProgress) => void;
   /** Enqueue a document whose id an earlier document of this call already had (default: refuse it, counted). */
@@ -171,6 +176,7 @@ export function jobsForDocument(
       docHash,
       enqueuedAt: now,
       metadata,
+      ...(opts.fresh ? { fresh: true } : {}),
       chunks: slice.map((c) => ({
         index: c.index,
         text: c.text,

@@ -28,6 +28,7 @@ export interface IngestOptions {
   strict?: boolean;
   json?: boolean;
   skipUnchanged?: boolean;
+  fresh?: boolean;
   allowDuplicateIds?: boolean;
   /** Pack small whole documents several to a job (packer.ts); unset = one job per document. */
   pack?: PackBounds;
@@ -73,6 +74,7 @@ export async function runIngest(cfg: Config, paths: string[], o: IngestOptions):
       dryRun: o.dryRun,
       strict: o.strict,
       skipUnchanged: o.skipUnchanged,
+      fresh: o.fresh,
       allowDuplicateIds: o.allowDuplicateIds,
       pack: o.pack,
       onChunkProgress: o.json ? undefined : chunkProgressLog(),

@@ -108,8 +108,18 @@ export const configShape = {
   UPSERT_LINGER_MS: int(10, 0).describe(
     "How long points wait to be grouped with others before an upsert, milliseconds",
   ),
-  SINK_RETRIES: int(5, 0, 50).describe("Retries of a failed upsert before its jobs fail (and BullMQ retries them)"),
-  SINK_RETRY_BASE_MS: int(200, 1).describe("First retry delay of a failed upsert, milliseconds (doubles each retry)"),
+  STALE_DELETE_MAX_DOCS: int(128, 1, 10_000).describe(
+    "Most documents whose stale points one delete request removes (grouped filter); 1 = one request per document",
+  ),
+  STALE_DELETE_LINGER_MS: int(10, 0).describe(
+    "How long a document's stale-point removal waits to be grouped with others' in one delete, milliseconds (0: only removals that complete together or while a delete is in flight)",
+  ),
+  SINK_RETRIES: int(5, 0, 50).describe(
+    "Retries of a failed upsert or stale-point delete before its jobs fail (and BullMQ retries them)",
+  ),
+  SINK_RETRY_BASE_MS: int(200, 1).describe(
+    "First retry delay of a failed upsert or delete, milliseconds (doubles each retry)",
+  ),
   MODEL_DIR: z
     .string()
     .default("models/bge-m3")

@@ -58,6 +58,11 @@ export const embedJobSchema = z
     enqueuedAt: z.number().int().min(0),
     metadata: metadataSchema.default({}),
     chunks: z.array(chunkSchema).min(1),
+    /** The producer promises the collection holds no earlier version of this document (a backfill
+     *  or ingest with `--fresh`, e.g. into a new collection): the worker skips the stale-point
+     *  removal. Absent (older producers) = removal as usual; a worker that predates the field
+     *  ignores it and removes as usual. */
+    fresh: z.boolean().optional(),
   })
   .refine((j) => j.part < j.parts, { message: "part must be smaller than parts", path: ["part"] })
   .refine(

@@ -21,6 +21,8 @@ export const packedDocSchema = z
     enqueuedAt: z.number().int().min(0),
     metadata: metadataSchema.default({}),
     chunks: z.array(chunkSchema).min(1),
+    /** As on a single job: the producer promised the collection never held this document (`--fresh`). */
+    fresh: z.boolean().optional(),
   })
   .refine(
     (d) =>
@@ -62,8 +64,8 @@ export function packJobId(docs: ReadonlyArray<Pick<PackedDoc, "docId" | "docHash
 /** A document's fields for a pack, from its single-document job (which must be whole). */
 export function packedDocFrom(single: EmbedJobData): PackedDoc {
   if (single.part !== 0 || single.parts !== 1) throw new Error(`only whole documents are packed ("${single.docId}")`);
-  const { docId, docHash, enqueuedAt, metadata, chunks } = single;
-  return { docId, docHash, enqueuedAt, metadata, chunks };
+  const { docId, docHash, enqueuedAt, metadata, chunks, fresh } = single;
+  return { docId, docHash, enqueuedAt, metadata, chunks, ...(fresh ? { fresh } : {}) };
 }
 
 /** The single-document job a packed document is split off as: its own fields, part 0 of 1, and the

@@ -24,6 +24,10 @@ export interface Metrics {
   documents: Counter<"status">;
   upserts: Counter<never>;
   upsertPoints: Histogram<never>;
+  /** Stale-point delete requests sent to the sink (each may carry several documents; issue 15). */
+  deletes: Counter<never>;
+  /** Documents whose stale-point removal was applied (`removed`) or skipped for a fresh job (`skipped`). */
+  staleRemovals: Counter<"outcome">;
   modelInfo: Gauge<"model" | "provider" | "outputs" | "device">;
   inflightJobs: Gauge<never>;
   pooledChunks: Gauge<never>;
@@ -59,6 +63,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; prefix?: string 
   for (const type of kinds) m.errors.inc({ type }, 0);
   for (const status of ["completed", "failed", "retried"]) m.jobs.inc({ status }, 0);
   for (const reason of QUEUE_ERROR_REASONS) m.queueErrors.inc({ reason }, 0);
+  for (const outcome of ["removed", "skipped"]) m.staleRemovals.inc({ outcome }, 0);
   return m;
 }
 
@@ -150,6 +155,17 @@ function build(registry: Registry, p: string): Metrics {
       name: `${p}sink_request_points`,
       help: "Points per upsert request",
       buckets: pow2(1, 11),
+      registers: r,
+    }),
+    deletes: new Counter({
+      name: `${p}sink_delete_requests_total`,
+      help: "Stale-point delete requests sent to the sink (one may carry several documents' removals)",
+      registers: r,
+    }),
+    staleRemovals: new Counter({
+      name: `${p}stale_removals_total`,
+      help: "Documents by stale-point removal outcome: removed (its delete request succeeded) or skipped (fresh job)",
+      labelNames: ["outcome"],
       registers: r,
     }),
     modelInfo: new Gauge({

@@ -5,8 +5,9 @@
  * which makes per-document deletes over a few hundred thousand points quadratic.
  *
  * Trade-off: only top-level `must` conditions of the form `{key, match: {value}}` on a
- * keyword-indexed field narrow the scan; the full predicate still runs on every candidate,
- * so results never depend on the index.
+ * keyword-indexed field narrow the scan, and a top-level `should` whose every condition is a
+ * filter so narrowed (the worker's grouped stale delete, issue 15) narrows it to their union;
+ * the full predicate still runs on every candidate, so results never depend on the index.
  */
 import { valuesAtPath } from "./filters.js";
 import { isPlainObject, type PointId, type StoredPoint } from "./model.js";
@@ -39,17 +40,21 @@ export class KeywordIndex {
   /** Ids that can match `filter` (already validated by parseFilter), or null when the index cannot narrow it. */
   candidates(filter: unknown): Set<PointId> | null {
     if (!isPlainObject(filter)) return null;
-    const must = Array.isArray(filter.must)
-      ? filter.must
-      : filter.must === undefined || filter.must === null
-        ? []
-        : [filter.must];
-    for (const c of must) {
+    for (const c of asList(filter.must)) {
       if (!isPlainObject(c) || typeof c.key !== "string" || !isPlainObject(c.match) || !("value" in c.match)) continue;
       const byValue = this.fields.get(c.key);
       if (byValue) return byValue.get(c.match.value) ?? new Set();
     }
-    return null;
+    // A point matches a non-empty `should` only if it matches one of its conditions.
+    const should = asList(filter.should);
+    if (should.length === 0) return null;
+    const union = new Set<PointId>();
+    for (const c of should) {
+      const ids = this.candidates(c);
+      if (ids === null) return null;
+      for (const id of ids) union.add(id);
+    }
+    return union;
   }
 
   private addTo(field: string, byValue: Map<unknown, Set<PointId>>, p: StoredPoint): void {
@@ -60,4 +65,8 @@ export class KeywordIndex {
       ids.add(p.id);
     }
   }
+}
+
+function asList(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
 }

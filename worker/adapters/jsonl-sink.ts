@@ -2,13 +2,14 @@
  *  look at the vectors). Each upsert appends one line per point and syncs the file before it
  *  resolves, keeping the same contract as Qdrant's `wait=true`. Not for production: nothing
  *  deduplicates re-written points (readers should keep the last line per id), and stale points
- *  of a re-ingested document are not deleted: `deleteStale` is a no-op. A reader that needs the
+ *  of a re-ingested document are not deleted (no `deleteStale`, so no removal is attempted or
+ *  counted). A reader that needs the
  *  current state keeps, per `doc_id`, the points whose `chunk_index` is below the `doc_chunks`
  *  of the document's highest `doc_version`. */
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { SinkError } from "../errors.js";
-import type { ModelInfo, StaleSelector, VectorPoint, VectorSink } from "../core/ports.js";
+import type { ModelInfo, VectorPoint, VectorSink } from "../core/ports.js";
 import { toQdrantPoint } from "./qdrant-sink.js";
 
 export class JsonlSink implements VectorSink {
@@ -47,9 +48,6 @@ export class JsonlSink implements VectorSink {
         : new SinkError(`writing ${this.file} failed: ${(err as Error).message}`, undefined, { cause: err });
     });
   }
-
-  /** No-op: the file is append-only (see the header). */
-  async deleteStale(_sel: StaleSelector): Promise<void> {}
 
   async close(): Promise<void> {
     await this.chain;

@@ -5,7 +5,8 @@
  *  these vectors cannot be written to, it refuses to start and says what differs. Upserts
  *  use `wait=true`: a resolved upsert means Qdrant has applied the points. Stale points of a
  *  re-ingested document are deleted by filter (doc_id, chunk_index, doc_version) with
- *  `wait=true`; skip-unchanged reads stored `chunk_hash` and `model` by point id. */
+ *  `wait=true`, several documents in one request as a `should` of their filters (issue 15);
+ *  skip-unchanged reads stored `chunk_hash` and `model` by point id. */
 import { QdrantClient } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
@@ -42,6 +43,18 @@ export function staleFilter(sel: StaleSelector) {
       },
     ],
   };
+}
+
+/** Points any of `sels` selects: one filter per document under `should` (Qdrant's "at least one
+ *  of"), so one request removes several documents' stale points and nothing else. */
+export function staleFilterMany(sels: StaleSelector[]) {
+  return sels.length === 1 ? staleFilter(sels[0]) : { should: sels.map(staleFilter) };
+}
+
+/** `"a", "b", "c" and 9 more` for error messages. */
+function docList(sels: StaleSelector[], shown = 3): string {
+  const names = sels.slice(0, shown).map((s) => JSON.stringify(s.docId));
+  return sels.length > shown ? `${names.join(", ")} and ${sels.length - shown} more` : names.join(", ");
 }
 
 export class QdrantSink implements VectorSink {
@@ -116,10 +129,15 @@ export class QdrantSink implements VectorSink {
   }
 
   async deleteStale(sel: StaleSelector): Promise<void> {
+    await this.deleteStaleMany([sel]);
+  }
+
+  async deleteStaleMany(sels: StaleSelector[]): Promise<void> {
     try {
-      await this.client.delete(this.cfg.COLLECTION, { wait: true, filter: staleFilter(sel) });
+      await this.client.delete(this.cfg.COLLECTION, { wait: true, filter: staleFilterMany(sels) });
     } catch (err) {
-      throw toSinkError(err, `deleting stale points of document "${sel.docId}" from "${this.cfg.COLLECTION}"`);
+      const what = sels.length === 1 ? `document "${sels[0].docId}"` : `${sels.length} documents (${docList(sels)})`;
+      throw toSinkError(err, `deleting stale points of ${what} from "${this.cfg.COLLECTION}"`);
     }
   }
 

@@ -110,6 +110,7 @@ export function createQueueConsumer(
         enqueuedAt: d.enqueuedAt,
         metadata: d.metadata,
         chunks: d.chunks,
+        fresh: d.fresh,
       });
       metrics.jobLatency.observe(Math.max(0, Date.now() - d.enqueuedAt) / 1000);
       metrics.documents.inc({ status: "completed" });

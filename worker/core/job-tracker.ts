@@ -4,9 +4,11 @@
  *  failure fails the job). Chunks that carry a content hash are first looked up in the sink and
  *  skipped when the stored point has the same hash and model. Chunks that carry `docChunks` make
  *  the job holding the document's last chunk, once its own points are stored, remove the
- *  document's points beyond `docChunks` that older versions (lower `enqueuedAt`) wrote; a failed
- *  removal fails the job so it is retried. Trades one sink read per job (hashes) for skipping
- *  tokenizer and model time. Acts at submit, per written point, and at completion. */
+ *  document's points beyond `docChunks` that older versions (lower `enqueuedAt`) wrote, through the
+ *  stale remover (grouped with other documents' removals, stale-remover.ts); a failed removal fails
+ *  the job so it is retried. A `fresh` job (the producer promises the collection never held the
+ *  document) removes nothing. Trades one sink read per job (hashes) for skipping tokenizer and
+ *  model time. Acts at submit, per written point, and at completion. */
 import type { Logger } from "pino";
 import type { Config } from "../../shared/config.js";
 import { ChunkTooLongError, EmbedError, SinkError, ValidationError } from "../errors.js";
@@ -18,6 +20,7 @@ import { toPoint } from "./point-payload.js";
 import type { ChunkTokenizer, VectorSink } from "./ports.js";
 import type { BatchItem, BatchOwner, BatchScheduler } from "./scheduler.js";
 import { failUnexpected } from "./scheduler.js";
+import type { StaleRemover } from "./stale-remover.js";
 import { retrySink, type GroupedPoint } from "./upsert-grouper.js";
 
 export interface PipelineJob {
@@ -27,6 +30,8 @@ export interface PipelineJob {
   enqueuedAt: number;
   metadata: Record<string, unknown>;
   chunks: JobChunk[];
+  /** The producer promises the collection holds no earlier version of this document: no stale removal. */
+  fresh?: boolean;
 }
 
 export type JobTrackerConfig = Pick<
@@ -38,6 +43,8 @@ export interface JobContext {
   cfg: JobTrackerConfig;
   tokenizer: ChunkTokenizer;
   sink: VectorSink;
+  /** Removes stale points, grouped across jobs (stale-remover.ts). */
+  remover: StaleRemover;
   scheduler: BatchScheduler;
   metrics?: Metrics;
   log?: Logger;
@@ -204,17 +211,20 @@ export class JobTracker implements BatchOwner {
   private async complete(): Promise<void> {
     const { job } = this;
     const docChunks = job.chunks[0].docChunks;
-    const { sink } = this.ctx;
+    const { remover, metrics } = this.ctx;
     // One part per document is enough (the removal never touches indexes below docChunks):
     // the one holding the last chunk.
-    if (docChunks !== undefined && sink.deleteStale && job.chunks.some((c) => c.index === docChunks - 1)) {
-      try {
-        await this.withSinkRetries(`removing stale points of "${job.docId}"`, () =>
-          sink.deleteStale!({ docId: job.docId, fromChunk: docChunks, belowVersion: job.enqueuedAt }),
-        );
-      } catch (err) {
-        this.fail(err as Error);
-        return;
+    if (docChunks !== undefined && remover.active && job.chunks.some((c) => c.index === docChunks - 1)) {
+      if (job.fresh) {
+        metrics?.staleRemovals.inc({ outcome: "skipped" });
+      } else {
+        try {
+          await remover.remove({ docId: job.docId, fromChunk: docChunks, belowVersion: job.enqueuedAt });
+        } catch (err) {
+          this.fail(err as Error);
+          return;
+        }
+        metrics?.staleRemovals.inc({ outcome: "removed" });
       }
     }
     if (this.isSettled) return;

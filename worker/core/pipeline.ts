@@ -3,7 +3,8 @@
  *  job tracker (validation, skip-unchanged, points, stale removal; job-tracker.ts), each query
  *  request a query tracker (query-tracker.ts), and both feed one lane-agnostic scheduler
  *  (pool, model depth, split-and-retry; scheduler.ts) whose lane policy lives in query-lane.ts.
- *  Points go to the sink through the upsert grouper. Trades a little latency for throughput:
+ *  Points go to the sink through the upsert grouper, stale-point removals through the stale
+ *  remover (grouped across documents; stale-remover.ts). Trades a little latency for throughput:
  *  chunks of every in-flight job are pooled and embedded in length-sorted batches, while query
  *  texts overtake them in the query lane and their vectors go back to the caller. One bad chunk
  *  fails only its job. Knows nothing of Redis, ONNX, Qdrant or HTTP.
@@ -24,6 +25,7 @@ import type { ChunkTokenizer, EmbeddingModel, VectorSink } from "./ports.js";
 import { QUERY_LANE_LABEL } from "./query-lane.js";
 import { QueryTracker } from "./query-tracker.js";
 import { BatchScheduler, type BatchItem, type SchedulerConfig } from "./scheduler.js";
+import { StaleRemover } from "./stale-remover.js";
 import { UpsertGrouper } from "./upsert-grouper.js";
 
 export type { PipelineJob } from "./job-tracker.js";
@@ -32,7 +34,13 @@ type PipelineConfig = SchedulerConfig &
   JobTrackerConfig &
   Pick<
     Config,
-    "MAX_CHUNK_CHARS" | "MAX_CHUNKS_PER_JOB" | "UPSERT_MAX_BYTES" | "UPSERT_MAX_POINTS" | "UPSERT_LINGER_MS"
+    | "MAX_CHUNK_CHARS"
+    | "MAX_CHUNKS_PER_JOB"
+    | "UPSERT_MAX_BYTES"
+    | "UPSERT_MAX_POINTS"
+    | "UPSERT_LINGER_MS"
+    | "STALE_DELETE_MAX_DOCS"
+    | "STALE_DELETE_LINGER_MS"
   >;
 
 /** Embeddings of a query request, in input order. */
@@ -66,6 +74,7 @@ export interface PipelinePorts {
 export class EmbeddingPipeline {
   private readonly scheduler: BatchScheduler;
   private readonly grouper: UpsertGrouper;
+  private readonly remover: StaleRemover;
   private readonly jobs = new Set<JobTracker>();
   private readonly queries = new Set<QueryTracker>();
 
@@ -89,6 +98,17 @@ export class EmbeddingPipeline {
       onError: (err, attempt) => {
         metrics?.errors.inc({ type: "sink" });
         log?.warn({ err: err.message, attempt }, "upsert failed");
+      },
+    });
+    this.remover = new StaleRemover(ports.sink, {
+      maxDocs: cfg.STALE_DELETE_MAX_DOCS,
+      lingerMs: cfg.STALE_DELETE_LINGER_MS,
+      retries: cfg.SINK_RETRIES,
+      retryBaseMs: cfg.SINK_RETRY_BASE_MS,
+      onRequest: () => metrics?.deletes.inc(),
+      onError: (err, attempt, docs) => {
+        metrics?.errors.inc({ type: "sink" });
+        log?.warn({ err: err.message, attempt, docs }, "stale-point delete failed");
       },
     });
     this.scheduler = new BatchScheduler(cfg, {
@@ -121,6 +141,7 @@ export class EmbeddingPipeline {
       cfg,
       tokenizer: ports.tokenizer,
       sink: ports.sink,
+      remover: this.remover,
       scheduler,
       metrics,
       log,

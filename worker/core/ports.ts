@@ -87,6 +87,9 @@ export interface VectorSink {
   close(): Promise<void>;
   /** Deletes the points `sel` selects; resolves once applied. Absent = stale points stay. */
   deleteStale?(sel: StaleSelector): Promise<void>;
+  /** Deletes the points any of `sels` selects in one request; resolves once applied. Absent = the
+   *  stale remover calls `deleteStale` once per document. */
+  deleteStaleMany?(sels: StaleSelector[]): Promise<void>;
   /** Hash and model of the stored points among `ids` (absent ids are not stored). Absent = nothing is skipped. */
   readStored?(ids: string[]): Promise<Map<string, StoredChunk>>;
 }
