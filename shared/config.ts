@@ -185,6 +185,14 @@ export const configShape = {
     "Jobs in flight per worker (BullMQ concurrency): the pool the batcher sorts",
   ),
   TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer worker threads"),
+  TOKENIZER_BACKEND: z
+    .enum(["auto", "native", "js"])
+    .default("auto")
+    .describe(
+      "Tokenizer library of the worker's and the query API's tokenizer threads: native (the `tokenizers` package, " +
+        "Rust; ~4x the tokens per CPU-second), js (@huggingface/tokenizers, pure JS), auto = native where its " +
+        "binary loads, else js (logged with the reason); native that cannot load fails at start-up",
+    ),
   // 15 s / 5 s: a SIGKILLed worker's jobs are back in the queue at most LOCK + STALLED = 20 s later, while the
   // lock, renewed every 7.5 s, keeps a ~30x margin over the worst main-thread stall measured under a
   // saturating backlog (test/e2e/lock-margin.test.ts, docs/reliability-and-security.md; issue 16).

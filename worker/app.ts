@@ -26,6 +26,7 @@ import { QdrantSink } from "./adapters/qdrant-sink.js";
 import { createQueueConsumer } from "./adapters/queue-consumer.js";
 import type { GuardedWorker } from "./adapters/guarded-worker.js";
 import { QueueMetrics } from "./adapters/queue-metrics.js";
+import { resolveTokenizerBackend } from "./adapters/tokenizer-backend.js";
 import { TokenizerPool } from "./adapters/tokenizer-pool.js";
 import { shutdown, type ShutdownResult } from "./shutdown.js";
 
@@ -152,6 +153,9 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
       cleanups.push(() => queryServer!.close());
     }
     cleanups.push(() => closeRedis(connection));
+    const tokenizerBackend = await resolveTokenizerBackend(cfg.TOKENIZER_BACKEND);
+    log.info(tokenizerBackend, "tokenizer backend");
+    details = { ...details, tokenizerBackend: tokenizerBackend.backend };
     await checkRedis(connection, cfg, cfg.REDIS_START_TIMEOUT_MS);
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
     const attention = await resolveAttentionBudget(cfg, files, () =>
@@ -213,6 +217,7 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
       tokenizerPath: files.tokenizerPath,
       maxLength: info.maxSeqLength,
       eosId: files.eosId,
+      backend: tokenizerBackend.backend,
       threads: cfg.TOKENIZER_THREADS,
     });
     cleanups.push(() => tokenizer.close());
@@ -223,6 +228,7 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
         tokenizerPath: files.tokenizerPath,
         maxLength: info.maxSeqLength,
         eosId: files.eosId,
+        backend: tokenizerBackend.backend,
         threads: cfg.QUERY_TOKENIZER_THREADS,
       });
       cleanups.push(() => qt.close());
