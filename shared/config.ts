@@ -143,9 +143,15 @@ export const configShape = {
     .describe("ONNX Runtime execution provider: cpu or cuda (never falls back silently)"),
   CUDA_DEVICE_ID: int(0, 0, 63).describe("CUDA device index when EXECUTION_PROVIDER=cuda"),
   INTRA_OP_THREADS: int(0, 0, 256).describe("ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (all cores)"),
-  MAX_BATCH_TOKENS: int(16_384, 8).describe(
-    "Padded-token budget of one model batch (batch size x padded length), tokens",
-  ),
+  MAX_BATCH_TOKENS: z.coerce
+    .number()
+    .int()
+    .min(8)
+    .optional()
+    .describe(
+      "Padded-token budget of one model batch (batch size x padded length), tokens; unset = 16384 on cuda, on cpu " +
+        "4096 or one padded MAX_SEQ_LENGTH row if longer (a CPU gains little from larger batches; issue 15)",
+    ),
   MAX_BATCH_SIZE: int(64, 1, 4096).describe("Most chunks in one model batch"),
   MAX_BATCH_ATTENTION: z.coerce
     .number()
@@ -155,12 +161,20 @@ export const configShape = {
     .describe(
       "Attention budget of one model batch, cells: rows x padded length², per head and layer (unfused attention " +
         "memory is heads x bytes x this per score tensor; see docs/models.md); must hold one row of MAX_SEQ_LENGTH; " +
-        "unset = 67108864 (one 8,192-token row), on cuda derived at start-up from the device's memory when " +
-        "nvidia-smi reports it",
+        "unset = on cpu one row of MAX_SEQ_LENGTH (padded, squared: 4194304 at 2048), on cuda derived at start-up " +
+        "from the device's memory when nvidia-smi reports it, else 67108864 (one 8,192-token row)",
     ),
-  MAX_SEQ_LENGTH: int(8192, 8, 1_000_000).describe(
-    "Longest sequence fed to the model, tokens including <s> and </s> (BGE-M3: 8192)",
-  ),
+  MAX_SEQ_LENGTH: z.coerce
+    .number()
+    .int()
+    .min(8)
+    .max(1_000_000)
+    .optional()
+    .describe(
+      "Longest sequence fed to the model, tokens including <s> and </s>; longer chunks are truncated (counted) or " +
+        "fail with TRUNCATE=false. Unset = 8192 on cuda (BGE-M3's limit), 2048 on cpu (4x the producer's " +
+        "CHUNK_TOKENS default; one 8,192-token row alone needs GBs of attention memory on a CPU; issue 15)",
+    ),
   PAD_MULTIPLE: z.coerce
     .number()
     .int()
@@ -195,6 +209,14 @@ export const configShape = {
     "Jobs in flight per worker (BullMQ concurrency): the pool the batcher sorts",
   ),
   TOKENIZER_THREADS: int(1, 1, 64).describe("Tokenizer worker threads"),
+  TOKENIZER_BACKEND: z
+    .enum(["auto", "native", "js"])
+    .default("auto")
+    .describe(
+      "Tokenizer library of the worker's and the query API's tokenizer threads: native (the `tokenizers` package, " +
+        "Rust; ~4x the tokens per CPU-second), js (@huggingface/tokenizers, pure JS), auto = native where its " +
+        "binary loads, else js (logged with the reason); native that cannot load fails at start-up",
+    ),
   // 15 s / 5 s: a SIGKILLed worker's jobs are back in the queue at most LOCK + STALLED = 20 s later, while the
   // lock, renewed every 7.5 s, keeps a ~30x margin over the worst main-thread stall measured under a
   // saturating backlog (test/e2e/lock-margin.test.ts, docs/reliability-and-security.md; issue 16).
@@ -320,12 +342,37 @@ export const configShape = {
 export const PROVIDER_DEFAULTS = {
   PAD_MULTIPLE: { cpu: 1, cuda: 8 },
   BATCH_OVERHEAD_TOKENS: { cpu: 32, cuda: 128 },
+  // A CPU worker at these defaults peaks under 1.5 GB on the reference transcripts with the bench model
+  // (bench/memory/peak-rss.ts, docs/performance.md#memory) and keeps its throughput (issue 15).
+  MAX_SEQ_LENGTH: { cpu: 2048, cuda: 8192 },
+  /** On cpu, at least one padded MAX_SEQ_LENGTH row (resolveBatchDefaults). */
+  MAX_BATCH_TOKENS: { cpu: 4096, cuda: 16_384 },
 } as const;
 
-/** Default MAX_BATCH_ATTENTION: one row of BGE-M3's longest sequence (8,192² cells). It is the least
- *  a default worker (MAX_SEQ_LENGTH=8192) can run with, and it keeps the warm-up batch of a CPU worker
- *  at one such row instead of MAX_BATCH_TOKENS / 8192 of them (issue 15). */
+/** Default MAX_BATCH_ATTENTION on cuda when the device's memory is unknown: one row of BGE-M3's longest
+ *  sequence (8,192² cells). On cpu the default is one row of MAX_SEQ_LENGTH: the least the worker can run
+ *  with, so the warm-up batch is one such row instead of MAX_BATCH_TOKENS / MAX_SEQ_LENGTH of them (issue 15). */
 export const DEFAULT_BATCH_ATTENTION = 8192 * 8192;
+
+type Provider = keyof typeof PROVIDER_DEFAULTS.PAD_MULTIPLE;
+
+/** MAX_SEQ_LENGTH, MAX_BATCH_TOKENS and MAX_BATCH_ATTENTION with the provider's defaults for the unset
+ *  ones; an explicit value always wins (the cross-field checks then name it). */
+export function resolveBatchDefaults(
+  c: { EXECUTION_PROVIDER: Provider; PAD_MULTIPLE: number } & Partial<
+    Record<"MAX_SEQ_LENGTH" | "MAX_BATCH_TOKENS" | "MAX_BATCH_ATTENTION", number>
+  >,
+): { MAX_SEQ_LENGTH: number; MAX_BATCH_TOKENS: number; MAX_BATCH_ATTENTION: number } {
+  const p = c.EXECUTION_PROVIDER;
+  const seq = c.MAX_SEQ_LENGTH ?? PROVIDER_DEFAULTS.MAX_SEQ_LENGTH[p];
+  const longest = Math.ceil(seq / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
+  const tokens = PROVIDER_DEFAULTS.MAX_BATCH_TOKENS[p];
+  return {
+    MAX_SEQ_LENGTH: seq,
+    MAX_BATCH_TOKENS: c.MAX_BATCH_TOKENS ?? (p === "cpu" ? Math.max(tokens, longest) : tokens),
+    MAX_BATCH_ATTENTION: c.MAX_BATCH_ATTENTION ?? (p === "cpu" ? longest * longest : DEFAULT_BATCH_ATTENTION),
+  };
+}
 
 /** Default QUERY_FILL_TOKENS = MAX_BATCH_TOKENS / 4: a query waits for at most the batch already
  *  running plus its own, which then runs in about a quarter of a full batch's time. */
@@ -333,18 +380,22 @@ export const QUERY_FILL_SHARE = 4;
 
 export const configSchema = z
   .object(configShape)
-  .transform((c) => ({
-    ...c,
-    PAD_MULTIPLE: c.PAD_MULTIPLE ?? PROVIDER_DEFAULTS.PAD_MULTIPLE[c.EXECUTION_PROVIDER],
-    BATCH_OVERHEAD_TOKENS: c.BATCH_OVERHEAD_TOKENS ?? PROVIDER_DEFAULTS.BATCH_OVERHEAD_TOKENS[c.EXECUTION_PROVIDER],
-    QUERY_FILL_TOKENS: c.QUERY_FILL_TOKENS ?? Math.floor(c.MAX_BATCH_TOKENS / QUERY_FILL_SHARE),
-    QUERY_RATE_BURST: c.QUERY_RATE_BURST ?? Math.max(c.QUERY_MAX_INPUTS, Math.ceil(c.QUERY_RATE_LIMIT)),
-    QUERY_API_HOST: c.QUERY_API_HOST ?? c.HTTP_HOST,
-    MAX_BATCH_ATTENTION: c.MAX_BATCH_ATTENTION ?? DEFAULT_BATCH_ATTENTION,
-    /** Not an environment variable: MAX_BATCH_ATTENTION is unset on cuda, so start-up may derive it
-     *  from the device's memory (worker/adapters/attention-budget.ts). */
-    attentionFromDevice: c.MAX_BATCH_ATTENTION === undefined && c.EXECUTION_PROVIDER === "cuda",
-  }))
+  .transform((c) => {
+    const PAD_MULTIPLE = c.PAD_MULTIPLE ?? PROVIDER_DEFAULTS.PAD_MULTIPLE[c.EXECUTION_PROVIDER];
+    const batch = resolveBatchDefaults({ ...c, PAD_MULTIPLE });
+    return {
+      ...c,
+      ...batch,
+      PAD_MULTIPLE,
+      BATCH_OVERHEAD_TOKENS: c.BATCH_OVERHEAD_TOKENS ?? PROVIDER_DEFAULTS.BATCH_OVERHEAD_TOKENS[c.EXECUTION_PROVIDER],
+      QUERY_FILL_TOKENS: c.QUERY_FILL_TOKENS ?? Math.floor(batch.MAX_BATCH_TOKENS / QUERY_FILL_SHARE),
+      QUERY_RATE_BURST: c.QUERY_RATE_BURST ?? Math.max(c.QUERY_MAX_INPUTS, Math.ceil(c.QUERY_RATE_LIMIT)),
+      QUERY_API_HOST: c.QUERY_API_HOST ?? c.HTTP_HOST,
+      /** Not an environment variable: MAX_BATCH_ATTENTION is unset on cuda, so start-up may derive it
+       *  from the device's memory (worker/adapters/activation-plan.ts). */
+      attentionFromDevice: c.MAX_BATCH_ATTENTION === undefined && c.EXECUTION_PROVIDER === "cuda",
+    };
+  })
   .superRefine((c, ctx) => {
     const longest = Math.ceil(c.MAX_SEQ_LENGTH / c.PAD_MULTIPLE) * c.PAD_MULTIPLE;
     if (c.MAX_BATCH_TOKENS < longest) {
@@ -454,7 +505,8 @@ const DERIVED_DEFAULTS: Record<string, string> = {
   QUERY_FILL_TOKENS: `MAX_BATCH_TOKENS / ${QUERY_FILL_SHARE}`,
   QUERY_RATE_BURST: "max(QUERY_MAX_INPUTS, QUERY_RATE_LIMIT)",
   QUERY_API_HOST: "HTTP_HOST",
-  MAX_BATCH_ATTENTION: `${DEFAULT_BATCH_ATTENTION} (cpu); cuda: from the device's memory, else the same`,
+  MAX_BATCH_ATTENTION: `cpu: padded MAX_SEQ_LENGTH²; cuda: from the device's memory, else ${DEFAULT_BATCH_ATTENTION}`,
+  MAX_BATCH_TOKENS: `cpu: max(${PROVIDER_DEFAULTS.MAX_BATCH_TOKENS.cpu}, padded MAX_SEQ_LENGTH); cuda: ${PROVIDER_DEFAULTS.MAX_BATCH_TOKENS.cuda}`,
 };
 
 /** Rows for documentation: name, description, default. */
@@ -463,10 +515,13 @@ export function describeConfig(): Array<{ name: string; description: string; def
     const s = schema as z.ZodType;
     const parsed = s.safeParse(undefined);
     const byProvider = PROVIDER_DEFAULTS[name as keyof typeof PROVIDER_DEFAULTS];
-    const def = byProvider
-      ? `${byProvider.cpu} (cpu), ${byProvider.cuda} (cuda)`
-      : (DERIVED_DEFAULTS[name] ??
-        (parsed.success && parsed.data !== undefined ? String(parsed.data) || "(empty)" : "(unset)"));
+    const def =
+      DERIVED_DEFAULTS[name] ??
+      (byProvider
+        ? `${byProvider.cpu} (cpu), ${byProvider.cuda} (cuda)`
+        : parsed.success && parsed.data !== undefined
+          ? String(parsed.data) || "(empty)"
+          : "(unset)");
     return { name, description: s.description ?? "", default: def };
   });
 }

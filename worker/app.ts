@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { closeRedis, redisConnection, type RedisClient } from "../shared/redis.js";
 import { BGE_M3_DIMS, largestBatch, type ActivationDims } from "./core/activation-memory.js";
 import { EmbeddingPipeline } from "./core/pipeline.js";
+import { PROBE_TEXT } from "./core/layout-heads.js";
 import type { EmbeddingModel, VectorSink } from "./core/ports.js";
 import { describeLargestBatch, resolveAttentionBudget } from "./adapters/activation-plan.js";
 import { readGpuMemory } from "./adapters/gpu-memory.js";
@@ -21,11 +22,12 @@ import { QueryApi } from "./adapters/query-api.js";
 import { loadApiKeys, QueryAuth } from "./adapters/query-auth.js";
 import { JsonlSink } from "./adapters/jsonl-sink.js";
 import { locateModelFiles, type ModelFiles } from "./adapters/model-files.js";
-import { OnnxModel } from "./adapters/onnx-model.js";
+import { modelMaxSeqLength, OnnxModel } from "./adapters/onnx-model.js";
 import { QdrantSink } from "./adapters/qdrant-sink.js";
 import { createQueueConsumer } from "./adapters/queue-consumer.js";
 import type { GuardedWorker } from "./adapters/guarded-worker.js";
 import { QueueMetrics } from "./adapters/queue-metrics.js";
+import { resolveTokenizerBackend } from "./adapters/tokenizer-backend.js";
 import { TokenizerPool } from "./adapters/tokenizer-pool.js";
 import { shutdown, type ShutdownResult } from "./shutdown.js";
 
@@ -156,13 +158,29 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
       cleanups.push(() => queryServer!.close());
     }
     cleanups.push(() => closeRedis(connection));
+    const tokenizerBackend = await resolveTokenizerBackend(cfg.TOKENIZER_BACKEND);
+    log.info(tokenizerBackend, "tokenizer backend");
+    details = { ...details, tokenizerBackend: tokenizerBackend.backend };
     await checkRedis(connection, cfg, cfg.REDIS_START_TIMEOUT_MS);
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
     const attention = await resolveAttentionBudget(cfg, files, () =>
       readGpuMemory(cfg.CUDA_DEVICE_ID, cfg.HEALTH_CHECK_TIMEOUT_MS),
     );
     cfg = { ...cfg, MAX_BATCH_ATTENTION: attention.maxBatchAttention };
-    const loaded = await OnnxModel.load(cfg, files, opts.sessionModule);
+    // The tokenizer threads start first and tokenize the model's start-up probe, so the model thread
+    // does not load a second copy of the vocabulary for one sentence (issue 15: peak memory).
+    const maxSeqLength = modelMaxSeqLength(cfg, files);
+    const tokenizer = new TokenizerPool({
+      tokenizerPath: files.tokenizerPath,
+      maxLength: maxSeqLength,
+      eosId: files.eosId,
+      backend: tokenizerBackend.backend,
+      threads: cfg.TOKENIZER_THREADS,
+    });
+    cleanups.push(() => tokenizer.close());
+    await tokenizer.ready();
+    const [probe] = await tokenizer.encode([PROBE_TEXT]);
+    const loaded = await OnnxModel.load(cfg, files, { probeIds: [...probe.ids], sessionModule: opts.sessionModule });
     cleanups.push(() => loaded.close());
     loaded.onFatal = (err) => {
       log.fatal({ err: err.message }, "model thread died");
@@ -213,20 +231,13 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
       const w = await warmUp(loaded, files, cfg, attention.dims);
       log.info(w, "warm-up batch (the largest the planner can form) done");
     }
-    const tokenizer = new TokenizerPool({
-      tokenizerPath: files.tokenizerPath,
-      maxLength: info.maxSeqLength,
-      eosId: files.eosId,
-      threads: cfg.TOKENIZER_THREADS,
-    });
-    cleanups.push(() => tokenizer.close());
-    await tokenizer.ready();
     let queryTokenizer: TokenizerPool | undefined;
     if (api) {
       const qt = new TokenizerPool({
         tokenizerPath: files.tokenizerPath,
-        maxLength: info.maxSeqLength,
+        maxLength: maxSeqLength,
         eosId: files.eosId,
+        backend: tokenizerBackend.backend,
         threads: cfg.QUERY_TOKENIZER_THREADS,
       });
       cleanups.push(() => qt.close());

@@ -95,7 +95,7 @@ async function prepare(o: BenchOptions, run: RunStart, log: (s: string) => void)
     `corpus: ${source.label}; ${docs.length} documents${skipped ? `, ${skipped} records skipped by the readers` : ""}`,
   );
 
-  const tokenizer = benchTokenizer(model, cfg);
+  const tokenizer = await benchTokenizer(model, cfg);
   const encoded = await Promise.all(sets.map((s) => tokenizer.encode(s.texts)));
   await tokenizer.close();
   return { source, model, env, cfg, docs, skipped, sets, encoded };

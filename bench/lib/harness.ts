@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { configShape, type Config } from "../../shared/config.js";
 import { locateModelFiles } from "../../worker/adapters/model-files.js";
+import { resolveTokenizerBackend } from "../../worker/adapters/tokenizer-backend.js";
 import { TokenizerPool } from "../../worker/adapters/tokenizer-pool.js";
 import type { BenchModel } from "./bench-model.js";
 import type { CorpusSource } from "./corpus.js";
@@ -86,11 +87,13 @@ export function quietGate(o: Pick<SharedOptions, "quietWait" | "quietThreshold">
 }
 
 /** A tokenizer pool as the worker would build it for this model and configuration. */
-export function benchTokenizer(model: BenchModel, cfg: Config): TokenizerPool {
+export async function benchTokenizer(model: BenchModel, cfg: Config): Promise<TokenizerPool> {
+  const { backend } = await resolveTokenizerBackend(cfg.TOKENIZER_BACKEND);
   return new TokenizerPool({
     tokenizerPath: model.files.tokenizerPath,
     maxLength: cfg.MAX_SEQ_LENGTH,
     eosId: locateModelFiles(model.files.dir).eosId,
+    backend,
     threads: Math.min(2, os.cpus().length),
   });
 }

@@ -85,7 +85,7 @@ async function main(): Promise<{ results: PriorityResults; problems: string[] }>
     `corpus: ${source.label}; backfill pass: ${backfill.how} in ${backfill.jobs.length} jobs; ${queryTexts.length} query sentences`,
   );
 
-  const tokenizer = benchTokenizer(model, cfg);
+  const tokenizer = await benchTokenizer(model, cfg);
   const [windowIds, queryIds] = await Promise.all([
     tokenizer.encode(backfill.texts.slice(0, 256)),
     tokenizer.encode(queryTexts),

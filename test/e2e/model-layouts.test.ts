@@ -68,7 +68,7 @@ before(async () => {
   for (const layout of EXPORT_LAYOUTS) await writeExportLayout(path.join(root, layout), layout);
   const backbone = locateModelFiles(path.join(root, "backbone"));
   const { tokenizerPath, eosId } = backbone;
-  const tokenizer = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId, threads: 1 });
+  const tokenizer = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId, backend: "js", threads: 1 });
   try {
     sequences = (await tokenizer.encode(TEXTS)).map((t) => t.ids);
   } finally {

@@ -141,7 +141,7 @@ test("with XLM-R's tokenizer the queries' tokens decode to exactly the published
   const tmp = mkdtempSync(path.join(os.tmpdir(), "verify-model-tok-"));
   const tokenizerPath = path.join(tmp, "tokenizer.json");
   writeFileSync(tokenizerPath, json);
-  const pool = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId: 2, threads: 1 });
+  const pool = new TokenizerPool({ tokenizerPath, maxLength: 8192, eosId: 2, backend: "js", threads: 1 });
   try {
     const native = NativeTokenizer.fromString(json.toString("utf8"));
     const chunks = await pool.encode([...QUERIES], { tokens: true });

@@ -30,7 +30,13 @@ before(async () => {
   const cfg = testConfig({ MODEL_DIR: files.dir, OUTPUTS: "dense,sparse,colbert" });
   const mf = locateModelFiles(files.dir);
   model = await OnnxModel.load(cfg, mf);
-  tokenizer = new TokenizerPool({ tokenizerPath: mf.tokenizerPath, maxLength: 8192, eosId: mf.eosId, threads: 1 });
+  tokenizer = new TokenizerPool({
+    tokenizerPath: mf.tokenizerPath,
+    maxLength: 8192,
+    eosId: mf.eosId,
+    backend: "js",
+    threads: 1,
+  });
   seqs = (await tokenizer.encode(TEXTS)).map((t) => t.ids);
 });
 

@@ -25,7 +25,13 @@ let seqs: Int32Array[];
 
 before(async () => {
   const files = await testModel();
-  const tokenizer = new TokenizerPool({ tokenizerPath: files.tokenizerPath, maxLength: 512, eosId: 2, threads: 1 });
+  const tokenizer = new TokenizerPool({
+    tokenizerPath: files.tokenizerPath,
+    maxLength: 512,
+    eosId: 2,
+    backend: "js",
+    threads: 1,
+  });
   seqs = (await tokenizer.encode(TEXTS)).map((t) => t.ids);
   await tokenizer.close();
 });

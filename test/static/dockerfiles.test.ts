@@ -285,3 +285,36 @@ test(".dockerignore keeps host builds, dependencies, models and .env out of the 
   for (const p of ["node_modules", "dist", ".git", "models/bge-m3/model.onnx", ".env"])
     assert.ok(ignored(p), `${p} is sent to the Docker daemon`);
 });
+
+test("both images keep the native tokenizer (TOKENIZER_BACKEND) for linux-x64-gnu and check that it loads", () => {
+  const pkg = JSON.parse(readText("package.json")) as Record<string, Record<string, string> | undefined>;
+  assert.ok(
+    pkg.optionalDependencies?.tokenizers ?? pkg.dependencies?.tokenizers,
+    "tokenizers is not a production (optional) dependency: npm prune --omit=dev drops it",
+  );
+  assert.equal(pkg.devDependencies?.tokenizers, undefined, "tokenizers is also a devDependency");
+  const req = createRequire(import.meta.url);
+  const dir = path.dirname(req.resolve("tokenizers/package.json"));
+  const native = req("tokenizers/package.json") as { scripts?: Record<string, string> };
+  for (const s of ["preinstall", "install", "postinstall"])
+    assert.equal(native.scripts?.[s], undefined, `tokenizers has a ${s} script: installs would not be offline-safe`);
+  const keep = /'tokenizers\.' \+ process\.platform \+ '-' \+ process\.arch \+ '-gnu\.node'/;
+  for (const file of FILES) {
+    const stages = parsed[file];
+    const build = stages.find((s) => runs(s).some((r) => /\bnpm ci\b/.test(r)))!;
+    const buildRuns = runs(build);
+    const prune = buildRuns.findIndex((r) => keep.test(r));
+    assert.ok(prune >= 0, `${file}: the build stage does not keep the platform's tokenizers binary`);
+    assert.ok(
+      prune > buildRuns.findIndex((r) => /npm prune/.test(r)),
+      `${file}: binaries are removed before npm prune`,
+    );
+    // The name the image keeps on linux/x64 exists in the installed package.
+    assert.ok(existsSync(path.join(dir, "tokenizers.linux-x64-gnu.node")), "no tokenizers.linux-x64-gnu.node");
+    const final = stages[stages.length - 1];
+    assert.ok(
+      runs(final).some((r) => /require\('\/app\/node_modules\/tokenizers'\)/.test(r)),
+      `${file}: the final stage does not check that the native tokenizer loads`,
+    );
+  }
+});

@@ -59,20 +59,25 @@ test("largestBatch: within every limit, and no allowed shape has a larger estima
   );
 });
 
-test("largestBatch at the defaults: 4 x 4096 (8,192² cells and the full token budget), not 2 x 8192", () => {
-  const cfg = parseConfig({});
-  const big = largestBatch(
-    {
-      maxBatchTokens: cfg.MAX_BATCH_TOKENS,
-      maxBatchSize: cfg.MAX_BATCH_SIZE,
-      padMultiple: cfg.PAD_MULTIPLE,
-      maxBatchAttention: cfg.MAX_BATCH_ATTENTION,
-      maxSeqLength: cfg.MAX_SEQ_LENGTH,
-    },
-    { heads: 16, hidden: 1024, bytes: 4 },
-  );
-  // 1 x 8192 has as many attention cells but half the tokens, so less linear activation.
-  assert.deepEqual([big.rows, big.paddedLength], [4, 4096]);
+test("largestBatch at the defaults: cpu 4 x 1024 (2,048² cells, the full token budget), cuda 4 x 4096", () => {
+  const at = (env: Record<string, string>) => {
+    const cfg = parseConfig(env);
+    const big = largestBatch(
+      {
+        maxBatchTokens: cfg.MAX_BATCH_TOKENS,
+        maxBatchSize: cfg.MAX_BATCH_SIZE,
+        padMultiple: cfg.PAD_MULTIPLE,
+        maxBatchAttention: cfg.MAX_BATCH_ATTENTION,
+        maxSeqLength: cfg.MAX_SEQ_LENGTH,
+      },
+      { heads: 16, hidden: 1024, bytes: 4 },
+    );
+    return [big.rows, big.paddedLength];
+  };
+  // 1 x 2048 (or 1 x 8192) has as many attention cells but fewer tokens, so less linear activation.
+  assert.deepEqual(at({}), [4, 1024]);
+  // cuda without a device reading: the 8,192² fallback.
+  assert.deepEqual(at({ EXECUTION_PROVIDER: "cuda" }), [4, 4096]);
 });
 
 test("attentionBudgetForDevice: the largest batch under the derived budget fits half the card", () => {
@@ -103,7 +108,7 @@ test("resolveAttentionBudget: the setting on cpu; on cuda unset, from the device
   const cpu = await resolveAttentionBudget(parseConfig({}), files, never);
   assert.deepEqual(
     [cpu.maxBatchAttention, cpu.source, cpu.dims.from, cpu.dims.bytes],
-    [8192 ** 2, "setting", "config.json", 4],
+    [2048 ** 2, "setting", "config.json", 4],
   );
   const set = parseConfig({ EXECUTION_PROVIDER: "cuda", MAX_BATCH_ATTENTION: String(2 * 8192 ** 2) });
   assert.equal((await resolveAttentionBudget(set, files, never)).maxBatchAttention, 2 * 8192 ** 2);
@@ -122,7 +127,12 @@ test("resolveAttentionBudget: the setting on cpu; on cuda unset, from the device
 });
 
 test("describeLargestBatch: logs the shape, the estimate and the formula", async () => {
-  const cfg = parseConfig({ MAX_SEQ_LENGTH: "512", MAX_BATCH_TOKENS: "2048", CHUNK_TOKENS: "256" });
+  const cfg = parseConfig({
+    MAX_SEQ_LENGTH: "512",
+    MAX_BATCH_TOKENS: "2048",
+    MAX_BATCH_ATTENTION: String(4 * 512 ** 2),
+    CHUNK_TOKENS: "256",
+  });
   const budget = await resolveAttentionBudget(cfg, files, async () => assert.fail("cpu: no device read"));
   const d = describeLargestBatch(cfg, budget, 512);
   assert.deepEqual(d.shape, { rows: 4, paddedLength: 512 });

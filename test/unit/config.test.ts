@@ -7,7 +7,7 @@ import { ConfigError } from "../../worker/errors.js";
 
 test("defaults parse from an empty environment", () => {
   const c = parseConfig({});
-  assert.equal(c.MAX_SEQ_LENGTH, 8192);
+  assert.equal(c.MAX_SEQ_LENGTH, 2048, "cpu default");
   assert.deepEqual(c.OUTPUTS, ["dense", "sparse"]);
   assert.equal(c.EXECUTION_PROVIDER, "cpu");
   assert.equal(c.STORE_TEXT, true);
@@ -45,10 +45,72 @@ test("cross-field: the attention budget must hold one max-length chunk; the mess
     parseConfig({ MAX_BATCH_ATTENTION: "1000000", MAX_SEQ_LENGTH: "1000", CHUNK_TOKENS: "512" }),
   );
   const d = parseConfig({});
-  assert.equal(d.MAX_BATCH_ATTENTION, 8192 * 8192, "default: one row of 8,192 tokens");
+  assert.equal(d.MAX_BATCH_ATTENTION, 2048 * 2048, "cpu default: one row of the default 2,048 tokens");
   assert.equal(d.attentionFromDevice, false);
   assert.equal(parseConfig({ EXECUTION_PROVIDER: "cuda" }).attentionFromDevice, true);
   assert.equal(parseConfig({ EXECUTION_PROVIDER: "cuda", MAX_BATCH_ATTENTION: "1e8" }).attentionFromDevice, false);
+});
+
+test("batch defaults depend on the provider: smaller on cpu, cuda's unchanged", () => {
+  const cpu = parseConfig({});
+  assert.deepEqual([cpu.MAX_SEQ_LENGTH, cpu.MAX_BATCH_TOKENS, cpu.MAX_BATCH_ATTENTION], [2048, 4096, 2048 ** 2]);
+  assert.equal(cpu.QUERY_FILL_TOKENS, 1024, "derived from the cpu token budget");
+  const cuda = parseConfig({ EXECUTION_PROVIDER: "cuda" });
+  assert.deepEqual([cuda.MAX_SEQ_LENGTH, cuda.MAX_BATCH_TOKENS, cuda.MAX_BATCH_ATTENTION], [8192, 16384, 8192 ** 2]);
+  assert.equal(cuda.QUERY_FILL_TOKENS, 4096);
+});
+
+test("on cpu the token and attention defaults follow an explicit MAX_SEQ_LENGTH, padded", () => {
+  const long = parseConfig({ MAX_SEQ_LENGTH: "8192" });
+  assert.deepEqual([long.MAX_BATCH_TOKENS, long.MAX_BATCH_ATTENTION], [8192, 8192 ** 2]);
+  const short = parseConfig({ MAX_SEQ_LENGTH: "1000", PAD_MULTIPLE: "8", CHUNK_TOKENS: "512" });
+  assert.deepEqual([short.MAX_BATCH_TOKENS, short.MAX_BATCH_ATTENTION], [4096, 1000 ** 2]);
+  const odd = parseConfig({ MAX_SEQ_LENGTH: "2049", PAD_MULTIPLE: "8" });
+  assert.deepEqual([odd.MAX_BATCH_TOKENS, odd.MAX_BATCH_ATTENTION], [4096, 2056 ** 2]);
+  const cuda = parseConfig({ EXECUTION_PROVIDER: "cuda", MAX_SEQ_LENGTH: "512", CHUNK_TOKENS: "256" });
+  assert.deepEqual([cuda.MAX_BATCH_TOKENS, cuda.MAX_BATCH_ATTENTION], [16384, 8192 ** 2], "cuda ignores it");
+});
+
+test("explicit batch settings win over every provider default", () => {
+  const env = { MAX_SEQ_LENGTH: "4096", MAX_BATCH_TOKENS: "32768", MAX_BATCH_ATTENTION: "50000000" };
+  for (const provider of ["cpu", "cuda"]) {
+    const c = parseConfig({ ...env, EXECUTION_PROVIDER: provider });
+    assert.deepEqual([c.MAX_SEQ_LENGTH, c.MAX_BATCH_TOKENS, c.MAX_BATCH_ATTENTION], [4096, 32768, 50_000_000]);
+  }
+});
+
+test("invalid combinations with defaults are still refused, naming the settings", () => {
+  // An explicit budget below the cpu default's longest row.
+  assert.throws(
+    () => parseConfig({ MAX_BATCH_TOKENS: "1024" }),
+    (err: ConfigError) =>
+      err.problems.some((p) => p.includes("MAX_BATCH_TOKENS=1024") && p.includes("MAX_SEQ_LENGTH=2048")),
+  );
+  assert.throws(
+    () => parseConfig({ MAX_BATCH_ATTENTION: "1000000" }),
+    (err: ConfigError) =>
+      err.problems.some((p) => p.includes("MAX_BATCH_ATTENTION=1000000") && p.includes("MAX_SEQ_LENGTH=2048")),
+  );
+  // A chunk size past the cpu default's MAX_SEQ_LENGTH.
+  assert.throws(
+    () => parseConfig({ CHUNK_TOKENS: "4096" }),
+    (err: ConfigError) =>
+      err.problems.some((p) => p.includes("CHUNK_TOKENS=4096") && p.includes("MAX_SEQ_LENGTH=2048")),
+  );
+  assert.doesNotThrow(() => parseConfig({ CHUNK_TOKENS: "4096", EXECUTION_PROVIDER: "cuda" }));
+  // cuda's fixed token default cannot hold an explicit longer sequence.
+  assert.throws(
+    () => parseConfig({ EXECUTION_PROVIDER: "cuda", MAX_SEQ_LENGTH: "32768", MAX_BATCH_ATTENTION: String(32768 ** 2) }),
+    (err: ConfigError) =>
+      err.problems.some((p) => p.includes("MAX_BATCH_TOKENS=16384") && p.includes("MAX_SEQ_LENGTH=32768")),
+  );
+});
+
+test("the configuration page shows the provider-dependent defaults", () => {
+  const rows = Object.fromEntries(describeConfig().map((r) => [r.name, r.default]));
+  assert.equal(rows.MAX_SEQ_LENGTH, "2048 (cpu), 8192 (cuda)");
+  assert.match(rows.MAX_BATCH_TOKENS, /^cpu: max\(4096, padded MAX_SEQ_LENGTH\); cuda: 16384$/);
+  assert.match(rows.MAX_BATCH_ATTENTION, /^cpu: padded MAX_SEQ_LENGTH²; cuda: from the device's memory/);
 });
 
 test("flags are words: 'false' is false", () => {

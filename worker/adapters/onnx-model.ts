@@ -12,6 +12,14 @@ import { modelRunAttention, modelRunBudget } from "../core/query-lane.js";
 import type { ModelFiles } from "./model-files.js";
 import type { OnnxThreadData, ThreadReply, ThreadRequest } from "./onnx-thread.js";
 
+/** MAX_SEQ_LENGTH capped by the model's position table. */
+export function modelMaxSeqLength(
+  cfg: Pick<Config, "MAX_SEQ_LENGTH">,
+  files: Pick<ModelFiles, "maxPositions">,
+): number {
+  return files.maxPositions !== undefined ? Math.min(cfg.MAX_SEQ_LENGTH, files.maxPositions) : cfg.MAX_SEQ_LENGTH;
+}
+
 export type ModelConfig = Pick<
   Config,
   | "EXECUTION_PROVIDER"
@@ -45,8 +53,13 @@ export class OnnxModel implements EmbeddingModel {
     thread.on("exit", (code) => this.die(new InferenceError(`model thread exited with code ${code}`)));
   }
 
-  /** `sessionModule`: see OnnxThreadData (the bench's ceiling measurement only). */
-  static async load(cfg: ModelConfig, files: ModelFiles, sessionModule?: string): Promise<OnnxModel> {
+  /** `probeIds`: PROBE_TEXT tokenized by the caller's tokenizer threads (else the model thread loads
+   *  the tokenizer for it). `sessionModule`: see OnnxThreadData (the bench's ceiling measurement only). */
+  static async load(
+    cfg: ModelConfig,
+    files: ModelFiles,
+    opts: { probeIds?: number[]; sessionModule?: string } = {},
+  ): Promise<OnnxModel> {
     const data: OnnxThreadData = {
       modelPath: files.modelPath,
       provider: cfg.EXECUTION_PROVIDER,
@@ -60,9 +73,10 @@ export class OnnxModel implements EmbeddingModel {
       mergeTokens: modelRunBudget(cfg),
       mergeCells: modelRunAttention(cfg),
       tokenizerPath: files.tokenizerPath,
+      probeIds: opts.probeIds,
       outputNames: cfg.MODEL_OUTPUT_NAMES,
       declared: files.declared,
-      sessionModule,
+      sessionModule: opts.sessionModule,
     };
     const thread = new Worker(new URL("./onnx-thread.js", import.meta.url), { workerData: data });
     const ready = await new Promise<Extract<ThreadReply, { type: "ready" }>>((resolve, reject) => {
@@ -96,8 +110,7 @@ export class OnnxModel implements EmbeddingModel {
       onnxOutputs: ready.outputNames,
       layout: ready.layout,
       feeds: ready.feeds,
-      maxSeqLength:
-        files.maxPositions !== undefined ? Math.min(cfg.MAX_SEQ_LENGTH, files.maxPositions) : cfg.MAX_SEQ_LENGTH,
+      maxSeqLength: modelMaxSeqLength(cfg, files),
     };
     return new OnnxModel(thread, info);
   }

@@ -7,12 +7,11 @@
  *  layout and its values must be sane, or the model is refused before it takes a job. */
 import { readFileSync } from "node:fs";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
-import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import type { OutputKind } from "../../shared/config.js";
 import { ModelLoadError, looksLikeOutOfMemory } from "../errors.js";
 import type { ChunkEmbedding } from "../core/heads.js";
-import { applyLayout, probeProblems, type DecodedOutputs } from "../core/layout-heads.js";
+import { applyLayout, PROBE_TEXT, probeProblems, type DecodedOutputs } from "../core/layout-heads.js";
 import { buildFeeds, planFeeds, type FeedSpec } from "../core/model-feeds.js";
 import {
   checkOutputTypes,
@@ -42,8 +41,11 @@ export interface OnnxThreadData {
   mergeTokens: number;
   /** ... and this many attention cells, rows x padded length² (MAX_BATCH_ATTENTION). */
   mergeCells: number;
-  /** Tokenizes the start-up probe sentence. */
+  /** Tokenizes the start-up probe sentence when `probeIds` is unset. */
   tokenizerPath: string;
+  /** PROBE_TEXT's ids (with <s> and </s>) from the worker's own tokenizer threads, so this thread
+   *  need not load a second copy of a 250k vocabulary (~0.2 GB) for one sentence (issue 15). */
+  probeIds?: number[];
   /** MODEL_OUTPUT_NAMES, when set. */
   outputNames?: Partial<Record<OutputKind, string>>;
   /** The graph's declared inputs and outputs, to name the ones ONNX Runtime cannot exchange. */
@@ -52,9 +54,6 @@ export interface OnnxThreadData {
    *  stand-in (bench/ceiling/instant-session.ts), so everything after `session.run` stays this file's. */
   sessionModule?: string;
 }
-
-/** The start-up probe: several scripts, punctuation and a compound word. */
-export const PROBE_TEXT = "BGE M3 ist ein Embedding-Modell. 多语言 – multilingüe.";
 
 /** `queryLane` batches (query requests) run before every queued batch that waits here. */
 export type ThreadRequest =
@@ -136,7 +135,7 @@ async function start(): Promise<void> {
   const used = { ...match, outputs: Object.fromEntries(cfg.outputs.map((k) => [k, match.outputs[k]])) };
   checkOutputTypes(used, outputs);
   fetches = [...new Set(Object.values(used.outputs) as string[])];
-  const { flat, lengths, seq } = probeBatch();
+  const { flat, lengths, seq } = await probeBatch();
   const raw = await runDecoded(flat, lengths, seq);
   const shapes = Object.fromEntries(Object.entries(raw).map(([k, t]) => [k, t.dims]));
   layout = confirmLayout(used, shapes, lengths.length, seq);
@@ -158,9 +157,13 @@ async function start(): Promise<void> {
 }
 
 /** Two rows, the probe sentence and `<s></s>`, padded one past the longer so padding is exercised. */
-function probeBatch(): { flat: Int32Array; lengths: Int32Array; seq: number } {
-  const tokenizer = new Tokenizer(JSON.parse(readFileSync(cfg.tokenizerPath, "utf8")), {});
-  const ids = (tokenizer.encode(PROBE_TEXT).ids as number[]).slice(0, 64);
+async function probeBatch(): Promise<{ flat: Int32Array; lengths: Int32Array; seq: number }> {
+  let all = cfg.probeIds;
+  if (!all) {
+    const { Tokenizer } = await import("@huggingface/tokenizers");
+    all = new Tokenizer(JSON.parse(readFileSync(cfg.tokenizerPath, "utf8")), {}).encode(PROBE_TEXT).ids as number[];
+  }
+  const ids = all.slice(0, 64);
   ids[ids.length - 1] = cfg.eosId;
   const flat = Int32Array.from([...ids, cfg.bosId, cfg.eosId]);
   return { flat, lengths: Int32Array.from([ids.length, 2]), seq: ids.length + 1 };

@@ -1,5 +1,6 @@
 /** The ChunkTokenizer port over a pool of worker threads, so tokenizing a large job never
- *  stalls BullMQ lock renewal, health probes or Qdrant I/O on the main thread. */
+ *  stalls BullMQ lock renewal, health probes or Qdrant I/O on the main thread. The backend
+ *  (native or JS, tokenizer-backend.ts) is settled before the pool starts. */
 import { Piscina } from "piscina";
 import type { ChunkTokenizer, TokenizedChunk } from "../core/ports.js";
 import type { EncodeTask, EncodedBatch, TokenizerThreadData } from "./tokenizer-thread.js";
@@ -11,6 +12,10 @@ export class TokenizerPool implements ChunkTokenizer {
   constructor(opts: TokenizerThreadData & { threads: number }) {
     const { threads, ...workerData } = opts;
     this.threads = threads;
+    // The native encodeBatch fans out over one Rust thread per core unless told not to: the pool's
+    // thread count is the parallelism knob. Rust reads the process environment, which only the main
+    // thread writes (a worker thread's process.env is a copy).
+    if (workerData.backend === "native") process.env.TOKENIZERS_PARALLELISM ??= "false";
     this.pool = new Piscina({
       filename: new URL("./tokenizer-thread.js", import.meta.url).href,
       workerData,

@@ -62,6 +62,9 @@ function firstBad(values: Float32Array, start: number, end: number, allowNegativ
 
 const show = (v: number) => String(Number.isFinite(v) ? +v.toPrecision(6) : v);
 
+/** The start-up probe sentence: several scripts, punctuation and a compound word. */
+export const PROBE_TEXT = "BGE M3 ist ein Embedding-Modell. 多语言 – multilingüe.";
+
 /** Problems in a probe run's raw outputs (before normalisation); empty when all is sane. */
 export function probeProblems(layout: ConfirmedLayout, out: DecodedOutputs, lengths: Int32Array): string[] {
   const problems: string[] = [];

@@ -7,6 +7,7 @@ import type { Config } from "../../shared/config.js";
 import { locateModelFiles } from "../adapters/model-files.js";
 import { OnnxModel, type ModelConfig } from "../adapters/onnx-model.js";
 import { toQdrantVectors, type QdrantVectors } from "../adapters/qdrant-schema.js";
+import { resolveTokenizerBackend } from "../adapters/tokenizer-backend.js";
 import { TokenizerPool } from "../adapters/tokenizer-pool.js";
 import type { ChunkEmbedding } from "../core/heads.js";
 import type { ModelInfo, TokenizedChunk } from "../core/ports.js";
@@ -24,7 +25,7 @@ export interface QueryEmbedder {
   close(): Promise<void>;
 }
 
-type LocalModelConfig = ModelConfig & Pick<Config, "MODEL_DIR" | "MODEL_FILE">;
+type LocalModelConfig = ModelConfig & Pick<Config, "MODEL_DIR" | "MODEL_FILE" | "TOKENIZER_BACKEND">;
 
 export class LocalQueryEmbedder implements QueryEmbedder {
   private constructor(
@@ -40,8 +41,10 @@ export class LocalQueryEmbedder implements QueryEmbedder {
 
   static async open(cfg: LocalModelConfig): Promise<LocalQueryEmbedder> {
     const files = locateModelFiles(cfg.MODEL_DIR, cfg.MODEL_FILE);
+    const { backend } = await resolveTokenizerBackend(cfg.TOKENIZER_BACKEND);
     const model = await OnnxModel.load(cfg, files);
     const tokenizer = new TokenizerPool({
+      backend,
       tokenizerPath: files.tokenizerPath,
       maxLength: model.info.maxSeqLength,
       eosId: files.eosId,
