@@ -93,6 +93,7 @@ export class EmbeddingPipeline {
     });
     this.scheduler = new BatchScheduler(cfg, {
       model: ports.model,
+      encodeVectors: ports.sink.usesVectorJson,
       metrics,
       log,
       write: (points) => this.grouper.add(points),
