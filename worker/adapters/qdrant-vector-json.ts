@@ -10,7 +10,7 @@ import type { ChunkEmbedding } from "../core/heads.js";
 import { VECTOR_NAMES } from "./qdrant-schema.js";
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
-const OPEN_DENSE = ascii(`"${VECTOR_NAMES.dense}":[`);
+const OPEN_DENSE = ascii(`"${VECTOR_NAMES.dense}":`);
 const OPEN_SPARSE = ascii(`"${VECTOR_NAMES.sparse}":{"indices":[`);
 const SPARSE_VALUES = ascii(`],"values":`);
 const OPEN_COLBERT = ascii(`"${VECTOR_NAMES.colbert}":[`);
