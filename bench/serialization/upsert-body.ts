@@ -125,11 +125,17 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
+/** A full GC before each timed round (with --expose-gc), so no round pays for an earlier one's garbage. */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 /** Median over rounds of the CPU time `fn` takes over all points, microseconds per chunk. */
 function perChunk(n: number, fn: () => void): number {
   fn();
   const times: number[] = [];
   for (let r = 0; r < opts.rounds; r++) {
+    collectGarbage();
     const t = cpuMs();
     fn();
     times.push(cpuMs() - t);
@@ -158,6 +164,7 @@ function transferCost(all: VectorPoint[], size: number, withJson: boolean): numb
         vectorJson: withJson ? e.vectorJson!.slice() : undefined,
       })),
     );
+    collectGarbage();
     const t = cpuMs();
     for (const msg of fresh) {
       const bufs: ArrayBuffer[] = [];
@@ -185,7 +192,8 @@ console.log(`bench:upsert-body — ${m.cpus} x ${m.cpuModel}, Node ${m.node}, lo
 console.log(`corpus: ${corpus.label}; tokenizer: ${label}`);
 console.log(
   `method: ${opts.chunks} chunks per scenario (ColBERT: ${Math.max(8, opts.chunks >> 3)}), requests of ${opts.points} ` +
-    `points (ColBERT: ${Math.max(1, opts.points >> 2)}), process CPU time (user + system, GC threads included), ` +
+    `points (ColBERT: ${Math.max(1, opts.points >> 2)}), process CPU time (user + system, GC threads included; ` +
+    `${(globalThis as { gc?: unknown }).gc ? "a full GC before each round" : "no GC between rounds: run with --expose-gc"}), ` +
     `median of ${opts.rounds} rounds after a warm-up; vectors are random unit-norm float32 of BGE-M3's sizes ` +
     "standing in for the model (see the file's header). The machine may be shared: compare within one run.",
 );

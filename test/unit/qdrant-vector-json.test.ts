@@ -10,7 +10,7 @@ import type { ChunkEmbedding } from "../../worker/core/heads.js";
 import { estimatePointBytes, type VectorPoint } from "../../worker/core/ports.js";
 import { toQdrantVectors } from "../../worker/adapters/qdrant-schema.js";
 import { toQdrantPoint } from "../../worker/adapters/qdrant-sink.js";
-import { upsertBody } from "../../worker/adapters/qdrant-upsert-body.js";
+import { upsertBody, upsertBodyBuffer } from "../../worker/adapters/qdrant-upsert-body.js";
 import { encodeVectorJson } from "../../worker/adapters/qdrant-vector-json.js";
 
 const decoder = new TextDecoder();
@@ -94,7 +94,7 @@ test("upsert body parses to { points: points.map(toQdrantPoint) }, with or witho
   fc.assert(
     fc.property(fc.array(fc.tuple(embedding, fc.boolean()), { minLength: 1, maxLength: 6 }), (list) => {
       const points = list.map(([e, withJson], i) => point(`00000000-0000-5000-8000-00000000000${i}`, e, withJson));
-      const got = JSON.parse(upsertBody(points).toString("utf8"));
+      const got = JSON.parse(upsertBodyBuffer(points).toString("utf8"));
       const want = JSON.parse(JSON.stringify({ points: points.map(toQdrantPoint) }));
       assert.deepStrictEqual(asFloat32(got), asFloat32(want));
     }),
@@ -104,7 +104,7 @@ test("upsert body parses to { points: points.map(toQdrantPoint) }, with or witho
 
 test("a point with a non-finite value goes as JSON.stringify sends it (null), for Qdrant to refuse", () => {
   const bad: VectorPoint = { id: "p", dense: Float32Array.from([0.25, NaN]), payload: {} };
-  const body = JSON.parse(upsertBody([bad]).toString("utf8"));
+  const body = JSON.parse(upsertBodyBuffer([bad]).toString("utf8"));
   assert.deepEqual(body.points[0].vector, { dense: [0.25, null] });
 });
 
@@ -112,6 +112,17 @@ test("upsert requests are sized by the real vector JSON length when a point has 
   const e: ChunkEmbedding = { dense: Float32Array.from({ length: 1024 }, (_, i) => Math.fround(1 / (i + 3))) };
   const p = point("x", e, true);
   const body = upsertBody([p]).length;
+  assert.equal(upsertBodyBuffer([p]).length, body);
   const estimate = estimatePointBytes(p);
   assert.ok(estimate >= body && estimate < body + 200, `estimate ${estimate} for a body of ${body} bytes`);
+});
+
+test("large vector JSON (ColBERT) goes into the body uncopied; small parts are coalesced", () => {
+  const colbert = Float32Array.from({ length: 127 * 1024 }, (_, i) => Math.fround(Math.sin(i) / 32));
+  const ps = [0, 1, 2].map((i) => point(`p${i}`, { dense: Float32Array.from([0.5, 0.5]), colbert, colbertDim: 1024 }, true));
+  const body = upsertBody(ps);
+  for (const p of ps) assert.ok(body.parts.includes(p.vectorJson!), "the point's own bytes are a part of the body");
+  assert.equal(body.parts.length, 7, "head, vector and tail around each point: 3 vectors and 4 runs between them");
+  const small = upsertBody([0, 1, 2].map((i) => point(`s${i}`, { dense: Float32Array.from([0.5, 0.5]) }, true)));
+  assert.equal(small.parts.length, 1);
 });

@@ -1,6 +1,6 @@
 /** The body of a Qdrant upsert (`{"points":[{"id","vector","payload"},...]}`) assembled as bytes
  *  from each point's pre-built vector JSON (issue 15): the main thread serialises only ids and
- *  payloads and copies the vector bytes once, into one Buffer. A point that arrives without
+ *  payloads and splices the vector bytes in, copying only small ones. A point that arrives without
  *  vector JSON (it rode in a query-lane batch) is written here from its typed arrays with the same
  *  encoder. Pure: performs no I/O. */
 import type { VectorPoint } from "../core/ports.js";
@@ -22,18 +22,54 @@ export function vectorBytes(p: VectorPoint): Uint8Array {
   }
 }
 
-/** `JSON.stringify({ points: points.map(toQdrantPoint) })` up to float formatting, as one Buffer. */
-export function upsertBody(points: VectorPoint[]): Buffer {
-  const parts: Uint8Array[] = [OPEN];
-  let length = OPEN.length + CLOSE.length;
+/** The body in order, as parts: small ones (ids, payloads, dense+sparse vectors) coalesced into
+ *  buffers of about COALESCE_BYTES, parts that large (ColBERT vectors, ~1.5 MB per 128-token
+ *  chunk) passed through uncopied, since a copy of megabytes costs the main thread more than the
+ *  socket write it saves. */
+export interface UpsertBody {
+  parts: Uint8Array[];
+  length: number;
+}
+
+const COALESCE_BYTES = 256 * 1024;
+
+/** `JSON.stringify({ points: points.map(toQdrantPoint) })` up to float formatting, as bytes. */
+export function upsertBody(points: VectorPoint[]): UpsertBody {
+  const parts: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  let length = 0;
+  const flush = () => {
+    if (run.length === 1) parts.push(run[0]);
+    else if (run.length > 1) parts.push(Buffer.concat(run, runBytes));
+    run = [];
+    runBytes = 0;
+  };
+  const add = (b: Uint8Array) => {
+    length += b.length;
+    if (b.length >= COALESCE_BYTES) {
+      flush();
+      parts.push(b);
+      return;
+    }
+    run.push(b);
+    runBytes += b.length;
+    if (runBytes >= COALESCE_BYTES) flush();
+  };
+  add(OPEN);
   for (let i = 0; i < points.length; i++) {
     const p = points[i];
-    const head = Buffer.from(`${i > 0 ? "," : ""}{"id":${JSON.stringify(p.id)},"vector":`);
-    const vector = vectorBytes(p);
-    const tail = Buffer.from(`,"payload":${JSON.stringify(p.payload)}}`);
-    parts.push(head, vector, tail);
-    length += head.length + vector.length + tail.length;
+    add(Buffer.from(`${i > 0 ? "," : ""}{"id":${JSON.stringify(p.id)},"vector":`));
+    add(vectorBytes(p));
+    add(Buffer.from(`,"payload":${JSON.stringify(p.payload)}}`));
   }
-  parts.push(CLOSE);
+  add(CLOSE);
+  flush();
+  return { parts, length };
+}
+
+/** The whole body in one Buffer (tests, the JSONL-shaped checks). */
+export function upsertBodyBuffer(points: VectorPoint[]): Buffer {
+  const { parts, length } = upsertBody(points);
   return Buffer.concat(parts, length);
 }

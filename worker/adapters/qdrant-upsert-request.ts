@@ -6,6 +6,7 @@
  *  parsed answer in `data`, or the client's timeout message), so `toSinkError` words both paths
  *  alike and the upsert grouper retries and splits them alike. */
 import type { Config } from "../../shared/config.js";
+import type { UpsertBody } from "./qdrant-upsert-body.js";
 
 type RequestConfig = Pick<Config, "QDRANT_URL" | "QDRANT_API_KEY" | "COLLECTION" | "QDRANT_TIMEOUT_MS">;
 
@@ -45,14 +46,29 @@ async function responseData(res: Response): Promise<unknown> {
   }
 }
 
+/** The body as fetch takes it: one part as is (with its Content-Length); several as a stream of
+ *  those parts, sent without copying them together (chunked transfer encoding, which Qdrant reads
+ *  like any other body). */
+function fetchBody(body: UpsertBody): { body: Uint8Array | AsyncIterable<Uint8Array>; duplex?: "half" } {
+  if (body.parts.length === 1) return { body: body.parts[0] };
+  const parts = body.parts;
+  return {
+    body: (async function* () {
+      yield* parts;
+    })(),
+    duplex: "half",
+  };
+}
+
 /** PUTs `body`; resolves once Qdrant answered 200 or 201 (with `wait=true`: applied). */
-export async function putUpsert(cfg: RequestConfig, body: Uint8Array): Promise<void> {
+export async function putUpsert(cfg: RequestConfig, body: UpsertBody): Promise<void> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (cfg.QDRANT_API_KEY) headers["api-key"] = cfg.QDRANT_API_KEY;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), cfg.QDRANT_TIMEOUT_MS);
   try {
-    const res = await fetch(upsertUrl(cfg), { method: "PUT", headers, body, signal: controller.signal });
+    const init = { method: "PUT", headers, signal: controller.signal, ...fetchBody(body) };
+    const res = await fetch(upsertUrl(cfg), init as RequestInit);
     const data = await responseData(res);
     if (res.status === 200 || res.status === 201) return;
     if (!res.ok) throw new QdrantHttpError(res.status, res.statusText, data);
