@@ -4,11 +4,11 @@
  *  values: the coordinates of random unit-norm 1024-d vectors (what dense and ColBERT vectors
  *  hold) and random finite bit patterns (every exponent). Each method runs `--rounds` times over
  *  the whole set after a warm-up round; the median round of process CPU time is reported. Prints the machine and
- *  method; writes nothing. Timings on a shared machine are noisy: compare within one run. */
+ *  method, and writes them with every figure to bench/results/serialization/float-format/. Timings on a shared machine are noisy: compare within one run. */
 import os from "node:os";
 import { Command } from "commander";
 import { formatFloat32, writeFloat32 } from "../../worker/core/float32-format.js";
-import { machineInfo } from "../lib/machine.js";
+import { benchReport } from "./report.js";
 
 const opts = new Command()
   .option("--floats <n>", "floats per set", (v) => Number(v), 1 << 20)
@@ -97,9 +97,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-const m = machineInfo();
-console.log(`bench:float-format — ${m.cpus} x ${m.cpuModel}, Node ${m.node}, load average ${os.loadavg()[0].toFixed(2)}`);
-console.log(
+const report = benchReport("float-format");
+const say = report.say;
+const m = report.machine;
+const figures: Record<string, Record<string, { nsPerFloat: number; bytesPerFloat: number }>> = {};
+say(`bench:float-format — ${m.cpus} x ${m.cpuModel}, Node ${m.node}, load average ${os.loadavg()[0].toFixed(2)}`);
+say(
   `method: ${opts.floats} float32 values per set, ${opts.rounds} timed rounds per method after one warm-up round, ` +
     "median round of process CPU time (user + system); one thread. The machine may be shared: compare within one run.",
 );
@@ -107,8 +110,8 @@ for (const [setName, values] of [
   ["coordinates of random unit-norm 1024-d vectors", unitVectorValues(opts.floats)],
   ["random finite float32 bit patterns (every exponent)", bitPatterns(opts.floats)],
 ] as const) {
-  console.log(`\n${setName}:`);
-  console.log("  ns/float  bytes/float  method");
+  say(`\n${setName}:`);
+  say("  ns/float  bytes/float  method");
   for (const [name, fn] of Object.entries(methods)) {
     let bytes = fn(values);
     const times: number[] = [];
@@ -119,8 +122,10 @@ for (const [setName, values] of [
     }
     sink += bytes;
     const ns = (median(times) * 1e6) / values.length;
-    console.log(`  ${ns.toFixed(1).padStart(8)}  ${(bytes / values.length).toFixed(2).padStart(11)}  ${name}`);
+    (figures[setName] ??= {})[name] = { nsPerFloat: ns, bytesPerFloat: bytes / values.length };
+    say(`  ${ns.toFixed(1).padStart(8)}  ${(bytes / values.length).toFixed(2).padStart(11)}  ${name}`);
   }
 }
 sink += writeFloat32(buf, 0, Math.fround(0.1));
-console.log(`\n(load average at the end ${os.loadavg()[0].toFixed(2)}; checksum ${sink})`);
+say(`\n(load average at the end ${os.loadavg()[0].toFixed(2)}; checksum ${sink})`);
+console.log(`results: ${report.finish({ options: opts, unit: "ns of process CPU per float", sets: figures })}`);

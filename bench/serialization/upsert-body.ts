@@ -14,7 +14,8 @@
  *    MessageChannel with its buffers transferred, with and without the vector JSON (both sides
  *    of the transfer, an upper bound of the main thread's share).
  *  Process CPU time (wall time on a loaded machine counts waiting for a core), median of `--rounds`
- *  rounds after a warm-up. Prints machine, inputs and method; writes nothing.
+ *  rounds after a warm-up. Prints machine, inputs and method, and writes them with every figure to
+ *  bench/results/serialization/upsert-body/.
  *  The machine may be shared: compare within one run. */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
@@ -32,11 +33,11 @@ import { upsertBody } from "../../worker/adapters/qdrant-upsert-body.js";
 import { encodeVectorJson } from "../../worker/adapters/qdrant-vector-json.js";
 import { ensureTestModel } from "../../kit/test-model/write-test-model.js";
 import { readCorpus, resolveCorpus } from "../lib/corpus.js";
-import { machineInfo } from "../lib/machine.js";
 import { referenceRoot, repoRoot } from "../lib/paths.js";
+import { benchReport } from "./report.js";
 
 const opts = new Command()
-  .option("--chunks <n>", "chunks per scenario", (v) => Number(v), 256)
+  .option("--chunks <n>", "chunks per scenario (ColBERT: an eighth, at least 8)", (v) => Number(v), 128)
   .option("--points <n>", "points per upsert request (ColBERT: a quarter)", (v) => Number(v), 64)
   .option("--rounds <n>", "timed rounds (median reported)", (v) => Number(v), 5)
   .parse()
@@ -183,22 +184,24 @@ function transferCost(all: VectorPoint[], size: number, withJson: boolean): numb
   return (median(times) * 1000) / all.length;
 }
 
-const m = machineInfo();
+const report = benchReport("upsert-body");
+const say = report.say;
+const m = report.machine;
 const corpus = resolveCorpus();
 const { docs } = await readCorpus(corpus);
 const { tok, label } = await loadTokenizer();
 const countTokens = (t: string) => tok.encode(t, { add_special_tokens: false }).ids.length;
-console.log(`bench:upsert-body — ${m.cpus} x ${m.cpuModel}, Node ${m.node}, load average ${os.loadavg()[0].toFixed(2)}`);
-console.log(`corpus: ${corpus.label}; tokenizer: ${label}`);
-console.log(
+say(`bench:upsert-body — ${m.cpus} x ${m.cpuModel}, Node ${m.node}, load average ${os.loadavg()[0].toFixed(2)}`);
+say(`corpus: ${corpus.label}; tokenizer: ${label}`);
+say(
   `method: ${opts.chunks} chunks per scenario (ColBERT: ${Math.max(8, opts.chunks >> 3)}), requests of ${opts.points} ` +
     `points (ColBERT: ${Math.max(1, opts.points >> 2)}), process CPU time (user + system, GC threads included; ` +
     `${(globalThis as { gc?: unknown }).gc ? "a full GC before each round" : "no GC between rounds: run with --expose-gc"}), ` +
     `median of ${opts.rounds} rounds after a warm-up; vectors are random unit-norm float32 of BGE-M3's sizes ` +
     "standing in for the model (see the file's header). The machine may be shared: compare within one run.",
 );
-console.log("\nmicroseconds of CPU per chunk:");
-console.log(
+say("\nmicroseconds of CPU per chunk:");
+say(
   "  scenario                         client path  prebuilt: model thread  main thread  transfer +json  (transfer without)  vector JSON KB",
 );
 const scenarios: Scenario[] = [
@@ -233,7 +236,7 @@ for (const s of scenarios) {
   const kb = all.reduce((n, p) => n + p.vectorJson!.byteLength, 0) / all.length / 1024;
   const tokens = all.reduce((n, p) => n + (p.payload.token_count as number), 0) / all.length;
   rows.push({ client, model, main, withJson, without, tokens });
-  console.log(
+  say(
     `  ${s.name.padEnd(32)} ${client.toFixed(1).padStart(11)}  ${model.toFixed(1).padStart(22)}  ${main
       .toFixed(1)
       .padStart(11)}  ${withJson.toFixed(1).padStart(14)}  ${without.toFixed(1).padStart(18)}  ${kb.toFixed(1).padStart(14)}` +
@@ -242,9 +245,19 @@ for (const s of scenarios) {
 }
 const [base, , colbert] = rows;
 const perToken = (k: string) => (colbert[k] - base[k]) / (colbert.tokens - 1);
-console.log(
+say(
   `\nColBERT, per token (128-token chunks with minus without ColBERT): client path ${perToken("client").toFixed(2)} us, ` +
     `prebuilt main thread ${perToken("main").toFixed(2)} us + transfer ${perToken("withJson").toFixed(2)} us, ` +
     `model thread ${perToken("model").toFixed(2)} us`,
 );
-console.log(`(load average at the end ${os.loadavg()[0].toFixed(2)})`);
+say(`(load average at the end ${os.loadavg()[0].toFixed(2)})`);
+const colbertPerToken = Object.fromEntries(["client", "model", "main", "withJson"].map((k) => [k, perToken(k)]));
+const file = report.finish({
+  corpus: corpus.label,
+  tokenizer: label,
+  options: opts,
+  unit: "microseconds of process CPU per chunk",
+  scenarios: scenarios.map((s, i) => ({ ...s, ...rows[i] })),
+  colbertPerToken,
+});
+console.log(`results: ${file}`);
