@@ -109,7 +109,9 @@ async function points(s: Scenario, tok: Tokenizer, texts: string[]): Promise<Vec
     }
     const job = { docId: `doc-${i}`, docHash: "h", enqueuedAt: 1_765_000_000_000, metadata: { source: "bench" } };
     const chunk = { index: i, text, metadata: { speakers: ["A"], start: i, end: i + 1 } };
-    out.push(toPoint(job, chunk, { length: ids.length, truncated: false }, emb, { MODEL_NAME: "bge-m3", STORE_TEXT: true }));
+    out.push(
+      toPoint(job, chunk, { length: ids.length, truncated: false }, emb, { MODEL_NAME: "bge-m3", STORE_TEXT: true }),
+    );
   }
   return out;
 }
@@ -239,7 +241,9 @@ for (const s of scenarios) {
   say(
     `  ${s.name.padEnd(32)} ${client.toFixed(1).padStart(11)}  ${model.toFixed(1).padStart(22)}  ${main
       .toFixed(1)
-      .padStart(11)}  ${withJson.toFixed(1).padStart(14)}  ${without.toFixed(1).padStart(18)}  ${kb.toFixed(1).padStart(14)}` +
+      .padStart(
+        11,
+      )}  ${withJson.toFixed(1).padStart(14)}  ${without.toFixed(1).padStart(18)}  ${kb.toFixed(1).padStart(14)}` +
       `   (${tokens.toFixed(0)} tokens/chunk)`,
   );
 }

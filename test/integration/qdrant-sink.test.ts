@@ -188,7 +188,11 @@ test("a non-finite value: Qdrant refuses the point (HTTP 400), both paths alike"
 });
 
 test("an injected 503: retryable, not content suspect, both paths alike", async () => {
-  const f = await sameFailure("503", (ps) => ps, () => fx.server.setFault({ kind: "status", status: 503 }));
+  const f = await sameFailure(
+    "503",
+    (ps) => ps,
+    () => fx.server.setFault({ kind: "status", status: 503 }),
+  );
   assert.equal(f.status, 503);
   assert.equal(f.retryable, true);
   assert.equal(f.contentSuspect, false);
@@ -196,7 +200,11 @@ test("an injected 503: retryable, not content suspect, both paths alike", async 
 });
 
 test("a refused connection and a timeout: no status, retryable, both paths alike", async () => {
-  const refused = await sameFailure("refused", (ps) => ps, () => fx.server.setFault({ kind: "refuse" }));
+  const refused = await sameFailure(
+    "refused",
+    (ps) => ps,
+    () => fx.server.setFault({ kind: "refuse" }),
+  );
   assert.equal(refused.status, undefined);
   assert.equal(refused.retryable, true);
   assert.match(refused.message, /^upsert of 3 points to "<collection>" failed: /);

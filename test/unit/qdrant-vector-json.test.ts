@@ -71,7 +71,11 @@ test("a BGE-M3-sized chunk: 1024-d dense, sparse and 127 ColBERT rows, about hal
   const parsed = JSON.parse(decoder.decode(bytes));
   assert.deepStrictEqual(asFloat32(parsed), asFloat32(JSON.parse(JSON.stringify(toQdrantVectors(e)))));
   assert.equal(parsed.colbert.length, 127);
-  assert.equal(bytes.buffer.byteLength, bytes.byteLength, "the buffer holds exactly the JSON (nothing extra to transfer)");
+  assert.equal(
+    bytes.buffer.byteLength,
+    bytes.byteLength,
+    "the buffer holds exactly the JSON (nothing extra to transfer)",
+  );
   assert.ok(bytes.byteLength < JSON.stringify(toQdrantVectors(e)).length * 0.75);
 });
 
@@ -119,7 +123,9 @@ test("upsert requests are sized by the real vector JSON length when a point has 
 
 test("large vector JSON (ColBERT) goes into the body uncopied; small parts are coalesced", () => {
   const colbert = Float32Array.from({ length: 127 * 1024 }, (_, i) => Math.fround(Math.sin(i) / 32));
-  const ps = [0, 1, 2].map((i) => point(`p${i}`, { dense: Float32Array.from([0.5, 0.5]), colbert, colbertDim: 1024 }, true));
+  const ps = [0, 1, 2].map((i) =>
+    point(`p${i}`, { dense: Float32Array.from([0.5, 0.5]), colbert, colbertDim: 1024 }, true),
+  );
   const body = upsertBody(ps);
   for (const p of ps) assert.ok(body.parts.includes(p.vectorJson!), "the point's own bytes are a part of the body");
   assert.equal(body.parts.length, 7, "head, vector and tail around each point: 3 vectors and 4 runs between them");
