@@ -11,8 +11,8 @@
  *  - prebuilt, model thread: `encodeVectorJson` per chunk;
  *  - prebuilt, main thread: `upsertBody` (ids and payloads to JSON, vector bytes spliced);
  *  - the message from the model thread, posted and received in one thread through a
- *    MessageChannel with its buffers transferred, with and without the vector JSON (both sides
- *    of the transfer, an upper bound of the main thread's share).
+ *    MessageChannel with its buffers transferred, with and without the vector JSON; receive (the
+ *    main thread's share) and send timed apart, in wall time, the least round.
  *  Process CPU time (wall time on a loaded machine counts waiting for a core), median of `--rounds`
  *  rounds after a warm-up. Prints machine, inputs and method, and writes them with every figure to
  *  bench/results/serialization/upsert-body/.
@@ -39,7 +39,7 @@ import { benchReport } from "./report.js";
 const opts = new Command()
   .option("--chunks <n>", "chunks per scenario (ColBERT: an eighth, at least 8)", (v) => Number(v), 128)
   .option("--points <n>", "points per upsert request (ColBERT: a quarter)", (v) => Number(v), 64)
-  .option("--rounds <n>", "timed rounds (median reported)", (v) => Number(v), 5)
+  .option("--rounds <n>", "timed rounds (median reported)", (v) => Number(v), 7)
   .parse()
   .opts<{ chunks: number; points: number; rounds: number }>();
 
@@ -121,6 +121,14 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** Untimed rounds first, so V8 has optimised the code being timed: the first few dozen calls
+ *  run 10-20x slower, and a running worker is long past them. */
+const WARMUP_ROUNDS = 3;
+function warmUp(fn: () => void): void {
+  const until = cpuMs() + 1500;
+  for (let w = 0; w < 30 && (w < WARMUP_ROUNDS || cpuMs() < until); w++) fn();
+}
+
 /** CPU time (user + system) of this process, milliseconds: on a loaded machine wall time would
  *  count the time spent waiting for a core. Includes V8's GC helper threads. */
 function cpuMs(): number {
@@ -135,7 +143,7 @@ function collectGarbage(): void {
 
 /** Median over rounds of the CPU time `fn` takes over all points, microseconds per chunk. */
 function perChunk(n: number, fn: () => void): number {
-  fn();
+  warmUp(fn);
   const times: number[] = [];
   for (let r = 0; r < opts.rounds; r++) {
     collectGarbage();
@@ -152,12 +160,17 @@ function groups<T>(xs: T[], size: number): T[][] {
   return out;
 }
 
-/** Times only the post + receive (the copies that make fresh buffers to transfer are excluded). */
-function transferCost(all: VectorPoint[], size: number, withJson: boolean): number {
-  const list = groups(all, size).map((g) => g.map((p) => ({ ...p }) as ChunkEmbedding));
+/** The model thread's message for each request, posted and received in this thread with its
+ *  buffers transferred: send (the model thread's share) and receive (the main thread's) timed
+ *  apart, in wall time, the least over rounds (freeing the previous round's megabytes runs on
+ *  other threads and would count in process CPU; the least round is the one nothing else slowed).
+ *  Returns microseconds per chunk. */
+function transferCost(all: VectorPoint[], size: number, withJson: boolean): { send: number; receive: number } {
+  const list = groups(all, size);
   const { port1, port2 } = new MessageChannel();
-  const times: number[] = [];
-  for (let r = 0; r <= opts.rounds; r++) {
+  let send = Infinity;
+  let receive = Infinity;
+  for (let r = 0; r < WARMUP_ROUNDS + opts.rounds; r++) {
     const fresh = list.map((g) =>
       g.map((e) => ({
         dense: e.dense!.slice(),
@@ -168,7 +181,8 @@ function transferCost(all: VectorPoint[], size: number, withJson: boolean): numb
       })),
     );
     collectGarbage();
-    const t = cpuMs();
+    let s = 0;
+    let v = 0;
     for (const msg of fresh) {
       const bufs: ArrayBuffer[] = [];
       for (const e of msg) {
@@ -176,14 +190,21 @@ function transferCost(all: VectorPoint[], size: number, withJson: boolean): numb
         if (e.colbert) bufs.push(e.colbert.buffer);
         if (e.vectorJson) bufs.push(e.vectorJson.buffer as ArrayBuffer);
       }
+      const t0 = performance.now();
       port1.postMessage(msg, bufs);
+      const t1 = performance.now();
       receiveMessageOnPort(port2);
+      v += performance.now() - t1;
+      s += t1 - t0;
     }
-    if (r > 0) times.push(cpuMs() - t);
+    if (r >= WARMUP_ROUNDS) {
+      send = Math.min(send, s);
+      receive = Math.min(receive, v);
+    }
   }
   port1.close();
   port2.close();
-  return (median(times) * 1000) / all.length;
+  return { send: (send * 1000) / all.length, receive: (receive * 1000) / all.length };
 }
 
 const report = benchReport("upsert-body");
@@ -199,12 +220,13 @@ say(
   `method: ${opts.chunks} chunks per scenario (ColBERT: ${Math.max(8, opts.chunks >> 3)}), requests of ${opts.points} ` +
     `points (ColBERT: ${Math.max(1, opts.points >> 2)}), process CPU time (user + system, GC threads included; ` +
     `${(globalThis as { gc?: unknown }).gc ? "a full GC before each round" : "no GC between rounds: run with --expose-gc"}), ` +
-    `median of ${opts.rounds} rounds after a warm-up; vectors are random unit-norm float32 of BGE-M3's sizes ` +
+    `median of ${opts.rounds} rounds after 3-30 warm-up rounds (up to 1.5 s of CPU); vectors are random unit-norm float32 of BGE-M3's sizes ` +
     "standing in for the model (see the file's header). The machine may be shared: compare within one run.",
 );
 say("\nmicroseconds of CPU per chunk:");
 say(
-  "  scenario                         client path  prebuilt: model thread  main thread  transfer +json  (transfer without)  vector JSON KB",
+  "  scenario                         client path  prebuilt: model thread  main thread  receive (send) +json  " +
+    "receive (send) without  vector JSON KB",
 );
 const scenarios: Scenario[] = [
   { name: "128 tokens, dense+sparse", tokens: 128, colbert: false },
@@ -233,25 +255,37 @@ for (const s of scenarios) {
   const main = perChunk(all.length, () => {
     for (const g of requests) upsertBody(g);
   });
-  const withJson = transferCost(all, size, true);
-  const without = transferCost(all, size, false);
+  const tj = transferCost(all, size, true);
+  const tn = transferCost(all, size, false);
+  const withJson = tj.receive;
   const kb = all.reduce((n, p) => n + p.vectorJson!.byteLength, 0) / all.length / 1024;
   const tokens = all.reduce((n, p) => n + (p.payload.token_count as number), 0) / all.length;
-  rows.push({ client, model, main, withJson, without, tokens });
-  say(
-    `  ${s.name.padEnd(32)} ${client.toFixed(1).padStart(11)}  ${model.toFixed(1).padStart(22)}  ${main
-      .toFixed(1)
-      .padStart(
-        11,
-      )}  ${withJson.toFixed(1).padStart(14)}  ${without.toFixed(1).padStart(18)}  ${kb.toFixed(1).padStart(14)}` +
-      `   (${tokens.toFixed(0)} tokens/chunk)`,
-  );
+  rows.push({
+    client,
+    model,
+    main,
+    withJson,
+    withJsonSend: tj.send,
+    without: tn.receive,
+    withoutSend: tn.send,
+    tokens,
+  });
+  const pair = (a: number, b: number) => `${a.toFixed(1)} (${b.toFixed(1)})`;
+  const cells = [
+    client.toFixed(1).padStart(11),
+    model.toFixed(1).padStart(22),
+    main.toFixed(1).padStart(11),
+    pair(tj.receive, tj.send).padStart(20),
+    pair(tn.receive, tn.send).padStart(22),
+    kb.toFixed(1).padStart(14),
+  ];
+  say(`  ${s.name.padEnd(32)} ${cells.join("  ")}   (${tokens.toFixed(0)} tokens/chunk)`);
 }
 const [base, , colbert] = rows;
 const perToken = (k: string) => (colbert[k] - base[k]) / (colbert.tokens - 1);
 say(
   `\nColBERT, per token (128-token chunks with minus without ColBERT): client path ${perToken("client").toFixed(2)} us, ` +
-    `prebuilt main thread ${perToken("main").toFixed(2)} us + transfer ${perToken("withJson").toFixed(2)} us, ` +
+    `prebuilt main thread ${perToken("main").toFixed(2)} us + receiving the message ${perToken("withJson").toFixed(2)} us, ` +
     `model thread ${perToken("model").toFixed(2)} us`,
 );
 say(`(load average at the end ${os.loadavg()[0].toFixed(2)})`);
