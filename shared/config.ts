@@ -94,6 +94,14 @@ export const configShape = {
     .describe("Qdrant REST URL; unset = write vectors to SINK_FILE (JSONL) instead, with a warning"),
   QDRANT_API_KEY: z.string().min(1).optional().describe("Qdrant API key (never logged)"),
   QDRANT_TIMEOUT_MS: int(30_000, 100).describe("Qdrant request timeout, milliseconds"),
+  QDRANT_UPSERT_BODY: z
+    .enum(["prebuilt", "client"])
+    .default("prebuilt")
+    .describe(
+      "How upsert requests are built: prebuilt = vectors written as JSON in the model thread, the body " +
+        "assembled as bytes and sent with Node's fetch; client = the official Qdrant client serialises each request " +
+        "on the main thread (slower; the fallback)",
+    ),
   COLLECTION: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/)

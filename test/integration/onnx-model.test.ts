@@ -11,6 +11,7 @@ import { missingCudaLibraries } from "../../worker/adapters/execution-provider.j
 import { locateModelFiles } from "../../worker/adapters/model-files.js";
 import { OnnxModel } from "../../worker/adapters/onnx-model.js";
 import { TokenizerPool } from "../../worker/adapters/tokenizer-pool.js";
+import { encodeVectorJson } from "../../worker/adapters/qdrant-vector-json.js";
 import { testConfig, testModel } from "../../kit/harness.js";
 
 const TEXTS = [
@@ -131,4 +132,22 @@ test("EXECUTION_PROVIDER=cuda without the CUDA provider fails loudly, naming wha
 
 test("a missing model folder or file is a clear start-up error", () => {
   assert.throws(() => locateModelFiles("/nonexistent/model/dir"), /MODEL_DIR .* does not exist/);
+});
+
+test("encodeVectors: the model thread returns each chunk's vector JSON, byte for byte what the encoder writes from its vectors", async () => {
+  const plain = await model.embed(batchOf(seqs));
+  assert.ok(
+    plain.every((e) => e.vectorJson === undefined),
+    "no vector JSON unless asked for",
+  );
+  const encoded = await model.embed({ ...batchOf(seqs), encodeVectors: true });
+  encoded.forEach((e, i) => {
+    assert.ok(e.vectorJson instanceof Uint8Array, `chunk ${i} has vector JSON`);
+    assert.deepEqual(Buffer.from(e.vectorJson), Buffer.from(encodeVectorJson({ ...e, vectorJson: undefined })));
+    assert.ok(e.dense && e.sparse && e.colbert, "the typed arrays still come back");
+    const parsed = JSON.parse(Buffer.from(e.vectorJson).toString("utf8")) as { colbert: number[][] };
+    assert.equal(parsed.colbert.length, seqs[i].length - 1);
+  });
+  const query = await model.embed({ ...batchOf(seqs), queryLane: true, encodeVectors: false });
+  assert.ok(query.every((e) => e.vectorJson === undefined));
 });

@@ -137,6 +137,7 @@ export class OnnxModel implements EmbeddingModel {
         lengths,
         paddedLength: batch.paddedLength,
         queryLane: batch.queryLane,
+        encodeVectors: batch.encodeVectors,
       };
       this.thread.postMessage(req, [flat.buffer, lengths.buffer]);
     });

@@ -25,6 +25,7 @@ import {
 import { nextModelRun } from "../core/query-lane.js";
 import { rowsToFloat32, toFloat32 } from "../core/tensor-decode.js";
 import { cudaLoadError, executionProviders } from "./execution-provider.js";
+import { encodeVectorJson } from "./qdrant-vector-json.js";
 import { ELEM_TYPES, type DeclaredValue } from "./onnx-graph-scan.js";
 
 export interface OnnxThreadData {
@@ -57,7 +58,16 @@ export interface OnnxThreadData {
 
 /** `queryLane` batches (query requests) run before every queued batch that waits here. */
 export type ThreadRequest =
-  | { type: "embed"; id: number; flat: Int32Array; lengths: Int32Array; paddedLength: number; queryLane?: boolean }
+  | {
+      type: "embed";
+      id: number;
+      flat: Int32Array;
+      lengths: Int32Array;
+      paddedLength: number;
+      queryLane?: boolean;
+      /** Also write each chunk's Qdrant vector JSON here (ChunkEmbedding.vectorJson), off the main thread. */
+      encodeVectors?: boolean;
+    }
   /** Drop the batches waiting here (each gets an error); the running one finishes. */
   | { type: "stop" };
 export type ThreadReply =
@@ -193,12 +203,27 @@ async function embed(flat: Int32Array, lengths: Int32Array, seq: number): Promis
   return applyLayout(layout!, await runDecoded(flat, lengths, seq), { flat, lengths }, special);
 }
 
+/** Issue 15: the upsert body's vectors are written here, beside the model, so the main thread
+ *  only splices bytes. A value the encoder refuses (non-finite: the heads let none through)
+ *  leaves that chunk without JSON, and the sink writes it from the typed arrays, which fail
+ *  the same way on the main thread, for that chunk's job alone. */
+function encodeAll(results: ChunkEmbedding[]): void {
+  for (const r of results) {
+    try {
+      r.vectorJson = encodeVectorJson(r);
+    } catch {
+      r.vectorJson = undefined;
+    }
+  }
+}
+
 function transferables(results: ChunkEmbedding[]): ArrayBuffer[] {
   const list: ArrayBuffer[] = [];
   for (const r of results) {
     if (r.dense) list.push(r.dense.buffer as ArrayBuffer);
     if (r.sparse) list.push(r.sparse.indices.buffer as ArrayBuffer, r.sparse.values.buffer as ArrayBuffer);
     if (r.colbert) list.push(r.colbert.buffer as ArrayBuffer);
+    if (r.vectorJson) list.push(r.vectorJson.buffer as ArrayBuffer);
   }
   return list;
 }
@@ -256,6 +281,7 @@ function runNext(): void {
         let o = 0;
         for (const r of group) {
           const mine = results.slice(o, (o += r.lengths.length));
+          if (r.encodeVectors) encodeAll(mine);
           port.postMessage({ type: "result", id: r.id, results: mine, run } satisfies ThreadReply, transferables(mine));
         }
       },

@@ -3,7 +3,11 @@
  *  named sparse vector, ColBERT multivector with max_sim when enabled, stored as float16 with
  *  HNSW off since it is only used to rerank) and a keyword index on `doc_id`; if the collection exists with a schema
  *  these vectors cannot be written to, it refuses to start and says what differs. Upserts
- *  use `wait=true`: a resolved upsert means Qdrant has applied the points. Stale points of a
+ *  use `wait=true`: a resolved upsert means Qdrant has applied the points. With
+ *  QDRANT_UPSERT_BODY=prebuilt (the default) an upsert's body is spliced from the points' vector
+ *  JSON, written in the model thread (qdrant-upsert-body.ts), and sent with Node's fetch
+ *  (qdrant-upsert-request.ts), failing as the client does; with `client` the official client
+ *  serialises it on the main thread. Everything else goes through the client. Stale points of a
  *  re-ingested document are deleted by filter (doc_id, chunk_index, doc_version) with
  *  `wait=true`, several documents in one request as a `should` of their filters (issue 15);
  *  skip-unchanged reads stored `chunk_hash` and `model` by point id. */
@@ -14,8 +18,11 @@ import { CollectionSchemaError, SinkError } from "../errors.js";
 import type { ModelInfo, StaleSelector, StoredChunk, VectorPoint, VectorSink } from "../core/ports.js";
 import { errorStatus, qdrantErrorDetail } from "./qdrant-error-detail.js";
 import { expectedSchema, PAYLOAD_FIELDS, schemaProblems, toQdrantVectors } from "./qdrant-schema.js";
+import { putUpsert } from "./qdrant-upsert-request.js";
+import { upsertBody } from "./qdrant-upsert-body.js";
 
-type SinkConfig = Pick<Config, "QDRANT_URL" | "QDRANT_API_KEY" | "COLLECTION" | "QDRANT_TIMEOUT_MS">;
+type SinkConfig = Pick<Config, "QDRANT_URL" | "QDRANT_API_KEY" | "COLLECTION" | "QDRANT_TIMEOUT_MS"> &
+  Partial<Pick<Config, "QDRANT_UPSERT_BODY">>;
 
 export function toSinkError(err: unknown, what: string): SinkError {
   const status = errorStatus(err);
@@ -59,6 +66,8 @@ function docList(sels: StaleSelector[], shown = 3): string {
 
 export class QdrantSink implements VectorSink {
   private readonly client: QdrantClient;
+  /** QDRANT_UPSERT_BODY=prebuilt (the default): batches of queued chunks come with vector JSON. */
+  readonly usesVectorJson: boolean;
 
   constructor(
     private readonly cfg: SinkConfig,
@@ -70,6 +79,7 @@ export class QdrantSink implements VectorSink {
       timeout: cfg.QDRANT_TIMEOUT_MS,
       checkCompatibility: false,
     });
+    this.usesVectorJson = (cfg.QDRANT_UPSERT_BODY ?? "prebuilt") === "prebuilt";
   }
 
   describe(): string {
@@ -114,7 +124,8 @@ export class QdrantSink implements VectorSink {
 
   async upsert(points: VectorPoint[]): Promise<void> {
     try {
-      await this.client.upsert(this.cfg.COLLECTION, { wait: true, points: points.map(toQdrantPoint) as never });
+      if (this.usesVectorJson) await putUpsert(this.cfg, upsertBody(points));
+      else await this.client.upsert(this.cfg.COLLECTION, { wait: true, points: points.map(toQdrantPoint) as never });
     } catch (err) {
       throw toSinkError(err, `upsert of ${points.length} points to "${this.cfg.COLLECTION}"`);
     }

@@ -16,6 +16,10 @@ export interface ChunkEmbedding {
   /** `rows x colbertDim`, row-major. */
   colbert?: Float32Array;
   colbertDim?: number;
+  /** The chunk's vectors already written as the JSON a sink sends (Qdrant's `"vector"` object,
+   *  UTF-8), when the batch asked for it (`ModelBatch.encodeVectors`); the typed arrays above stay
+   *  the source of truth. */
+  vectorJson?: Uint8Array;
 }
 
 /** L2-normalises `v` in place; a zero vector stays zero. */

@@ -113,6 +113,7 @@ export class EmbeddingPipeline {
     });
     this.scheduler = new BatchScheduler(cfg, {
       model: ports.model,
+      encodeVectors: ports.sink.usesVectorJson,
       metrics,
       log,
       write: (points) => this.grouper.add(points),

@@ -38,6 +38,6 @@ export function toPoint(
   };
   if (chunk.docChunks !== undefined) payload.doc_chunks = chunk.docChunks;
   if (cfg.STORE_TEXT) payload.text = chunk.text;
-  const { dense, sparse, colbert, colbertDim } = emb;
-  return { id: pointId(job.docId, chunk.index), dense, sparse, colbert, colbertDim, payload };
+  const { dense, sparse, colbert, colbertDim, vectorJson } = emb;
+  return { id: pointId(job.docId, chunk.index), dense, sparse, colbert, colbertDim, vectorJson, payload };
 }

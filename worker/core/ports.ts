@@ -25,6 +25,9 @@ export interface ModelBatch {
   paddedLength: number;
   /** Carries query texts (the query lane): runs before queued batches already waiting for the model. */
   queryLane?: boolean;
+  /** Also return each chunk's vectors as the sink's JSON (`ChunkEmbedding.vectorJson`), built
+   *  beside the model instead of on the main thread; a model may ignore it. */
+  encodeVectors?: boolean;
 }
 
 export interface ModelInfo {
@@ -58,6 +61,8 @@ export interface VectorPoint {
   sparse?: SparseVector;
   colbert?: Float32Array;
   colbertDim?: number;
+  /** The vectors above as the sink's JSON, when the model built it (see ModelBatch.encodeVectors). */
+  vectorJson?: Uint8Array;
   payload: Record<string, unknown>;
 }
 
@@ -77,6 +82,9 @@ export interface StoredChunk {
 }
 
 export interface VectorSink {
+  /** Takes points' pre-built `vectorJson` (optional capability): batches of queued chunks then ask
+   *  the model for it. */
+  readonly usesVectorJson?: boolean;
   /** Creates or checks the destination for this model's vectors; throws on an incompatible schema. */
   init(info: ModelInfo): Promise<void>;
   /** Resolves only once the points are durably stored (Qdrant `wait=true`, file written). */
@@ -94,9 +102,12 @@ export interface VectorSink {
   readStored?(ids: string[]): Promise<Map<string, StoredChunk>>;
 }
 
-/** Rough JSON size of a point, for sizing upsert requests by bytes. */
+/** Rough JSON size of a point, for sizing upsert requests by bytes: the real length of its
+ *  pre-built vector JSON when it has one. */
 export function estimatePointBytes(p: VectorPoint): number {
-  const floats = (p.dense?.length ?? 0) + (p.sparse ? p.sparse.values.length * 2 : 0) + (p.colbert?.length ?? 0);
   const text = typeof p.payload.text === "string" ? p.payload.text.length * 1.2 : 0;
-  return 200 + floats * 12 + text + JSON.stringify({ ...p.payload, text: undefined }).length;
+  const payload = text + JSON.stringify({ ...p.payload, text: undefined }).length;
+  if (p.vectorJson) return 100 + p.vectorJson.byteLength + payload;
+  const floats = (p.dense?.length ?? 0) + (p.sparse ? p.sparse.values.length * 2 : 0) + (p.colbert?.length ?? 0);
+  return 200 + floats * 12 + payload;
 }

@@ -63,6 +63,9 @@ export type SchedulerConfig = Pick<
 
 export interface SchedulerHooks {
   model: EmbeddingModel;
+  /** Ask the model for vector JSON on batches of queued chunks (the sink uses it); query-lane
+   *  batches never, since query callers need the typed arrays. */
+  encodeVectors?: boolean;
   /** Receives the points a batch produced, once per batch. */
   write(points: GroupedPoint[]): void;
   /** The scheduling pass threw: no single owner is to blame. */
@@ -183,7 +186,8 @@ export class BatchScheduler {
     let out: ChunkEmbedding[];
     try {
       const sequences = live.map((it) => it.ids);
-      out = await this.hooks.model.embed({ sequences, paddedLength: padded, queryLane });
+      const encodeVectors = !queryLane && this.hooks.encodeVectors === true;
+      out = await this.hooks.model.embed({ sequences, paddedLength: padded, queryLane, encodeVectors });
       assert.equal(out.length, live.length, "model returned a different number of results than inputs; this is a bug");
     } catch (err) {
       metrics?.errors.inc({ type: errorKind(err) });
