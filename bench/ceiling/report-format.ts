@@ -95,3 +95,21 @@ export function renderCeilingSummary(r: CeilingResults, file: string): string {
   if (r.notes.length) out.push("", "## Notes", "", ...r.notes.map((n) => `- ${n}`));
   return out.join("\n") + "\n";
 }
+
+/** The block docs/performance.md and the README carry for a ceiling results file
+ *  (`node dist/bench/e2e/report.js <file>`): where it came from, the table and the targets. */
+export function renderCeilingBlock(r: CeilingResults, file: string): string {
+  const lines = [
+    `\`${file}\`: \`npm run bench:ceiling${r.args.length ? ` -- ${r.args.join(" ")}` : ""}\` on ${r.machine.cpus} x ${r.machine.cpuModel}, ` +
+      `Node ${r.machine.node}, load average ${r.machine.loadAverage.start.toFixed(2)} at start, commit ${r.git.commit}; ` +
+      `corpus: ${r.corpus.label}; tokenizer: ${r.model.tokenizer}.`,
+    "",
+    renderCeilingTable(r),
+    "",
+    ...r.targets.map(
+      (t) =>
+        `- ${t.met ? "met" : "**missed**"}: ${t.description}: ${t.value < 100 ? t.value.toFixed(2) : int(t.value)} (target ${t.comparator} ${t.threshold.toLocaleString("en-US")})`,
+    ),
+  ];
+  return lines.join("\n") + "\n";
+}

@@ -7,35 +7,41 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { renderResultsBlock } from "../../bench/e2e/report.js";
-import type {
-  BenchResults,
-  GranularityResult,
-  PriorityResults,
-  ThroughputRun,
-} from "../../bench/lib/results-schema.js";
+import type { GranularityResult, ThroughputRun } from "../../bench/lib/results-schema.js";
 import { percentile, unionLength } from "../../bench/lib/stats.js";
 import { evaluateTargets, speedRatio } from "../../bench/e2e/targets.js";
 import { repoRoot } from "../../kit/harness.js";
 
-test("docs/performance.md's tables are the report of the results files it names", () => {
-  const page = readFileSync(path.join(repoRoot, "docs", "performance.md"), "utf8");
+function checkBlocks(page: string, where: string): string[] {
   const named = [...page.matchAll(/`node dist\/bench\/e2e\/report\.js (bench\/results\/[\w./-]+\.json)`/g)].map(
     (m) => m[1],
   );
-  assert.ok(
-    named.some((f) => !f.includes("/priority/")),
-    "docs/performance.md shows no `npm run bench` results file",
-  );
-  const priority = named.some((f) => f.includes("/priority/"));
-  assert.ok(priority, "docs/performance.md shows no `npm run bench:priority` results file");
   for (const name of named) {
     const file = path.join(repoRoot, name);
-    assert.ok(existsSync(file), `docs/performance.md names ${name}, which does not exist`);
-    const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults | PriorityResults;
+    assert.ok(existsSync(file), `${where} names ${name}, which does not exist`);
+    const results = JSON.parse(readFileSync(file, "utf8")) as Parameters<typeof renderResultsBlock>[0];
     const expected = renderResultsBlock(results, name);
     const command = `node dist/bench/e2e/report.js ${name}`;
-    assert.ok(page.includes(expected), `docs/performance.md differs from \`${command}\`; paste its output`);
+    assert.ok(page.includes(expected), `${where} differs from \`${command}\`; paste its output`);
   }
+  return named;
+}
+
+test("docs/performance.md's tables are the report of the results files it names", () => {
+  const page = readFileSync(path.join(repoRoot, "docs", "performance.md"), "utf8");
+  const named = checkBlocks(page, "docs/performance.md");
+  assert.ok(
+    named.some((f) => !/\/(priority|queue|ceiling)\//.test(f)),
+    "docs/performance.md shows no `npm run bench` results file",
+  );
+  assert.ok(
+    named.some((f) => f.includes("/priority/")),
+    "docs/performance.md shows no `npm run bench:priority` results file",
+  );
+});
+
+test("the README's performance figures are the report of the results files it names", () => {
+  checkBlocks(readFileSync(path.join(repoRoot, "README.md"), "utf8"), "README.md");
 });
 
 function run(
