@@ -144,12 +144,13 @@ try {
     {
       name: "JSON bytes per float32 in a request",
       value: json.perFloat,
-      source: "computed: JSON.stringify of a seeded 1024-d float32 unit vector (bench/capacity/model.ts jsonSizes)",
+      source:
+        "computed: a seeded 1024-d float32 unit vector written by the worker's float32 formatter (QDRANT_UPSERT_BODY=prebuilt; bench/capacity/model.ts jsonSizes)",
     },
     {
       name: "JSON bytes per sparse entry in a request",
       value: json.perSparseEntry,
-      source: `computed: JSON.stringify of seeded indices below ${XLMR_VOCAB} and float32 weights (jsonSizes)`,
+      source: `computed: seeded indices below ${XLMR_VOCAB} and float32 weights, written as the worker writes them (jsonSizes)`,
     },
     { name: "share of each Redis core planned for", value: o.redisUtilization, source: code("redisUtilization") },
   ];

@@ -1,9 +1,9 @@
 /** The capacity model behind `npm run capacity`: what a backfill of N chunks asks of Redis, the
- *  workers and Qdrant, from constants measured by the benches (bench:queue, the ceiling part of
- *  `npm run bench`) and the published GPU figures (e2e/gpu-figures.ts). Pure arithmetic: every
+ *  workers and Qdrant, from constants measured by the benches (bench:queue, bench:ceiling) and the published GPU figures (e2e/gpu-figures.ts). Pure arithmetic: every
  *  input arrives as a number the caller took from a results file or a code constant and prints
  *  with its source; nothing here reads a file or guesses a missing figure (a missing ceiling
  *  stays undefined and so do the figures built on it). */
+import { formatFloat32 } from "../../worker/core/float32-format.js";
 
 export interface QueueConstants {
   /** Memory fit: Redis bytes per waiting job = bytesPerJob + bytesPerDataByte x job data bytes. */
@@ -172,18 +172,25 @@ function lcg(seed: number): () => number {
   };
 }
 
-/** JSON bytes per float of a unit vector of `dim` float32 values as the Qdrant client sends it
- *  (Float32Array -> number[] -> JSON.stringify), and per sparse entry (an index below `vocab` and
- *  a float32 weight). Computed by serializing seeded values, not assumed. */
-export function jsonSizes(dim: number, vocab: number): { perFloat: number; perSparseEntry: number } {
+/** JSON bytes per float of a unit vector of `dim` float32 values as the worker sends it, and per
+ *  sparse entry (an index below `vocab` and a float32 weight). `prebuilt` (QDRANT_UPSERT_BODY's
+ *  default): the worker's own shortest round-trip float32 formatter; `client`: Float32Array ->
+ *  number[] -> JSON.stringify, as the Qdrant client sends it. Computed by serializing seeded values,
+ *  not assumed. */
+export function jsonSizes(
+  dim: number,
+  vocab: number,
+  body: "prebuilt" | "client" = "prebuilt",
+): { perFloat: number; perSparseEntry: number } {
   const rnd = lcg(1);
   const raw = Array.from({ length: dim }, () => rnd() * 2 - 1);
   const norm = Math.hypot(...raw);
   const dense = Array.from(new Float32Array(raw.map((x) => x / norm)));
-  const perFloat = Buffer.byteLength(JSON.stringify(dense)) / dim;
+  const list = (xs: number[]) => (body === "client" ? JSON.stringify(xs) : `[${xs.map(formatFloat32).join(",")}]`);
+  const perFloat = Buffer.byteLength(list(dense)) / dim;
   const n = 256;
   const indices = Array.from({ length: n }, () => Math.floor(rnd() * vocab));
   const values = Array.from(new Float32Array(Array.from({ length: n }, () => rnd() * 0.3)));
-  const perSparseEntry = Buffer.byteLength(JSON.stringify({ indices, values })) / n;
+  const perSparseEntry = Buffer.byteLength(`{"indices":${JSON.stringify(indices)},"values":${list(values)}}`) / n;
   return { perFloat, perSparseEntry };
 }

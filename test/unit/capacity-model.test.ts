@@ -105,6 +105,9 @@ test("JSON sizes are computed from serialized float32 values, deterministic and 
   assert.deepEqual(jsonSizes(1024, 250_002), a);
   assert.ok(a.perFloat > 10 && a.perFloat < 25, `per float ${a.perFloat}`);
   assert.ok(a.perSparseEntry > a.perFloat && a.perSparseEntry < a.perFloat + 10, `per entry ${a.perSparseEntry}`);
+  // The worker's shortest float32 digits are shorter than JSON.stringify's double digits.
+  const client = jsonSizes(1024, 250_002, "client");
+  assert.ok(client.perFloat > a.perFloat + 5, `prebuilt ${a.perFloat}, client ${client.perFloat}`);
 });
 
 test("inputs: the queue cell nearest the job size with the most workers, every constant with its file and field", () => {
