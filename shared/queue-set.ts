@@ -6,7 +6,7 @@
  *  objects; the caller owns the connection. */
 import { Queue, type JobsOptions, type JobType } from "bullmq";
 import type { RedisClient } from "./redis.js";
-import { queueShards, shardFor, type QueueShard, type ShardSettings } from "./queue-shards.js";
+import { groupByShard, queueShards, shardFor, type QueueShard, type ShardSettings } from "./queue-shards.js";
 
 /** What a job must carry to be placed: its document id (all parts and versions of a document share a shard). */
 export interface PlacedJob {
@@ -42,14 +42,8 @@ export class QueueSet implements JobQueue {
 
   /** Adds each job to its document's shard: one `addBulk` per shard, in parallel. */
   async addBulk(jobs: PlacedJob[]): Promise<void> {
-    const byShard = new Map<number, PlacedJob[]>();
-    for (const j of jobs) {
-      const id = shardFor(j.data.docId, this.shards.length);
-      const list = byShard.get(id);
-      if (list) list.push(j);
-      else byShard.set(id, [j]);
-    }
-    await Promise.all([...byShard].map(([id, list]) => this.shards[id].queue.addBulk(list)));
+    const groups = groupByShard(jobs, this.shards.length);
+    await Promise.all([...groups].map(([id, list]) => this.shards[id].queue.addBulk(list)));
   }
 
   /** Job counts of every shard, in shard order. */

@@ -37,6 +37,21 @@ export function shardFor(docId: string, shards: number): number {
   return createHash("sha256").update(docId).digest().readUInt32BE(0) % shards;
 }
 
+/** Jobs grouped by the shard of their document (`data.docId`), each group in the given order. */
+export function groupByShard<J extends { data: { docId: string } }>(
+  jobs: readonly J[],
+  shards: number,
+): Map<number, J[]> {
+  const groups = new Map<number, J[]>();
+  for (const j of jobs) {
+    const id = shardFor(j.data.docId, shards);
+    const list = groups.get(id);
+    if (list) list.push(j);
+    else groups.set(id, [j]);
+  }
+  return groups;
+}
+
 /** `a{t}b` → ["a", "t", "b"]; a prefix without a tag is the tag itself: `bull` → ["", "bull", ""]. */
 function splitTag(prefix: string): [string, string, string] {
   const m = /^([^{]*)\{([^}]+)\}(.*)$/.exec(prefix);
