@@ -8,9 +8,11 @@ import { spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
+import { QueueKeys } from "bullmq";
+import calculateSlot from "cluster-key-slot";
 import { pointId } from "../../shared/ids.js";
 import { QueueSet } from "../../shared/queue-set.js";
-import { shardFor } from "../../shared/queue-shards.js";
+import { queueShards, shardFor } from "../../shared/queue-shards.js";
 import { docText } from "../../kit/corpus.js";
 import { repoRoot, uniqueQueue, waitFor } from "../../kit/harness.js";
 import { spawnWorker } from "../../kit/processes.js";
@@ -28,6 +30,17 @@ function cli(env: Record<string, string>, ...args: string[]) {
   assert.equal(r.status, 0, `${args[0]} failed: ${r.stderr}`);
   return r.stdout;
 }
+
+test("every key BullMQ names for a shard's queue hashes to that shard's slot", () => {
+  for (const [prefix, n] of [
+    ["{bull}", 3],
+    ["app{emb}x", 5],
+    ["bull", 4],
+  ] as const)
+    for (const s of queueShards({ QUEUE_PREFIX: prefix, QUEUE_SHARDS: n }))
+      for (const key of Object.values(new QueueKeys(s.prefix).getKeys("embed")))
+        assert.equal(calculateSlot(key), s.slot, `${key} is not in ${s.prefix}'s slot`);
+});
 
 test("QUEUE_SHARDS=2 on one Redis: placement by document, a worker per shard subset, metrics and stats per shard", async () => {
   await fx.ready;
