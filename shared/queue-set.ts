@@ -6,7 +6,7 @@
  *  objects; the caller owns the connection. */
 import { Queue, type JobsOptions, type JobType } from "bullmq";
 import type { RedisClient } from "./redis.js";
-import { groupByShard, queueShards, shardFor, type QueueShard, type ShardSettings } from "./queue-shards.js";
+import { groupByShard, queueShards, type QueueShard, type ShardSettings } from "./queue-shards.js";
 
 /** What a job must carry to be placed: its document id (all parts and versions of a document share a shard). */
 export interface PlacedJob {
@@ -33,11 +33,6 @@ export class QueueSet implements JobQueue {
       ...s,
       queue: new Queue(cfg.QUEUE_NAME, { connection, prefix: s.prefix }),
     }));
-  }
-
-  /** The queue of a document's shard. */
-  queueFor(docId: string): Queue {
-    return this.shards[shardFor(docId, this.shards.length)].queue;
   }
 
   /** Adds each job to its document's shard: one `addBulk` per shard, in parallel. */
