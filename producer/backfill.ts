@@ -9,13 +9,18 @@
  *  lower numbers first, so live ingestion (no priority, or a smaller number) is never queued
  *  behind a backfill. A dry run reads and chunks without Redis and sizes the run. With `pack`,
  *  small whole documents go several to a job (packer.ts); the open pack closes at every bulk, so
- *  the checkpoint never passes a document that is not in Redis. */
+ *  the checkpoint never passes a document that is not in Redis.
+ *  On a sharded
+ *  queue (QUEUE_SHARDS > 1) jobs go to their documents' shards, the backlog marks bound the sum
+ *  over the shards, and the checkpoint (one key under QUEUE_PREFIX) is the same as unsharded: it
+ *  records a position in the inputs, which no shard owns. */
 import { peakRssBytes } from "../shared/process-memory.js";
 import { stat } from "node:fs/promises";
-import { Queue, QueueEvents } from "bullmq";
+import { QueueEvents } from "bullmq";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
 import { createLogger } from "../shared/logger.js";
+import { QueueSet } from "../shared/queue-set.js";
 import { redisConnection, type RedisClient } from "../shared/redis.js";
 import { BacklogGate, type GateStats, type WaterMarks } from "./backfill/backlog.js";
 import {
@@ -164,9 +169,10 @@ const add = (a: BackfillCounts, b: BackfillCounts) => {
 
 interface Resources {
   connection?: RedisClient;
-  eventsConnection?: RedisClient;
-  queue?: Queue;
-  events?: QueueEvents;
+  /** One per shard: QueueEvents blocks on its connection. */
+  eventsConnections?: RedisClient[];
+  queue?: QueueSet;
+  events?: QueueEvents[];
   store?: CheckpointStore;
 }
 
@@ -174,18 +180,20 @@ async function openResources(cfg: Config, o: BackfillOptions, runId: string): Pr
   if (o.dryRun) return {};
   // Both carry the TLS and cluster settings: they used to get the URL alone (issue 16).
   const connection = redisConnection(cfg.REDIS_URL, cfg);
-  const eventsConnection = redisConnection(cfg.REDIS_URL, cfg);
-  const queue = new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX });
-  const events = new QueueEvents(cfg.QUEUE_NAME, { connection: eventsConnection, prefix: cfg.QUEUE_PREFIX });
+  const queue = new QueueSet(cfg, connection);
+  const eventsConnections = queue.shards.map(() => redisConnection(cfg.REDIS_URL, cfg));
+  const events = queue.shards.map(
+    (s, i) => new QueueEvents(cfg.QUEUE_NAME, { connection: eventsConnections[i], prefix: s.prefix }),
+  );
   const where = o.checkpoint ?? "redis";
   const store =
     o.checkpointStore ??
     (where === "redis"
       ? new RedisCheckpointStore(connection, checkpointKey(cfg.QUEUE_PREFIX, cfg.QUEUE_NAME, runId))
       : new FileCheckpointStore(where));
-  const res = { connection, eventsConnection, queue, events, store };
+  const res = { connection, eventsConnections, queue, events, store };
   try {
-    await events.waitUntilReady();
+    await Promise.all(events.map((e) => e.waitUntilReady()));
   } catch (err) {
     await closeResources(res);
     throw err;
@@ -194,9 +202,9 @@ async function openResources(cfg: Config, o: BackfillOptions, runId: string): Pr
 }
 
 async function closeResources(r: Resources): Promise<void> {
-  await r.events?.close();
+  await Promise.allSettled((r.events ?? []).map((e) => e.close()));
   await r.queue?.close();
-  await Promise.allSettled([r.connection?.quit(), r.eventsConnection?.quit()]);
+  await Promise.allSettled([r.connection, ...(r.eventsConnections ?? [])].map((c) => c?.quit()));
 }
 
 export async function runBackfill(cfg: Config, o: BackfillOptions): Promise<BackfillSummary> {
@@ -273,7 +281,7 @@ class BackfillRun {
     }
     this.bulkSize = o.bulkSize ?? BACKFILL_DEFAULTS.bulkSize;
     if (!o.allowDuplicateIds) this.ids = new DuplicateIdGuard();
-    if (o.pack) this.packer = new JobPacker(o.pack);
+    if (o.pack) this.packer = new JobPacker(o.pack, res.queue?.shardCount ?? 1);
     if (res.queue) {
       this.gate = new BacklogGate(res.queue, res.events, this.marks, {
         pollMs: o.pollMs ?? BACKFILL_DEFAULTS.pollMs,

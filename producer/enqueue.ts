@@ -6,10 +6,11 @@
  *  silently. Every chunk carries the document's chunk count, so the worker removes points an
  *  older, longer version left behind; `enqueuedAt` is the version and never repeats within a
  *  process. With `pack` set, small whole documents are packed several to a job (packer.ts). */
-import type { JobsOptions, Queue } from "bullmq";
+import type { JobsOptions } from "bullmq";
 import type { Config } from "../shared/config.js";
 import { chunkHash, jobId, sha256Hex } from "../shared/ids.js";
 import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
+import type { JobQueue } from "../shared/queue-set.js";
 import { chunkDocument, type ChunkProgress } from "./chunker.js";
 import type { Chunk, ReadEvent, SourceDocument } from "./document.js";
 import { DuplicateIdGuard } from "./duplicate-ids.js";
@@ -198,8 +199,9 @@ export function jobsForDocument(
   return jobs;
 }
 
+/** `queue`: one BullMQ queue or a `QueueSet`, which places each job on its document's shard. */
 export async function enqueueDocuments(
-  queue: Queue | undefined,
+  queue: JobQueue | undefined,
   input: Input,
   opts: EnqueueOptions,
 ): Promise<EnqueueSummary> {
@@ -216,7 +218,7 @@ export async function enqueueDocuments(
     skippedByReason: {},
     skippedSamples: [],
   };
-  const packer = opts.pack ? new JobPacker(opts.pack) : undefined;
+  const packer = opts.pack ? new JobPacker(opts.pack, queue?.shardCount ?? 1) : undefined;
   const bulkSize = opts.bulkSize ?? 500;
   let buffer: BulkJob[] = [];
   const flush = async () => {

@@ -5,8 +5,8 @@
  *  chunking options) stopped it, whose message goes to stderr; anything else is a bug and is
  *  thrown. While one document takes long to chunk, progress lines go to stderr. */
 import path from "node:path";
-import { Queue } from "bullmq";
 import type { Config } from "../shared/config.js";
+import { QueueSet } from "../shared/queue-set.js";
 import { redisConnection } from "../shared/redis.js";
 import type { ChunkProgress } from "./chunker.js";
 import { skippedEvent, type ReadEvent, type SourceDocument } from "./document.js";
@@ -63,7 +63,7 @@ function chunkProgressLog(everyMs = 5000): (doc: SourceDocument, p: ChunkProgres
 export async function runIngest(cfg: Config, paths: string[], o: IngestOptions): Promise<number> {
   const countTokens = loadTokenCounter(path.join(cfg.MODEL_DIR, "tokenizer.json"));
   const connection = o.dryRun ? undefined : redisConnection(cfg.REDIS_URL, cfg);
-  const queue = connection ? new Queue(cfg.QUEUE_NAME, { connection, prefix: cfg.QUEUE_PREFIX }) : undefined;
+  const queue = connection ? new QueueSet(cfg, connection) : undefined;
   const started = performance.now();
   try {
     const s = await enqueueDocuments(queue, readAll(paths, o.format, o.idPrefix), {

@@ -12,6 +12,7 @@ import { packedDocFrom, packJobId, PACK_KIND, type PackedDoc, type PackJobData }
 import { JOB_SCHEMA_VERSION, type EmbedJobData } from "../shared/job.js";
 import type { BulkJob } from "./enqueue.js";
 import { ProducerError } from "./producer-errors.js";
+import { shardFor } from "../shared/queue-shards.js";
 
 export interface PackBounds {
   /** Most documents in one pack. */
@@ -66,16 +67,23 @@ interface OpenPack {
 }
 
 export class JobPacker {
-  private open?: OpenPack;
+  /** One open pack per queue shard: a pack holds documents of one shard only, so it is placed on
+   *  the shard each of its documents belongs to (shared/queue-shards.ts). */
+  private readonly open = new Map<number, OpenPack>();
   /** Packs closed so far, and documents in them. */
   packs = 0;
   packedDocuments = 0;
 
-  constructor(private readonly bounds: PackBounds) {}
+  constructor(
+    private readonly bounds: PackBounds,
+    private readonly shards = 1,
+  ) {}
 
-  /** Documents in the open pack. */
+  /** Documents in the open packs. */
   get pending(): number {
-    return this.open?.docs.length ?? 0;
+    let n = 0;
+    for (const o of this.open.values()) n += o.docs.length;
+    return n;
   }
 
   /** Takes one document's jobs; returns the jobs now ready to add, in order. */
@@ -83,25 +91,34 @@ export class JobPacker {
     const doc = jobs.length === 1 ? this.packable(jobs[0].data) : undefined;
     if (!doc) return jobs;
     const out: BulkJob[] = [];
-    const o = this.open;
+    const shard = shardFor(doc.doc.docId, this.shards);
+    let o = this.open.get(shard);
     const b = this.bounds;
     if (
       o &&
       (o.docs.length + 1 > b.maxDocs || o.chunks + doc.chunks > b.maxChunks || o.bytes + doc.bytes > b.maxBytes)
     ) {
-      out.push(...this.flush());
+      out.push(...this.close(shard));
+      o = undefined;
     }
-    this.open ??= { docs: [], first: jobs[0], chunks: 0, bytes: 0 };
-    this.open.docs.push(doc.doc);
-    this.open.chunks += doc.chunks;
-    this.open.bytes += doc.bytes;
+    if (!o) this.open.set(shard, (o = { docs: [], first: jobs[0], chunks: 0, bytes: 0 }));
+    o.docs.push(doc.doc);
+    o.chunks += doc.chunks;
+    o.bytes += doc.bytes;
     return out;
   }
 
-  /** Closes the open pack: returns it as a job (a pack of one stays the single-document job). */
+  /** Closes every open pack, in shard order: returns them as jobs (a pack of one stays the
+   *  single-document job). */
   flush(): BulkJob[] {
-    const o = this.open;
-    this.open = undefined;
+    const out: BulkJob[] = [];
+    for (const shard of [...this.open.keys()].sort((a, b) => a - b)) out.push(...this.close(shard));
+    return out;
+  }
+
+  private close(shard: number): BulkJob[] {
+    const o = this.open.get(shard);
+    this.open.delete(shard);
     if (!o) return [];
     if (o.docs.length === 1) return [o.first];
     this.packs++;

@@ -6,7 +6,9 @@
  *  JOB_ATTEMPTS again with backoff (BullMQ's own default keeps them, which leaves a job that
  *  used up its attempts exactly one more try). A packed job (shared/pack.ts) that failed as a
  *  whole is listed with its first document and how many it holds, and retried as a whole; its
- *  documents that failed on their own were split off as their own jobs and are listed by themselves. */
+ *  documents that failed on their own were split off as their own jobs and are listed by themselves.
+ *  A sharded queue (QUEUE_SHARDS > 1) is walked shard
+ *  by shard, `limit` counting across all of them, and each row names its shard. */
 import type { Job, Queue } from "bullmq";
 import { jobDocIds } from "../shared/pack.js";
 
@@ -27,6 +29,8 @@ export interface RequeueOptions {
 
 export interface FailedJobRow {
   id: string;
+  /** The job's shard; only on a sharded queue. */
+  shard?: number;
   docId: string | null;
   attempts: number;
   reasonKind: string;
@@ -88,11 +92,21 @@ export async function findFailed(queue: Queue, o: RequeueOptions): Promise<{ sca
   return { scanned, jobs: out };
 }
 
-export async function requeueFailed(queue: Queue, o: RequeueOptions): Promise<RequeueSummary> {
-  const { scanned, jobs } = await findFailed(queue, o);
+/** Requeues the matching failed jobs of `queue`, or of every shard's queue in shard order. */
+export async function requeueFailed(queue: Queue | Queue[], o: RequeueOptions): Promise<RequeueSummary> {
+  const queues = Array.isArray(queue) ? queue : [queue];
+  let scanned = 0;
+  const jobs: Array<{ job: Job; shard?: number }> = [];
+  for (const [shard, q] of queues.entries()) {
+    const left = o.limit === undefined ? undefined : o.limit - jobs.length;
+    if (left !== undefined && left <= 0) break;
+    const found = await findFailed(q, { ...o, limit: left });
+    scanned += found.scanned;
+    for (const job of found.jobs) jobs.push({ job, ...(queues.length > 1 ? { shard } : {}) });
+  }
   const summary: RequeueSummary = { scanned, matched: jobs.length, requeued: 0, dryRun: Boolean(o.dryRun), jobs: [] };
-  for (const job of jobs) {
-    const row = describeFailedJob(job);
+  for (const { job, shard } of jobs) {
+    const row = { ...(shard === undefined ? {} : { shard }), ...describeFailedJob(job) };
     if (o.dryRun) {
       summary.jobs.push({ ...row, requeued: false });
       continue;
@@ -112,7 +126,7 @@ export async function requeueFailed(queue: Queue, o: RequeueOptions): Promise<Re
 export function formatRequeueSummary(s: RequeueSummary): string {
   const lines = s.jobs.map(
     (j) =>
-      `${j.id}  doc=${j.docId ?? "-"}  attempts=${j.attempts}  failed=${j.finishedOn ?? "-"}  ${j.failedReason.split("\n")[0].slice(0, 200)}` +
+      `${j.shard === undefined ? "" : `shard=${j.shard}  `}${j.id}  doc=${j.docId ?? "-"}  attempts=${j.attempts}  failed=${j.finishedOn ?? "-"}  ${j.failedReason.split("\n")[0].slice(0, 200)}` +
       (j.requeued ? "  -> requeued" : j.error ? `  -> not requeued: ${j.error}` : ""),
   );
   const verb = s.dryRun ? "would requeue" : "requeued";

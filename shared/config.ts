@@ -4,6 +4,7 @@
  *  problem at once; cross-field rules name both keys and values. Performs no I/O. */
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
+import { parseShardIds } from "./queue-shards.js";
 
 const int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -53,6 +54,20 @@ const outputNamesSchema = z
     return map;
   });
 
+/** `0,2` → [0, 2] (range checked against QUEUE_SHARDS below); unset stays undefined = every shard. */
+const shardIdsSchema = z
+  .string()
+  .optional()
+  .transform((s, ctx) => {
+    if (s === undefined) return undefined;
+    const ids = parseShardIds(s, Number.MAX_SAFE_INTEGER);
+    if (typeof ids === "string") {
+      ctx.addIssue({ code: "custom", message: ids });
+      return z.NEVER;
+    }
+    return ids;
+  });
+
 const HASH_TAG_RULE = "letters, digits, _ . - only, with at most one {hash tag} such as {bull}";
 
 export const configShape = {
@@ -87,6 +102,14 @@ export const configShape = {
       "BullMQ key prefix (keys are <prefix>:<queue>:...); on a Redis Cluster it must hold a hash tag such as " +
         "{bull}, which keeps all of a queue's keys on one master",
     ),
+  QUEUE_SHARDS: int(1, 1, 128).describe(
+    "Shards of the queue: BullMQ queues under one hash tag each (QUEUE_PREFIX's tag + -<shard>), spread over the " +
+      "cluster's slots; producers place each document by a hash of its id; 1 = one queue under QUEUE_PREFIX as it " +
+      "is. Producers and workers must agree, and it changes only on an empty queue (docs/operations.md)",
+  ),
+  QUEUE_SHARD_IDS: shardIdsSchema.describe(
+    "Shards this worker consumes, comma list of ids from 0 (e.g. 0,2); unset = every shard. Producers ignore it",
+  ),
   QDRANT_URL: z
     .string()
     .url()
@@ -402,6 +425,7 @@ export const configSchema = z
       /** Not an environment variable: MAX_BATCH_ATTENTION is unset on cuda, so start-up may derive it
        *  from the device's memory (worker/adapters/activation-plan.ts). */
       attentionFromDevice: c.MAX_BATCH_ATTENTION === undefined && c.EXECUTION_PROVIDER === "cuda",
+      QUEUE_SHARD_IDS: c.QUEUE_SHARD_IDS ?? Array.from({ length: c.QUEUE_SHARDS }, (_, i) => i),
     };
   })
   .superRefine((c, ctx) => {
@@ -465,6 +489,14 @@ export const configSchema = z
         message: `QUEUE_PREFIX=${c.QUEUE_PREFIX} has no {hash tag} but REDIS_CLUSTER_NODES is set: BullMQ's scripts touch several keys of a queue at once, which a cluster accepts only in one slot; use e.g. QUEUE_PREFIX={${c.QUEUE_PREFIX}}`,
       });
     }
+    const outside = c.QUEUE_SHARD_IDS.filter((id) => id >= c.QUEUE_SHARDS);
+    if (outside.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["QUEUE_SHARD_IDS"],
+        message: `QUEUE_SHARD_IDS=${c.QUEUE_SHARD_IDS.join(",")} names shard ${outside.join(", ")}, which QUEUE_SHARDS=${c.QUEUE_SHARDS} does not have (ids are 0 to ${c.QUEUE_SHARDS - 1})`,
+      });
+    }
     if (c.QDRANT_API_KEY && !c.QDRANT_URL) {
       ctx.addIssue({
         code: "custom",
@@ -513,6 +545,7 @@ const DERIVED_DEFAULTS: Record<string, string> = {
   QUERY_FILL_TOKENS: `MAX_BATCH_TOKENS / ${QUERY_FILL_SHARE}`,
   QUERY_RATE_BURST: "max(QUERY_MAX_INPUTS, QUERY_RATE_LIMIT)",
   QUERY_API_HOST: "HTTP_HOST",
+  QUEUE_SHARD_IDS: "every shard (0 to QUEUE_SHARDS-1)",
   MAX_BATCH_ATTENTION: `cpu: padded MAX_SEQ_LENGTH²; cuda: from the device's memory, else ${DEFAULT_BATCH_ATTENTION}`,
   MAX_BATCH_TOKENS: `cpu: max(${PROVIDER_DEFAULTS.MAX_BATCH_TOKENS.cpu}, padded MAX_SEQ_LENGTH); cuda: ${PROVIDER_DEFAULTS.MAX_BATCH_TOKENS.cuda}`,
 };

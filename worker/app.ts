@@ -24,15 +24,15 @@ import { JsonlSink } from "./adapters/jsonl-sink.js";
 import { locateModelFiles, type ModelFiles } from "./adapters/model-files.js";
 import { modelMaxSeqLength, OnnxModel } from "./adapters/onnx-model.js";
 import { QdrantSink } from "./adapters/qdrant-sink.js";
-import { createQueueConsumer } from "./adapters/queue-consumer.js";
-import type { GuardedWorker } from "./adapters/guarded-worker.js";
+import { createShardConsumers, type ShardConsumers } from "./adapters/shard-consumers.js";
 import { QueueMetrics } from "./adapters/queue-metrics.js";
 import { resolveTokenizerBackend } from "./adapters/tokenizer-backend.js";
 import { TokenizerPool } from "./adapters/tokenizer-pool.js";
 import { shutdown, type ShutdownResult } from "./shutdown.js";
 
 export interface RunningWorker {
-  worker: GuardedWorker;
+  /** One BullMQ consumer per shard served (one for an unsharded queue). */
+  worker: ShardConsumers;
   pipeline: EmbeddingPipeline;
   model: EmbeddingModel;
   sink: VectorSink;
@@ -115,7 +115,7 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
   const connection = redisConnection(cfg.REDIS_URL, cfg);
   connection.on("error", (err) => log.warn({ err: err.message }, "Redis connection error"));
   let sink: VectorSink | undefined;
-  let consumer: GuardedWorker | undefined;
+  let consumer: ShardConsumers | undefined;
   const health = new HealthState(
     [
       { name: "redis", check: async () => void (await connection.ping()) },
@@ -259,12 +259,13 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
       redis: cfg,
       queueName: cfg.QUEUE_NAME,
       prefix: cfg.QUEUE_PREFIX,
+      shards: cfg.QUEUE_SHARDS,
       timeoutMs: cfg.METRICS_REDIS_TIMEOUT_MS,
       metrics,
       log,
     });
     cleanups.push(() => queueMetrics.close());
-    const worker = createQueueConsumer(cfg, pipeline, { connection, log, metrics });
+    const worker = createShardConsumers(cfg, pipeline, { connection, log, metrics });
     consumer = worker;
     api?.attach(pipeline, info);
     health.phase = "running";
@@ -274,6 +275,9 @@ export async function startWorker(settings: Config, opts: StartOptions): Promise
         queue: cfg.QUEUE_NAME,
         redis: redactUrl(cfg.REDIS_URL),
         ...(cfg.REDIS_CLUSTER_NODES ? { redisCluster: cfg.REDIS_CLUSTER_NODES, prefix: cfg.QUEUE_PREFIX } : {}),
+        ...(cfg.QUEUE_SHARDS > 1
+          ? { shards: worker.consumers.map((c) => ({ id: c.shard.id, prefix: c.shard.prefix, slot: c.shard.slot })) }
+          : {}),
         sink: s.describe(),
         concurrency: cfg.WORKER_CONCURRENCY,
         httpPort: http?.port,
@@ -344,13 +348,17 @@ async function checkRedis(connection: RedisClient, cfg: Config, timeoutMs: numbe
 }
 
 /** Fails while BullMQ cannot fetch jobs, naming the Redis error class and the last error. */
-function queueCheck(worker: GuardedWorker | undefined): void {
+function queueCheck(worker: ShardConsumers | undefined): void {
   const n = worker?.notReady();
-  if (n) throw new Error(`${n.reason}: ${n.errors} BullMQ errors in ${n.sinceMs} ms with no job fetched: ${n.error}`);
+  const where = n?.shard === undefined ? "" : `shard ${n.shard}: `;
+  if (n)
+    throw new Error(
+      `${where}${n.reason}: ${n.errors} BullMQ errors in ${n.sinceMs} ms with no job fetched: ${n.error}`,
+    );
 }
 
 /** `embed_ready` follows the phase and whether BullMQ can fetch jobs, read at scrape time. */
-function trackReadiness(metrics: Metrics, health: HealthState, worker: GuardedWorker): void {
+function trackReadiness(metrics: Metrics, health: HealthState, worker: ShardConsumers): void {
   const gauge = metrics.ready as unknown as { collect?: () => void };
   gauge.collect = () => metrics.ready.set(health.phase === "running" && !worker.notReady() ? 1 : 0);
   metrics.ready.set(1);

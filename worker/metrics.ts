@@ -32,9 +32,9 @@ export interface Metrics {
   inflightJobs: Gauge<never>;
   pooledChunks: Gauge<never>;
   /** Jobs in the queue by state, read from Redis at scrape time (all workers see the same). */
-  queueJobs: Gauge<"queue" | "state">;
+  queueJobs: Gauge<"queue" | "state" | "shard">;
   /** Age of the oldest job waiting to be picked up (waiting or prioritized), read at scrape time. */
-  queueLag: Gauge<"queue">;
+  queueLag: Gauge<"queue" | "shard">;
   /** Scrapes whose Redis read failed or ran past its time bound (the queue gauges keep their last values). */
   queueScrapeErrors: Counter<"reason">;
   /** Errors BullMQ's worker loops reported (failed fetches, lock renewals, stalled checks), by Redis error class. */
@@ -178,14 +178,14 @@ function build(registry: Registry, p: string): Metrics {
     pooledChunks: new Gauge({ name: `${p}pooled_chunks`, help: "Tokenized chunks waiting for a batch", registers: r }),
     queueJobs: new Gauge({
       name: `${p}queue_jobs`,
-      help: "Jobs in the queue by state (waiting, prioritized, active, delayed, failed), read from Redis at scrape time",
-      labelNames: ["queue", "state"],
+      help: "Jobs in the queue by state (waiting, prioritized, active, delayed, failed), read from Redis at scrape time; per shard (label shard) on a sharded queue",
+      labelNames: ["queue", "state", "shard"],
       registers: r,
     }),
     queueLag: new Gauge({
       name: `${p}queue_lag_seconds`,
-      help: "Age of the oldest job waiting to be picked up (waiting or prioritized), read from Redis at scrape time; 0 when none waits",
-      labelNames: ["queue"],
+      help: "Age of the oldest job waiting to be picked up (waiting or prioritized), read from Redis at scrape time; 0 when none waits; per shard (label shard) on a sharded queue",
+      labelNames: ["queue", "shard"],
       registers: r,
     }),
     queueScrapeErrors: new Counter({

@@ -5,7 +5,6 @@
  *  abandoned and named in one warning: BullMQ's close waits on Redis (`QUIT` on a dead server
  *  never answers), so with Redis down, jobs still active stay active until their locks expire and
  *  another worker's stalled check takes them back. Acts once, when `close()` is first called. */
-import type { Worker } from "bullmq";
 import type { RedisClient } from "../shared/redis.js";
 import type { Logger } from "pino";
 import type { Config } from "../shared/config.js";
@@ -32,7 +31,8 @@ export interface ShutdownResult {
 
 export interface ShutdownParts {
   cfg: Pick<Config, "DRAIN_TIMEOUT_MS" | "LOCK_DURATION_MS">;
-  worker: Worker;
+  /** The BullMQ consumers (one per shard served). */
+  worker: { close(): Promise<void>; disconnect(): Promise<void> };
   pipeline: EmbeddingPipeline;
   connection: RedisClient;
   health: HealthState;

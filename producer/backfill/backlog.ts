@@ -12,8 +12,10 @@
  *  forgotten after a grace period. Backlog jobs the account
  *  does not know (live traffic, jobs from an earlier attempt) count at this run's mean chunks
  *  per job, or at `fallbackChunksPerJob` before it has one. Memory: one entry per job of this
- *  run in the backlog, so bounded by the high-water mark plus one bulk. */
-import type { Queue, QueueEvents } from "bullmq";
+ *  run in the backlog, so bounded by the high-water mark plus one bulk. On a sharded queue the
+ *  backlog is summed over the shards (one `getJobCounts` per shard) and every shard's events feed
+ *  the one account, so the marks bound the whole queue; job ids never repeat across shards. */
+import type { JobType, QueueEvents } from "bullmq";
 
 export interface WaterMarks {
   highJobs: number;
@@ -127,22 +129,26 @@ export class BacklogGate {
   private refreshing = false;
 
   constructor(
-    private readonly queue: Queue,
-    events: QueueEvents | undefined,
+    private readonly queue: { getJobCounts(...states: JobType[]): Promise<Record<string, number>> },
+    events: QueueEvents | QueueEvents[] | undefined,
     private readonly marks: WaterMarks,
     private readonly opts: { pollMs: number; fallbackChunksPerJob: number },
   ) {
     this.account = new BacklogAccount(opts.fallbackChunksPerJob);
-    events?.on("completed", ({ jobId, returnvalue }) => {
+    for (const e of events === undefined ? [] : Array.isArray(events) ? events : [events]) this.listen(e);
+  }
+
+  private listen(events: QueueEvents): void {
+    events.on("completed", ({ jobId, returnvalue }) => {
       if (this.account.finished(jobId) === undefined) return;
       this.stats.completedJobs++;
       const unchanged = (returnvalue as { unchanged?: unknown } | null)?.unchanged;
       if (typeof unchanged === "number") this.stats.unchangedChunks += unchanged;
     });
-    events?.on("failed", ({ jobId }) => {
+    events.on("failed", ({ jobId }) => {
       if (this.account.finished(jobId) !== undefined) this.stats.failedJobs++;
     });
-    events?.on("duplicated", ({ jobId }) => {
+    events.on("duplicated", ({ jobId }) => {
       if (this.account.finished(jobId, false) !== undefined) this.stats.duplicateJobs++;
     });
   }

@@ -10,6 +10,8 @@ import { after, test } from "node:test";
 import { Ajv } from "ajv";
 import { Queue, QueueKeys, Worker } from "bullmq";
 import { configShape, parseConfig, type Config } from "../../shared/config.js";
+import { QueueSet } from "../../shared/queue-set.js";
+import { queueShards } from "../../shared/queue-shards.js";
 import { redisConnection } from "../../shared/redis.js";
 import { referenceRoot, repoRoot, uniqueQueue } from "../../kit/harness.js";
 import {
@@ -555,5 +557,100 @@ test(
     });
     assert.deepEqual({ ...variant.spec, triggers: [] }, { ...scaledObject.spec, triggers: [] });
     assert.deepEqual(variant.metadata, scaledObject.metadata);
+  },
+);
+
+const SHARDED_SO = "k8s/examples/scaledobject-redis-cluster-sharded.yaml";
+const STATES = ["wait", "prioritized", "active", "delayed"] as const;
+
+test(
+  "sharded Redis Cluster variant: validates against KEDA's CRD, one documented redis-cluster trigger per shard and state on the shards' BullMQ keys, and a formula that sums the shards' backlog on a real sharded queue",
+  {
+    skip:
+      SKIP_NO_KEDA_CRDS ||
+      (existsSync(KEDA_CLUSTER_DOC) ? false : "skipped: KEDA's redis-cluster scaler docs are not present"),
+  },
+  async () => {
+    const variant = readYaml(SHARDED_SO);
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    const so = ajv.compile(crdSchema(KEDA_CRDS[0]));
+    assert.ok(so(variant), `${SHARDED_SO}: ${ajv.errorsText(so.errors, { separator: "\n" })}`);
+    const params = new Set([...readFileSync(KEDA_CLUSTER_DOC, "utf8").matchAll(/^- `(\w+)`/gm)].map((m) => m[1]));
+    const n = Number(/QUEUE_SHARDS=(\d+)/.exec(readFileSync(repoPath(SHARDED_SO), "utf8"))?.[1]);
+    assert.ok(n > 1, `${SHARDED_SO} does not say its QUEUE_SHARDS`);
+    const cfg = parseConfig({
+      ...baseConfigMap,
+      REDIS_CLUSTER_NODES: "redis-0:6379",
+      QUEUE_PREFIX: "{bull}",
+      QUEUE_SHARDS: String(n),
+    });
+    const shards = queueShards(cfg);
+    const vTriggers = variant.spec.triggers as Doc[];
+    const place = new Map<string, { shard: number; state: (typeof STATES)[number] }>();
+    const base = triggers[0];
+    for (const t of vTriggers) {
+      assert.equal(t.type, "redis-cluster");
+      for (const k of Object.keys(t.metadata)) assert.ok(params.has(k), `trigger ${t.name}: ${k} is not documented`);
+      assert.equal(t.metadata.addressesFromEnv, "REDIS_CLUSTER_NODES", "KEDA must read the workers' node list");
+      const at = shards.flatMap((sh) =>
+        STATES.filter((st) => bullmqKeys(sh.prefix, cfg.QUEUE_NAME)[st] === t.metadata.listName).map((state) => ({
+          shard: sh.id,
+          state,
+        })),
+      );
+      assert.equal(at.length, 1, `trigger ${t.name}: ${t.metadata.listName} is no shard's BullMQ key`);
+      place.set(t.name, at[0]);
+      const { addressFromEnv: _a, listName: _l, ...baseRest } = base.metadata;
+      const { addressesFromEnv: _b, listName: _m, ...rest } = t.metadata;
+      assert.deepEqual(rest, baseRest, `trigger ${t.name}: thresholds differ from the base ScaledObject`);
+      assert.deepEqual(t.authenticationRef, base.authenticationRef);
+    }
+    const covered = new Set([...place.values()].map((p) => `${p.shard}:${p.state}`));
+    assert.equal(covered.size, 4 * n, "every shard needs one trigger per state, each once");
+    assert.equal(place.size, vTriggers.length);
+    const mod = variant.spec.advanced.scalingModifiers;
+    const used = new Set(mod.formula.match(/[A-Za-z_]\w*/g));
+    assert.deepEqual([...used].sort(), [...place.keys()].sort(), "the formula must use every trigger and nothing else");
+    const { scalingModifiers: _s, ...advanced } = variant.spec.advanced;
+    const { scalingModifiers: baseMod, ...baseAdvanced } = scaledObject.spec.advanced;
+    assert.deepEqual(advanced, baseAdvanced);
+    assert.deepEqual({ ...mod, formula: "" }, { ...baseMod, formula: "" });
+    assert.deepEqual(
+      { ...variant.spec, triggers: [], advanced: {} },
+      { ...scaledObject.spec, triggers: [], advanced: {} },
+    );
+
+    // The formula on a real sharded queue (one Redis: the same keys under a test queue name).
+    const name = uniqueQueue("keda-shards");
+    const set = new QueueSet({ QUEUE_NAME: name, QUEUE_PREFIX: cfg.QUEUE_PREFIX, QUEUE_SHARDS: n }, connection);
+    const workerConnection = redisConnection(redisUrl);
+    const worker = new Worker(name, null, { connection: workerConnection, prefix: shards[0].prefix, autorun: false });
+    try {
+      await set.addBulk(Array.from({ length: 12 }, (_, i) => ({ name: "embed", data: { docId: `w-${i}` } })));
+      await set.addBulk(
+        Array.from({ length: 6 }, (_, i) => ({ name: "embed", data: { docId: `p-${i}` }, opts: { priority: 3 } })),
+      );
+      await set.addBulk([{ name: "embed", data: { docId: "later" }, opts: { delay: 60_000 } }]);
+      assert.ok(await worker.getNextJob("keda-test-token", { block: false }), "shard 0 has no job to take");
+      const values: Record<string, number> = {};
+      for (const [trigger, p] of place)
+        values[trigger] = Number(
+          await connection.eval(KEDA_KEY_LENGTH, 1, bullmqKeys(shards[p.shard].prefix, name)[p.state]),
+        );
+      const perShard = await set.countsByShard("waiting", "prioritized", "active", "delayed");
+      const backlog = perShard.map((c) => c.waiting + c.prioritized + c.active);
+      assert.equal(perShard.filter((c) => c.waiting + c.prioritized > 0).length, n, "a shard got no job");
+      assert.equal(
+        evaluateFormula(mod.formula, values),
+        backlog.reduce((a, b) => a + b, 0) + 1,
+        `formula ${mod.formula} with ${JSON.stringify(values)} vs BullMQ counts ${JSON.stringify(perShard)}`,
+      );
+      assert.ok(evaluateFormula(mod.formula, values) > Math.max(...backlog) + 1, "the formula scales on one shard");
+    } finally {
+      await worker.close();
+      await workerConnection.quit();
+      for (const sh of set.shards) await sh.queue.obliterate({ force: true });
+      await set.close();
+    }
   },
 );

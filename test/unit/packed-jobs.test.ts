@@ -9,6 +9,7 @@ import { parseConfig } from "../../shared/config.js";
 import { JobLimitError } from "../../shared/errors.js";
 import { jobId } from "../../shared/ids.js";
 import { checkPackBounds } from "../../shared/job-bounds.js";
+import { placementDocId, shardFor, type Placeable } from "../../shared/queue-shards.js";
 import type { EmbedJobData } from "../../shared/job.js";
 import {
   jobChunkCount,
@@ -201,4 +202,30 @@ test("requeue-failed names a failed pack by its first document and how many it h
   assert.equal(row.docId, "a (+2 packed)");
   const single = describeFailedJob({ id: "s", data: docJobs("z", 1)[0].data, attemptsMade: 1 } as Job);
   assert.equal(single.docId, "z");
+});
+
+test("on a sharded queue every pack holds documents of one shard, placed on that shard; unsharded packing is unchanged", () => {
+  const docs = Array.from({ length: 60 }, (_, i) => docJobs(`doc-${i}`, 1));
+  const bounds: PackBounds = { maxDocs: 8, maxChunks: 8, maxBytes: 100_000 };
+  for (const shards of [2, 3]) {
+    const p = new JobPacker(bounds, shards);
+    const jobs = [...docs.flatMap((d) => p.add(d)), ...p.flush()];
+    const placed = new Map<string, number>();
+    for (const j of jobs) {
+      const ids = isPack(j) ? j.data.docs.map((d) => d.docId) : [(j.data as EmbedJobData).docId];
+      const home = shardFor(placementDocId(j.data as Placeable), shards);
+      for (const id of ids) {
+        assert.equal(shardFor(id, shards), home, `${id} packed away from its shard (${shards} shards)`);
+        placed.set(id, home);
+      }
+    }
+    assert.equal(placed.size, 60, "a document was lost or duplicated");
+    assert.ok(jobs.filter(isPack).length < 60, "nothing was packed");
+  }
+  const one = packAll(bounds, docs).map((j) => j.opts.jobId);
+  const p1 = new JobPacker(bounds, 1);
+  assert.deepEqual(
+    [...docs.flatMap((d) => p1.add(d)), ...p1.flush()].map((j) => j.opts.jobId),
+    one,
+  );
 });
