@@ -120,10 +120,7 @@ test("capacity without a ceiling says 'not measured'; a bad option exits 2", asy
     capacityCli,
     ...["--chunks", "1e9", "--gpus", "8", "--queue-results", queue, "--ceiling-results", queue],
   ]);
-  assert.match(
-    stdout,
-    /worker processes and tokenizer threads per GPU: not measured: run npm run bench:ceiling/,
-  );
+  assert.match(stdout, /worker processes and tokenizer threads per GPU: not measured: run npm run bench:ceiling/);
   assert.match(stdout, /Redis memory at the high-water mark/);
   assert.match(
     stdout,

@@ -131,7 +131,10 @@ for (const shards of [1, 3]) {
       const { worker, port } = await startWorker(env);
 
       const first = Array.from({ length: 24 }, (_, i) => `ok-${i}`);
-      assert.match(cli(env, "ingest", await writeDocs("first", first), "--no-pack"), /enqueued 24 documents as 24 jobs/);
+      assert.match(
+        cli(env, "ingest", await writeDocs("first", first), "--no-pack"),
+        /enqueued 24 documents as 24 jobs/,
+      );
       const completed = async () => (worker.assertAlive(), (await queue.getJobCounts("completed")).completed);
       await waitFor(async () => (await completed()) === 24, 30_000, "24 jobs completed");
       assert.deepEqual(storedIds(env.COLLECTION), expectedIds(first));
