@@ -66,7 +66,11 @@ test(
     );
     assert.ok(!c.topCommands.some((x) => x.command === "info"), "the harness's INFO calls were not removed");
     assert.ok(c.usedMemoryDeltaBytes > c.jobDataBytes, "the waiting backlog takes at least its job data in Redis");
-    assert.ok(c.redisCpuSeconds > 0 && c.redisCpuSeconds >= c.redisMainThreadCpuSeconds, "Redis CPU");
+    // Process and main-thread CPU come from two getrusage calls inside one INFO: allow their gap.
+    assert.ok(
+      c.redisCpuSeconds > 0 && c.redisCpuSeconds >= c.redisMainThreadCpuSeconds - 0.005,
+      `Redis CPU: process ${c.redisCpuSeconds} s, main thread ${c.redisMainThreadCpuSeconds} s`,
+    );
     assert.ok(c.drainSeconds > 0 && c.idle.seconds > 0);
     assert.ok(c.monitor && c.monitor.jobs === 2 && c.monitor.clientCommands > 0 && c.monitor.scriptCommands > 0);
 
@@ -104,7 +108,7 @@ test(
     assert.ok(r.constants.every((c) => Number.isFinite(c.value) && c.source.length > 0));
     const name = path.basename(resultsFile);
     assert.ok(r.constants.some((c) => c.source.includes(`${name} derived[0]`)));
-    assert.ok(r.constants.some((c) => c.source.includes("ceiling-results.fixture.json ceiling.rows[1]")));
+    assert.ok(r.constants.some((c) => c.source.includes("ceiling-results.fixture.json cases[1]")));
     assert.ok(r.constants.some((c) => c.source.startsWith("bench/e2e/gpu-figures.ts")));
     for (const s of r.scenarios) {
       for (const [k, v] of Object.entries(s.result))
