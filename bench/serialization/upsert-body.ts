@@ -10,6 +10,8 @@
  *    (what `@qdrant/js-client-rest` and the HTTP client do);
  *  - prebuilt, model thread: `encodeVectorJson` per chunk;
  *  - prebuilt, main thread: `upsertBody` (ids and payloads to JSON, vector bytes spliced);
+ *  - gRPC (measured, not used by the worker): the same points as one `UpsertPoints` message of
+ *    the official gRPC client's types, built and encoded (grpc-upsert.ts);
  *  - the message from the model thread, posted and received in one thread through a
  *    MessageChannel with its buffers transferred, with and without the vector JSON; receive (the
  *    main thread's share) and send timed apart, in wall time, the least round.
@@ -35,6 +37,7 @@ import { ensureTestModel } from "../../kit/test-model/write-test-model.js";
 import { readCorpus, resolveCorpus } from "../lib/corpus.js";
 import { referenceRoot, repoRoot } from "../lib/paths.js";
 import { benchReport } from "./report.js";
+import { grpcUpsertBytes } from "./grpc-upsert.js";
 
 const opts = new Command()
   .option("--chunks <n>", "chunks per scenario (ColBERT: an eighth, at least 8)", (v) => Number(v), 128)
@@ -226,7 +229,7 @@ say(
 say("\nmicroseconds of CPU per chunk:");
 say(
   "  scenario                         client path  prebuilt: model thread  main thread  receive (send) +json  " +
-    "receive (send) without  vector JSON KB",
+    "receive (send) without  vector JSON KB  gRPC build+encode  gRPC KB",
 );
 const scenarios: Scenario[] = [
   { name: "128 tokens, dense+sparse", tokens: 128, colbert: false },
@@ -255,6 +258,11 @@ for (const s of scenarios) {
   const main = perChunk(all.length, () => {
     for (const g of requests) upsertBody(g);
   });
+  let grpcBytes = 0;
+  const grpc = perChunk(all.length, () => {
+    grpcBytes = 0;
+    for (const g of requests) grpcBytes += grpcUpsertBytes("c", g).byteLength;
+  });
   const tj = transferCost(all, size, true);
   const tn = transferCost(all, size, false);
   const withJson = tj.receive;
@@ -268,6 +276,8 @@ for (const s of scenarios) {
     withJsonSend: tj.send,
     without: tn.receive,
     withoutSend: tn.send,
+    grpc,
+    grpcKb: grpcBytes / all.length / 1024,
     tokens,
   });
   const pair = (a: number, b: number) => `${a.toFixed(1)} (${b.toFixed(1)})`;
@@ -278,6 +288,8 @@ for (const s of scenarios) {
     pair(tj.receive, tj.send).padStart(20),
     pair(tn.receive, tn.send).padStart(22),
     kb.toFixed(1).padStart(14),
+    grpc.toFixed(1).padStart(10),
+    (grpcBytes / all.length / 1024).toFixed(1).padStart(8),
   ];
   say(`  ${s.name.padEnd(32)} ${cells.join("  ")}   (${tokens.toFixed(0)} tokens/chunk)`);
 }
@@ -286,10 +298,12 @@ const perToken = (k: string) => (colbert[k] - base[k]) / (colbert.tokens - 1);
 say(
   `\nColBERT, per token (128-token chunks with minus without ColBERT): client path ${perToken("client").toFixed(2)} us, ` +
     `prebuilt main thread ${perToken("main").toFixed(2)} us + receiving the message ${perToken("withJson").toFixed(2)} us, ` +
-    `model thread ${perToken("model").toFixed(2)} us`,
+    `model thread ${perToken("model").toFixed(2)} us; gRPC message build+encode ${perToken("grpc").toFixed(2)} us`,
 );
 say(`(load average at the end ${os.loadavg()[0].toFixed(2)})`);
-const colbertPerToken = Object.fromEntries(["client", "model", "main", "withJson"].map((k) => [k, perToken(k)]));
+const colbertPerToken = Object.fromEntries(
+  ["client", "model", "main", "withJson", "grpc"].map((k) => [k, perToken(k)]),
+);
 const file = report.finish({
   corpus: corpus.label,
   tokenizer: label,
