@@ -122,7 +122,7 @@ export const configShape = {
     .default("prebuilt")
     .describe(
       "How upsert requests are built: prebuilt = vectors written as JSON in the model thread, the body " +
-        "assembled as bytes and sent with Node's fetch; client = the official Qdrant client serialises each request " +
+        "assembled as bytes and sent with node:http; client = the official Qdrant client serialises each request " +
         "on the main thread (slower; the fallback)",
     ),
   COLLECTION: z

@@ -29,6 +29,12 @@ export interface CeilingContext {
 const THREAD_TAGS = new URL("./thread-tags.js", import.meta.url).href;
 const WARMUP_ID = "warmup";
 
+/** CEILING_CPU_PROF=<dir>: a V8 CPU profile of each worker process (see the bench's --help). */
+function cpuProfArgs(): string[] {
+  const dir = process.env.CEILING_CPU_PROF;
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+}
+
 /** One job of the backlog's first chunks, waited for: the tokenizer threads have then loaded the tokenizer. */
 async function warmUp(queue: Queue, jobs: BenchJob[]): Promise<void> {
   const chunks = jobs
@@ -83,11 +89,12 @@ export async function measureCeilingRun(
       ...ctx.env,
       ...extraEnv,
       HTTP_PORT: "0",
+      HTTP_HOST: "127.0.0.1",
       QUEUE_NAME: queueName,
       COLLECTION: collection,
       QDRANT_URL: ctx.qdrant.url,
     },
-    ["--import", THREAD_TAGS],
+    ["--import", THREAD_TAGS, ...cpuProfArgs()],
   );
   let exited = false;
   void child.exit.then(() => (exited = true));
@@ -140,6 +147,7 @@ export async function measureCeilingRun(
       ),
       failedJobs: failed,
       cpuSource: stats.cpuSource,
+      tokenizerBackend: stats.tokenizerBackend,
       cpuSeconds: {
         main: sum(cpu("main")),
         tokenizer: cpu("tokenizer")

@@ -75,6 +75,10 @@ export function parseCeilingArgs(argv: string[]): CeilingOptions {
     .option("--quiet-wait <s>", "longest wait for such a second, seconds (0: do not wait)", nonNegativeInt, 10)
     .option("--out <dir>", "where results files go", "bench/results/ceiling")
     .option("--no-write", "print only; write no results files")
+    .addHelpText(
+      "after",
+      "\nEnvironment: CEILING_CPU_PROF=<dir> starts each worker process with --cpu-prof into <dir> (a V8 profile per process, for finding hot spots; it slows the worker, so figures of such a run are not comparable).",
+    )
     .exitOverride((err) => {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") process.exit(0);
       process.exit(2);

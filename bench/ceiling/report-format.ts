@@ -3,6 +3,7 @@
  *  missed, and the notes. The same text is printed at the end of a run and written beside the
  *  JSON. Pure. */
 import type { CeilingCase, CeilingResults } from "../lib/results-schema.js";
+import { tokenizerCpuIsBound } from "./figures.js";
 
 const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
 const k = (n: number) => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : int(n));
@@ -19,6 +20,11 @@ function threads(c: CeilingCase): string {
   return n > 1 ? ` (${n} threads)` : "";
 }
 
+/** "†" when the case's tokenizer CPU is the native backend's upper bound (footnote below the table). */
+function bound(c: CeilingCase): string {
+  return c.runs.some(tokenizerCpuIsBound) ? " †" : "";
+}
+
 /** The issue's table: CPU seconds per 1,000 chunks per thread (medians over the runs). */
 export function renderCeilingTable(r: CeilingResults): string {
   const lines = [
@@ -30,11 +36,17 @@ export function renderCeilingTable(r: CeilingResults): string {
   for (const c of r.cases) {
     const m = c.median;
     lines.push(
-      `| ${caseName(c)} (${m.meanTokens.toFixed(0)}) | ${s3(m.mainPer1k)} | ${s3(m.tokenizerPer1k)}${threads(c)} | ${s3(m.modelPer1k)} | ${s3(m.otherPer1k)} | ` +
-        `${int(m.ceilingChunksPerSecond)} | ${int(m.ceilingTokensPerSecond)} | ${int(m.mainMicrosPerChunk)} | ${int(m.tokenizerTokensPerCpuSecond)} | ` +
+      `| ${caseName(c)} (${m.meanTokens.toFixed(0)}) | ${s3(m.mainPer1k)} | ${s3(m.tokenizerPer1k)}${threads(c)}${bound(c)} | ${s3(m.modelPer1k)} | ${s3(m.otherPer1k)} | ` +
+        `${int(m.ceilingChunksPerSecond)} | ${int(m.ceilingTokensPerSecond)} | ${int(m.mainMicrosPerChunk)} | ${int(m.tokenizerTokensPerCpuSecond)}${bound(c)} | ` +
         `${k(m.h100ChunksPerSecondLow)}-${k(m.h100ChunksPerSecondHigh)} | ${pct(m.ratioToH100High)}-${pct(m.ratioToH100Low)} |`,
     );
   }
+  if (r.cases.some((c) => bound(c)))
+    lines.push(
+      "",
+      "† native tokenizer backend: it encodes on libuv's threadpool, so tokenizer CPU here is the tokenizer threads plus " +
+        "the GC/other threads, an upper bound that includes V8's GC and compiler threads (tokens per CPU-s: a lower bound).",
+    );
   lines.push(
     "",
     `\\* ${int(r.h100.low)}-${int(r.h100.high)} tokens/s: ${r.h100.gpu}, an estimate (${r.h100.how}; bench/e2e/gpu-figures.ts), not a measurement.`,

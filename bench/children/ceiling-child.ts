@@ -29,6 +29,8 @@ export interface CeilingStats {
   threads: ThreadCpu[];
   /** "schedstat" (ns) or "stat" (10 ms ticks). */
   cpuSource: string;
+  /** The tokenizer backend the worker settled on, as its `/health` reports it. */
+  tokenizerBackend: string;
 }
 
 const tags = new Map<number, ThreadRole>();
@@ -78,7 +80,17 @@ const running = await startWorker(cfg, {
   metrics,
   onFatal: () => process.exit(1),
   sessionModule: new URL("../ceiling/instant-session.js", import.meta.url).href,
+  // Any free port (HTTP_HOST is 127.0.0.1): only its /health is read, once, before the window.
+  httpPort: 0,
 });
+
+/** Read from the worker's own `/health` (TOKENIZER_BACKEND=auto settles at start-up). */
+async function healthTokenizerBackend(): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${running.httpPort}/health`);
+  const body = (await res.json()) as { tokenizerBackend?: unknown };
+  return typeof body.tokenizerBackend === "string" ? body.tokenizerBackend : "unknown";
+}
+const tokenizerBackend = await healthTokenizerBackend();
 
 async function counters(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -109,7 +121,14 @@ port.on(async (m) => {
       }))
       .filter((t) => t.cpuSeconds > 0);
     const delta = Object.fromEntries(COUNTERS.map((n) => [n, now[n] - counters0[n]]));
-    port.send({ type: "stats", counters: delta, windowSeconds, threads, cpuSource } satisfies CeilingStats);
+    port.send({
+      type: "stats",
+      counters: delta,
+      windowSeconds,
+      threads,
+      cpuSource,
+      tokenizerBackend,
+    } satisfies CeilingStats);
   } else if (m.type === "close") {
     channel.close();
     await running.close();

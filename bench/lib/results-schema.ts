@@ -320,6 +320,9 @@ export interface CeilingRun {
   failedJobs: number;
   /** "schedstat" (nanoseconds) or "stat" (10 ms ticks). */
   cpuSource: string;
+  /** The worker's tokenizer backend from its `/health` ("js", "native"); absent in older files. With
+   *  "native", encoding runs on libuv's threadpool, counted under `other`. */
+  tokenizerBackend?: string;
   /** CPU seconds per thread of the worker process in the window. */
   cpuSeconds: {
     main: number;
@@ -338,7 +341,8 @@ export interface CeilingFigures {
   meanTokens: number;
   /** CPU seconds per 1,000 chunks. */
   mainPer1k: number;
-  /** All tokenizer threads together. */
+  /** CPU charged to tokenization: all tokenizer threads together, plus every other thread when the
+   *  backend is native (an upper bound: see `tokenizerCpuSeconds` in ceiling/figures.ts). */
   tokenizerPer1k: number;
   modelPer1k: number;
   otherPer1k: number;
@@ -347,7 +351,7 @@ export interface CeilingFigures {
   ceilingTokensPerSecond: number;
   mainMicrosPerChunk: number;
   mainMicrosPerToken: number;
-  /** Tokens per tokenizer-thread CPU second. */
+  /** Tokens per CPU second charged to tokenization (a lower bound with the native backend). */
   tokenizerTokensPerCpuSecond: number;
   /** Ceiling tokens/s over the H100 estimate's high and low ends. */
   ratioToH100High: number;

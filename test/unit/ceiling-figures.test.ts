@@ -3,7 +3,8 @@
  *  met or missed exactly at their thresholds. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { evaluateCeilingTargets, medianFigures, runFigures } from "../../bench/ceiling/figures.js";
+import { evaluateCeilingTargets, medianFigures, runFigures, tokenizerCpuSeconds } from "../../bench/ceiling/figures.js";
+import { renderCeilingTable } from "../../bench/ceiling/report-format.js";
 import type { CeilingCase, CeilingRun } from "../../bench/lib/results-schema.js";
 
 const H100 = { low: 600_000, high: 900_000 };
@@ -88,4 +89,30 @@ test("targets: 2x the H100 high end at 512, 1x at 128, none at 16; tokenizer and
   assert.match(t[2].description, /4 threads feed an H100/);
   assert.equal(t[5].value, 5, "0.5 s over 100,000 tokens is 5 µs per token: met at the threshold");
   assert.equal(t[6].value, 6);
+});
+
+test("native tokenizer backend: tokenizer CPU is tokenizer + GC/other threads, labelled an upper bound", () => {
+  const js = { ...run(1000, 110_000, 0.1, [0.3, 0.1]), tokenizerBackend: "js" };
+  const native = { ...run(1000, 110_000, 0.1, [0.3, 0.1]), tokenizerBackend: "native" };
+  assert.equal(tokenizerCpuSeconds(js), 0.4);
+  assert.ok(Math.abs(tokenizerCpuSeconds(native) - 0.6) < 1e-12, "0.4 in the tokenizer threads + 0.2 other");
+  assert.ok(Math.abs(runFigures(native, H100).tokenizerTokensPerCpuSecond - 110_000 / 0.6) < 1e-6);
+  assert.equal(runFigures(js, H100).tokenizerTokensPerCpuSecond, 110_000 / 0.4);
+  // An older results file without the field counts the tokenizer threads only.
+  assert.equal(tokenizerCpuSeconds(run(1000, 110_000, 0.1, [0.3])), 0.3);
+
+  const [tn] = evaluateCeilingTargets([caseOf("dense+sparse", 16, [native])], H100);
+  const [tj] = evaluateCeilingTargets([caseOf("dense+sparse", 16, [js])], H100);
+  assert.ok(Math.abs(tn.value - 110_000 / 0.6) < 1e-6);
+  assert.match(tn.description, /plus GC\/other threads \(native backend.*upper bound/);
+  assert.doesNotMatch(tj.description, /upper bound/);
+
+  const table = (c: CeilingCase) =>
+    renderCeilingTable({
+      label: "stand-in",
+      cases: [c],
+      h100: { gpu: "H100", low: H100.low, high: H100.high, how: "x" },
+    } as never);
+  assert.match(table(caseOf("dense+sparse", 16, [native])), /† native tokenizer backend/);
+  assert.doesNotMatch(table(caseOf("dense+sparse", 16, [js])), /†/);
 });

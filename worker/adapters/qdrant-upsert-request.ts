@@ -1,10 +1,12 @@
-/** Sends a ready upsert body to Qdrant (`PUT /collections/{name}/points?wait=true`) with Node's
- *  built-in fetch, for QDRANT_UPSERT_BODY=prebuilt (issue 15). It reaches the address the
+/** Sends a ready upsert body to Qdrant (`PUT /collections/{name}/points?wait=true`) with
+ *  `node:http`/`node:https`, for QDRANT_UPSERT_BODY=prebuilt (issue 15). It reaches the address the
  *  official client reaches for QDRANT_URL (the URL's path is ignored and a missing port is 6333,
  *  as in `@qdrant/js-client-rest` 1.x), sends the same `api-key` header, aborts after
  *  QDRANT_TIMEOUT_MS, and fails the way the client fails (an error carrying `status` and Qdrant's
  *  parsed answer in `data`, or the client's timeout message), so `toSinkError` words both paths
  *  alike and the upsert grouper retries and splits them alike. */
+import http from "node:http";
+import https from "node:https";
 import type { Config } from "../../shared/config.js";
 import type { UpsertBody } from "./qdrant-upsert-body.js";
 
@@ -37,8 +39,19 @@ export function upsertUrl(cfg: Pick<Config, "QDRANT_URL" | "COLLECTION">): strin
   return `${u.protocol}//${u.hostname}:${port}/collections/${encodeURIComponent(cfg.COLLECTION)}/points?wait=true`;
 }
 
-async function responseData(res: Response): Promise<unknown> {
-  const text = await res.text();
+/** One keep-alive agent per protocol for every sink in the process, as fetch keeps one pool. */
+const agents = {
+  "http:": new http.Agent({ keepAlive: true }),
+  "https:": new https.Agent({ keepAlive: true }),
+};
+
+/** What fetch says on a refused or reset connection, so both paths word it alike (the client
+ *  uses fetch); the socket error stays in `cause`. */
+function networkError(err: unknown): TypeError {
+  return new TypeError("fetch failed", { cause: err });
+}
+
+function parse(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
@@ -46,38 +59,50 @@ async function responseData(res: Response): Promise<unknown> {
   }
 }
 
-/** The body as fetch takes it: one part as is (with its Content-Length); several as a stream of
- *  those parts, sent without copying them together (chunked transfer encoding, which Qdrant reads
- *  like any other body). */
-function fetchBody(body: UpsertBody): { body: Uint8Array | AsyncIterable<Uint8Array>; duplex?: "half" } {
-  if (body.parts.length === 1) return { body: body.parts[0] };
-  const parts = body.parts;
-  return {
-    body: (async function* () {
-      yield* parts;
-    })(),
-    duplex: "half",
+/** PUTs `body`; resolves once Qdrant answered 200 or 201 (with `wait=true`: applied). Sent with
+ *  `node:http(s).request` over a keep-alive agent, with Content-Length known up front and the parts
+ *  written as they are (issue 15): fetch's web-stream body path (request cloning, stream pulls)
+ *  was a main-thread hot spot in the ceiling bench's profile. */
+export function putUpsert(cfg: RequestConfig, body: UpsertBody): Promise<void> {
+  const url = new URL(upsertUrl(cfg));
+  const headers: Record<string, string | number> = {
+    "content-type": "application/json",
+    "content-length": body.length,
   };
-}
-
-/** PUTs `body`; resolves once Qdrant answered 200 or 201 (with `wait=true`: applied). */
-export async function putUpsert(cfg: RequestConfig, body: UpsertBody): Promise<void> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
   if (cfg.QDRANT_API_KEY) headers["api-key"] = cfg.QDRANT_API_KEY;
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), cfg.QDRANT_TIMEOUT_MS);
-  try {
-    const init = { method: "PUT", headers, signal: controller.signal, ...fetchBody(body) };
-    const res = await fetch(upsertUrl(cfg), init as RequestInit);
-    const data = await responseData(res);
-    if (res.status === 200 || res.status === 201) return;
-    if (!res.ok) throw new QdrantHttpError(res.status, res.statusText, data);
-    // The client refuses any other 2xx the same way.
-    throw new Error(`Unexpected Response: ${res.status} (${res.statusText || "Unrecognized Status Code"})`);
-  } catch (err) {
-    if ((err as Error)?.name === "AbortError") throw new QdrantTimeoutError((err as Error).message, { cause: err });
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
+  const send = url.protocol === "https:" ? https.request : http.request;
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const done = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    };
+    const req = send(url, { method: "PUT", headers, agent: agents[url.protocol as "http:" | "https:"] }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", (err) => done(networkError(err)));
+      res.on("end", () => {
+        const status = res.statusCode ?? 0;
+        const statusText = res.statusMessage ?? "";
+        if (status === 200 || status === 201) return done();
+        const data = parse(Buffer.concat(chunks).toString("utf8"));
+        if (status < 200 || status > 299) return done(new QdrantHttpError(status, statusText, data));
+        // The client refuses any other 2xx the same way.
+        done(new Error(`Unexpected Response: ${status} (${statusText || "Unrecognized Status Code"})`));
+      });
+    });
+    // fetch's AbortSignal message, which the client's timeout carries too.
+    const timer = setTimeout(() => {
+      done(new QdrantTimeoutError("This operation was aborted"));
+      req.destroy();
+    }, cfg.QDRANT_TIMEOUT_MS);
+    req.on("error", (err) => done(networkError(err)));
+    req.cork();
+    for (const part of body.parts) req.write(part);
+    req.uncork();
+    req.end();
+  });
 }

@@ -3,7 +3,7 @@
  *  `doc_version`) and search read back. Acts once per embedded chunk, after its batch ran; a
  *  point that cannot be built fails only its own job. Performs no I/O. */
 import type { Config } from "../../shared/config.js";
-import { chunkHash, pointId } from "../../shared/ids.js";
+import { chunkHashOfJson, pointId, stableJson } from "../../shared/ids.js";
 import type { JobChunk } from "../../shared/job.js";
 import type { ChunkEmbedding } from "./heads.js";
 import type { VectorPoint } from "./ports.js";
@@ -14,6 +14,17 @@ export interface PointSource {
   docHash: string;
   enqueuedAt: number;
   metadata: Record<string, unknown>;
+}
+
+/** `stableJson` of each job's metadata, written once per job rather than once per chunk (issue 15). */
+const jobMetadataJson = new WeakMap<object, string>();
+
+/** The `stableJson` of the merged metadata: the job's cached when the chunk adds nothing. */
+function metadataJson(job: PointSource, chunk: JobChunk, metadata: Record<string, unknown>): string {
+  if (chunk.metadata && Object.keys(chunk.metadata).length > 0) return stableJson(metadata);
+  let json = jobMetadataJson.get(job.metadata);
+  if (json === undefined) jobMetadataJson.set(job.metadata, (json = stableJson(job.metadata)));
+  return json;
 }
 
 /** The point of `chunk` of `job`: deterministic id, vectors, and the payload. */
@@ -33,7 +44,7 @@ export function toPoint(
     model: cfg.MODEL_NAME,
     doc_hash: job.docHash,
     doc_version: job.enqueuedAt,
-    chunk_hash: chunk.hash ?? chunkHash(chunk.text, metadata),
+    chunk_hash: chunk.hash ?? chunkHashOfJson(chunk.text, metadataJson(job, chunk, metadata)),
     metadata,
   };
   if (chunk.docChunks !== undefined) payload.doc_chunks = chunk.docChunks;
