@@ -9,8 +9,8 @@
 import { randomUUID } from "node:crypto";
 import { Queue } from "bullmq";
 import type { RedisClient } from "../../shared/redis.js";
-import { JOB_NAME, JOB_SCHEMA_VERSION, type EmbedJobData } from "../../shared/job.js";
 import { BenchChild } from "../lib/child-process.js";
+import { warmUp } from "../lib/worker-process.js";
 import type { BenchJob } from "../lib/corpus.js";
 import type { Gate } from "../lib/measure-children.js";
 import type { CeilingRun } from "../lib/results-schema.js";
@@ -27,7 +27,6 @@ export interface CeilingContext {
 }
 
 const THREAD_TAGS = new URL("./thread-tags.js", import.meta.url).href;
-const WARMUP_ID = "warmup";
 
 /** CEILING_CPU_PROF=<dir>: a V8 CPU profile of each worker process (see the bench's --help). */
 function cpuProfArgs(): string[] {
@@ -36,29 +35,9 @@ function cpuProfArgs(): string[] {
 }
 
 /** One job of the backlog's first chunks, waited for: the tokenizer threads have then loaded the tokenizer. */
-async function warmUp(queue: Queue, jobs: BenchJob[]): Promise<void> {
-  const chunks = jobs
-    .flatMap((j) => j.data.chunks)
-    .slice(0, 8)
-    .map((c, index) => ({ index, text: c.text, metadata: {} }));
-  const data: EmbedJobData = {
-    v: JOB_SCHEMA_VERSION,
-    docId: WARMUP_ID,
-    part: 0,
-    parts: 1,
-    docHash: WARMUP_ID,
-    enqueuedAt: Date.now(),
-    metadata: {},
-    chunks,
-  };
-  const job = await queue.add(JOB_NAME, data, { jobId: WARMUP_ID });
-  const deadline = Date.now() + 5 * 60_000;
-  while (!(await job.isCompleted())) {
-    if ((await job.isFailed()) || Date.now() > deadline)
-      throw new Error(`warm-up job did not complete: ${(await queue.getJob(WARMUP_ID))?.failedReason ?? "timed out"}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await job.remove();
+async function warmUpWorker(queue: Queue, jobs: BenchJob[]): Promise<void> {
+  const texts = jobs.flatMap((j) => j.data.chunks.map((c) => c.text));
+  await warmUp(queue, texts, 5 * 60_000);
 }
 
 async function drained(queue: Queue, total: number, seconds = 1800): Promise<{ completed: number; failed: number }> {
@@ -101,7 +80,7 @@ export async function measureCeilingRun(
   const queue = new Queue(queueName, { connection: ctx.connection, prefix: ctx.prefix });
   try {
     await child.next("ready", 5 * 60_000);
-    await warmUp(queue, jobs);
+    await warmUpWorker(queue, jobs);
     const warm = await countPoints(ctx, collection);
     await queue.pause();
     for (let i = 0; i < jobs.length; i += 500) {

@@ -3,11 +3,26 @@
  *  changes the defaults of the size options. */
 import { Command, InvalidArgumentError } from "commander";
 import { PROVIDER_DEFAULTS } from "../../shared/config.js";
-import { nonNegativeInt, positiveInt, ratio } from "../lib/options.js";
+import { nonNegativeInt, positiveInt, ratio, type SharedOptions } from "../lib/options.js";
 
-export interface CeilingOptions {
-  quick: boolean;
-  corpus?: string;
+/** The batch, quiet-machine and results options mean what they mean in every bench. */
+type SharedPart = Pick<
+  SharedOptions,
+  | "quick"
+  | "corpus"
+  | "maxBatchTokens"
+  | "maxBatchSize"
+  | "padMultiple"
+  | "perJob"
+  | "concurrency"
+  | "tokenizerThreads"
+  | "quietThreshold"
+  | "quietWait"
+  | "out"
+  | "write"
+>;
+
+export interface CeilingOptions extends SharedPart {
   tokenizer: string;
   /** CHUNK_TOKENS of the dense+sparse cases, and of the ColBERT cases. */
   sizes: number[];
@@ -16,16 +31,6 @@ export interface CeilingOptions {
   chunks: number;
   colbertChunks: number;
   runs: number;
-  maxBatchTokens: number;
-  maxBatchSize: number;
-  padMultiple: number;
-  perJob: number;
-  concurrency: number;
-  tokenizerThreads: number;
-  quietThreshold: number;
-  quietWait: number;
-  out: string;
-  write: boolean;
 }
 
 const sizeList = (v: string): number[] => {

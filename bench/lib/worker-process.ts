@@ -25,8 +25,8 @@ export interface E2eContext {
 
 const WARMUP_ID = "warmup";
 
-/** One job of the set's first chunks through the whole worker, waited for. */
-async function warmUp(queue: Queue, texts: string[]): Promise<number> {
+/** One job of the set's first chunks through the whole worker, waited for (up to `timeoutMs`). */
+export async function warmUp(queue: Queue, texts: string[], timeoutMs = 10 * 60_000): Promise<number> {
   const chunks = texts.slice(0, 8).map((text, index) => ({ index, text, metadata: {} }));
   const data: EmbedJobData = {
     v: JOB_SCHEMA_VERSION,
@@ -39,7 +39,7 @@ async function warmUp(queue: Queue, texts: string[]): Promise<number> {
     chunks,
   };
   const job = await queue.add(JOB_NAME, data, { jobId: WARMUP_ID });
-  const deadline = Date.now() + 10 * 60_000;
+  const deadline = Date.now() + timeoutMs;
   while (!(await job.isCompleted())) {
     if ((await job.isFailed()) || Date.now() > deadline)
       throw new Error(`warm-up job did not complete: ${(await queue.getJob(WARMUP_ID))?.failedReason ?? "timed out"}`);
